@@ -1,0 +1,50 @@
+// Arena: bump allocation for one step's activations and scratch.
+//
+// The first steps may grow it (one extra block each time it runs out);
+// reset() then folds everything into a single block as large as the peak,
+// so a steady-state step performs no allocation at all. Tensors handed out
+// borrow the arena's bytes and are invalid after reset().
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "framework/core/tensor.h"
+
+namespace ptune {
+
+class Arena {
+ public:
+  explicit Arena(Device device = Device::cpu(), size_t initial_bytes = 0);
+  ~Arena();
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
+
+  Tensor alloc(const Shape& shape, DType dtype = DType::kF32);
+  Tensor zeros(const Shape& shape, DType dtype = DType::kF32);
+  // Frees everything handed out since the last reset.
+  void reset();
+
+  Device device() const { return device_; }
+  size_t used_bytes() const { return used_; }
+  size_t peak_bytes() const { return peak_; }
+  // How many times the arena asked the system for memory (tests use it to
+  // prove the steady state allocates nothing).
+  size_t system_allocations() const { return system_allocations_; }
+
+ private:
+  struct Block {
+    char* data;
+    size_t size;
+    size_t offset;
+  };
+  void add_block(size_t bytes);
+
+  Device device_;
+  std::vector<Block> blocks_;
+  size_t used_ = 0;
+  size_t peak_ = 0;
+  size_t system_allocations_ = 0;
+};
+
+}  // namespace ptune

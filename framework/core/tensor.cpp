@@ -1,0 +1,134 @@
+#include "framework/core/tensor.h"
+
+#include <algorithm>
+#include <vector>
+
+namespace ptune {
+
+Shape::Shape(std::initializer_list<int64_t> dims) {
+  for (int64_t d : dims) push_back(d);
+}
+
+int64_t Shape::numel() const {
+  int64_t n = 1;
+  for (int i = 0; i < ndim_; ++i) n *= dims_[size_t(i)];
+  return n;
+}
+
+void Shape::push_back(int64_t d) {
+  PTUNE_CHECK(ndim_ < kMaxDims, "shapes have at most {} dimensions", kMaxDims);
+  PTUNE_CHECK(d >= 0, "negative dimension {}", d);
+  dims_[size_t(ndim_++)] = d;
+}
+
+bool Shape::operator==(const Shape& o) const { return std::equal(begin(), end(), o.begin(), o.end()); }
+
+std::string Shape::str() const {
+  std::string s = "(";
+  for (int i = 0; i < ndim_; ++i) s += (i ? ", " : "") + std::to_string(dims_[size_t(i)]);
+  return s + ")";
+}
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  const size_t bytes = size_t(shape.numel()) * dtype_size(dtype);
+  void* p = device_allocate(device, bytes);
+  Tensor t;
+  t.owner_ = std::shared_ptr<void>(p, [device](void* q) { device_free(device, q); });
+  t.data_ = p;
+  t.shape_ = shape;
+  t.dtype_ = dtype;
+  t.device_ = device;
+  return t;
+}
+
+Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
+  Tensor t = empty(shape, dtype, device);
+  t.zero_();
+  return t;
+}
+
+Tensor Tensor::borrow(void* data, const Shape& shape, DType dtype, Device device,
+                      std::shared_ptr<void> keepalive) {
+  Tensor t;
+  t.data_ = data;
+  t.owner_ = std::move(keepalive);
+  t.shape_ = shape;
+  t.dtype_ = dtype;
+  t.device_ = device;
+  return t;
+}
+
+Tensor Tensor::view(const Shape& shape) const {
+  PTUNE_CHECK(shape.numel() == numel(), "cannot view {} as {}", shape_.str(), shape.str());
+  Tensor t = *this;
+  t.shape_ = shape;
+  return t;
+}
+
+Tensor Tensor::slice(int64_t begin, int64_t end) const {
+  PTUNE_CHECK(dim() >= 1 && 0 <= begin && begin <= end && end <= size(0),
+              "slice [{}, {}) out of range for shape {}", begin, end, shape_.str());
+  Tensor t = *this;
+  const int64_t row = size(0) == 0 ? 0 : numel() / size(0);
+  t.data_ = static_cast<char*>(data_) + size_t(begin * row) * dtype_size(dtype_);
+  t.shape_[0] = end - begin;
+  return t;
+}
+
+Tensor Tensor::select(int64_t i) const {
+  Tensor s = slice(i, i + 1);
+  Shape rest(shape_.begin() + 1, shape_.end());
+  s.shape_ = rest;
+  return s;
+}
+
+void Tensor::zero_() { device_memset_zero(device_, data_, nbytes()); }
+
+void Tensor::copy_from(const Tensor& src) {
+  PTUNE_CHECK(src.numel() == numel() && src.dtype() == dtype_, "copy {} {} into {} {}",
+              dtype_name(src.dtype()), src.shape().str(), dtype_name(dtype_), shape_.str());
+  device_copy(device_, data_, src.device_, src.data_, nbytes());
+}
+
+Tensor Tensor::to(Device device) const {
+  Tensor t = empty(shape_, dtype_, device);
+  t.copy_from(*this);
+  return t;
+}
+
+Tensor Tensor::to(DType dtype) const {
+  PTUNE_CHECK(device_.is_cpu(), "dtype conversion runs on the CPU; move the tensor first");
+  if (dtype == dtype_) return clone();
+  Tensor out = empty(shape_, dtype, device_);
+  const int64_t n = numel();
+  // Through double: exact for every source dtype (i64 up to 2^53).
+  auto load = [&](int64_t i) -> double {
+    switch (dtype_) {
+      case DType::kF32: return static_cast<const float*>(data_)[i];
+      case DType::kBF16: return bf16_to_f32(static_cast<const uint16_t*>(data_)[i]);
+      case DType::kF16: return f16_to_f32(static_cast<const uint16_t*>(data_)[i]);
+      case DType::kI32: return static_cast<const int32_t*>(data_)[i];
+      case DType::kI64: return double(static_cast<const int64_t*>(data_)[i]);
+    }
+    return 0;
+  };
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = load(i);
+    switch (dtype) {
+      case DType::kF32: static_cast<float*>(out.data_)[i] = float(v); break;
+      case DType::kBF16: static_cast<uint16_t*>(out.data_)[i] = f32_to_bf16(float(v)); break;
+      case DType::kF16: static_cast<uint16_t*>(out.data_)[i] = f32_to_f16(float(v)); break;
+      case DType::kI32: static_cast<int32_t*>(out.data_)[i] = int32_t(v); break;
+      case DType::kI64: static_cast<int64_t*>(out.data_)[i] = int64_t(v); break;
+    }
+  }
+  return out;
+}
+
+void check_tensor(const Tensor& t, const char* name, const Shape& shape, DType dtype) {
+  PTUNE_CHECK(t.defined(), "{} is missing", name);
+  PTUNE_CHECK(t.shape() == shape && t.dtype() == dtype, "{} must be {} {}, got {} {}", name,
+              dtype_name(dtype), shape.str(), dtype_name(t.dtype()), t.shape().str());
+}
+
+}  // namespace ptune

@@ -1,0 +1,84 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "framework/core/arena.h"
+#include "framework/core/rng.h"
+#include "framework/core/tensor.h"
+
+namespace ptune {
+namespace {
+
+TEST(Tensor, ViewSliceSelectShareStorage) {
+  Tensor t = Tensor::zeros({4, 3}, DType::kF32);
+  for (int i = 0; i < 12; ++i) t.data<float>()[i] = float(i);
+  Tensor rows = t.slice(1, 3);
+  EXPECT_EQ(rows.shape(), Shape({2, 3}));
+  EXPECT_EQ(rows.data<float>()[0], 3.0f);
+  Tensor row = t.select(2);
+  EXPECT_EQ(row.shape(), Shape({3}));
+  EXPECT_EQ(row.data<float>()[1], 7.0f);
+  row.data<float>()[1] = -1.0f;
+  EXPECT_EQ(t.view({12}).data<float>()[7], -1.0f);
+  EXPECT_THROW(t.view({5, 3}), Error);
+  EXPECT_THROW(t.slice(2, 5), Error);
+  EXPECT_THROW(t.data<int32_t>(), Error);
+}
+
+TEST(Tensor, DtypeConversionsRoundTrip) {
+  Tensor t = Tensor::empty({5}, DType::kF32);
+  const float values[5] = {0.0f, 1.0f, -2.5f, 65504.0f, 1.0e-6f};
+  for (int i = 0; i < 5; ++i) t.data<float>()[i] = values[i];
+  Tensor h = t.to(DType::kF16).to(DType::kF32);
+  Tensor b = t.to(DType::kBF16).to(DType::kF32);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(h.data<float>()[i], values[i]);
+    EXPECT_NEAR(b.data<float>()[i], values[i], std::fabs(values[i]) / 128);
+  }
+  EXPECT_NEAR(h.data<float>()[4], 1.0e-6f, 6.0e-8f);  // an f16 subnormal
+  EXPECT_EQ(f32_to_bf16(1.0f + 1.0f / 256), 0x3f80);   // tie rounds to even
+  EXPECT_EQ(f32_to_f16(1.0f), 0x3c00);
+  EXPECT_TRUE(std::isinf(f16_to_f32(f32_to_f16(70000.0f))));
+}
+
+TEST(Arena, SteadyStateAllocatesNothing) {
+  Arena arena;
+  auto step = [&] {
+    for (int i = 0; i < 10; ++i) arena.alloc({1000, 300 + i});
+    arena.reset();
+  };
+  step();
+  step();  // folds the blocks of the first step into one
+  const size_t after_warmup = arena.system_allocations();
+  for (int i = 0; i < 5; ++i) step();
+  EXPECT_EQ(arena.system_allocations(), after_warmup);
+  EXPECT_GE(arena.peak_bytes(), size_t(10) * 1000 * 300 * 4);
+}
+
+TEST(Rng, PhiloxKnownAnswer) {
+  // Random123's kat_vectors: philox4x32_10, counter 0, key 0.
+  const auto w = philox4x32(0, 0, 0);
+  EXPECT_EQ(w[0], 0x6627e8d5u);
+  EXPECT_EQ(w[1], 0xe169c58du);
+  EXPECT_EQ(w[2], 0xbc57ac4cu);
+  EXPECT_EQ(w[3], 0x9b00dbd8u);
+}
+
+TEST(Rng, NormalHasRightMoments) {
+  Rng rng(42);
+  Tensor t = Tensor::empty({200000}, DType::kF32);
+  rng.fill_normal(t, 1.0f, 2.0f);
+  double sum = 0, sq = 0;
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    sum += t.data<float>()[i];
+    sq += double(t.data<float>()[i]) * t.data<float>()[i];
+  }
+  const double mean = sum / double(t.numel());
+  const double var = sq / double(t.numel()) - mean * mean;
+  EXPECT_NEAR(mean, 1.0, 0.02);
+  EXPECT_NEAR(var, 4.0, 0.05);
+  EXPECT_EQ(rng.offset(), uint64_t(2 * t.numel()));
+}
+
+}  // namespace
+}  // namespace ptune

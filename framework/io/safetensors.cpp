@@ -37,12 +37,13 @@ namespace {
 // Element size of every dtype the format defines, supported or not, so
 // that sizes are checked even for tensors ptune will never read. Sub-byte
 // dtypes (F4, F6_*) are absent: their size is not checked.
+constexpr std::pair<const char*, uint64_t> kFileDtypeSizes[] = {
+    {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1}, {"F8_E8M0", 1},
+    {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},     {"U32", 4},
+    {"F32", 4},  {"F64", 8}, {"I64", 8}, {"U64", 8},     {"C64", 8}};
+
 std::optional<uint64_t> file_dtype_size(const std::string& name) {
-  static constexpr std::pair<const char*, uint64_t> kSizes[] = {
-      {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1}, {"F8_E8M0", 1},
-      {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},     {"U32", 4},
-      {"F32", 4},  {"F64", 8}, {"I64", 8}, {"U64", 8},     {"C64", 8}};
-  for (const auto& [n, s] : kSizes)
+  for (const auto& [n, s] : kFileDtypeSizes)
     if (name == n) return s;
   return std::nullopt;
 }

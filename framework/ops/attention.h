@@ -1,0 +1,43 @@
+// Scaled dot-product attention with an optional KV prefix (prefix tuning,
+// P-Tuning v2) and grouped-query heads.
+#pragma once
+
+#include <cstdint>
+
+#include "framework/core/tensor.h"
+
+namespace ptune::ops {
+
+enum class AttentionMask : uint8_t { kBidirectional, kCausal };
+
+struct AttentionConfig {
+  int64_t heads = 0;     // H query heads
+  int64_t kv_heads = 0;  // KVH key/value heads; H % KVH == 0 (H for MHA)
+  int64_t head_dim = 0;  // D
+  AttentionMask mask = AttentionMask::kBidirectional;
+  float scale = 1.0f;  // usually 1/√D
+
+  int64_t q_width() const { return heads * head_dim; }
+  int64_t kv_width() const { return kv_heads * head_dim; }
+  int64_t qkv_width() const { return q_width() + 2 * kv_width(); }
+};
+
+// qkv (B, T, H·D + 2·KVH·D): per token the query heads, then the key heads,
+// then the value heads (GPT-2's c_attn layout).
+// prefix_k, prefix_v (P, KVH·D): virtual keys/values shared by the whole
+// batch, always visible, never masked; undefined when there is no prefix.
+// key_mask (B, T) i32: 1 for real tokens, 0 for padding; undefined = all real.
+// Causal masking lets query i see real keys j ≤ i (and the whole prefix).
+// A query that sees no key at all gets a zero output.
+// Writes out (B, T, H·D) and probs (B, H, T, P + T), kept for backward.
+void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv, const Tensor& prefix_k,
+                       const Tensor& prefix_v, const Tensor& key_mask, const AttentionConfig& cfg);
+
+// dqkv (B, T, ·) += ∂L/∂qkv; dprefix_k, dprefix_v (P, KVH·D) += gradients
+// summed over the batch (undefined when no prefix or not wanted).
+// dscores (B, H, T, P + T) is scratch, overwritten.
+void attention_backward(const Tensor& dqkv, const Tensor& dprefix_k, const Tensor& dprefix_v,
+                        const Tensor& dscores, const Tensor& dout, const Tensor& qkv, const Tensor& probs,
+                        const Tensor& prefix_k, const Tensor& prefix_v, const AttentionConfig& cfg);
+
+}  // namespace ptune::ops

@@ -1,0 +1,189 @@
+// Attention on the CPU: one (batch, head) pair per OpenMP iteration, BLAS
+// on strided views of qkv (no head permutes). Scores are materialised as
+// probs (B, H, T, P+T): the readable reference for the CUDA flash kernels.
+#include <cmath>
+
+#include "framework/ops/attention.h"
+#include "framework/ops/cpu/gemm_cpu.h"
+#include "framework/ops/dispatch.h"
+
+namespace ptune::ops {
+
+using cpu::gemm;
+using cpu::Trans;
+
+namespace {
+
+struct Layout {
+  int64_t batch, seq, prefix, keys;  // B, T, P, P + T
+  int64_t heads, kv_heads, head_dim, group;
+  int64_t qkv_width, q_width, kv_width;
+
+  // Offsets inside the qkv row of a token.
+  int64_t q_offset(int64_t h) const { return h * head_dim; }
+  int64_t k_offset(int64_t h) const { return q_width + (h / group) * head_dim; }
+  int64_t v_offset(int64_t h) const { return q_width + kv_width + (h / group) * head_dim; }
+  int64_t prefix_offset(int64_t h) const { return (h / group) * head_dim; }
+};
+
+Layout make_layout(const Tensor& qkv, const Tensor& prefix_k, const AttentionConfig& cfg) {
+  PTUNE_CHECK(cfg.heads > 0 && cfg.kv_heads > 0 && cfg.heads % cfg.kv_heads == 0 && cfg.head_dim > 0,
+              "attention: {} heads, {} kv heads, head dim {}", cfg.heads, cfg.kv_heads, cfg.head_dim);
+  PTUNE_CHECK(qkv.dim() == 3 && qkv.size(2) == cfg.qkv_width(), "attention: qkv {} for width {}", qkv.shape().str(),
+              cfg.qkv_width());
+  Layout l{};
+  l.batch = qkv.size(0);
+  l.seq = qkv.size(1);
+  l.prefix = prefix_k.defined() ? prefix_k.size(0) : 0;
+  l.keys = l.prefix + l.seq;
+  l.heads = cfg.heads;
+  l.kv_heads = cfg.kv_heads;
+  l.head_dim = cfg.head_dim;
+  l.group = cfg.heads / cfg.kv_heads;
+  l.qkv_width = cfg.qkv_width();
+  l.q_width = cfg.q_width();
+  l.kv_width = cfg.kv_width();
+  if (l.prefix > 0)
+    PTUNE_CHECK(prefix_k.size(1) == l.kv_width, "attention: prefix keys {} for kv width {}", prefix_k.shape().str(),
+                l.kv_width);
+  return l;
+}
+
+// Softmax of one score row in place; masked keys get probability 0.
+void masked_softmax_row(float* row, const Layout& l, const int32_t* key_mask, int64_t query, bool causal) {
+  auto visible = [&](int64_t j) {  // j indexes the P + T keys
+    if (j < l.prefix) return true;
+    const int64_t t = j - l.prefix;
+    return (key_mask == nullptr || key_mask[t] != 0) && (!causal || t <= query);
+  };
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < l.keys; ++j)
+    if (visible(j)) mx = std::max(mx, row[j]);
+  if (mx == -INFINITY) {
+    for (int64_t j = 0; j < l.keys; ++j) row[j] = 0.0f;
+    return;
+  }
+  float sum = 0.0f;
+  for (int64_t j = 0; j < l.keys; ++j) {
+    row[j] = visible(j) ? std::exp(row[j] - mx) : 0.0f;
+    sum += row[j];
+  }
+  const float inv = 1.0f / sum;
+  for (int64_t j = 0; j < l.keys; ++j) row[j] *= inv;
+}
+
+}  // namespace
+
+void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv, const Tensor& prefix_k,
+                       const Tensor& prefix_v, const Tensor& key_mask, const AttentionConfig& cfg) {
+  PTUNE_REQUIRE_CPU(qkv, "attention_forward");
+  const Layout l = make_layout(qkv, prefix_k, cfg);
+  check_tensor(probs, "attention probs", {l.batch, l.heads, l.seq, l.keys});
+  check_tensor(out, "attention output", {l.batch, l.seq, l.q_width});
+  if (key_mask.defined()) check_tensor(key_mask, "attention key mask", {l.batch, l.seq}, DType::kI32);
+  const float* pqkv = qkv.data<float>();
+  const float* pk = l.prefix ? prefix_k.data<float>() : nullptr;
+  const float* pv = l.prefix ? prefix_v.data<float>() : nullptr;
+  const int32_t* pmask = key_mask.defined() ? key_mask.data<int32_t>() : nullptr;
+  float* pprobs = probs.data<float>();
+  float* pout = out.data<float>();
+  const bool causal = cfg.mask == AttentionMask::kCausal;
+  const int64_t T = l.seq, P = l.prefix, S = l.keys, D = l.head_dim, W = l.qkv_width;
+
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < l.batch; ++b) {
+    for (int64_t h = 0; h < l.heads; ++h) {
+      const float* tokens = pqkv + b * T * W;
+      float* att = pprobs + (b * l.heads + h) * T * S;  // (T, P + T)
+      float* o = pout + b * T * l.q_width + h * D;      // (T, D), row stride H·D
+      if (P) gemm(Trans::kNo, Trans::kYes, T, P, D, cfg.scale, tokens + l.q_offset(h), W, pk + l.prefix_offset(h),
+                  l.kv_width, 0.0f, att, S);
+      gemm(Trans::kNo, Trans::kYes, T, T, D, cfg.scale, tokens + l.q_offset(h), W, tokens + l.k_offset(h), W, 0.0f,
+           att + P, S);
+      for (int64_t i = 0; i < T; ++i)
+        masked_softmax_row(att + i * S, l, pmask ? pmask + b * T : nullptr, i, causal);
+      if (P) gemm(Trans::kNo, Trans::kNo, T, D, P, 1.0f, att, S, pv + l.prefix_offset(h), l.kv_width, 0.0f, o,
+                  l.q_width);
+      gemm(Trans::kNo, Trans::kNo, T, D, T, 1.0f, att + P, S, tokens + l.v_offset(h), W, P ? 1.0f : 0.0f, o,
+           l.q_width);
+    }
+  }
+}
+
+void attention_backward(const Tensor& dqkv, const Tensor& dprefix_k, const Tensor& dprefix_v, const Tensor& dscores,
+                        const Tensor& dout, const Tensor& qkv, const Tensor& probs, const Tensor& prefix_k,
+                        const Tensor& prefix_v, const AttentionConfig& cfg) {
+  PTUNE_REQUIRE_CPU(qkv, "attention_backward");
+  const Layout l = make_layout(qkv, prefix_k, cfg);
+  check_tensor(dqkv, "attention dqkv", qkv.shape());
+  check_tensor(dscores, "attention dscores", probs.shape());
+  check_tensor(dout, "attention dout", {l.batch, l.seq, l.q_width});
+  const float* pqkv = qkv.data<float>();
+  const float* pk = l.prefix ? prefix_k.data<float>() : nullptr;
+  const float* pv = l.prefix ? prefix_v.data<float>() : nullptr;
+  const float* pprobs = probs.data<float>();
+  const float* pdout = dout.data<float>();
+  float* pdqkv = dqkv.data<float>();
+  float* pds = dscores.data<float>();
+  const int64_t T = l.seq, P = l.prefix, S = l.keys, D = l.head_dim, W = l.qkv_width;
+
+  // Pass 1: everything that belongs to one (batch, kv head) pair — the
+  // query heads of a group share their key/value rows, so they stay in one
+  // iteration and no two iterations write the same dqkv bytes.
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < l.batch; ++b) {
+    for (int64_t g = 0; g < l.kv_heads; ++g) {
+      for (int64_t h = g * l.group; h < (g + 1) * l.group; ++h) {
+        const float* tokens = pqkv + b * T * W;
+        float* dtokens = pdqkv + b * T * W;
+        const float* att = pprobs + (b * l.heads + h) * T * S;
+        float* ds = pds + (b * l.heads + h) * T * S;
+        const float* dout_h = pdout + b * T * l.q_width + h * D;
+        // dprobs = dout · Vᵀ
+        if (P) gemm(Trans::kNo, Trans::kYes, T, P, D, 1.0f, dout_h, l.q_width, pv + l.prefix_offset(h), l.kv_width,
+                    0.0f, ds, S);
+        gemm(Trans::kNo, Trans::kYes, T, T, D, 1.0f, dout_h, l.q_width, tokens + l.v_offset(h), W, 0.0f, ds + P, S);
+        // dV += probsᵀ · dout
+        gemm(Trans::kYes, Trans::kNo, T, D, T, 1.0f, att + P, S, dout_h, l.q_width, 1.0f, dtokens + l.v_offset(h), W);
+        // Softmax backward: dscore = p ⊙ (dp − Σ p·dp); masked keys have p = 0.
+        for (int64_t i = 0; i < T; ++i) {
+          const float* p = att + i * S;
+          float* d = ds + i * S;
+          float dot = 0.0f;
+          for (int64_t j = 0; j < S; ++j) dot += p[j] * d[j];
+          for (int64_t j = 0; j < S; ++j) d[j] = p[j] * (d[j] - dot);
+        }
+        // dQ += scale · dscores · K;  dK += scale · dscoresᵀ · Q
+        if (P) gemm(Trans::kNo, Trans::kNo, T, D, P, cfg.scale, ds, S, pk + l.prefix_offset(h), l.kv_width, 1.0f,
+                    dtokens + l.q_offset(h), W);
+        gemm(Trans::kNo, Trans::kNo, T, D, T, cfg.scale, ds + P, S, tokens + l.k_offset(h), W, 1.0f,
+             dtokens + l.q_offset(h), W);
+        gemm(Trans::kYes, Trans::kNo, T, D, T, cfg.scale, ds + P, S, tokens + l.q_offset(h), W, 1.0f,
+             dtokens + l.k_offset(h), W);
+      }
+    }
+  }
+
+  // Pass 2: the prefix is shared by the batch, so its gradient sums over b;
+  // one iteration per kv head keeps the writes disjoint.
+  if (P == 0 || (!dprefix_k.defined() && !dprefix_v.defined())) return;
+  float* pdk = dprefix_k.defined() ? dprefix_k.data<float>() : nullptr;
+  float* pdv = dprefix_v.defined() ? dprefix_v.data<float>() : nullptr;
+#pragma omp parallel for schedule(static)
+  for (int64_t g = 0; g < l.kv_heads; ++g) {
+    for (int64_t b = 0; b < l.batch; ++b) {
+      for (int64_t h = g * l.group; h < (g + 1) * l.group; ++h) {
+        const float* att = pprobs + (b * l.heads + h) * T * S;
+        const float* ds = pds + (b * l.heads + h) * T * S;
+        const float* dout_h = pdout + b * T * l.q_width + h * D;
+        const float* q = pqkv + b * T * W + l.q_offset(h);
+        if (pdk) gemm(Trans::kYes, Trans::kNo, P, D, T, cfg.scale, ds, S, q, W, 1.0f, pdk + l.prefix_offset(h),
+                      l.kv_width);
+        if (pdv) gemm(Trans::kYes, Trans::kNo, P, D, T, 1.0f, att, S, dout_h, l.q_width, 1.0f,
+                      pdv + l.prefix_offset(h), l.kv_width);
+      }
+    }
+  }
+}
+
+}  // namespace ptune::ops

@@ -1,0 +1,48 @@
+#include "framework/ops/dispatch.h"
+#include "framework/ops/embedding.h"
+
+namespace ptune::ops {
+
+namespace {
+template <bool kAdd>
+void lookup(const Tensor& out, const Tensor& ids, const Tensor& table) {
+  PTUNE_REQUIRE_CPU(table, "embedding_forward");
+  const int64_t n = ids.numel(), c = table.size(1), v = table.size(0);
+  PTUNE_CHECK(out.numel() == n * c, "embedding: out {} for {} ids of width {}", out.shape().str(), n, c);
+  const int32_t* pid = ids.data<int32_t>();
+  const float* pt = table.data<float>();
+  float* po = out.data<float>();
+  for (int64_t i = 0; i < n; ++i)
+    PTUNE_CHECK(pid[i] >= 0 && pid[i] < v, "embedding: id {} at position {} is outside the table of {} rows",
+                pid[i], i, v);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const float* row = pt + int64_t(pid[i]) * c;
+    float* o = po + i * c;
+    for (int64_t j = 0; j < c; ++j) {
+      if constexpr (kAdd) o[j] += row[j];
+      else o[j] = row[j];
+    }
+  }
+}
+}  // namespace
+
+void embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table) { lookup<false>(out, ids, table); }
+void embedding_add(const Tensor& out, const Tensor& ids, const Tensor& table) { lookup<true>(out, ids, table); }
+
+void embedding_backward(const Tensor& dtable, const Tensor& dout, const Tensor& ids) {
+  PTUNE_REQUIRE_CPU(dtable, "embedding_backward");
+  const int64_t n = ids.numel(), c = dtable.size(1);
+  const int32_t* pid = ids.data<int32_t>();
+  const float* pd = dout.data<float>();
+  float* pt = dtable.data<float>();
+  // Serial over rows: repeated ids would race; columns are parallel.
+  for (int64_t i = 0; i < n; ++i) {
+    float* row = pt + int64_t(pid[i]) * c;
+    const float* d = pd + i * c;
+#pragma omp simd
+    for (int64_t j = 0; j < c; ++j) row[j] += d[j];
+  }
+}
+
+}  // namespace ptune::ops

@@ -1,0 +1,85 @@
+#include <cmath>
+
+#include "framework/ops/dispatch.h"
+#include "framework/ops/layernorm.h"
+
+namespace ptune::ops {
+
+void norm_forward(NormKind kind, const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,
+                  const Tensor& w, const Tensor& b, float eps) {
+  PTUNE_REQUIRE_CPU(x, "norm_forward");
+  const int64_t c = x.size(-1), n = x.numel() / c;
+  PTUNE_CHECK(w.numel() == c && y.numel() == x.numel(), "norm_forward: x {} w {} y {}", x.shape().str(),
+              w.shape().str(), y.shape().str());
+  const bool layer = kind == NormKind::kLayerNorm;
+  const float* px = x.data<float>();
+  const float* pw = w.data<float>();
+  const float* pb = b.defined() ? b.data<float>() : nullptr;
+  float* py = y.data<float>();
+  float* pmean = layer ? mean.data<float>() : nullptr;
+  float* prstd = rstd.data<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const float* xi = px + i * c;
+    float m = 0.0f;
+    if (layer) {
+      for (int64_t j = 0; j < c; ++j) m += xi[j];
+      m /= float(c);
+    }
+    float v = 0.0f;
+    for (int64_t j = 0; j < c; ++j) v += (xi[j] - m) * (xi[j] - m);
+    const float r = 1.0f / std::sqrt(v / float(c) + eps);
+    float* yi = py + i * c;
+    for (int64_t j = 0; j < c; ++j) yi[j] = (xi[j] - m) * r * pw[j] + (pb ? pb[j] : 0.0f);
+    if (layer) pmean[i] = m;
+    prstd[i] = r;
+  }
+}
+
+void norm_backward(NormKind kind, const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
+                   const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd) {
+  PTUNE_REQUIRE_CPU(x, "norm_backward");
+  const int64_t c = x.size(-1), n = x.numel() / c;
+  const bool layer = kind == NormKind::kLayerNorm;
+  const float* px = x.data<float>();
+  const float* pw = w.data<float>();
+  const float* pdy = dy.data<float>();
+  const float* pmean = layer ? mean.data<float>() : nullptr;
+  const float* prstd = rstd.data<float>();
+  float* pdx = dx.data<float>();
+  // x̂ = (x - μ)·r; with g = dy·w: dx = r·(g - mean(g) - x̂·mean(g·x̂)) for
+  // LayerNorm, dx = r·(g - x̂·mean(g·x̂)) for RMSNorm.
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const float m = layer ? pmean[i] : 0.0f, r = prstd[i];
+    const float* xi = px + i * c;
+    const float* dyi = pdy + i * c;
+    float g_mean = 0.0f, gx_mean = 0.0f;
+    for (int64_t j = 0; j < c; ++j) {
+      const float g = dyi[j] * pw[j];
+      g_mean += g;
+      gx_mean += g * (xi[j] - m) * r;
+    }
+    g_mean = layer ? g_mean / float(c) : 0.0f;
+    gx_mean /= float(c);
+    float* dxi = pdx + i * c;
+    for (int64_t j = 0; j < c; ++j) {
+      const float xhat = (xi[j] - m) * r;
+      dxi[j] += r * (dyi[j] * pw[j] - g_mean - xhat * gx_mean);
+    }
+  }
+  if (dw.defined() || db.defined()) {
+    float* pdw = dw.defined() ? dw.data<float>() : nullptr;
+    float* pdb = db.defined() ? db.data<float>() : nullptr;
+    for (int64_t i = 0; i < n; ++i) {
+      const float m = layer ? pmean[i] : 0.0f, r = prstd[i];
+      for (int64_t j = 0; j < c; ++j) {
+        const float d = pdy[i * c + j];
+        if (pdw) pdw[j] += d * (px[i * c + j] - m) * r;
+        if (pdb) pdb[j] += d;
+      }
+    }
+  }
+}
+
+}  // namespace ptune::ops

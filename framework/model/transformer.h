@@ -1,0 +1,92 @@
+// The one transformer: GPT-2, BERT and RoBERTa (and, through ModelSpec,
+// more) share this forward and backward. Backward computes activation
+// gradients only — dX = dY·W through every frozen layer, never a weight
+// gradient — and stops below the lowest layer that holds a prompt.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "framework/core/arena.h"
+#include "framework/core/tensor.h"
+#include "framework/model/spec.h"
+#include "framework/model/weights.h"
+
+namespace ptune::model {
+
+// Per-layer virtual keys and values (prefix tuning, P-Tuning v2): for layer
+// l, keys[l] and values[l] are (P, KVH·D) shared by the batch, or undefined
+// when layer l has no prefix.
+struct KvPrefix {
+  std::vector<Tensor> keys, values;
+  int64_t length() const;  // P (0 without a prefix)
+};
+
+struct ModelInputs {
+  Tensor input_embeds;    // (B, T, C) word-embedding rows; prompt rows may be spliced in
+  Tensor position_ids;    // (B, T) i32
+  Tensor token_type_ids;  // (B, T) i32; undefined = type 0 everywhere
+  Tensor attention_mask;  // (B, T) i32, 1 = real token; undefined = all real
+  const KvPrefix* prefix = nullptr;
+};
+
+// Where backward accumulates: a defined tensor means "this gradient is
+// wanted". Gradients accumulate (+=) so micro-batches add up.
+struct ModelGrads {
+  Tensor input_embeds;       // (B, T, C)
+  KvPrefix* prefix = nullptr;  // d(keys[l]), d(values[l]) where defined
+};
+
+class Transformer {
+ public:
+  Transformer(const ModelSpec& spec, std::unique_ptr<ModelWeights> weights);
+  // config.json + safetensors of a Hugging Face model directory.
+  static std::unique_ptr<Transformer> load(const std::string& dir);
+
+  const ModelSpec& spec() const { return spec_; }
+  const ModelWeights& weights() const { return *weights_; }
+
+  // out (B, T, C) = word embeddings of ids (B, T) i32.
+  void embed_tokens(const Tensor& out, const Tensor& ids) const;
+  // Position ids (B, T) i32 as transformers derives them: real tokens start
+  // at P (the prefix length) + the spec's offset; RoBERTa, given ids, also
+  // gives padding the position padding_idx and counts only real tokens.
+  void default_position_ids(const Tensor& out, const Tensor& ids, int64_t prefix_length) const;
+
+  // Returns the last hidden state (B, T, C) (after GPT-2's final norm).
+  // Everything backward needs stays in `arena` until its next reset().
+  Tensor forward(const ModelInputs& inputs, Arena& arena);
+  // From dhidden (B, T, C), accumulates the wanted gradients of `grads`.
+  // Uses the activations of the last forward.
+  void backward(const Tensor& dhidden, const ModelGrads& grads, Arena& arena);
+
+ private:
+  struct LayerActivations {
+    Tensor input;                    // (B, T, C) residual stream entering the block
+    Tensor norm1, mean1, rstd1;      // pre-LN: norm1 = LN(input); post-LN: LN(input + attn)
+    Tensor qkv, probs, attn;         // (B, T, QKV), (B, H, T, P+T), (B, T, H·D)
+    Tensor residual;                 // pre-LN: input + attn proj; post-LN: input + attn proj (pre-norm)
+    Tensor norm2, mean2, rstd2;
+    Tensor fc, act;                  // (B, T, I) before and after the activation
+    Tensor residual2;                // post-LN: norm1 + mlp (before norm2)
+    Tensor prefix_k, prefix_v;       // this layer's prefix, if any
+  };
+
+  void layer_forward(int64_t l, LayerActivations& a, const Tensor& out, const Tensor& mask, Arena& arena);
+  // Accumulates dinput (may be undefined below the last layer that needs it).
+  void layer_backward(int64_t l, LayerActivations& a, const Tensor& dout, const Tensor& dinput,
+                      const Tensor& dprefix_k, const Tensor& dprefix_v, Arena& arena);
+
+  ModelSpec spec_;
+  std::unique_ptr<ModelWeights> weights_;
+  ops::AttentionConfig attention_;
+
+  // Saved by forward for backward (views into the caller's arena).
+  std::vector<LayerActivations> saved_;
+  Tensor embed_sum_, embed_mean_, embed_rstd_;  // BERT's embedding LayerNorm input and stats
+  Tensor final_input_, final_mean_, final_rstd_;
+  int64_t batch_ = 0, seq_ = 0;
+};
+
+}  // namespace ptune::model

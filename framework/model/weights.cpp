@@ -1,0 +1,235 @@
+#include "framework/model/weights.h"
+
+#include <fmt/format.h>
+
+namespace ptune::model {
+
+namespace {
+
+// Appends a parameter to a unit; its sources are the checkpoint tensors
+// stacked along rows.
+void add(WeightUnit& unit, Tensor* slot, std::string name, Shape shape, std::vector<Source> sources) {
+  Param p{std::move(name), shape, std::move(sources), slot, unit.numel};
+  unit.numel += shape.numel();
+  unit.params.push_back(std::move(p));
+}
+
+Source copy(std::string name) { return {std::move(name), Transform::kCopy}; }
+Source conv1d(std::string name) { return {std::move(name), Transform::kTranspose}; }
+
+// Writes checkpoint tensor `src` (rows × cols as stored) into dst rows.
+void read_source(float* dst, const Tensor& src, Transform t, int64_t rows, int64_t cols) {
+  const float* s = src.data<float>();
+  if (t == Transform::kCopy) {
+    std::copy(s, s + rows * cols, dst);
+    return;
+  }
+  for (int64_t i = 0; i < rows; ++i)  // src is (cols, rows)
+    for (int64_t j = 0; j < cols; ++j) dst[i * cols + j] = s[j * rows + i];
+}
+
+}  // namespace
+
+std::string ModelWeights::default_prefix(Arch arch) {
+  switch (arch) {
+    case Arch::kGpt2: return "transformer.";
+    case Arch::kBert: return "bert.";
+    case Arch::kRoberta: return "roberta.";
+  }
+  return "";
+}
+
+void WeightUnit::bind(const Tensor& flat_buffer) {
+  PTUNE_CHECK(flat_buffer.numel() == numel, "unit {}: buffer of {} elements for {}", name, flat_buffer.numel(), numel);
+  flat = flat_buffer;
+  for (Param& p : params) *p.slot = flat.slice(p.offset, p.offset + p.shape.numel()).view(p.shape);
+}
+
+ModelWeights::ModelWeights(const ModelSpec& spec, std::set<Component> components, std::string prefix)
+    : spec_(spec), components_(std::move(components)), prefix_(std::move(prefix)) {
+  const int64_t C = spec.hidden, V = spec.vocab_size, I = spec.intermediate;
+  const int64_t QKV = spec.attention_config().qkv_width(), Q = spec.attention_config().q_width();
+  const std::string& b = prefix_;
+  blocks.resize(size_t(spec.layers));
+
+  WeightUnit emb{"embeddings"};
+  EmbeddingWeights& e = embeddings;
+  if (spec.arch == Arch::kGpt2) {
+    add(emb, &e.word, "embeddings.word", {V, C}, {copy(b + "wte.weight")});
+    add(emb, &e.position, "embeddings.position", {spec.max_positions, C}, {copy(b + "wpe.weight")});
+  } else {
+    const std::string p = b + "embeddings.";
+    add(emb, &e.word, "embeddings.word", {V, C}, {copy(p + "word_embeddings.weight")});
+    add(emb, &e.position, "embeddings.position", {spec.max_positions, C}, {copy(p + "position_embeddings.weight")});
+    if (spec.type_vocab_size > 0)
+      add(emb, &e.token_type, "embeddings.token_type", {spec.type_vocab_size, C},
+          {copy(p + "token_type_embeddings.weight")});
+    add(emb, &e.norm_w, "embeddings.norm.weight", {C}, {copy(p + "LayerNorm.weight")});
+    add(emb, &e.norm_b, "embeddings.norm.bias", {C}, {copy(p + "LayerNorm.bias")});
+  }
+  units_.push_back(std::move(emb));
+
+  for (int64_t l = 0; l < spec.layers; ++l) {
+    BlockWeights& w = blocks[size_t(l)];
+    WeightUnit u{fmt::format("block.{}", l)};
+    const std::string n = fmt::format("block.{}.", l);
+    if (spec.arch == Arch::kGpt2) {
+      const std::string p = fmt::format("{}h.{}.", b, l);
+      add(u, &w.norm1_w, n + "norm1.weight", {C}, {copy(p + "ln_1.weight")});
+      add(u, &w.norm1_b, n + "norm1.bias", {C}, {copy(p + "ln_1.bias")});
+      add(u, &w.qkv_w, n + "qkv.weight", {QKV, C}, {conv1d(p + "attn.c_attn.weight")});
+      add(u, &w.qkv_b, n + "qkv.bias", {QKV}, {copy(p + "attn.c_attn.bias")});
+      add(u, &w.proj_w, n + "proj.weight", {C, Q}, {conv1d(p + "attn.c_proj.weight")});
+      add(u, &w.proj_b, n + "proj.bias", {C}, {copy(p + "attn.c_proj.bias")});
+      add(u, &w.norm2_w, n + "norm2.weight", {C}, {copy(p + "ln_2.weight")});
+      add(u, &w.norm2_b, n + "norm2.bias", {C}, {copy(p + "ln_2.bias")});
+      add(u, &w.fc_w, n + "fc.weight", {I, C}, {conv1d(p + "mlp.c_fc.weight")});
+      add(u, &w.fc_b, n + "fc.bias", {I}, {copy(p + "mlp.c_fc.bias")});
+      add(u, &w.fc2_w, n + "fc2.weight", {C, I}, {conv1d(p + "mlp.c_proj.weight")});
+      add(u, &w.fc2_b, n + "fc2.bias", {C}, {copy(p + "mlp.c_proj.bias")});
+    } else {
+      const std::string p = fmt::format("{}encoder.layer.{}.", b, l);
+      const std::string s = p + "attention.self.";
+      add(u, &w.qkv_w, n + "qkv.weight", {QKV, C},
+          {copy(s + "query.weight"), copy(s + "key.weight"), copy(s + "value.weight")});
+      add(u, &w.qkv_b, n + "qkv.bias", {QKV}, {copy(s + "query.bias"), copy(s + "key.bias"), copy(s + "value.bias")});
+      add(u, &w.proj_w, n + "proj.weight", {C, Q}, {copy(p + "attention.output.dense.weight")});
+      add(u, &w.proj_b, n + "proj.bias", {C}, {copy(p + "attention.output.dense.bias")});
+      add(u, &w.norm1_w, n + "norm1.weight", {C}, {copy(p + "attention.output.LayerNorm.weight")});
+      add(u, &w.norm1_b, n + "norm1.bias", {C}, {copy(p + "attention.output.LayerNorm.bias")});
+      add(u, &w.fc_w, n + "fc.weight", {I, C}, {copy(p + "intermediate.dense.weight")});
+      add(u, &w.fc_b, n + "fc.bias", {I}, {copy(p + "intermediate.dense.bias")});
+      add(u, &w.fc2_w, n + "fc2.weight", {C, I}, {copy(p + "output.dense.weight")});
+      add(u, &w.fc2_b, n + "fc2.bias", {C}, {copy(p + "output.dense.bias")});
+      add(u, &w.norm2_w, n + "norm2.weight", {C}, {copy(p + "output.LayerNorm.weight")});
+      add(u, &w.norm2_b, n + "norm2.bias", {C}, {copy(p + "output.LayerNorm.bias")});
+    }
+    units_.push_back(std::move(u));
+  }
+
+  WeightUnit head{"head"};
+  HeadWeights& h = heads;
+  if (spec.final_norm) {
+    add(head, &h.final_norm_w, "head.final_norm.weight", {C}, {copy(b + "ln_f.weight")});
+    add(head, &h.final_norm_b, "head.final_norm.bias", {C}, {copy(b + "ln_f.bias")});
+  }
+  if (has(Component::kLmHead)) add(head, &h.lm_w, "head.lm.weight", {V, C}, {copy("lm_head.weight")});
+  if (has(Component::kMlmHead)) {
+    const bool bert = spec.arch == Arch::kBert;
+    const std::string p = bert ? "cls.predictions." : "lm_head.";
+    add(head, &h.mlm_dense_w, "head.mlm.dense.weight", {C, C}, {copy(p + (bert ? "transform.dense.weight" : "dense.weight"))});
+    add(head, &h.mlm_dense_b, "head.mlm.dense.bias", {C}, {copy(p + (bert ? "transform.dense.bias" : "dense.bias"))});
+    add(head, &h.mlm_norm_w, "head.mlm.norm.weight", {C}, {copy(p + (bert ? "transform.LayerNorm.weight" : "layer_norm.weight"))});
+    add(head, &h.mlm_norm_b, "head.mlm.norm.bias", {C}, {copy(p + (bert ? "transform.LayerNorm.bias" : "layer_norm.bias"))});
+    add(head, &h.mlm_bias, "head.mlm.bias", {V}, {copy(p + "bias")});
+  }
+  if (has(Component::kPooler)) {
+    add(head, &h.pooler_w, "head.pooler.weight", {C, C}, {copy(b + "pooler.dense.weight")});
+    add(head, &h.pooler_b, "head.pooler.bias", {C}, {copy(b + "pooler.dense.bias")});
+  }
+  if (head.numel > 0) units_.push_back(std::move(head));
+}
+
+void ModelWeights::allocate() {
+  for (WeightUnit& u : units_) u.bind(Tensor::empty({u.numel}, DType::kF32));
+}
+
+int64_t ModelWeights::parameter_count() const {
+  int64_t n = 0;
+  for (const WeightUnit& u : units_) n += u.numel;
+  return n;
+}
+
+std::unique_ptr<ModelWeights> ModelWeights::load(const ModelSpec& spec, const io::CheckpointReader& checkpoint) {
+  // The base model's prefix is whatever makes the word embeddings resolve.
+  const std::string word = spec.arch == Arch::kGpt2 ? "wte.weight" : "embeddings.word_embeddings.weight";
+  std::string prefix;
+  bool found = false;
+  for (const std::string p : {"", "transformer.", "bert.", "roberta.", "model."}) {
+    if (checkpoint.contains(p + word)) {
+      prefix = p;
+      found = true;
+      break;
+    }
+  }
+  PTUNE_CHECK(found, "{}: no '{}' tensor (with or without a base-model prefix): not a {} checkpoint",
+              checkpoint.path(), word, spec.arch_name());
+
+  std::set<Component> components;
+  if (spec.arch == Arch::kGpt2 && !spec.tie_word_embeddings) components.insert(Component::kLmHead);
+  if (spec.arch == Arch::kBert && checkpoint.contains("cls.predictions.transform.dense.weight"))
+    components.insert(Component::kMlmHead);
+  if (spec.arch == Arch::kRoberta && checkpoint.contains("lm_head.dense.weight")) components.insert(Component::kMlmHead);
+  if (spec.arch != Arch::kGpt2 && checkpoint.contains(prefix + "pooler.dense.weight"))
+    components.insert(Component::kPooler);
+
+  auto weights = std::make_unique<ModelWeights>(spec, components, prefix);
+  weights->allocate();
+  for (WeightUnit& u : weights->units_) {
+    for (Param& p : u.params) {
+      float* dst = p.slot->data<float>();
+      const int64_t cols = p.shape.dim() == 2 ? p.shape[1] : 1;
+      int64_t row = 0;
+      for (const Source& s : p.sources) {
+        PTUNE_CHECK(checkpoint.contains(s.name), "{}: missing tensor '{}' (needed for {})", checkpoint.path(), s.name,
+                    p.name);
+        Tensor t = checkpoint.load(s.name, DType::kF32);
+        const int64_t rows = t.numel() / cols;
+        Shape expected = s.transform == Transform::kTranspose ? Shape{cols, rows}
+                         : p.shape.dim() == 2               ? Shape{rows, cols}
+                                                            : Shape{rows};
+        PTUNE_CHECK(t.shape() == expected && row + rows <= p.shape[0],
+                    "{}: tensor '{}' has shape {}, expected {} for {} {}", checkpoint.path(), s.name,
+                    t.shape().str(), expected.str(), p.name, p.shape.str());
+        read_source(dst + row * cols, t, s.transform, rows, cols);
+        row += rows;
+      }
+      PTUNE_CHECK(row == p.shape[0], "{}: {} got {} rows from the checkpoint, expected {}", checkpoint.path(), p.name,
+                  row, p.shape[0]);
+    }
+  }
+  return weights;
+}
+
+std::unique_ptr<ModelWeights> ModelWeights::random(const ModelSpec& spec, std::set<Component> components, Rng& rng) {
+  auto weights = std::make_unique<ModelWeights>(spec, std::move(components), default_prefix(spec.arch));
+  weights->allocate();
+  for (WeightUnit& u : weights->units_) {
+    for (Param& p : u.params) {
+      Tensor& t = *p.slot;
+      const bool norm_weight = p.name.find("norm") != std::string::npos && p.name.ends_with(".weight");
+      if (p.shape.dim() == 2) {
+        rng.fill_normal(t, 0.0f, 0.02f);
+      } else if (norm_weight) {
+        for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = 1.0f;
+      } else {
+        t.zero_();
+      }
+    }
+  }
+  return weights;
+}
+
+std::vector<std::pair<std::string, Tensor>> ModelWeights::to_checkpoint() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (const WeightUnit& u : units_) {
+    for (const Param& p : u.params) {
+      const int64_t cols = p.shape.dim() == 2 ? p.shape[1] : 1;
+      const int64_t rows = p.shape[0] / int64_t(p.sources.size());
+      for (size_t k = 0; k < p.sources.size(); ++k) {
+        const Source& s = p.sources[k];
+        const float* src = p.slot->data<float>() + int64_t(k) * rows * cols;
+        Shape shape = p.shape.dim() == 2 ? (s.transform == Transform::kTranspose ? Shape{cols, rows} : Shape{rows, cols})
+                                         : Shape{rows};
+        Tensor t = Tensor::empty(shape, DType::kF32);
+        // The inverse of read_source: a transpose is its own inverse.
+        read_source(t.data<float>(), Tensor::borrow(const_cast<float*>(src), shape, DType::kF32), s.transform,
+                    shape[0], shape.dim() == 2 ? shape[1] : 1);
+        out.emplace_back(s.name, std::move(t));
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace ptune::model

@@ -1,0 +1,113 @@
+// The frozen weights of a model, grouped in units.
+//
+// A unit (the embeddings, one block, the final norm and heads) is one flat
+// f32 buffer; every weight is a view into it. The unit is the granularity of
+// sharding: a rank can hold 1/N of a flat buffer and all-gather it before
+// the unit runs, then rebind the views (DESIGN.md §4).
+//
+// Linear weights are stored as torch.nn.Linear does, (out, in); GPT-2's
+// Conv1D weights (in, out) are transposed at load, BERT's separate query,
+// key and value are stacked into one qkv weight (3C, C).
+#pragma once
+
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "framework/core/rng.h"
+#include "framework/core/tensor.h"
+#include "framework/io/checkpoint.h"
+#include "framework/model/spec.h"
+
+namespace ptune::model {
+
+struct EmbeddingWeights {
+  Tensor word;          // (V, C)
+  Tensor position;      // (max_positions, C)
+  Tensor token_type;    // (types, C), BERT/RoBERTa
+  Tensor norm_w, norm_b;  // (C), BERT/RoBERTa
+};
+
+// norm1 sits around attention, norm2 around the MLP (before them in pre-LN
+// models, after the residual add in post-LN ones).
+struct BlockWeights {
+  Tensor norm1_w, norm1_b;  // (C)
+  Tensor qkv_w, qkv_b;      // (H·D + 2·KVH·D, C), (H·D + 2·KVH·D)
+  Tensor proj_w, proj_b;    // (C, H·D), (C)
+  Tensor norm2_w, norm2_b;  // (C)
+  Tensor fc_w, fc_b;        // (I, C), (I)
+  Tensor fc2_w, fc2_b;      // (C, I), (C)
+};
+
+struct HeadWeights {
+  Tensor final_norm_w, final_norm_b;  // (C), GPT-2's ln_f
+  Tensor lm_w;                        // (V, C) untied LM head; tied models read embeddings.word
+  // BERT/RoBERTa masked-LM head: dense → activation → LayerNorm → decoder.
+  Tensor mlm_dense_w, mlm_dense_b, mlm_norm_w, mlm_norm_b, mlm_bias;  // decoder bias (V)
+  Tensor pooler_w, pooler_b;  // (C, C), (C): tanh(dense(h[:, 0]))
+};
+
+// How a ptune weight is read from (and written to) a checkpoint: the rows
+// of the ptune tensor are the concatenation of `sources`.
+enum class Transform : uint8_t { kCopy, kTranspose };
+struct Source {
+  std::string name;
+  Transform transform = Transform::kCopy;
+};
+struct Param {
+  std::string name;  // ptune's name, for messages
+  Shape shape;
+  std::vector<Source> sources;
+  Tensor* slot;  // the view to bind
+  int64_t offset = 0;  // into the unit's flat buffer
+};
+
+struct WeightUnit {
+  std::string name;
+  std::vector<Param> params;
+  int64_t numel = 0;
+  Tensor flat;  // (numel)
+
+  void bind(const Tensor& flat_buffer);  // points every slot into it
+};
+
+// Which optional parts a model has beyond its base.
+enum class Component : uint8_t { kMlmHead, kPooler, kLmHead };
+
+class ModelWeights {
+ public:
+  // The layout for `spec`; `components` says which optional heads exist;
+  // `prefix` is the base model's key prefix in the checkpoint.
+  ModelWeights(const ModelSpec& spec, std::set<Component> components, std::string prefix);
+  // The prefix transformers' *ForMaskedLM / *LMHeadModel classes use.
+  static std::string default_prefix(Arch arch);
+  ModelWeights(const ModelWeights&) = delete;
+  ModelWeights& operator=(const ModelWeights&) = delete;
+
+  // Reads a checkpoint; optional heads are taken when present in it.
+  static std::unique_ptr<ModelWeights> load(const ModelSpec& spec, const io::CheckpointReader& checkpoint);
+  // Random weights as transformers' _init_weights: N(0, 0.02), norms 1/0.
+  static std::unique_ptr<ModelWeights> random(const ModelSpec& spec, std::set<Component> components, Rng& rng);
+  // Hugging Face names and layouts, for save_pretrained-compatible output.
+  std::vector<std::pair<std::string, Tensor>> to_checkpoint() const;
+
+  bool has(Component c) const { return components_.count(c) != 0; }
+  int64_t parameter_count() const;
+  const std::vector<WeightUnit>& units() const { return units_; }
+
+  EmbeddingWeights embeddings;
+  std::vector<BlockWeights> blocks;
+  HeadWeights heads;
+
+ private:
+  void allocate();
+
+  ModelSpec spec_;
+  std::set<Component> components_;
+  std::string prefix_;  // "transformer.", "bert.", "roberta." or ""
+  std::vector<WeightUnit> units_;
+};
+
+}  // namespace ptune::model

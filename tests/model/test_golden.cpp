@@ -1,0 +1,244 @@
+// The engine against transformers + peft: hidden states, logits, pooler,
+// loss and gradients (to input embeddings and to the KV prefix) of tiny
+// random GPT-2, BERT and RoBERTa checkpoints. Fixtures come from
+// tests/golden/gen_model_fixtures.py (see tests/golden/README.md).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+
+#include "framework/core/arena.h"
+#include "framework/core/rng.h"
+#include "framework/io/safetensors.h"
+#include "framework/model/heads.h"
+#include "framework/model/transformer.h"
+#include "framework/ops/cross_entropy.h"
+
+namespace ptune::model {
+namespace {
+
+// |got − want| ≤ tol · max(1, max|want|); f32 reaches ~3e-6 here, element by element.
+void expect_close(const char* what, const Tensor& got, const Tensor& want, double tol = 2e-5) {
+  ASSERT_EQ(got.numel(), want.numel()) << what;
+  double scale = 1.0;
+  for (int64_t i = 0; i < want.numel(); ++i) scale = std::max(scale, double(std::fabs(want.data<float>()[i])));
+  double worst = 0.0;
+  int64_t worst_at = 0;
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    const double d = std::fabs(double(got.data<float>()[i]) - want.data<float>()[i]);
+    if (!(d <= worst)) {  // also catches NaN
+      worst = d;
+      worst_at = i;
+    }
+  }
+  EXPECT_LE(worst, tol * scale) << what << ": worst element " << worst_at << " got " << got.data<float>()[worst_at]
+                                << " want " << want.data<float>()[worst_at];
+}
+
+class Golden : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    dir = std::string(PTUNE_FIXTURES) + "/model/" + GetParam();
+    model = Transformer::load(dir);
+    golden = std::make_unique<io::SafetensorsFile>(io::SafetensorsFile::open(dir + "/golden.safetensors"));
+    ids = golden->load("input_ids", DType::kI32);
+    mask = golden->load("attention_mask", DType::kI32);
+    if (golden->contains("token_type_ids")) types = golden->load("token_type_ids", DType::kI32);
+    B = ids.size(0);
+    T = ids.size(1);
+    C = model->spec().hidden;
+  }
+
+  Tensor f32(const char* name) const { return golden->load(name, DType::kF32); }
+
+  ModelInputs inputs(const Tensor& embeds, const Tensor& positions, const KvPrefix* prefix = nullptr) const {
+    ModelInputs in;
+    in.input_embeds = embeds;
+    in.position_ids = positions;
+    in.token_type_ids = types;
+    in.attention_mask = mask;
+    in.prefix = prefix;
+    return in;
+  }
+
+  // hidden → the loss Σ hidden·w_hidden (+ Σ logits·w_logits, + Σ pooled·w_pooler)
+  // of the fixtures; returns dhidden.
+  Tensor probe_backward(LmHead* head, Pooler* pooler, Arena& arena) {
+    Tensor dhidden = arena.zeros({B, T, C});
+    dhidden.copy_from(f32("w_hidden"));
+    if (head) head->backward(dhidden, f32("w_logits"), arena);
+    if (pooler) pooler->backward(dhidden, f32("w_pooler"), arena);
+    return dhidden;
+  }
+
+  std::string dir;
+  std::unique_ptr<Transformer> model;
+  std::unique_ptr<io::SafetensorsFile> golden;
+  Tensor ids, mask, types;
+  int64_t B = 0, T = 0, C = 0;
+};
+
+TEST_P(Golden, PositionIdsMatchTransformers) {
+  Tensor pos = Tensor::empty({B, T}, DType::kI32);
+  for (int64_t prefix : {int64_t(0), int64_t(3)}) {
+    model->default_position_ids(pos, ids, prefix);
+    const Tensor want = golden->load(prefix ? "prefix_position_ids" : "position_ids", DType::kI32);
+    for (int64_t i = 0; i < B * T; ++i)
+      EXPECT_EQ(pos.data<int32_t>()[i], want.data<int32_t>()[i]) << "prefix " << prefix << " token " << i;
+  }
+}
+
+TEST_P(Golden, ForwardAndInputGradients) {
+  Arena arena;
+  Tensor embeds = arena.alloc({B, T, C});
+  model->embed_tokens(embeds, ids);
+  Tensor positions = golden->load("position_ids", DType::kI32);
+  Tensor hidden = model->forward(inputs(embeds, positions), arena);
+  expect_close("hidden_states", hidden, f32("hidden_states"));
+
+  LmHead head(*model);
+  Tensor logits = arena.alloc({B, T, model->spec().vocab_size});
+  head.forward(logits, hidden, arena);
+  expect_close("logits", logits, f32("logits"));
+
+  std::unique_ptr<Pooler> pooler;
+  if (golden->contains("pooler_output")) {
+    pooler = std::make_unique<Pooler>(*model);
+    Tensor pooled = arena.alloc({B, C});
+    pooler->forward(pooled, hidden, arena);
+    expect_close("pooler_output", pooled, f32("pooler_output"));
+  }
+
+  Tensor dhidden = probe_backward(&head, pooler.get(), arena);
+  ModelGrads grads;
+  grads.input_embeds = arena.zeros({B, T, C});
+  model->backward(dhidden, grads, arena);
+  expect_close("grad_inputs_embeds", grads.input_embeds, f32("grad_inputs_embeds"));
+}
+
+TEST_P(Golden, CrossEntropyLossAndGradient) {
+  Arena arena;
+  const int64_t V = model->spec().vocab_size;
+  Tensor embeds = arena.alloc({B, T, C});
+  model->embed_tokens(embeds, ids);
+  Tensor hidden = model->forward(inputs(embeds, golden->load("position_ids", DType::kI32)), arena);
+  LmHead head(*model);
+  Tensor logits = arena.alloc({B, T, V});
+  head.forward(logits, hidden, arena);
+
+  // Causal LMs predict token t+1 at position t: shift the labels left.
+  Tensor labels = golden->load("labels", DType::kI32);
+  Tensor targets = arena.alloc({B, T}, DType::kI32);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      const bool causal = model->spec().is_decoder();
+      const int64_t src = causal ? t + 1 : t;
+      targets.data<int32_t>()[b * T + t] = src < T ? labels.data<int32_t>()[b * T + src] : ops::kIgnoreIndex;
+    }
+  Tensor losses = arena.alloc({B * T}), lse = arena.alloc({B * T});
+  const int64_t count = ops::cross_entropy_forward(losses, lse, logits, targets);
+  double loss = 0;
+  for (int64_t i = 0; i < B * T; ++i) loss += losses.data<float>()[i];
+  loss /= double(count);
+  EXPECT_NEAR(loss, f32("loss").data<float>()[0], 1e-5);
+
+  Tensor dlogits = arena.zeros({B, T, V});
+  ops::cross_entropy_backward(dlogits, logits, lse, targets, 1.0f / float(count));
+  Tensor dhidden = arena.zeros({B, T, C});
+  head.backward(dhidden, dlogits, arena);
+  ModelGrads grads;
+  grads.input_embeds = arena.zeros({B, T, C});
+  model->backward(dhidden, grads, arena);
+  expect_close("grad_loss_inputs_embeds", grads.input_embeds, f32("grad_loss_inputs_embeds"));
+}
+
+// peft's prefix embedding row holds, for layer l, the keys at columns
+// [2l·C, (2l+1)·C) and the values at [(2l+1)·C, (2l+2)·C).
+TEST_P(Golden, KvPrefixForwardAndGradients) {
+  Arena arena;
+  const int64_t L = model->spec().layers;
+  const Tensor table = f32("prefix_embedding");  // (P, 2·L·C)
+  const int64_t P = table.size(0);
+  KvPrefix prefix, dprefix;
+  for (int64_t l = 0; l < L; ++l) {
+    for (int kv = 0; kv < 2; ++kv) {
+      Tensor t = Tensor::empty({P, C}, DType::kF32);
+      for (int64_t p = 0; p < P; ++p)
+        for (int64_t c = 0; c < C; ++c)
+          t.data<float>()[p * C + c] = table.data<float>()[p * 2 * L * C + (2 * l + kv) * C + c];
+      (kv ? prefix.values : prefix.keys).push_back(t);
+      (kv ? dprefix.values : dprefix.keys).push_back(Tensor::zeros({P, C}, DType::kF32));
+    }
+  }
+  EXPECT_EQ(prefix.length(), P);
+
+  Tensor embeds = arena.alloc({B, T, C});
+  model->embed_tokens(embeds, ids);
+  Tensor positions = arena.alloc({B, T}, DType::kI32);
+  model->default_position_ids(positions, ids, P);
+  Tensor hidden = model->forward(inputs(embeds, positions, &prefix), arena);
+  expect_close("prefix_hidden_states", hidden, f32("prefix_hidden_states"));
+
+  std::unique_ptr<LmHead> head;
+  if (golden->contains("prefix_logits")) {
+    head = std::make_unique<LmHead>(*model);
+    Tensor logits = arena.alloc({B, T, model->spec().vocab_size});
+    head->forward(logits, hidden, arena);
+    expect_close("prefix_logits", logits, f32("prefix_logits"));
+  }
+
+  Tensor dhidden = probe_backward(head.get(), nullptr, arena);
+  ModelGrads grads;
+  grads.input_embeds = arena.zeros({B, T, C});
+  grads.prefix = &dprefix;
+  model->backward(dhidden, grads, arena);
+  expect_close("prefix_grad_inputs_embeds", grads.input_embeds, f32("prefix_grad_inputs_embeds"));
+
+  Tensor dtable = Tensor::empty(table.shape(), DType::kF32);
+  for (int64_t l = 0; l < L; ++l)
+    for (int kv = 0; kv < 2; ++kv) {
+      const Tensor& d = (kv ? dprefix.values : dprefix.keys)[size_t(l)];
+      for (int64_t p = 0; p < P; ++p)
+        for (int64_t c = 0; c < C; ++c)
+          dtable.data<float>()[p * 2 * L * C + (2 * l + kv) * C + c] = d.data<float>()[p * C + c];
+    }
+  expect_close("grad_prefix_embedding", dtable, f32("grad_prefix_embedding"));
+}
+
+// Without input gradients, backward stops at the lowest prefix layer and
+// still gives the same prefix gradients.
+TEST_P(Golden, BackwardStopsAtLowestPromptLayer) {
+  const int64_t L = model->spec().layers, P = 2;
+  KvPrefix prefix, full, top_only;
+  for (int64_t l = 0; l < L; ++l) {
+    Tensor k = Tensor::empty({P, C}, DType::kF32), v = Tensor::empty({P, C}, DType::kF32);
+    Rng(uint64_t(l)).fill_normal(k, 0, 1);
+    Rng(uint64_t(l + 100)).fill_normal(v, 0, 1);
+    prefix.keys.push_back(k);
+    prefix.values.push_back(v);
+    full.keys.push_back(Tensor::zeros({P, C}, DType::kF32));
+    full.values.push_back(Tensor::zeros({P, C}, DType::kF32));
+    top_only.keys.push_back(l == L - 1 ? Tensor::zeros({P, C}, DType::kF32) : Tensor());
+    top_only.values.push_back(l == L - 1 ? Tensor::zeros({P, C}, DType::kF32) : Tensor());
+  }
+  Arena arena;
+  Tensor embeds = arena.alloc({B, T, C}), positions = arena.alloc({B, T}, DType::kI32);
+  model->embed_tokens(embeds, ids);
+  model->default_position_ids(positions, ids, P);
+  auto run = [&](KvPrefix& d) {
+    Tensor hidden = model->forward(inputs(embeds, positions, &prefix), arena);
+    ModelGrads grads;
+    grads.prefix = &d;
+    model->backward(f32("w_hidden"), grads, arena);
+  };
+  run(full);
+  run(top_only);
+  expect_close("top layer keys", top_only.keys[size_t(L - 1)], full.keys[size_t(L - 1)], 1e-6);
+  expect_close("top layer values", top_only.values[size_t(L - 1)], full.values[size_t(L - 1)], 1e-6);
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, Golden, ::testing::Values("gpt2", "bert", "roberta"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace ptune::model

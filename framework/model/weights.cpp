@@ -9,13 +9,21 @@ namespace {
 // Appends a parameter to a unit; its sources are the checkpoint tensors
 // stacked along rows.
 void add(WeightUnit& unit, Tensor* slot, std::string name, Shape shape, std::vector<Source> sources) {
+  for (Source& s : sources)
+    if (s.rows == 0) s.rows = shape[0];
   Param p{std::move(name), shape, std::move(sources), slot, unit.numel};
   unit.numel += shape.numel();
   unit.params.push_back(std::move(p));
 }
 
-Source copy(std::string name) { return {std::move(name), Transform::kCopy}; }
-Source conv1d(std::string name) { return {std::move(name), Transform::kTranspose}; }
+Source copy(std::string name, int64_t rows = 0) { return {std::move(name), Transform::kCopy, rows}; }
+Source conv1d(std::string name) { return {std::move(name), Transform::kTranspose, 0}; }
+
+// The shape a source has in the checkpoint.
+Shape source_shape(const Param& p, const Source& s) {
+  if (p.shape.dim() == 1) return {s.rows};
+  return s.transform == Transform::kTranspose ? Shape{p.shape[1], s.rows} : Shape{s.rows, p.shape[1]};
+}
 
 // Writes checkpoint tensor `src` (rows × cols as stored) into dst rows.
 void read_source(float* dst, const Tensor& src, Transform t, int64_t rows, int64_t cols) {
@@ -52,7 +60,8 @@ ModelWeights::ModelWeights(const ModelSpec& spec, std::set<Component> components
   const std::string& b = prefix_;
   blocks.resize(size_t(spec.layers));
 
-  WeightUnit emb{"embeddings"};
+  WeightUnit emb;
+  emb.name = "embeddings";
   EmbeddingWeights& e = embeddings;
   if (spec.arch == Arch::kGpt2) {
     add(emb, &e.word, "embeddings.word", {V, C}, {copy(b + "wte.weight")});
@@ -71,7 +80,8 @@ ModelWeights::ModelWeights(const ModelSpec& spec, std::set<Component> components
 
   for (int64_t l = 0; l < spec.layers; ++l) {
     BlockWeights& w = blocks[size_t(l)];
-    WeightUnit u{fmt::format("block.{}", l)};
+    WeightUnit u;
+    u.name = fmt::format("block.{}", l);
     const std::string n = fmt::format("block.{}.", l);
     if (spec.arch == Arch::kGpt2) {
       const std::string p = fmt::format("{}h.{}.", b, l);
@@ -90,9 +100,11 @@ ModelWeights::ModelWeights(const ModelSpec& spec, std::set<Component> components
     } else {
       const std::string p = fmt::format("{}encoder.layer.{}.", b, l);
       const std::string s = p + "attention.self.";
+      const int64_t KV = spec.attention_config().kv_width();
       add(u, &w.qkv_w, n + "qkv.weight", {QKV, C},
-          {copy(s + "query.weight"), copy(s + "key.weight"), copy(s + "value.weight")});
-      add(u, &w.qkv_b, n + "qkv.bias", {QKV}, {copy(s + "query.bias"), copy(s + "key.bias"), copy(s + "value.bias")});
+          {copy(s + "query.weight", Q), copy(s + "key.weight", KV), copy(s + "value.weight", KV)});
+      add(u, &w.qkv_b, n + "qkv.bias", {QKV},
+          {copy(s + "query.bias", Q), copy(s + "key.bias", KV), copy(s + "value.bias", KV)});
       add(u, &w.proj_w, n + "proj.weight", {C, Q}, {copy(p + "attention.output.dense.weight")});
       add(u, &w.proj_b, n + "proj.bias", {C}, {copy(p + "attention.output.dense.bias")});
       add(u, &w.norm1_w, n + "norm1.weight", {C}, {copy(p + "attention.output.LayerNorm.weight")});
@@ -107,7 +119,8 @@ ModelWeights::ModelWeights(const ModelSpec& spec, std::set<Component> components
     units_.push_back(std::move(u));
   }
 
-  WeightUnit head{"head"};
+  WeightUnit head;
+  head.name = "head";
   HeadWeights& h = heads;
   if (spec.final_norm) {
     add(head, &h.final_norm_w, "head.final_norm.weight", {C}, {copy(b + "ln_f.weight")});
@@ -174,18 +187,13 @@ std::unique_ptr<ModelWeights> ModelWeights::load(const ModelSpec& spec, const io
         PTUNE_CHECK(checkpoint.contains(s.name), "{}: missing tensor '{}' (needed for {})", checkpoint.path(), s.name,
                     p.name);
         Tensor t = checkpoint.load(s.name, DType::kF32);
-        const int64_t rows = t.numel() / cols;
-        Shape expected = s.transform == Transform::kTranspose ? Shape{cols, rows}
-                         : p.shape.dim() == 2               ? Shape{rows, cols}
-                                                            : Shape{rows};
-        PTUNE_CHECK(t.shape() == expected && row + rows <= p.shape[0],
-                    "{}: tensor '{}' has shape {}, expected {} for {} {}", checkpoint.path(), s.name,
-                    t.shape().str(), expected.str(), p.name, p.shape.str());
+        const int64_t rows = s.rows;
+        const Shape expected = source_shape(p, s);
+        PTUNE_CHECK(t.shape() == expected, "{}: tensor '{}' has shape {}, expected {} (for {})", checkpoint.path(),
+                    s.name, t.shape().str(), expected.str(), p.name);
         read_source(dst + row * cols, t, s.transform, rows, cols);
         row += rows;
       }
-      PTUNE_CHECK(row == p.shape[0], "{}: {} got {} rows from the checkpoint, expected {}", checkpoint.path(), p.name,
-                  row, p.shape[0]);
     }
   }
   return weights;
@@ -215,12 +223,12 @@ std::vector<std::pair<std::string, Tensor>> ModelWeights::to_checkpoint() const 
   for (const WeightUnit& u : units_) {
     for (const Param& p : u.params) {
       const int64_t cols = p.shape.dim() == 2 ? p.shape[1] : 1;
-      const int64_t rows = p.shape[0] / int64_t(p.sources.size());
-      for (size_t k = 0; k < p.sources.size(); ++k) {
-        const Source& s = p.sources[k];
-        const float* src = p.slot->data<float>() + int64_t(k) * rows * cols;
-        Shape shape = p.shape.dim() == 2 ? (s.transform == Transform::kTranspose ? Shape{cols, rows} : Shape{rows, cols})
-                                         : Shape{rows};
+      int64_t row = 0;
+      for (const Source& s : p.sources) {
+        const int64_t rows = s.rows;
+        const float* src = p.slot->data<float>() + row * cols;
+        row += rows;
+        const Shape shape = source_shape(p, s);
         Tensor t = Tensor::empty(shape, DType::kF32);
         // The inverse of read_source: a transpose is its own inverse.
         read_source(t.data<float>(), Tensor::borrow(const_cast<float*>(src), shape, DType::kF32), s.transform,

@@ -55,6 +55,7 @@ enum class Transform : uint8_t { kCopy, kTranspose };
 struct Source {
   std::string name;
   Transform transform = Transform::kCopy;
+  int64_t rows = 0;  // rows of the ptune tensor it fills (0: all of them)
 };
 struct Param {
   std::string name;  // ptune's name, for messages

@@ -1,0 +1,15 @@
+// The ptune subcommands. Each registers its options on the CLI11 app and
+// returns the function that runs it; main() catches what they throw.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace ptune::launch {
+
+using Command = std::function<int()>;
+
+Command add_inspect(CLI::App& app);
+Command add_init_model(CLI::App& app);
+
+}  // namespace ptune::launch

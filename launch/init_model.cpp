@@ -1,0 +1,56 @@
+// `ptune init-model`: a random-init model directory that transformers loads
+// (for tests, benchmarks and the offline quickstart).
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "commands.h"
+#include "framework/io/checkpoint.h"
+#include "framework/io/json_file.h"
+#include "framework/model/spec.h"
+#include "framework/model/weights.h"
+
+namespace ptune::launch {
+
+namespace {
+
+struct InitOptions {
+  std::string arch;
+  std::string preset = "tiny";
+  std::string out;
+  uint64_t seed = 0;
+};
+
+int init_model(const InitOptions& o) {
+  PTUNE_CHECK(o.preset == "tiny", "unknown preset '{}' (available: tiny)", o.preset);
+  const model::ModelSpec spec = model::ModelSpec::tiny(model::arch_from_name(o.arch));
+  // The heads of transformers' *LMHeadModel / *ForMaskedLM classes.
+  std::set<model::Component> components;
+  if (spec.arch != model::Arch::kGpt2) components.insert(model::Component::kMlmHead);
+  Rng rng(o.seed);
+  const auto weights = model::ModelWeights::random(spec, components, rng);
+
+  std::filesystem::create_directories(o.out);
+  io::write_json_file(o.out + "/config.json", spec.to_config());
+  const std::string written = io::write_sharded(o.out, weights->to_checkpoint(), uint64_t(5) << 30);
+  fmt::print("wrote {} ({} {}, {} parameters) and {}/config.json\n", written, o.preset, spec.arch_name(),
+             weights->parameter_count(), o.out);
+  return 0;
+}
+
+}  // namespace
+
+Command add_init_model(CLI::App& app) {
+  auto* cmd = app.add_subcommand("init-model", "Write a random-init Hugging Face model directory");
+  auto o = std::make_shared<InitOptions>();
+  cmd->add_option("--arch", o->arch, "gpt2 | bert | roberta")->required()->check(
+      CLI::IsMember({"gpt2", "bert", "roberta"}));
+  cmd->add_option("--preset", o->preset, "model size")->capture_default_str();
+  cmd->add_option("--out", o->out, "output directory")->required();
+  cmd->add_option("--seed", o->seed, "random seed")->capture_default_str();
+  return [cmd, o] { return cmd->parsed() ? init_model(*o) : -1; };
+}
+
+}  // namespace ptune::launch

@@ -1,0 +1,61 @@
+// `ptune inspect DIR`: what a Hugging Face model directory holds.
+#include <fmt/format.h>
+
+#include <memory>
+#include <string>
+
+#include "commands.h"
+#include "framework/io/checkpoint.h"
+#include "framework/model/spec.h"
+#include "framework/model/weights.h"
+
+namespace ptune::launch {
+
+namespace {
+
+std::string with_commas(int64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+int inspect(const std::string& dir) {
+  const model::ModelSpec spec = model::ModelSpec::from_directory(dir);
+  const io::CheckpointReader checkpoint = io::CheckpointReader::open(dir);
+  // Loading validates every tensor the architecture needs, not just names.
+  const auto weights = model::ModelWeights::load(spec, checkpoint);
+
+  std::string heads = spec.tie_word_embeddings ? "lm (tied)" : "lm";
+  if (spec.arch != model::Arch::kGpt2) heads = weights->has(model::Component::kMlmHead) ? "mlm (tied)" : "";
+  if (weights->has(model::Component::kPooler)) heads += heads.empty() ? "pooler" : ", pooler";
+
+  fmt::print("model        {}\n", dir);
+  fmt::print("architecture {}\n", spec.arch_name());
+  fmt::print("layers       {}\n", spec.layers);
+  fmt::print("hidden       {}\n", spec.hidden);
+  fmt::print("heads        {} (key/value heads {}, head dim {})\n", spec.heads, spec.kv_heads, spec.head_dim);
+  fmt::print("mlp          {}\n", spec.intermediate);
+  fmt::print("vocabulary   {}\n", spec.vocab_size);
+  fmt::print("positions    {}\n", spec.max_positions);
+  fmt::print("norm         {}-{}\n", spec.norm == ops::NormKind::kLayerNorm ? "layernorm" : "rmsnorm",
+             spec.placement == model::NormPlacement::kPre ? "pre" : "post");
+  fmt::print("attention    {}\n", spec.is_decoder() ? "causal" : "bidirectional");
+  fmt::print("outputs      {}\n", heads.empty() ? "none" : heads);
+  fmt::print("parameters   {}\n", with_commas(checkpoint.total_parameters()));
+  fmt::print("dtype        {}\n", dtype_name(checkpoint.dominant_dtype()));
+  return 0;
+}
+
+}  // namespace
+
+Command add_inspect(CLI::App& app) {
+  auto* cmd = app.add_subcommand("inspect", "Describe a Hugging Face model directory");
+  auto dir = std::make_shared<std::string>();
+  cmd->add_option("dir", *dir, "model directory (config.json + safetensors)")->required();
+  return [cmd, dir] { return cmd->parsed() ? inspect(*dir) : -1; };
+}
+
+}  // namespace ptune::launch

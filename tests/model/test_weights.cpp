@@ -1,0 +1,154 @@
+// Loading checkpoints: round trips through the Hugging Face layout, and
+// clear errors for configs and checkpoints that do not fit.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <filesystem>
+#include <fstream>
+
+#include "framework/io/checkpoint.h"
+#include "framework/io/json_file.h"
+#include "framework/model/spec.h"
+#include "framework/model/weights.h"
+
+namespace ptune::model {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path temp_dir(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / ("ptune_test_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+class Weights : public ::testing::TestWithParam<Arch> {};
+
+TEST_P(Weights, RandomWeightsRoundTripThroughHuggingFaceLayout) {
+  const ModelSpec spec = ModelSpec::tiny(GetParam());
+  std::set<Component> components;
+  if (spec.arch != Arch::kGpt2) components = {Component::kMlmHead, Component::kPooler};
+  Rng rng(5);
+  auto weights = ModelWeights::random(spec, components, rng);
+  const fs::path dir = temp_dir(spec.arch_name());
+  io::write_json_file((dir / "config.json").string(), spec.to_config());
+  io::write_sharded(dir.string(), weights->to_checkpoint(), 100000);  // several shards
+
+  const ModelSpec reread = ModelSpec::from_directory(dir.string());
+  EXPECT_EQ(reread.hidden, spec.hidden);
+  EXPECT_EQ(reread.intermediate, spec.intermediate);
+  EXPECT_EQ(reread.position_offset, spec.position_offset);
+  auto loaded = ModelWeights::load(reread, io::CheckpointReader::open(dir.string()));
+  EXPECT_EQ(loaded->has(Component::kPooler), spec.arch != Arch::kGpt2);
+  ASSERT_EQ(loaded->units().size(), weights->units().size());
+  for (size_t u = 0; u < weights->units().size(); ++u) {
+    const Tensor& a = weights->units()[u].flat;
+    const Tensor& b = loaded->units()[u].flat;
+    ASSERT_EQ(a.numel(), b.numel());
+    EXPECT_EQ(0, std::memcmp(a.raw(), b.raw(), a.nbytes())) << weights->units()[u].name;
+  }
+  fs::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, Weights, ::testing::Values(Arch::kGpt2, Arch::kBert, Arch::kRoberta));
+
+TEST(Weights, QkvIsStackedFromBertsSeparateProjections) {
+  const std::string dir = std::string(PTUNE_FIXTURES) + "/model/bert";
+  const ModelSpec spec = ModelSpec::from_directory(dir);
+  const auto checkpoint = io::CheckpointReader::open(dir);
+  auto weights = ModelWeights::load(spec, checkpoint);
+  const Tensor key = checkpoint.load("bert.encoder.layer.1.attention.self.key.weight");
+  const Tensor& qkv = weights->blocks[1].qkv_w;  // (3C, C): rows C..2C are the keys
+  EXPECT_EQ(0, std::memcmp(qkv.slice(spec.hidden, 2 * spec.hidden).raw(), key.raw(), key.nbytes()));
+}
+
+TEST(Weights, Gpt2Conv1DIsTransposed) {
+  const std::string dir = std::string(PTUNE_FIXTURES) + "/model/gpt2";
+  const ModelSpec spec = ModelSpec::from_directory(dir);
+  const auto checkpoint = io::CheckpointReader::open(dir);
+  auto weights = ModelWeights::load(spec, checkpoint);
+  const Tensor fc = checkpoint.load("transformer.h.0.mlp.c_fc.weight");  // (C, I) as stored
+  const Tensor& mine = weights->blocks[0].fc_w;                          // (I, C)
+  EXPECT_EQ(mine.data<float>()[3 * spec.hidden + 7], fc.data<float>()[7 * spec.intermediate + 3]);
+}
+
+TEST(Weights, MissingTensorIsNamed) {
+  const ModelSpec spec = ModelSpec::tiny(Arch::kGpt2);
+  Rng rng(1);
+  auto weights = ModelWeights::random(spec, {}, rng);
+  auto tensors = weights->to_checkpoint();
+  std::erase_if(tensors, [](const auto& kv) { return kv.first == "transformer.h.1.attn.c_proj.bias"; });
+  const fs::path dir = temp_dir("missing");
+  io::write_sharded(dir.string(), tensors, uint64_t(1) << 30);
+  const std::string msg = error_of([&] { ModelWeights::load(spec, io::CheckpointReader::open(dir.string())); });
+  EXPECT_NE(msg.find("missing tensor 'transformer.h.1.attn.c_proj.bias'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("model.safetensors"), std::string::npos) << msg;
+  fs::remove_all(dir);
+}
+
+TEST(Weights, WrongShapeIsNamed) {
+  ModelSpec spec = ModelSpec::tiny(Arch::kBert);
+  Rng rng(1);
+  auto weights = ModelWeights::random(spec, {}, rng);
+  const fs::path dir = temp_dir("shape");
+  io::write_sharded(dir.string(), weights->to_checkpoint(), uint64_t(1) << 30);
+  spec.intermediate = 96;  // the config now disagrees with the weights
+  const std::string msg = error_of([&] { ModelWeights::load(spec, io::CheckpointReader::open(dir.string())); });
+  EXPECT_NE(msg.find("intermediate.dense.weight' has shape (128, 64), expected (96, 64)"), std::string::npos) << msg;
+  fs::remove_all(dir);
+}
+
+TEST(Spec, ConfigErrorsNameFileAndKey) {
+  using nlohmann::json;
+  json c = ModelSpec::tiny(Arch::kBert).to_config();
+  c.erase("hidden_size");
+  EXPECT_NE(error_of([&] { ModelSpec::from_config(c, "x/config.json"); }).find("x/config.json: missing key 'hidden_size'"),
+            std::string::npos);
+  c = ModelSpec::tiny(Arch::kGpt2).to_config();
+  c["n_head"] = "twelve";
+  EXPECT_NE(error_of([&] { ModelSpec::from_config(c, "c.json"); }).find("'n_head' must be an integer"),
+            std::string::npos);
+  c = ModelSpec::tiny(Arch::kGpt2).to_config();
+  c["n_head"] = 5;  // 64 is not divisible by 5
+  EXPECT_NE(error_of([&] { ModelSpec::from_config(c, "c.json"); }).find("not divisible"), std::string::npos);
+  c["model_type"] = "t5";
+  EXPECT_NE(error_of([&] { ModelSpec::from_config(c, "c.json"); }).find("unsupported model_type 't5'"),
+            std::string::npos);
+  c = ModelSpec::tiny(Arch::kBert).to_config();
+  c["position_embedding_type"] = "relative_key";
+  EXPECT_NE(error_of([&] { ModelSpec::from_config(c, "c.json"); }).find("position_embedding_type"),
+            std::string::npos);
+}
+
+// The CLI end to end: init-model writes a directory that inspect (and
+// transformers: tests/golden/check_init_model.py) reads.
+TEST(Cli, InitModelThenInspect) {
+  const fs::path dir = temp_dir("cli");
+  const std::string out = (dir / "out.txt").string();
+  const std::string model = (dir / "m").string();
+  ASSERT_EQ(0, std::system(fmt::format("{} init-model --arch roberta --out {} > {}", PTUNE_BINARY, model, out).c_str()));
+  ASSERT_EQ(0, std::system(fmt::format("{} inspect {} > {}", PTUNE_BINARY, model, out).c_str()));
+  const std::string text = io::read_text_file(out);
+  EXPECT_NE(text.find("architecture roberta"), std::string::npos) << text;
+  EXPECT_NE(text.find("parameters   144,744"), std::string::npos) << text;
+  EXPECT_NE(0, std::system(fmt::format("{} inspect {} 2> {}", PTUNE_BINARY, dir.string(), out).c_str()));
+  EXPECT_NE(io::read_text_file(out).find("config.json"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace ptune::model

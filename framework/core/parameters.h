@@ -1,0 +1,52 @@
+// Trainable parameters (prompts, prompt encoders, task heads).
+//
+// All values live in one flat f32 buffer and all gradients in another, so
+// the optimizer, the gradient clipping and the data-parallel all-reduce
+// each work on one contiguous span. Modules declare their parameters, the
+// set is finalized once, then modules read views by index.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "framework/core/tensor.h"
+
+namespace ptune {
+
+// Whether AdamW's decoupled weight decay applies (transformers' Trainer
+// exempts biases and LayerNorm weights).
+enum class Decay : uint8_t { kApply, kExempt };
+
+class ParameterSet {
+ public:
+  struct Entry {
+    std::string name;  // e.g. "prompt.embedding", "head.dense.weight"
+    Shape shape;
+    int64_t offset;  // into the flat buffers
+    Decay decay;
+  };
+
+  // Declares a parameter; returns its index. Only before finalize().
+  size_t add(std::string name, const Shape& shape, Decay decay = Decay::kApply);
+  // Allocates the zeroed value and gradient buffers.
+  void finalize(Device device = Device::cpu());
+  bool finalized() const { return values_.defined(); }
+
+  Tensor value(size_t i) const;
+  Tensor grad(size_t i) const;
+  size_t index(const std::string& name) const;  // error names the parameter
+  const std::vector<Entry>& entries() const { return entries_; }
+
+  const Tensor& values() const { return values_; }  // (numel)
+  const Tensor& grads() const { return grads_; }    // (numel)
+  int64_t numel() const { return numel_; }
+  void zero_grad() { grads_.zero_(); }
+
+ private:
+  std::vector<Entry> entries_;
+  int64_t numel_ = 0;
+  Tensor values_, grads_;
+};
+
+}  // namespace ptune

@@ -1,0 +1,93 @@
+#include "framework/text/json_view.h"
+
+#include <limits>
+
+#include "framework/core/error.h"
+
+namespace ptune::text {
+
+namespace {
+const char* type_name(const nlohmann::json& j) { return j.type_name(); }
+}  // namespace
+
+std::string JsonView::child(std::string_view key) const {
+  return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+}
+
+void JsonView::fail(std::string_view what) const {
+  PTUNE_FAIL("{}: key '{}': {}", origin_, path_.empty() ? "<root>" : path_, what);
+}
+
+bool JsonView::has(std::string_view key) const {
+  if (!j_->is_object()) return false;
+  const auto it = j_->find(key);
+  return it != j_->end() && !it->is_null();
+}
+
+JsonView JsonView::at(std::string_view key) const {
+  if (!j_->is_object()) fail(fmt::format("expected an object, got {}", type_name(*j_)));
+  const auto it = j_->find(key);
+  if (it == j_->end()) PTUNE_FAIL("{}: missing key '{}'", origin_, child(key));
+  return JsonView(*it, origin_, child(key));
+}
+
+std::optional<JsonView> JsonView::find(std::string_view key) const {
+  if (!j_->is_object()) fail(fmt::format("expected an object, got {}", type_name(*j_)));
+  const auto it = j_->find(key);
+  if (it == j_->end() || it->is_null()) return std::nullopt;
+  return JsonView(*it, origin_, child(key));
+}
+
+JsonView JsonView::at(std::size_t index) const {
+  if (!j_->is_array()) fail(fmt::format("expected an array, got {}", type_name(*j_)));
+  if (index >= j_->size()) fail(fmt::format("index {} out of range", index));
+  return JsonView((*j_)[index], origin_, fmt::format("{}[{}]", path_, index));
+}
+
+std::size_t JsonView::size() const {
+  if (!j_->is_array() && !j_->is_object()) fail(fmt::format("expected an array, got {}", type_name(*j_)));
+  return j_->size();
+}
+
+std::string JsonView::str() const {
+  if (!j_->is_string()) fail(fmt::format("expected a string, got {}", type_name(*j_)));
+  return j_->get<std::string>();
+}
+
+bool JsonView::boolean() const {
+  if (!j_->is_boolean()) fail(fmt::format("expected a boolean, got {}", type_name(*j_)));
+  return j_->get<bool>();
+}
+
+int64_t JsonView::integer() const {
+  if (!j_->is_number_integer()) fail(fmt::format("expected an integer, got {}", type_name(*j_)));
+  return j_->get<int64_t>();
+}
+
+uint32_t JsonView::id() const {
+  const int64_t v = integer();
+  if (v < 0 || v > std::numeric_limits<uint32_t>::max()) fail(fmt::format("id {} out of range", v));
+  return static_cast<uint32_t>(v);
+}
+
+double JsonView::number() const {
+  if (!j_->is_number()) fail(fmt::format("expected a number, got {}", type_name(*j_)));
+  return j_->get<double>();
+}
+
+std::string JsonView::str_or(std::string_view key, std::string_view fallback) const {
+  const auto v = find(key);
+  return v ? v->str() : std::string(fallback);
+}
+
+bool JsonView::bool_or(std::string_view key, bool fallback) const {
+  const auto v = find(key);
+  return v ? v->boolean() : fallback;
+}
+
+int64_t JsonView::int_or(std::string_view key, int64_t fallback) const {
+  const auto v = find(key);
+  return v ? v->integer() : fallback;
+}
+
+}  // namespace ptune::text

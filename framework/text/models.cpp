@@ -86,7 +86,7 @@ std::vector<BpeModel::Piece> BpeModel::merge_word(std::string_view w) const {
     symbols.push_back({id, len, n - 1, -1});
     if (n > 0) symbols[n - 1].next = n;
   };
-  std::optional<std::pair<uint32_t, uint32_t>> unk;  // (id, len) pending
+  std::optional<std::pair<uint32_t, uint32_t>> unk = std::nullopt;  // (id, len) pending
   std::string buf;
   for (std::size_t i = 0; i < w.size();) {
     const std::size_t char_len = utf8_length(static_cast<unsigned char>(w[i]));

@@ -35,9 +35,13 @@ NormalizedString::NormalizedString(std::string_view original, std::size_t shift)
     : normalized_(original), original_shift_(shift) {
   PTUNE_CHECK(shift + original.size() < std::numeric_limits<uint32_t>::max(), "text too long to tokenize: {} bytes",
               original.size());
+  // Every byte of a character aligns with the whole character, as in HF.
   alignments_.resize(original.size());
-  for (std::size_t i = 0; i < original.size(); ++i) {
-    alignments_[i] = {static_cast<uint32_t>(shift + i), static_cast<uint32_t>(shift + i + 1)};
+  for (std::size_t i = 0; i < original.size();) {
+    const std::size_t len = utf8_length(static_cast<unsigned char>(original[i]));
+    const Align a{static_cast<uint32_t>(shift + i), static_cast<uint32_t>(shift + i + len)};
+    for (std::size_t k = 0; k < len && i + k < original.size(); ++k) alignments_[i + k] = a;
+    i += len;
   }
 }
 

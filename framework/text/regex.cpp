@@ -7,12 +7,16 @@
 
 namespace ptune::text {
 
-Regex::Regex(std::string_view pattern) : pattern_(pattern) {
+struct Regex::Compiled {
+  std::unique_ptr<icu::RegexPattern> pattern;
+};
+
+Regex::Regex(std::string_view pattern) : pattern_(pattern), compiled_(std::make_unique<Compiled>()) {
   UErrorCode status = U_ZERO_ERROR;
   UParseError parse_error;
   const icu::UnicodeString u =
       icu::UnicodeString::fromUTF8(icu::StringPiece(pattern.data(), static_cast<int32_t>(pattern.size())));
-  compiled_.reset(icu::RegexPattern::compile(u, 0, parse_error, status));
+  compiled_->pattern.reset(icu::RegexPattern::compile(u, 0, parse_error, status));
   PTUNE_CHECK(U_SUCCESS(status), "invalid regex '{}': {} at offset {}", pattern, u_errorName(status),
               parse_error.offset);
 }
@@ -30,7 +34,7 @@ Matches Regex::find_matches(std::string_view s) const {
   UErrorCode status = U_ZERO_ERROR;
   // A UTF-8 UText: ICU's native indices are then our byte offsets.
   UText* text = utext_openUTF8(nullptr, s.data(), static_cast<int64_t>(s.size()), &status);
-  std::unique_ptr<icu::RegexMatcher> matcher(compiled_->matcher(status));
+  std::unique_ptr<icu::RegexMatcher> matcher(compiled_->pattern->matcher(status));
   PTUNE_CHECK(U_SUCCESS(status), "regex '{}': {}", pattern_, u_errorName(status));
   matcher->reset(text);
   std::size_t prev = 0;

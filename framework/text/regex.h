@@ -9,10 +9,6 @@
 
 #include "framework/text/normalized_string.h"
 
-namespace icu {
-class RegexPattern;
-}
-
 namespace ptune::text {
 
 class Regex {
@@ -27,8 +23,9 @@ class Regex {
   const std::string& pattern() const { return pattern_; }
 
  private:
+  struct Compiled;  // ICU's pattern, kept out of this header
   std::string pattern_;
-  std::unique_ptr<icu::RegexPattern> compiled_;
+  std::unique_ptr<Compiled> compiled_;
 };
 
 // tokenizer.json's pattern: {"String": literal} or {"Regex": expression}.

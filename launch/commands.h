@@ -11,5 +11,6 @@ using Command = std::function<int()>;
 
 Command add_inspect(CLI::App& app);
 Command add_init_model(CLI::App& app);
+Command add_bench(CLI::App& app);
 
 }  // namespace ptune::launch

@@ -1,0 +1,111 @@
+// `ptune bench`: forward + backward-to-inputs of a frozen transformer with
+// a P-Tuning v2 prefix in every layer, random weights. Prints tokens/s and
+// effective GFLOP/s: 4·N per token for the N non-embedding weights (2N
+// forward, 2N backward to activations — no weight gradients) plus the
+// attention products (forward 4·S·C, backward 8·S·C per token and layer,
+// S = P + T keys, every key counted as computed).
+#include <fmt/format.h>
+#include <omp.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "commands.h"
+#include "framework/core/arena.h"
+#include "framework/core/rng.h"
+#include "framework/model/transformer.h"
+
+namespace ptune::launch {
+
+namespace {
+
+struct BenchOptions {
+  std::string arch = "gpt2";
+  int64_t layers = 12, hidden = 768, heads = 12, vocab = 50257;
+  int64_t batch = 4, seq = 64, prefix = 20;
+  int steps = 10, warmup = 2;
+};
+
+int bench(const BenchOptions& o) {
+  nlohmann::json config = model::ModelSpec::tiny(model::arch_from_name(o.arch)).to_config();
+  if (o.arch == "gpt2") {
+    config.update({{"n_layer", o.layers}, {"n_embd", o.hidden}, {"n_head", o.heads}, {"n_inner", 4 * o.hidden},
+                   {"vocab_size", o.vocab}, {"n_positions", 1024}});
+  } else {
+    config.update({{"num_hidden_layers", o.layers}, {"hidden_size", o.hidden}, {"num_attention_heads", o.heads},
+                   {"intermediate_size", 4 * o.hidden}, {"vocab_size", o.vocab}, {"max_position_embeddings", 1024}});
+  }
+  const model::ModelSpec spec = model::ModelSpec::from_config(config, "bench");
+  Rng rng(0);
+  model::Transformer model(spec, model::ModelWeights::random(spec, {}, rng));
+  const int64_t B = o.batch, T = o.seq, P = o.prefix, C = spec.hidden, L = spec.layers;
+
+  model::KvPrefix prefix, dprefix;
+  for (int64_t l = 0; l < L; ++l) {
+    for (auto* kv : {&prefix.keys, &prefix.values}) {
+      Tensor t = Tensor::empty({P, C}, DType::kF32);
+      rng.fill_normal(t, 0.0f, 1.0f);
+      kv->push_back(t);
+    }
+    dprefix.keys.push_back(Tensor::zeros({P, C}, DType::kF32));
+    dprefix.values.push_back(Tensor::zeros({P, C}, DType::kF32));
+  }
+  Tensor ids = Tensor::empty({B, T}, DType::kI32), positions = Tensor::empty({B, T}, DType::kI32);
+  for (int64_t i = 0; i < B * T; ++i) ids.data<int32_t>()[i] = int32_t((i * 7919) % spec.vocab_size);
+  model.default_position_ids(positions, ids, P);
+  Tensor embeds = Tensor::empty({B, T, C}, DType::kF32), dhidden = Tensor::empty({B, T, C}, DType::kF32);
+  model.embed_tokens(embeds, ids);
+  rng.fill_normal(dhidden, 0.0f, 1.0f);
+
+  Arena arena;
+  model::ModelInputs in;
+  in.input_embeds = embeds;
+  in.position_ids = positions;
+  in.prefix = &prefix;
+  model::ModelGrads grads;
+  grads.prefix = &dprefix;
+
+  auto step = [&] {
+    model.forward(in, arena);
+    model.backward(dhidden, grads, arena);
+    arena.reset();
+  };
+  for (int i = 0; i < o.warmup; ++i) step();
+  const size_t allocations = arena.system_allocations();
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < o.steps; ++i) step();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  const double n = double(model.weights().parameter_count() - model.weights().units()[0].numel);  // minus embeddings
+  const double S = double(P + T);
+  const double flops_per_token = 4.0 * n + 12.0 * double(L) * S * double(C);
+  const double tokens = double(B * T) * o.steps;
+  fmt::print("bench {} layers={} hidden={} heads={} batch={} seq={} prefix={} threads={}\n", o.arch, L, C, o.heads,
+             B, T, P, omp_get_max_threads());
+  fmt::print("non-embedding parameters {:.1f}M, {:.2f} GFLOP per token\n", n / 1e6, flops_per_token / 1e9);
+  fmt::print("step {:.1f} ms, {:.1f} tokens/s, {:.1f} GFLOP/s, arena {:.1f} MiB, steady-state allocations {}\n",
+             1e3 * seconds / o.steps, tokens / seconds, tokens * flops_per_token / seconds / 1e9,
+             double(arena.peak_bytes()) / (1 << 20), arena.system_allocations() - allocations);
+  return 0;
+}
+
+}  // namespace
+
+Command add_bench(CLI::App& app) {
+  auto* cmd = app.add_subcommand("bench", "Time forward + backward-to-inputs of a frozen model with a KV prefix");
+  auto o = std::make_shared<BenchOptions>();
+  cmd->add_option("--arch", o->arch, "gpt2 | bert | roberta")->capture_default_str();
+  cmd->add_option("--layers", o->layers)->capture_default_str();
+  cmd->add_option("--hidden", o->hidden)->capture_default_str();
+  cmd->add_option("--heads", o->heads)->capture_default_str();
+  cmd->add_option("--vocab", o->vocab)->capture_default_str();
+  cmd->add_option("--batch", o->batch)->capture_default_str();
+  cmd->add_option("--seq", o->seq)->capture_default_str();
+  cmd->add_option("--prefix", o->prefix, "virtual tokens per layer")->capture_default_str();
+  cmd->add_option("--steps", o->steps)->capture_default_str();
+  cmd->add_option("--warmup", o->warmup)->capture_default_str();
+  return [cmd, o] { return cmd->parsed() ? bench(*o) : -1; };
+}
+
+}  // namespace ptune::launch

@@ -12,4 +12,11 @@ void embedding_add(const Tensor& out, const Tensor& ids, const Tensor& table);
 // dtable (V, C)[ids[i]] += dout (N, C)[i]. For trainable tables only.
 void embedding_backward(const Tensor& dtable, const Tensor& dout, const Tensor& ids);
 
+// Input embeddings with virtual tokens (prompt tuning, P-Tuning): ids ≥ 0
+// read table (V, C); id −(k+1) reads row k of prompt (P, C).
+// out (N, C) = those rows.
+void prompt_embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table, const Tensor& prompt);
+// dprompt (P, C)[k] += Σ dout rows whose id is −(k+1); word rows are frozen.
+void prompt_embedding_backward(const Tensor& dprompt, const Tensor& dout, const Tensor& ids);
+
 }  // namespace ptune::ops

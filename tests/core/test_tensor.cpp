@@ -82,3 +82,30 @@ TEST(Rng, NormalHasRightMoments) {
 
 }  // namespace
 }  // namespace ptune
+
+#include "framework/core/parameters.h"
+
+namespace ptune {
+namespace {
+
+TEST(ParameterSet, ViewsShareTheFlatBuffers) {
+  ParameterSet params;
+  const size_t a = params.add("a", {2, 3});
+  const size_t b = params.add("b.bias", {4}, Decay::kExempt);
+  EXPECT_THROW(params.add("a", {1}), Error);
+  EXPECT_THROW(params.value(a), Error);
+  params.finalize();
+  EXPECT_EQ(params.numel(), 10);
+  params.value(b).data<float>()[1] = 5.0f;
+  EXPECT_EQ(params.values().data<float>()[7], 5.0f);
+  params.grad(a).data<float>()[0] = 1.0f;
+  EXPECT_EQ(params.grads().data<float>()[0], 1.0f);
+  params.zero_grad();
+  EXPECT_EQ(params.grad(a).data<float>()[0], 0.0f);
+  EXPECT_EQ(params.index("b.bias"), b);
+  EXPECT_EQ(params.entries()[b].decay, Decay::kExempt);
+  EXPECT_THROW(params.add("late", {1}), Error);
+}
+
+}  // namespace
+}  // namespace ptune

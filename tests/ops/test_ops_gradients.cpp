@@ -65,6 +65,26 @@ TEST(Embedding, ForwardAddAndBackward) {
   EXPECT_THROW(ops::embedding_forward(out, ids, table), Error);
 }
 
+TEST(Embedding, PromptRowsReplaceNegativeIds) {
+  Tensor table = random_tensor({6, 3}, 61), prompt = random_tensor({2, 3}, 62);
+  Tensor ids = Tensor::empty({5}, DType::kI32);
+  const int32_t id_values[5] = {-1, 4, -2, -1, 0};
+  for (int i = 0; i < 5; ++i) ids.data<int32_t>()[i] = id_values[i];
+  Tensor out = Tensor::empty({5, 3}, DType::kF32), r = random_tensor({5, 3}, 63);
+  auto loss = [&] {
+    ops::prompt_embedding_forward(out, ids, table, prompt);
+    return weighted_sum(out, r);
+  };
+  loss();
+  EXPECT_EQ(out.data<float>()[2 * 3 + 1], prompt.data<float>()[1 * 3 + 1]);
+  EXPECT_EQ(out.data<float>()[1 * 3 + 2], table.data<float>()[4 * 3 + 2]);
+  Tensor dprompt = Tensor::zeros(prompt.shape(), DType::kF32);
+  ops::prompt_embedding_backward(dprompt, r, ids);
+  expect_gradient("dprompt", prompt, dprompt, loss);
+  ids.data<int32_t>()[0] = -3;
+  EXPECT_THROW(ops::prompt_embedding_forward(out, ids, table, prompt), Error);
+}
+
 class Norm : public ::testing::TestWithParam<ops::NormKind> {};
 
 TEST_P(Norm, BackwardMatchesFiniteDifferences) {

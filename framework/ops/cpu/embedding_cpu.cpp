@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "framework/ops/dispatch.h"
 #include "framework/ops/embedding.h"
 
@@ -39,6 +41,40 @@ void embedding_backward(const Tensor& dtable, const Tensor& dout, const Tensor& 
   // Serial over rows: repeated ids would race; columns are parallel.
   for (int64_t i = 0; i < n; ++i) {
     float* row = pt + int64_t(pid[i]) * c;
+    const float* d = pd + i * c;
+#pragma omp simd
+    for (int64_t j = 0; j < c; ++j) row[j] += d[j];
+  }
+}
+
+void prompt_embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table, const Tensor& prompt) {
+  PTUNE_REQUIRE_CPU(table, "prompt_embedding_forward");
+  const int64_t n = ids.numel(), c = table.size(1), v = table.size(0), p = prompt.size(0);
+  PTUNE_CHECK(out.numel() == n * c && prompt.size(1) == c, "prompt_embedding_forward: out {} prompt {} width {}",
+              out.shape().str(), prompt.shape().str(), c);
+  const int32_t* pid = ids.data<int32_t>();
+  for (int64_t i = 0; i < n; ++i)
+    PTUNE_CHECK(pid[i] < v && pid[i] >= -p, "prompt_embedding: id {} at position {} is outside [-{}, {})", pid[i], i,
+                p, v);
+  const float* pt = table.data<float>();
+  const float* pp = prompt.data<float>();
+  float* po = out.data<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const float* row = pid[i] >= 0 ? pt + int64_t(pid[i]) * c : pp + int64_t(-pid[i] - 1) * c;
+    std::copy(row, row + c, po + i * c);
+  }
+}
+
+void prompt_embedding_backward(const Tensor& dprompt, const Tensor& dout, const Tensor& ids) {
+  PTUNE_REQUIRE_CPU(dprompt, "prompt_embedding_backward");
+  const int64_t n = ids.numel(), c = dprompt.size(1);
+  const int32_t* pid = ids.data<int32_t>();
+  const float* pd = dout.data<float>();
+  float* pp = dprompt.data<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    if (pid[i] >= 0) continue;
+    float* row = pp + int64_t(-pid[i] - 1) * c;
     const float* d = pd + i * c;
 #pragma omp simd
     for (int64_t j = 0; j < c; ++j) row[j] += d[j];

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Golden fixtures of ptune's data pipeline (framework/data).
+
+Run by hand with the `tokenizers` and `transformers` packages; ctest never runs it:
+
+    /work/venv/bin/python tests/golden/gen_data_fixtures.py
+
+Writes tests/golden/fixtures/data/rte_golden.json: for the first lines of
+rte/val.jsonl (read from ../shared/datasets at test time, never copied),
+the ids and type ids that Hugging Face produces, with the committed
+tokenizers in fixtures/tokenizers/{bert,roberta,gpt2}:
+
+  pair        tokenizer(premise, hypothesis, truncation=<strategy>, max_length=L)
+              (None where HF refuses: only_first/only_second too short)
+  whole       a template without virtual slots ("{premise} Question: {hypothesis}?
+              Answer: [MASK].") encoded as ONE string by HF, [MASK] spelled as the
+              tokenizer's mask token — so splitting at [MASK] must not change ids
+  slots       the same with virtual slots: HF ids of each piece (text between
+              slots, encoded without special tokens, whitespace before a slot
+              dropped) spliced with -(k+1) virtual ids, inside the special tokens
+  verbalizer  the id of " word" (one token) for a few label words
+
+The pair encodings are computed twice, with `tokenizers` and with the
+`transformers` fast tokenizer, and must agree.
+"""
+import json
+import os
+
+from tokenizers import Tokenizer
+from transformers import PreTrainedTokenizerFast
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIX = os.path.join(HERE, "fixtures")
+DATASETS = os.path.abspath(os.path.join(HERE, "..", "..", "..", "shared", "datasets"))
+N_LINES = 24
+
+
+def load(name):
+    tok = Tokenizer.from_file(os.path.join(FIX, "tokenizers", name, "tokenizer.json"))
+    tok.no_truncation()  # transformers ignores tokenizer.json's truncation and padding
+    tok.no_padding()
+    return tok
+
+
+def hf_pair(tok, a, b, strategy, max_length):
+    tok.enable_truncation(max_length=max_length, strategy=strategy)
+    try:
+        e = tok.encode(a, b)
+        out = {"ids": e.ids, "type_ids": e.type_ids}
+    except Exception:
+        out = None
+    tok.no_truncation()
+    return out
+
+
+def transformers_pair(tok, a, b, strategy, max_length):
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok)
+    try:
+        e = fast(a, b, truncation=strategy, max_length=max_length, return_token_type_ids=True)
+        return {"ids": e["input_ids"], "type_ids": e["token_type_ids"]}
+    except Exception:
+        return None
+
+
+def skeleton(tok, pair):
+    """The post-processor's layout: special ids, and 'A'/'B' for the sequences."""
+    e = tok.encode("a", "b") if pair else tok.encode("a")
+    out, types = [], {}
+    for i, s in enumerate(e.sequence_ids):
+        if s is None:
+            out.append((e.ids[i], e.type_ids[i]))
+        elif not out or out[-1] != ("AB"[s],):
+            out.append(("AB"[s],))
+            types["AB"[s]] = e.type_ids[i]
+    return out, types
+
+
+def piecewise(tok, segments):
+    """segments: per sequence, a list of str pieces or int (virtual count)."""
+    sk, types = skeleton(tok, len(segments) == 2)
+    ids, type_ids, v = [], [], 0
+    for item in sk:
+        if len(item) == 2:
+            ids.append(item[0]); type_ids.append(item[1]); continue
+        seg = segments["AB".index(item[0])]
+        for j, part in enumerate(seg):
+            if isinstance(part, int):
+                for _ in range(part):
+                    v += 1; ids.append(-v); type_ids.append(0)
+                continue
+            if j + 1 < len(seg):
+                part = part.rstrip(" \t\r\n")
+            if not part:
+                continue
+            e = tok.encode(part, add_special_tokens=False)
+            ids += e.ids; type_ids += [types[item[0]]] * len(e.ids)
+    return {"ids": ids, "type_ids": type_ids}
+
+
+def main():
+    with open(os.path.join(DATASETS, "rte", "val.jsonl")) as f:
+        rows = [json.loads(l) for l in f][:N_LINES]
+    out = {"source": "rte/val.jsonl", "lines": N_LINES, "tokenizers": {}}
+    masks = {"bert": "[MASK]", "roberta": "<mask>"}
+    words = {"bert": ["yes", "no", "maybe"], "roberta": ["yes", "no", "the"], "gpt2": ["yes", "no", "the"]}
+    for name in ["bert", "roberta", "gpt2"]:
+        tok = load(name)
+        t = {"pair": {}, "verbalizer": {}}
+        for strategy, L in [("longest_first", 128), ("longest_first", 48), ("longest_first", 21),
+                            ("only_first", 40), ("only_second", 40)]:
+            got = []
+            for r in rows:
+                a = hf_pair(tok, r["premise"], r["hypothesis"], strategy, L)
+                b = transformers_pair(tok, r["premise"], r["hypothesis"], strategy, L)
+                assert a == b, (name, strategy, L, a, b)
+                got.append(a)
+            t["pair"][f"{strategy}/{L}"] = got
+        for w in words[name]:
+            e = tok.encode(" " + w, add_special_tokens=False)
+            t["verbalizer"][w] = e.ids[0] if len(e.ids) == 1 else None
+        if name in masks:
+            m = masks[name]
+            whole, slots = [], []
+            for r in rows:
+                text = f"{r['premise']} Question: {r['hypothesis']}? Answer: {m}."
+                e = tok.encode(text)
+                whole.append({"ids": e.ids, "type_ids": e.type_ids})
+                # [P*2]{premise} [P] Question: {hypothesis}? [P*3] Answer: [MASK].
+                slots.append(piecewise(tok, [[2, f"{r['premise']} ", 1,
+                                              f" Question: {r['hypothesis']}? ", 3, f" Answer: {m}."]]))
+            t["whole"] = whole
+            t["slots"] = slots
+            # Pair with slots in both: [P]{premise} / {hypothesis} [P*2][MASK]
+            t["pair_slots"] = [piecewise(tok, [[1, r["premise"]], [r["hypothesis"] + " ", 2, f"{m}"]])
+                               for r in rows]
+        out["tokenizers"][name] = t
+    path = os.path.join(FIX, "data", "rte_golden.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(out, f, separators=(",", ":"))
+        f.write("\n")
+    print(path, os.path.getsize(path), "bytes")
+
+
+if __name__ == "__main__":
+    main()

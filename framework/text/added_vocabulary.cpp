@@ -49,10 +49,12 @@ AddedVocabulary::AddedVocabulary(std::vector<AddedToken> tokens, const Normalize
     by_id_.emplace(t.id, i);
     if (!t.normalized) {
       raw_.add(t.content, i);
+      decoded_.push_back(t.content);
     } else {
       NormalizedString n(t.content);
       if (normalizer != nullptr) normalizer->normalize(n);
       normalized_.add(n.get(), i);
+      decoded_.push_back(n.get());
     }
   }
 }
@@ -67,6 +69,8 @@ const AddedToken* AddedVocabulary::find(uint32_t id) const {
   const auto it = by_id_.find(id);
   return it == by_id_.end() ? nullptr : &tokens_[it->second];
 }
+
+const std::string& AddedVocabulary::decoded_content(uint32_t id) const { return decoded_.at(by_id_.at(id)); }
 
 bool AddedVocabulary::is_special(uint32_t id) const {
   const AddedToken* t = find(id);

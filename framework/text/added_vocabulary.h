@@ -38,6 +38,9 @@ class AddedVocabulary {
 
   std::optional<uint32_t> token_to_id(std::string_view content) const;
   const AddedToken* find(uint32_t id) const;
+  // What decode() and id_to_token() show: the content, normalized for
+  // normalized tokens (as HF does).
+  const std::string& decoded_content(uint32_t id) const;
   bool is_special(uint32_t id) const;
   const std::vector<AddedToken>& tokens() const { return tokens_; }
 
@@ -68,6 +71,7 @@ class AddedVocabulary {
   void split_on(NormalizedString&& n, const Matcher& matcher, std::vector<Split>& out) const;
 
   std::vector<AddedToken> tokens_;
+  std::vector<std::string> decoded_;  // per token: content, normalized if the token is
   std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> by_content_;
   std::unordered_map<uint32_t, std::size_t> by_id_;
   Matcher raw_;

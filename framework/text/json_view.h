@@ -18,6 +18,7 @@ class JsonView {
 
   const nlohmann::json& raw() const { return *j_; }
   const std::string& path() const { return path_; }
+  const std::string& origin() const { return origin_; }
   bool is_null() const { return j_->is_null(); }
   bool is_object() const { return j_->is_object(); }
   bool is_array() const { return j_->is_array(); }

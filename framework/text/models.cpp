@@ -1,5 +1,6 @@
 #include "framework/text/models.h"
 
+#include <algorithm>
 #include <fstream>
 #include <queue>
 #include <sstream>
@@ -86,7 +87,9 @@ std::vector<BpeModel::Piece> BpeModel::merge_word(std::string_view w) const {
     symbols.push_back({id, len, n - 1, -1});
     if (n > 0) symbols[n - 1].next = n;
   };
-  std::optional<std::pair<uint32_t, uint32_t>> unk = std::nullopt;  // (id, len) pending
+  // A pending unk token (fused over consecutive unknown characters).
+  bool have_unk = false;
+  uint32_t unk_len = 0;
   std::string buf;
   for (std::size_t i = 0; i < w.size();) {
     const std::size_t char_len = utf8_length(static_cast<unsigned char>(w[i]));
@@ -102,9 +105,9 @@ std::vector<BpeModel::Piece> BpeModel::merge_word(std::string_view w) const {
     }
     i += char_len;
     if (const auto id = token_to_id(s)) {
-      if (unk) {
-        add(unk->first, unk->second);
-        unk.reset();
+      if (have_unk) {
+        add(*unk_id_, unk_len);
+        have_unk = false;
       }
       add(*id, static_cast<uint32_t>(char_len));
       continue;
@@ -121,15 +124,16 @@ std::vector<BpeModel::Piece> BpeModel::merge_word(std::string_view w) const {
     }
     if (options_.unk_token) {
       PTUNE_CHECK(unk_id_.has_value(), "BPE: unk token '{}' is not in the vocabulary", *options_.unk_token);
-      if (unk && options_.fuse_unk) {
-        unk->second += static_cast<uint32_t>(char_len);
+      if (have_unk && options_.fuse_unk) {
+        unk_len += static_cast<uint32_t>(char_len);
       } else {
-        if (unk) add(unk->first, unk->second);
-        unk = std::make_pair(*unk_id_, static_cast<uint32_t>(char_len));
+        if (have_unk) add(*unk_id_, unk_len);
+        have_unk = true;
+        unk_len = static_cast<uint32_t>(char_len);
       }
     }
   }
-  if (unk) add(unk->first, unk->second);
+  if (have_unk) add(*unk_id_, unk_len);
 
   struct Candidate {
     uint32_t rank;
@@ -269,6 +273,133 @@ void WordLevelModel::tokenize(std::string_view word, std::vector<Token>& out) co
   out.push_back({*unk, unk_token_, {0, word.size()}});
 }
 
+// ---------------------------------------------------------------- Unigram
+
+namespace {
+// SentencePiece's score for an unknown character, below every piece.
+constexpr double kUnkPenalty = 10.0;
+}  // namespace
+
+Vocab UnigramModel::make_vocab(const std::vector<std::pair<std::string, double>>& pieces) {
+  Vocab v;
+  v.reserve(pieces.size());
+  for (std::size_t i = 0; i < pieces.size(); ++i) v.emplace(pieces[i].first, static_cast<uint32_t>(i));
+  return v;
+}
+
+UnigramModel::UnigramModel(const std::vector<std::pair<std::string, double>>& pieces, std::optional<uint32_t> unk_id,
+                           bool byte_fallback)
+    : Model(make_vocab(pieces)), unk_id_(unk_id), byte_fallback_(byte_fallback) {
+  PTUNE_CHECK(!unk_id || *unk_id < pieces.size(), "Unigram: unk_id {} is outside the vocabulary", *unk_id);
+  min_score_ = pieces.empty() ? 0.0 : pieces[0].second;
+  scores_.reserve(pieces.size());
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    const auto& [token, score] = pieces[i];
+    scores_.push_back(score);
+    min_score_ = std::min(min_score_, score);
+    uint32_t node = 0;
+    for (char ch : token) {
+      const auto b = static_cast<unsigned char>(ch);
+      auto& children = trie_[node].children;
+      auto it = std::lower_bound(children.begin(), children.end(), b,
+                                 [](const auto& c, unsigned char key) { return c.first < key; });
+      if (it != children.end() && it->first == b) {
+        node = it->second;
+      } else {
+        const auto next = static_cast<uint32_t>(trie_.size());
+        children.insert(it, {b, next});
+        trie_.emplace_back();
+        node = next;
+      }
+    }
+    // A token listed twice keeps its first id, as HF's map insertion.
+    if (trie_[node].id < 0 && !token.empty()) trie_[node].id = static_cast<int32_t>(vocab_.at(token));
+  }
+}
+
+void UnigramModel::tokenize(std::string_view s, std::vector<Token>& out) const {
+  if (s.empty()) return;
+  struct Best {
+    int32_t id = -1;
+    double score = 0.0;
+    int64_t starts_at = -1;
+  };
+  const std::size_t n = s.size();
+  const double unk_score = min_score_ - kUnkPenalty;
+  std::vector<Best> best(n + 1);
+  for (std::size_t start = 0; start < n;) {
+    const double here = best[start].score;
+    const std::size_t char_len = utf8_length(static_cast<unsigned char>(s[start]));
+    bool has_single = false;
+    // Every vocabulary piece that starts here, shortest first.
+    uint32_t node = 0;
+    for (std::size_t k = start; k < n; ++k) {
+      const auto b = static_cast<unsigned char>(s[k]);
+      const auto& children = trie_[node].children;
+      const auto it = std::lower_bound(children.begin(), children.end(), b,
+                                       [](const auto& c, unsigned char key) { return c.first < key; });
+      if (it == children.end() || it->first != b) break;
+      node = it->second;
+      const int32_t id = trie_[node].id;
+      if (id < 0) continue;
+      Best& target = best[k + 1];
+      const double candidate = scores_[id] + here;
+      if (target.starts_at < 0 || candidate > target.score) target = {id, candidate, static_cast<int64_t>(start)};
+      if (k + 1 - start == char_len) has_single = true;
+    }
+    if (!has_single) {
+      PTUNE_CHECK(unk_id_.has_value(), "Unigram: '{}' needs the unk token but the model has no unk_id",
+                  s.substr(start, char_len));
+      Best& target = best[start + char_len];
+      const double candidate = unk_score + here;
+      if (target.starts_at < 0 || candidate > target.score) {
+        target = {static_cast<int32_t>(*unk_id_), candidate, static_cast<int64_t>(start)};
+      }
+    }
+    start += char_len;
+  }
+  // Walk back; adjacent unknown pieces fuse into one.
+  std::vector<Offsets> pieces;
+  std::size_t end = n;
+  std::optional<Offsets> unk_run;
+  while (end > 0) {
+    const Best& node = best[end];
+    const auto start = static_cast<std::size_t>(node.starts_at);
+    if (unk_id_ && node.id == static_cast<int32_t>(*unk_id_)) {
+      unk_run = Offsets{start, unk_run ? unk_run->end : end};
+    } else {
+      if (unk_run) pieces.push_back(*unk_run);
+      unk_run.reset();
+      pieces.push_back({start, end});
+    }
+    end = start;
+  }
+  if (unk_run) pieces.push_back(*unk_run);
+  for (auto it = pieces.rbegin(); it != pieces.rend(); ++it) {
+    const std::string_view piece = s.substr(it->begin, it->end - it->begin);
+    if (const auto id = token_to_id(piece)) {
+      out.push_back({*id, std::string(piece), *it});
+      continue;
+    }
+    if (byte_fallback_) {
+      std::vector<uint32_t> bytes;
+      for (char ch : piece) {
+        const auto id = token_to_id(fmt::format("<0x{:02X}>", static_cast<unsigned char>(ch)));
+        if (!id) break;
+        bytes.push_back(*id);
+      }
+      if (bytes.size() == piece.size()) {
+        for (std::size_t k = 0; k < bytes.size(); ++k) {
+          out.push_back({bytes[k], fmt::format("<0x{:02X}>", static_cast<unsigned char>(piece[k])), *it});
+        }
+        continue;
+      }
+    }
+    PTUNE_CHECK(unk_id_.has_value(), "Unigram: '{}' is unknown and the model has no unk_id", piece);
+    out.push_back({*unk_id_, std::string(piece), *it});
+  }
+}
+
 // ---------------------------------------------------------------- loading
 
 namespace {
@@ -277,9 +408,7 @@ Vocab parse_vocab(const JsonView& j) {
   if (!j.is_object()) j.fail("expected an object of token: id");
   Vocab vocab;
   vocab.reserve(j.raw().size());
-  for (const auto& [token, id] : j.raw().items()) {
-    vocab.emplace(token, JsonView(id, "tokenizer.json", j.path() + "." + token).id());
-  }
+  for (const auto& item : j.raw().items()) vocab.emplace(item.key(), j.at(item.key()).id());
   return vocab;
 }
 
@@ -341,6 +470,19 @@ std::unique_ptr<Model> make_model(const JsonView& j) {
     return std::make_unique<WordPieceModel>(parse_vocab(j.at("vocab")), j.str_or("unk_token", "[UNK]"),
                                             j.str_or("continuing_subword_prefix", "##"),
                                             static_cast<std::size_t>(j.int_or("max_input_chars_per_word", 100)));
+  }
+  if (type == "Unigram") {
+    const JsonView list = j.at("vocab");
+    std::vector<std::pair<std::string, double>> pieces;
+    pieces.reserve(list.size());
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const JsonView p = list.at(i);
+      if (!p.is_array() || p.size() != 2) p.fail("expected [token, score]");
+      pieces.emplace_back(p.at(0).str(), p.at(1).number());
+    }
+    std::optional<uint32_t> unk;
+    if (const auto u = j.find("unk_id")) unk = u->id();
+    return std::make_unique<UnigramModel>(pieces, unk, j.bool_or("byte_fallback", false));
   }
   if (type == "WordLevel") {
     return std::make_unique<WordLevelModel>(parse_vocab(j.at("vocab")), j.str_or("unk_token", "<unk>"));

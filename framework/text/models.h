@@ -100,6 +100,29 @@ class WordLevelModel final : public Model {
   std::string unk_token_;
 };
 
+// SentencePiece's unigram model: the segmentation of highest total score
+// (Viterbi), unknown characters as one unk each, fused when adjacent.
+class UnigramModel final : public Model {
+ public:
+  // pieces: (token, log probability) in id order.
+  UnigramModel(const std::vector<std::pair<std::string, double>>& pieces, std::optional<uint32_t> unk_id,
+               bool byte_fallback);
+  void tokenize(std::string_view word, std::vector<Token>& out) const override;
+
+ private:
+  struct Node {
+    std::vector<std::pair<unsigned char, uint32_t>> children;  // sorted by byte
+    int32_t id = -1;
+  };
+  static Vocab make_vocab(const std::vector<std::pair<std::string, double>>& pieces);
+
+  std::vector<double> scores_;
+  std::vector<Node> trie_{1};
+  std::optional<uint32_t> unk_id_;
+  bool byte_fallback_;
+  double min_score_;
+};
+
 // tokenizer.json's "model" section.
 std::unique_ptr<Model> make_model(const JsonView& j);
 

@@ -5,7 +5,7 @@
 namespace ptune::text {
 
 void StripAccentsNormalizer::normalize(NormalizedString& s) const {
-  s.filter([](char32_t c) { return !is_mark_nonspacing(c); });
+  s.filter([](char32_t c) { return !is_combining_mark(c); });
 }
 
 void BertNormalizer::normalize(NormalizedString& s) const {

@@ -32,7 +32,7 @@ class LowercaseNormalizer final : public Normalizer {
   void normalize(NormalizedString& s) const override { s.lowercase(); }
 };
 
-// Removes non-spacing marks (run after NFD/NFKD to strip accents).
+// Removes combining marks (run after NFD/NFKD to strip accents).
 class StripAccentsNormalizer final : public Normalizer {
  public:
   void normalize(NormalizedString& s) const override;

@@ -210,7 +210,7 @@ std::vector<TemplateProcessor::Piece> parse_template(const JsonView& j) {
       if (e == std::string::npos) e = s.size();
       if (e > i) {
         nlohmann::json word = s.substr(i, e - i);
-        out.push_back(parse_piece(JsonView(word, "tokenizer.json", j.path())));
+        out.push_back(parse_piece(JsonView(word, j.origin(), j.path())));
       }
       i = e;
     }

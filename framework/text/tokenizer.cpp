@@ -243,7 +243,7 @@ std::string Tokenizer::decode(std::span<const uint32_t> ids, bool skip_special_t
   for (uint32_t id : ids) {
     if (const AddedToken* a = added_.find(id)) {
       if (skip_special_tokens && a->special) continue;
-      tokens.push_back(a->content);
+      tokens.push_back(added_.decoded_content(id));
     } else if (const std::string* t = model_->id_to_token(id)) {
       tokens.push_back(*t);
     }
@@ -268,7 +268,7 @@ std::optional<uint32_t> Tokenizer::token_to_id(std::string_view token) const {
 }
 
 std::optional<std::string> Tokenizer::id_to_token(uint32_t id) const {
-  if (const AddedToken* a = added_.find(id)) return a->content;
+  if (added_.find(id) != nullptr) return added_.decoded_content(id);
   if (const std::string* t = model_->id_to_token(id)) return *t;
   return std::nullopt;
 }

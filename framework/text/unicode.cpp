@@ -151,6 +151,10 @@ bool is_other(char32_t c) {
 
 bool is_mark_nonspacing(char32_t c) { return c >= 0x300 && category(c) == U_NON_SPACING_MARK; }
 
+bool is_combining_mark(char32_t c) {
+  return c >= 0x300 && (U_GET_GC_MASK(static_cast<UChar32>(c)) & U_GC_M_MASK) != 0;
+}
+
 bool is_word_char(char32_t c) {
   if (c < 0x80) return is_letter(c) || is_numeric(c) || c == '_';
   const auto u = static_cast<UChar32>(c);

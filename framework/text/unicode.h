@@ -69,7 +69,11 @@ bool is_numeric(char32_t c);
 bool is_punctuation(char32_t c);
 // Cc, Cf, Co, Cs: `unicode_categories::is_other` as BertNormalizer uses it.
 bool is_other(char32_t c);
-// Mn: what StripAccents removes.
+// Any mark (Mn, Mc, Me): what StripAccents removes. HF's filter is
+// unicode-normalization's is_combining_mark, so spacing vowel signs of
+// Indic scripts go too, not only accents.
+bool is_combining_mark(char32_t c);
+// Mn only: what BertNormalizer's accent stripping removes.
 bool is_mark_nonspacing(char32_t c);
 // \w of Rust's regex and onig: Alphabetic, M, Nd, Pc, Join_Control.
 bool is_word_char(char32_t c);

@@ -9,7 +9,7 @@ For each tokenizer it writes tests/golden/fixtures/tokenizers/<name>/:
   tokenizer.json   the tokenizer itself (trained here, or the real BERT one)
   corpus.jsonl     full records for the hand-written corpus: ids, type ids,
                    attention and special-token masks, byte offsets, decodes
-  datasets.json    one 48-bit hash per dataset line (the datasets are read at
+  datasets.json    one 40-bit hash per dataset line (the datasets are read at
                    test time from PTUNE_DATASETS, never copied here)
 
 Only GPT-2 / RoBERTa / LLaMA-style tokenizers need training (no network):
@@ -21,7 +21,7 @@ import os
 import random
 import sys
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "fixtures", "tokenizers")
@@ -84,6 +84,8 @@ CORPUS = [
     "Hello <|endoftext|>world<|endoftext|>",
     "byte tokens <0x41> <0xE4> ▁ and metaspace ▁▁ chars",
     "a very, very long sentence " * 12,
+    "<sw> x<sw>y rs_tok   after HeLLo hello HELLO <sw>",
+    "well-known state-of-the-art... wait!! ok? 1234567 12 2024 ３４",
 ]
 
 PAIRS = [
@@ -141,12 +143,12 @@ def canonical(r):
                      ints(r["special_tokens_mask"]), offs, r["decoded"], r["decoded_raw"]])
 
 
-def fnv1a48(s):
+def fnv1a40(s):
     h = 0xCBF29CE484222325
     for b in s.encode("utf-8"):
         h ^= b
         h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return f"{h >> 16:012x}"
+    return f"{h >> 24:010x}"
 
 
 def dataset_lines(file, field, pair_field):
@@ -177,7 +179,7 @@ def apply_settings(tok, trunc, pad):
                            pad_to_multiple_of=pad.get("pad_to_multiple_of"))
 
 
-def write_fixtures(name, tok):
+def write_fixtures(name, tok, with_datasets=True):
     d = os.path.join(OUT, name)
     os.makedirs(d, exist_ok=True)
     tok.save(os.path.join(d, "tokenizer.json"), pretty=False)
@@ -186,7 +188,7 @@ def write_fixtures(name, tok):
     rng = random.Random(1234)
     with open(os.path.join(d, "corpus.jsonl"), "w", encoding="utf-8") as f:
         def emit(obj):
-            f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            f.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
         for text in CORPUS:
             for add in (True, False):
                 emit({"text": text, "add_special_tokens": add, **record(tok, text, None, add)})
@@ -211,17 +213,20 @@ def write_fixtures(name, tok):
             emit({"decode_ids": ids, "decoded": tok.decode(ids, skip_special_tokens=True),
                   "decoded_raw": tok.decode(ids, skip_special_tokens=False)})
     assert tok.truncation == default_trunc and tok.padding == default_pad
+    if not with_datasets:
+        print(f"{name}: corpus only, vocab {n}", file=sys.stderr)
+        return
     sources = []
     total = 0
     for file, field, pair_field in SOURCES:
         hashes = []
         for text, pair in dataset_lines(file, field, pair_field):
-            hashes.append(fnv1a48(canonical(record(tok, text, pair, True))))
+            hashes.append(fnv1a40(canonical(record(tok, text, pair, True))))
         total += len(hashes)
         sources.append({"file": file, "field": field, "pair_field": pair_field, "count": len(hashes),
                         "hashes": "".join(hashes)})
     with open(os.path.join(d, "datasets.json"), "w", encoding="utf-8") as f:
-        json.dump({"hash": "fnv1a64 >> 16, 12 hex digits per line", "sources": sources}, f)
+        json.dump({"hash": "fnv1a64 >> 24, 10 hex digits per line", "sources": sources}, f)
     print(f"{name}: {total} dataset lines, vocab {n}", file=sys.stderr)
 
 
@@ -289,14 +294,109 @@ def llama_like():
     return Tokenizer.from_str(json.dumps(cfg))
 
 
+def with_byte_tokens(cfg, first):
+    """SentencePiece-style vocabulary: `first` tokens, the 256 <0xXX> bytes, then the trained ones."""
+    trained = sorted(cfg["model"]["vocab"].items(), key=lambda kv: kv[1])
+    vocab = {t: i for i, t in enumerate(first)}
+    for b in range(256):
+        vocab[f"<0x{b:02X}>"] = len(vocab)
+    for token, _ in trained:
+        if token not in vocab:
+            vocab[token] = len(vocab)
+    cfg["model"]["vocab"] = vocab
+    for t in cfg["added_tokens"]:
+        t["id"] = vocab[t["content"]]
+    return cfg
+
+
+# Component coverage beyond the four real pipelines (corpus records only).
+def misc_wordpiece():
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=20))
+    tok.normalizer = normalizers.Sequence([normalizers.NFD(), normalizers.StripAccents(), normalizers.Lowercase(),
+                                           normalizers.Replace(Regex(r"\d{4,}"), "#")])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
+                                                 pre_tokenizers.Punctuation(behavior="contiguous"),
+                                                 pre_tokenizers.Digits(individual_digits=True)])
+    trainer = trainers.WordPieceTrainer(vocab_size=2000, special_tokens=["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"],
+                                        show_progress=False)
+    tok.train_from_iterator(training_text(), trainer)
+    tok.post_processor = processors.BertProcessing(("[SEP]", tok.token_to_id("[SEP]")),
+                                                   ("[CLS]", tok.token_to_id("[CLS]")))
+    tok.decoder = decoders.WordPiece()
+    tok.add_tokens([AddedToken("<sw>", single_word=True), AddedToken("rs_tok", lstrip=True, rstrip=True),
+                    AddedToken("HeLLo", normalized=True)])
+    return tok
+
+
+def misc_bpe():
+    tok = Tokenizer(models.BPE(unk_token="<unk>", continuing_subword_prefix="##", end_of_word_suffix="</w>"))
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Strip()])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(r"\s+"), "removed"),
+        pre_tokenizers.Split("-", "merged_with_previous"),
+        pre_tokenizers.Split(Regex(r"[.,!?]"), "merged_with_next"),
+        pre_tokenizers.Whitespace()])
+    trainer = trainers.BpeTrainer(vocab_size=1500, continuing_subword_prefix="##", end_of_word_suffix="</w>",
+                                  special_tokens=["<unk>", "<s>", "</s>"], limit_alphabet=100, show_progress=False)
+    tok.train_from_iterator(training_text(), trainer)
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", pair="<s> $A </s> $B:1 </s>:1",
+                                                       special_tokens=[("<s>", 1), ("</s>", 2)])
+    tok.decoder = decoders.BPEDecoder(suffix="</w>")
+    return tok
+
+
+def misc_metaspace():
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, ignore_merges=True))
+    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    trainer = trainers.BpeTrainer(vocab_size=1200, special_tokens=["<unk>", "<s>", "</s>"], limit_alphabet=60,
+                                  show_progress=False)
+    tok.train_from_iterator(training_text(), trainer)
+    cfg = with_byte_tokens(json.loads(tok.to_str()), ["<unk>", "<s>", "</s>"])
+    cfg["decoder"] = {"type": "Sequence", "decoders": [
+        {"type": "ByteFallback"}, {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True}]}
+    return Tokenizer.from_str(json.dumps(cfg))
+
+
+def misc_wordlevel():
+    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tok.normalizer = normalizers.Sequence([normalizers.NFKD(), normalizers.StripAccents()])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(r"\p{L}+"), "contiguous", invert=True),
+        pre_tokenizers.Digits(individual_digits=False),
+        pre_tokenizers.CharDelimiterSplit(" ")])
+    trainer = trainers.WordLevelTrainer(vocab_size=3000, special_tokens=["<unk>", "<pad>"], show_progress=False)
+    tok.train_from_iterator(training_text(), trainer)
+    return tok
+
+
+def misc_unigram():
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    trainer = trainers.UnigramTrainer(vocab_size=1000, special_tokens=["<unk>", "<s>", "</s>"], unk_token="<unk>",
+                                      show_progress=False)
+    tok.train_from_iterator(training_text(), trainer)
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
+                                                       special_tokens=[("</s>", 2)])
+    return tok
+
+
 def main():
     only = set(sys.argv[1:])
     builders = {"gpt2": gpt2_like, "bert": lambda: Tokenizer.from_file(BERT_JSON),
                 "roberta": roberta_like, "llama": llama_like}
+    misc = {"misc_wordpiece": misc_wordpiece, "misc_bpe": misc_bpe, "misc_metaspace": misc_metaspace,
+            "misc_wordlevel": misc_wordlevel, "misc_unigram": misc_unigram}
     for name, build in builders.items():
         if only and name not in only:
             continue
         write_fixtures(name, build())
+    for name, build in misc.items():
+        if only and name not in only:
+            continue
+        write_fixtures(name, build(), with_datasets=False)
 
 
 if __name__ == "__main__":

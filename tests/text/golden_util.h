@@ -64,14 +64,14 @@ inline std::string canonical(const Record& r) {
          "|" + offs + "|" + r.decoded + "|" + r.decoded_raw;
 }
 
-inline std::string fnv1a48(const std::string& s) {
+inline std::string fnv1a40(const std::string& s) {
   uint64_t h = 0xCBF29CE484222325ull;
   for (unsigned char b : s) {
     h ^= b;
     h *= 0x100000001B3ull;
   }
   char buf[16];
-  std::snprintf(buf, sizeof buf, "%012llx", static_cast<unsigned long long>(h >> 16));
+  std::snprintf(buf, sizeof buf, "%010llx", static_cast<unsigned long long>(h >> 24));
   return buf;
 }
 
@@ -107,7 +107,7 @@ void for_each_dataset_line(const std::filesystem::path& datasets_json, F f) {
       PTUNE_CHECK(i < count, "{}: more lines than the fixture has hashes", file);
       DatasetLine l{file + ":" + field + (pair_field ? "+" + *pair_field : ""), i, row.at(field).get<std::string>(),
                     pair_field ? std::optional(row.at(*pair_field).get<std::string>()) : std::nullopt,
-                    hashes.substr(12 * i, 12)};
+                    hashes.substr(10 * i, 10)};
       f(l);
       ++i;
     }

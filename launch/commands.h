@@ -12,5 +12,9 @@ using Command = std::function<int()>;
 Command add_inspect(CLI::App& app);
 Command add_init_model(CLI::App& app);
 Command add_bench(CLI::App& app);
+Command add_train(CLI::App& app);
+Command add_eval(CLI::App& app);
+Command add_predict(CLI::App& app);
+Command add_export(CLI::App& app);
 
 }  // namespace ptune::launch

@@ -11,6 +11,7 @@
 #include "framework/io/json_file.h"
 #include "framework/model/spec.h"
 #include "framework/model/weights.h"
+#include "framework/text/tokenizer.h"
 
 namespace ptune::launch {
 
@@ -20,12 +21,22 @@ struct InitOptions {
   std::string arch;
   std::string preset = "tiny";
   std::string out;
+  std::string tokenizer;  // a tokenizer.json to ship with the model (sets the vocabulary size)
   uint64_t seed = 0;
 };
 
 int init_model(const InitOptions& o) {
   PTUNE_CHECK(o.preset == "tiny", "unknown preset '{}' (available: tiny)", o.preset);
-  const model::ModelSpec spec = model::ModelSpec::tiny(model::arch_from_name(o.arch));
+  model::ModelSpec spec = model::ModelSpec::tiny(model::arch_from_name(o.arch));
+  if (!o.tokenizer.empty()) {
+    const auto tokenizer = text::Tokenizer::from_file(o.tokenizer);
+    spec.vocab_size = int64_t(tokenizer.vocab_size());
+    if (spec.arch != model::Arch::kGpt2) {
+      const auto pad = tokenizer.token_to_id(spec.arch == model::Arch::kBert ? "[PAD]" : "<pad>");
+      if (pad) spec.pad_token_id = int64_t(*pad);
+      if (spec.arch == model::Arch::kRoberta) spec.position_offset = spec.pad_token_id + 1;
+    }
+  }
   // The heads of transformers' *LMHeadModel / *ForMaskedLM classes.
   std::set<model::Component> components;
   if (spec.arch != model::Arch::kGpt2) components.insert(model::Component::kMlmHead);
@@ -34,6 +45,8 @@ int init_model(const InitOptions& o) {
 
   std::filesystem::create_directories(o.out);
   io::write_json_file(o.out + "/config.json", spec.to_config());
+  if (!o.tokenizer.empty())
+    std::filesystem::copy_file(o.tokenizer, o.out + "/tokenizer.json", std::filesystem::copy_options::overwrite_existing);
   const std::string written = io::write_sharded(o.out, weights->to_checkpoint(), uint64_t(5) << 30);
   fmt::print("wrote {} ({} {}, {} parameters) and {}/config.json\n", written, o.preset, spec.arch_name(),
              weights->parameter_count(), o.out);
@@ -50,6 +63,8 @@ Command add_init_model(CLI::App& app) {
   cmd->add_option("--preset", o->preset, "model size")->capture_default_str();
   cmd->add_option("--out", o->out, "output directory")->required();
   cmd->add_option("--seed", o->seed, "random seed")->capture_default_str();
+  cmd->add_option("--tokenizer", o->tokenizer, "tokenizer.json to include (its vocabulary sizes the model)")
+      ->check(CLI::ExistingFile);
   return [cmd, o] { return cmd->parsed() ? init_model(*o) : -1; };
 }
 

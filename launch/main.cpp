@@ -26,6 +26,10 @@ int main(int argc, char** argv) {
   std::vector<ptune::launch::Command> commands = {
       ptune::launch::add_inspect(app),
       ptune::launch::add_init_model(app),
+      ptune::launch::add_train(app),
+      ptune::launch::add_eval(app),
+      ptune::launch::add_predict(app),
+      ptune::launch::add_export(app),
       ptune::launch::add_bench(app),
   };
   try {

@@ -33,6 +33,10 @@ class ParameterSet {
   void finalize(Device device = Device::cpu());
   bool finalized() const { return values_.defined(); }
 
+  // Overrides an entry's weight-decay rule (e.g. to match a plain
+  // torch.optim.AdamW that decays everything); before the optimizer exists.
+  void set_decay(size_t i, Decay decay) { entries_.at(i).decay = decay; }
+
   Tensor value(size_t i) const;
   Tensor grad(size_t i) const;
   size_t index(const std::string& name) const;  // error names the parameter

@@ -41,6 +41,7 @@
 #include <string>
 
 #include "framework/core/arena.h"
+#include "framework/core/mode.h"
 #include "framework/core/parameters.h"
 #include "framework/core/rng.h"
 #include "framework/core/tensor.h"
@@ -50,7 +51,6 @@ namespace ptune::peft {
 
 // Training applies the encoder's dropout (LSTM between layers); evaluation
 // never does.
-enum class Mode : uint8_t { kEval, kTrain };
 
 struct EncoderDims {
   int64_t virtual_tokens = 0;  // P

@@ -1,0 +1,278 @@
+#include "framework/model/task_heads.h"
+
+#include <cmath>
+
+#include "framework/model/heads.h"
+#include "framework/ops/activation.h"
+#include "framework/ops/cross_entropy.h"
+#include "framework/ops/elementwise.h"
+#include "framework/ops/linear.h"
+
+namespace ptune::model {
+
+namespace {
+
+// Cross-entropy of (N, K) scores against targets; returns the loss sum and
+// the count, keeps logsumexp for backward.
+struct Loss {
+  Tensor scores, lse, targets;
+  HeadOutput apply(const Tensor& scores_in, const Tensor& targets_in, Arena& arena) {
+    scores = scores_in;
+    const int64_t n = scores.numel() / scores.size(-1);
+    targets = targets_in;
+    lse = arena.alloc({n});
+    Tensor losses = arena.alloc({n});
+    HeadOutput out;
+    out.scores = scores;
+    out.count = ops::cross_entropy_forward(losses, lse, scores, targets);
+    for (int64_t i = 0; i < n; ++i) out.loss_sum += losses.data<float>()[i];
+    return out;
+  }
+  // dscores += scale · ∂(loss sum)/∂scores
+  void backward(const Tensor& dscores, float scale) const {
+    ops::cross_entropy_backward(dscores, scores, lse, targets, scale);
+  }
+};
+
+// Position of the last real token of each row: where decoders pool.
+void last_real_tokens(const Tensor& positions, const Tensor& mask, int64_t T) {
+  const int64_t B = positions.numel();
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t last = T - 1;
+    if (mask.defined()) {
+      last = -1;
+      for (int64_t t = 0; t < T; ++t)
+        if (mask.data<int32_t>()[b * T + t]) last = t;
+      PTUNE_CHECK(last >= 0, "batch row {} has no real token", b);
+    }
+    positions.data<int32_t>()[b] = int32_t(last);
+  }
+}
+
+// rows (B, C) = hidden[b, positions[b]]; and the way back.
+void gather_rows(const Tensor& rows, const Tensor& hidden, const Tensor& positions) {
+  for (int64_t b = 0; b < rows.size(0); ++b)
+    rows.select(b).copy_from(hidden.select(b).select(positions.data<int32_t>()[b]));
+}
+void scatter_rows(const Tensor& dhidden, const Tensor& drows, const Tensor& positions) {
+  for (int64_t b = 0; b < drows.size(0); ++b)
+    ops::accumulate(dhidden.select(b).select(positions.data<int32_t>()[b]), drows.select(b));
+}
+
+// Dropout that remembers its mask's (seed, offset) for backward.
+struct Dropout {
+  float p = 0.0f;
+  bool active = false;
+  uint64_t seed = 0, offset = 0;
+  Tensor forward(const Tensor& x, Arena& arena, Mode mode, Rng& rng) {
+    active = mode == Mode::kTrain && p > 0.0f;
+    if (!active) return x;
+    seed = rng.seed();
+    offset = rng.reserve(uint64_t(x.numel()));
+    Tensor y = arena.alloc(x.shape());
+    ops::dropout_forward(y, x, p, seed, offset);
+    return y;
+  }
+  // dx += dropout'(dy); without dropout dx += dy.
+  void backward(const Tensor& dx, const Tensor& dy) const {
+    if (active) ops::dropout_backward(dx, dy, p, seed, offset);
+    else ops::accumulate(dx, dy);
+  }
+};
+
+class ClassificationHead final : public TaskHead {
+ public:
+  ClassificationHead(const TaskOptions& options, const Transformer& model, int64_t labels, ParameterSet& params)
+      : model_(model), params_(params), labels_(labels) {
+    const int64_t C = model.spec().hidden;
+    drop1_.p = drop2_.p = options.classifier_dropout;
+    switch (model.spec().arch) {
+      case Arch::kBert:
+        pooler_ = std::make_unique<Pooler>(model);
+        out_w_ = params.add("classifier.weight", {labels, C});
+        out_b_ = params.add("classifier.bias", {labels}, Decay::kExempt);
+        break;
+      case Arch::kRoberta:
+        dense_ = true;
+        dense_w_ = params.add("classifier.dense.weight", {C, C});
+        dense_b_ = params.add("classifier.dense.bias", {C}, Decay::kExempt);
+        out_w_ = params.add("classifier.out_proj.weight", {labels, C});
+        out_b_ = params.add("classifier.out_proj.bias", {labels}, Decay::kExempt);
+        break;
+      case Arch::kGpt2:
+        last_token_ = true;
+        out_w_ = params.add("score.weight", {labels, C});
+        break;
+    }
+  }
+
+  void init(Rng& rng) override {
+    Tensor w = params_.value(out_w_);
+    rng.fill_normal(w, 0.0f, 0.02f);
+    if (dense_) {
+      Tensor d = params_.value(dense_w_);
+      rng.fill_normal(d, 0.0f, 0.02f);
+    }
+  }
+
+  HeadOutput forward(const Tensor& hidden, const HeadBatch& batch, Arena& arena, Mode mode, Rng& rng) override {
+    const int64_t B = hidden.size(0), T = hidden.size(1), C = hidden.size(2);
+    pooled_ = arena.alloc({B, C});
+    positions_ = arena.alloc({B}, DType::kI32);
+    if (pooler_) {
+      pooler_->forward(pooled_, hidden, arena);
+    } else {
+      if (last_token_) last_real_tokens(positions_, batch.attention_mask, T);
+      else positions_.zero_();  // <s>, the first token
+      gather_rows(pooled_, hidden, positions_);
+    }
+    x1_ = drop1_.forward(pooled_, arena, mode, rng);
+    Tensor x = x1_;
+    if (dense_) {
+      dense_out_ = arena.alloc({B, C});
+      tanh_out_ = arena.alloc({B, C});
+      ops::linear_forward(dense_out_, x1_, params_.value(dense_w_), params_.value(dense_b_));
+      ops::activation_forward(ops::Activation::kTanh, tanh_out_, dense_out_);
+      x2_ = drop2_.forward(tanh_out_, arena, mode, rng);
+      x = x2_;
+    }
+    head_in_ = x;
+    Tensor logits = arena.alloc({B, labels_});
+    ops::linear_forward(logits, x, params_.value(out_w_), last_token_ ? Tensor() : params_.value(out_b_));
+    for (int64_t b = 0; b < B; ++b) {
+      const int32_t y = batch.labels.data<int32_t>()[b];
+      PTUNE_CHECK(y >= 0 && y < labels_, "label index {} outside the {} classes", y, labels_);
+    }
+    return loss_.apply(logits, batch.labels, arena);
+  }
+
+  void backward(const Tensor& dhidden, float loss_scale, Arena& arena) override {
+    const int64_t B = head_in_.size(0), C = head_in_.size(1);
+    Tensor dlogits = arena.zeros({B, labels_});
+    loss_.backward(dlogits, loss_scale);
+    ops::linear_backward_params(params_.grad(out_w_), last_token_ ? Tensor() : params_.grad(out_b_), dlogits,
+                                head_in_);
+    Tensor dx = arena.zeros({B, C});
+    ops::linear_backward_input(dx, dlogits, params_.value(out_w_));
+    if (dense_) {
+      Tensor dtanh = arena.zeros({B, C}), ddense = arena.zeros({B, C});
+      drop2_.backward(dtanh, dx);
+      ops::activation_backward(ops::Activation::kTanh, ddense, dtanh, dense_out_);
+      ops::linear_backward_params(params_.grad(dense_w_), params_.grad(dense_b_), ddense, x1_);
+      dx = arena.zeros({B, C});
+      ops::linear_backward_input(dx, ddense, params_.value(dense_w_));
+    }
+    Tensor dpooled = arena.zeros({B, C});
+    drop1_.backward(dpooled, dx);
+    if (pooler_) pooler_->backward(dhidden, dpooled, arena);
+    else scatter_rows(dhidden, dpooled, positions_);
+  }
+
+ private:
+  const Transformer& model_;
+  ParameterSet& params_;
+  int64_t labels_;
+  std::unique_ptr<Pooler> pooler_;
+  bool dense_ = false, last_token_ = false;
+  size_t dense_w_ = 0, dense_b_ = 0, out_w_ = 0, out_b_ = 0;
+  Dropout drop1_, drop2_;
+  Loss loss_;
+  Tensor pooled_, positions_, x1_, dense_out_, tanh_out_, x2_, head_in_;
+};
+
+class VerbalizerHead final : public TaskHead {
+ public:
+  VerbalizerHead(const Transformer& model, std::vector<int32_t> words) : model_(model), lm_(model), words_(std::move(words)) {
+    for (int32_t w : words_)
+      PTUNE_CHECK(w >= 0 && w < model.spec().vocab_size, "verbalizer token id {} outside the vocabulary", w);
+  }
+
+  void init(Rng&) override {}  // nothing trainable: the LM head is frozen
+
+  HeadOutput forward(const Tensor& hidden, const HeadBatch& batch, Arena& arena, Mode, Rng&) override {
+    const int64_t B = hidden.size(0), T = hidden.size(1), C = hidden.size(2), V = model_.spec().vocab_size;
+    const int64_t K = int64_t(words_.size());
+    positions_ = arena.alloc({B}, DType::kI32);
+    last_real_tokens(positions_, batch.attention_mask, T);
+    for (int64_t b = 0; b < B; ++b) {
+      const int32_t m = batch.mask_positions.defined() ? batch.mask_positions.data<int32_t>()[b] : -1;
+      if (m >= 0) positions_.data<int32_t>()[b] = m;
+    }
+    rows_ = arena.alloc({B, C});
+    gather_rows(rows_, hidden, positions_);
+    logits_ = arena.alloc({B, V});
+    lm_.forward(logits_, rows_, arena);
+    Tensor scores = arena.alloc({B, K});
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t k = 0; k < K; ++k) scores.data<float>()[b * K + k] = logits_.data<float>()[b * V + words_[size_t(k)]];
+    return loss_.apply(scores, batch.labels, arena);
+  }
+
+  void backward(const Tensor& dhidden, float loss_scale, Arena& arena) override {
+    const int64_t B = rows_.size(0), C = rows_.size(1), V = model_.spec().vocab_size, K = int64_t(words_.size());
+    Tensor dscores = arena.zeros({B, K}), dlogits = arena.zeros({B, V}), drows = arena.zeros({B, C});
+    loss_.backward(dscores, loss_scale);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t k = 0; k < K; ++k) dlogits.data<float>()[b * V + words_[size_t(k)]] += dscores.data<float>()[b * K + k];
+    lm_.backward(drows, dlogits, arena);
+    scatter_rows(dhidden, drows, positions_);
+  }
+
+ private:
+  const Transformer& model_;
+  LmHead lm_;
+  std::vector<int32_t> words_;
+  Loss loss_;
+  Tensor positions_, rows_, logits_;
+};
+
+class CausalLmHead final : public TaskHead {
+ public:
+  explicit CausalLmHead(const Transformer& model) : model_(model), lm_(model) {
+    PTUNE_CHECK(model.spec().is_decoder(), "task.kind causal-lm needs a decoder model, not {}", model.spec().arch_name());
+  }
+
+  void init(Rng&) override {}
+
+  HeadOutput forward(const Tensor& hidden, const HeadBatch& batch, Arena& arena, Mode, Rng&) override {
+    const int64_t B = hidden.size(0), T = hidden.size(1), V = model_.spec().vocab_size;
+    Tensor logits = arena.alloc({B, T, V});
+    lm_.forward(logits, hidden, arena);
+    // Position t predicts token t + 1: shift the labels left.
+    Tensor targets = arena.alloc({B, T}, DType::kI32);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < T; ++t)
+        targets.data<int32_t>()[b * T + t] = t + 1 < T ? batch.lm_labels.data<int32_t>()[b * T + t + 1] : ops::kIgnoreIndex;
+    return loss_.apply(logits, targets, arena);
+  }
+
+  void backward(const Tensor& dhidden, float loss_scale, Arena& arena) override {
+    Tensor dlogits = arena.zeros(loss_.scores.shape());
+    loss_.backward(dlogits, loss_scale);
+    lm_.backward(dhidden, dlogits, arena);
+  }
+
+ private:
+  const Transformer& model_;
+  LmHead lm_;
+  Loss loss_;
+};
+
+}  // namespace
+
+std::unique_ptr<TaskHead> TaskHead::create(const TaskOptions& options, const Transformer& model, int64_t num_labels,
+                                           std::vector<int32_t> verbalizer_ids, ParameterSet& params) {
+  switch (options.kind) {
+    case TaskKind::kClassification:
+      PTUNE_CHECK(num_labels >= 2, "classification needs at least 2 labels, got {}", num_labels);
+      return std::make_unique<ClassificationHead>(options, model, num_labels, params);
+    case TaskKind::kVerbalizer:
+      PTUNE_CHECK(int64_t(verbalizer_ids.size()) == num_labels && num_labels >= 2,
+                  "the verbalizer needs one word per label ({} labels, {} words)", num_labels, verbalizer_ids.size());
+      return std::make_unique<VerbalizerHead>(model, std::move(verbalizer_ids));
+    case TaskKind::kCausalLm: return std::make_unique<CausalLmHead>(model);
+  }
+  PTUNE_FAIL("unknown task kind");
+}
+
+}  // namespace ptune::model

@@ -1,0 +1,57 @@
+// Task heads: what turns the last hidden state into a loss. Heads own
+// their trainable parameters (in the shared ParameterSet); the frozen LM/MLM
+// head and pooler they use come with the checkpoint.
+//
+//   classification  BERT: pooler → dropout → classifier (K, C)
+//                   RoBERTa: h[:, 0] → dropout → dense → tanh → dropout → out_proj
+//                   GPT-2: score (K, C), no bias, on the last real token
+//                   (the transformers *ForSequenceClassification heads; peft
+//                   trains them as modules_to_save)
+//   verbalizer      the frozen LM/MLM head at [MASK] (or, for decoders, the
+//                   last real token), restricted to the label words
+//   causal-lm       the frozen LM head everywhere, next-token loss where
+//                   lm_labels ≠ −100
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "framework/core/arena.h"
+#include "framework/core/mode.h"
+#include "framework/core/parameters.h"
+#include "framework/core/rng.h"
+#include "framework/model/task.h"
+#include "framework/model/transformer.h"
+
+namespace ptune::model {
+
+struct HeadBatch {
+  Tensor attention_mask;  // (B, T) i32
+  Tensor labels;          // (B) i32 class indices (classification, verbalizer)
+  Tensor mask_positions;  // (B) i32, −1 = none (verbalizer)
+  Tensor lm_labels;       // (B, T) i32, −100 = no loss (causal LM, unshifted)
+};
+
+struct HeadOutput {
+  Tensor scores;        // (B, K) class scores, or (B, T, V) LM logits
+  double loss_sum = 0;  // Σ over counted targets
+  int64_t count = 0;    // targets counted (examples, or label tokens)
+};
+
+class TaskHead {
+ public:
+  // Declares the head's parameters (before params.finalize()).
+  static std::unique_ptr<TaskHead> create(const TaskOptions& options, const Transformer& model, int64_t num_labels,
+                                          std::vector<int32_t> verbalizer_ids, ParameterSet& params);
+  virtual ~TaskHead() = default;
+
+  // transformers' _init_weights for new heads: N(0, 0.02), zero biases.
+  virtual void init(Rng& rng) = 0;
+  // hidden (B, T, C). State for backward stays in `arena`.
+  virtual HeadOutput forward(const Tensor& hidden, const HeadBatch& batch, Arena& arena, Mode mode, Rng& rng) = 0;
+  // dhidden (B, T, C) += ∂(loss_scale · loss_sum)/∂hidden; parameter
+  // gradients accumulate into the ParameterSet.
+  virtual void backward(const Tensor& dhidden, float loss_scale, Arena& arena) = 0;
+};
+
+}  // namespace ptune::model

@@ -1,0 +1,228 @@
+#include "framework/train/trainer.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "framework/train/clip.h"
+#include "framework/train/metrics.h"
+
+namespace ptune::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+model::HeadBatch head_batch(const data::Batch& b) {
+  model::HeadBatch h;
+  h.attention_mask = b.attention_mask;
+  h.labels = b.labels;
+  h.mask_positions = b.mask_positions;
+  h.lm_labels = b.lm_labels;
+  return h;
+}
+
+// Targets the loss counts in these examples, so that the loss of an
+// optimizer step is normalised by the step's (global) count, not per
+// micro-batch: accumulation then trains exactly what one large batch would.
+int64_t count_targets(const data::Dataset& d, const std::vector<int64_t>& indices) {
+  int64_t n = 0;
+  for (int64_t i : indices) {
+    const data::Example& e = d[i];
+    if (d.task() == model::TaskKind::kCausalLm) {
+      // Position t predicts t + 1: the first label never counts.
+      for (size_t t = 1; t < e.lm_labels.size(); ++t) n += e.lm_labels[t] != data::kIgnoreIndex;
+    } else {
+      n += e.label >= 0;
+    }
+  }
+  return n;
+}
+
+int64_t num_classes(const data::Dataset& d) {
+  int64_t k = 0;
+  for (int64_t i = 0; i < d.size(); ++i) k = std::max<int64_t>(k, d[i].label + 1);
+  return k;
+}
+
+}  // namespace
+
+nlohmann::json EvalResult::to_json() const {
+  nlohmann::json j = {{"loss", loss}, {"examples", examples}};
+  if (!predictions.empty()) {
+    j["accuracy"] = accuracy;
+    j["macro_f1"] = macro_f1;
+  }
+  return j;
+}
+
+double EvalResult::metric(const std::string& name) const {
+  if (name == "accuracy") return accuracy;
+  if (name == "macro_f1") return macro_f1;
+  if (name == "loss") return -loss;
+  PTUNE_FAIL("unknown metric '{}' (accuracy, macro_f1, loss)", name);
+}
+
+EvalResult evaluate(peft::PromptModel& prompt, model::TaskHead& head, const data::Dataset& dataset, int64_t batch_size,
+                    Arena& arena) {
+  const bool classes = dataset.task() != model::TaskKind::kCausalLm;
+  MetricAccumulator metrics(classes ? std::max<int64_t>(num_classes(dataset), 1) : 1);
+  EvalResult result;
+  Rng unused(0);
+  const data::Sampler sampler = data::Sampler::sequential(dataset.size(), batch_size);
+  data::Batch batch;
+  for (const std::vector<int64_t>& indices : sampler.epoch(0)) {
+    data::collate(dataset, indices, batch, arena);
+    Tensor hidden = prompt.forward(batch.ids, batch.type_ids, batch.attention_mask, arena, Mode::kEval, unused);
+    const model::HeadOutput out = head.forward(hidden, head_batch(batch), arena, Mode::kEval, unused);
+    metrics.add_loss(out.loss_sum, double(out.count));
+    if (classes) {
+      const int64_t K = out.scores.size(1);
+      std::vector<int32_t> predictions, labels;
+      for (int64_t b = 0; b < int64_t(indices.size()); ++b) {
+        const float* s = out.scores.data<float>() + b * K;
+        predictions.push_back(int32_t(std::max_element(s, s + K) - s));
+        labels.push_back(batch.labels.data<int32_t>()[b]);
+        result.scores.emplace_back(s, s + K);
+      }
+      metrics.add(predictions, labels);
+      result.predictions.insert(result.predictions.end(), predictions.begin(), predictions.end());
+    }
+    arena.reset();
+  }
+  result.loss = metrics.mean_loss();
+  result.examples = dataset.size();
+  if (classes) {
+    result.accuracy = metrics.accuracy();
+    result.macro_f1 = metrics.macro_f1();
+  }
+  return result;
+}
+
+Trainer::Trainer(const TrainOptions& options, peft::PromptModel& prompt, model::TaskHead& head, ParameterSet& params,
+                 const data::Dataset& train, data::Sampler sampler, const data::Dataset* eval, RunLog& log,
+                 std::function<void(const std::string&)> save_adapter)
+    : options_(options),
+      prompt_(prompt),
+      head_(head),
+      params_(params),
+      train_(train),
+      eval_(eval),
+      log_(log),
+      save_adapter_(std::move(save_adapter)),
+      sampler_(std::move(sampler)),
+      optimizer_(options.optimizer, params),
+      schedule_(LrSchedule::from_options(options, 1)),
+      rng_(options.seed) {
+  PTUNE_CHECK(train.size() > 0, "{}: the training set is empty", train.origin());
+  const int64_t batches = sampler_.batches_per_epoch();
+  steps_per_epoch_ = (batches + options.grad_accum - 1) / options.grad_accum;
+  total_steps_ = options.max_steps > 0 ? options.max_steps : options.epochs * steps_per_epoch_;
+  schedule_ = LrSchedule::from_options(options, total_steps_);
+  state_.rng_seed = options.seed;
+}
+
+std::string Trainer::path(const std::string& name) const { return (fs::path(options_.output_dir) / name).string(); }
+
+double Trainer::step(const std::vector<std::vector<int64_t>>& micro_batches, int64_t& tokens) {
+  int64_t count = 0;
+  for (const auto& indices : micro_batches) count += count_targets(train_, indices);
+  PTUNE_CHECK(count > 0, "step {}: no example in the batch has a label", state_.step);
+  const float scale = 1.0f / float(count);
+  double loss_sum = 0.0;
+  data::Batch batch;
+  for (const auto& indices : micro_batches) {
+    data::collate(train_, indices, batch, arena_);
+    tokens += batch.tokens;
+    Tensor hidden = prompt_.forward(batch.ids, batch.type_ids, batch.attention_mask, arena_, Mode::kTrain, rng_);
+    const model::HeadOutput out = head_.forward(hidden, head_batch(batch), arena_, Mode::kTrain, rng_);
+    loss_sum += out.loss_sum;
+    Tensor dhidden = arena_.zeros(hidden.shape());
+    head_.backward(dhidden, scale, arena_);
+    prompt_.backward(dhidden, arena_);
+    arena_.reset();
+  }
+  return loss_sum / double(count);
+}
+
+void Trainer::run() {
+  fs::create_directories(options_.output_dir);
+  if (fs::exists(path("checkpoint-last") + "/trainer_state.json")) {
+    state_ = load_checkpoint(path("checkpoint-last"), params_, optimizer_);
+    rng_ = Rng(state_.rng_seed, state_.rng_offset);
+    log_.message(fmt::format("resumed from {} at step {}", path("checkpoint-last"), state_.step));
+  }
+  std::vector<std::vector<int64_t>> order = sampler_.epoch(state_.epoch);
+  auto last_log = std::chrono::steady_clock::now();
+  int64_t tokens_since_log = 0;
+  double loss_since_log = 0.0;
+  int64_t steps_since_log = 0;
+
+  while (state_.step < total_steps_) {
+    if (state_.epoch_position >= int64_t(order.size())) {
+      ++state_.epoch;
+      state_.epoch_position = 0;
+      order = sampler_.epoch(state_.epoch);
+    }
+    const int64_t end = std::min<int64_t>(state_.epoch_position + options_.grad_accum, int64_t(order.size()));
+    const std::vector<std::vector<int64_t>> micro(order.begin() + state_.epoch_position, order.begin() + end);
+    int64_t tokens = 0;
+    const double loss = step(micro, tokens);
+    const double norm = options_.max_grad_norm > 0 ? clip_grad_norm(params_, options_.max_grad_norm)
+                                                   : grad_norm(params_);
+    if (!std::isfinite(loss) || !std::isfinite(norm)) {
+      PTUNE_FAIL("the loss became {} at step {} (gradient norm {}): stopping; the last good checkpoint is {}",
+                 loss, state_.step + 1, norm, path("checkpoint-last"));
+    }
+    const double lr = schedule_.lr_at(state_.step);
+    optimizer_.step(params_, lr);
+    params_.zero_grad();
+    ++state_.step;
+    state_.epoch_position = end;
+    state_.rng_offset = rng_.offset();
+    losses_.push_back(loss);
+
+    tokens_since_log += tokens;
+    loss_since_log += loss;
+    ++steps_since_log;
+    if (state_.step % options_.log_every == 0 || state_.step == total_steps_) {
+      const auto now = std::chrono::steady_clock::now();
+      const double seconds = std::chrono::duration<double>(now - last_log).count();
+      log_.train_step(state_.step, total_steps_, loss_since_log / double(steps_since_log), lr, norm,
+                      double(tokens_since_log) / std::max(seconds, 1e-9));
+      last_log = now;
+      tokens_since_log = 0;
+      loss_since_log = 0.0;
+      steps_since_log = 0;
+    }
+    const bool epoch_end = state_.epoch_position >= int64_t(order.size());
+    const bool eval_now = options_.eval_every > 0 ? state_.step % options_.eval_every == 0 : epoch_end;
+    if (eval_now || state_.step == total_steps_) evaluate_and_save();
+    else if (options_.save_every > 0 && state_.step % options_.save_every == 0) save_last();
+  }
+  save_adapter_(path("adapter"));
+  log_.message(fmt::format("adapter written to {}", path("adapter")));
+}
+
+void Trainer::evaluate_and_save() {
+  if (eval_) {
+    const EvalResult r = evaluate(prompt_, head_, *eval_, options_.eval_batch, arena_);
+    nlohmann::json metrics = r.to_json();
+    const double value = r.metric(options_.metric_for_best);
+    if (std::isnan(state_.best_metric) || value > state_.best_metric) {
+      state_.best_metric = value;
+      state_.best_step = state_.step;
+      save_adapter_(path("best"));
+      metrics["best"] = true;
+    }
+    log_.eval(state_.step, metrics);
+  }
+  save_last();
+}
+
+void Trainer::save_last() { save_checkpoint(path("checkpoint-last"), params_, optimizer_, state_); }
+
+}  // namespace ptune::train

@@ -1,0 +1,86 @@
+// The training loop: micro-batches → prompt model → task head → loss,
+// gradient accumulation, clipping, AdamW, schedule, evaluation, best and
+// last checkpoints with exact resume (parameters, optimizer, schedule
+// position, RNG, data position).
+#pragma once
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "framework/core/arena.h"
+#include "framework/core/parameters.h"
+#include "framework/core/rng.h"
+#include "framework/data/batch.h"
+#include "framework/data/dataset.h"
+#include "framework/data/sampler.h"
+#include "framework/model/task_heads.h"
+#include "framework/peft/prompt_model.h"
+#include "framework/train/optimizer.h"
+#include "framework/train/run_log.h"
+#include "framework/train/schedule.h"
+#include "framework/train/train_config.h"
+#include "framework/train/train_state.h"
+
+namespace ptune::train {
+
+struct EvalResult {
+  double loss = 0.0;
+  double accuracy = 0.0;
+  double macro_f1 = 0.0;
+  int64_t examples = 0;
+  std::vector<int32_t> predictions;  // class index per example, in dataset order (classification tasks)
+  std::vector<std::vector<float>> scores;  // (examples, K) class scores
+
+  nlohmann::json to_json() const;
+  // "accuracy", "macro_f1" or "loss"; larger is better for the first two.
+  double metric(const std::string& name) const;
+};
+
+// Runs the model on a dataset in eval mode (no dropout, no gradients).
+EvalResult evaluate(peft::PromptModel& prompt, model::TaskHead& head, const data::Dataset& dataset, int64_t batch_size,
+                    Arena& arena);
+
+class Trainer {
+ public:
+  // save_adapter(dir) writes the current prompt and head as an adapter
+  // (PEFT format): called for the best evaluation and at the end.
+  Trainer(const TrainOptions& options, peft::PromptModel& prompt, model::TaskHead& head, ParameterSet& params,
+          const data::Dataset& train, data::Sampler sampler, const data::Dataset* eval, RunLog& log,
+          std::function<void(const std::string&)> save_adapter);
+
+  // Trains to the end, resuming from <output_dir>/checkpoint-last if present.
+  void run();
+
+  int64_t total_steps() const { return total_steps_; }
+  const TrainState& state() const { return state_; }
+  // The loss of every optimizer step taken by this process, in order.
+  const std::vector<double>& step_losses() const { return losses_; }
+
+ private:
+  double step(const std::vector<std::vector<int64_t>>& micro_batches, int64_t& tokens);
+  void evaluate_and_save();
+  void save_last();
+  std::string path(const std::string& name) const;
+
+  TrainOptions options_;
+  peft::PromptModel& prompt_;
+  model::TaskHead& head_;
+  ParameterSet& params_;
+  const data::Dataset& train_;
+  const data::Dataset* eval_;
+  RunLog& log_;
+  std::function<void(const std::string&)> save_adapter_;
+
+  data::Sampler sampler_;
+  int64_t steps_per_epoch_ = 0, total_steps_ = 0;
+  AdamW optimizer_;
+  LrSchedule schedule_;
+  Rng rng_;
+  Arena arena_;
+  TrainState state_;
+  std::vector<double> losses_;
+};
+
+}  // namespace ptune::train

@@ -1,0 +1,65 @@
+#include "job.h"
+
+#include "framework/core/rng.h"
+
+namespace ptune::launch {
+
+data::Dataset Job::load_dataset(const std::string& path) const {
+  data::Dataset d = data::Dataset::load(path, recipe.data, *tokenizer, context);
+  const int64_t P = recipe.method.num_virtual_tokens;
+  if (recipe.method.placement == peft::Placement::kInput)
+    PTUNE_CHECK(d.num_virtual_tokens() == P,
+                "{}: the template places {} virtual tokens but method.num_virtual_tokens is {}", path,
+                d.num_virtual_tokens(), P);
+  else
+    PTUNE_CHECK(d.num_virtual_tokens() == 0, "{}: [P] slots in the template need an input placement, not kv-prefix",
+                path);
+  return d;
+}
+
+std::unique_ptr<Job> build_job(const recipe::Recipe& recipe, Datasets datasets) {
+  auto job = std::make_unique<Job>();
+  job->recipe = recipe;
+  PTUNE_CHECK(!recipe.model.path.empty(), "model.path is not set");
+  job->model = model::Transformer::load(recipe.model.path);
+  job->tokenizer = std::make_unique<text::Tokenizer>(text::Tokenizer::from_directory(recipe.model.path));
+  // tokenizer.json may carry its own truncation/padding (MiniLM's: 128);
+  // transformers ignores them and so does ptune: data.max_length rules.
+  job->tokenizer->set_truncation(std::nullopt);
+  job->tokenizer->set_padding(std::nullopt);
+
+  const peft::PromptConfig& method = recipe.method;
+  job->context.task = recipe.task.kind;
+  // Virtual tokens go first unless the template places them ([P] slots).
+  const bool slots = recipe.data.text.find("[P") != std::string::npos ||
+                     recipe.data.text_pair.find("[P") != std::string::npos;
+  if (method.placement == peft::Placement::kInput && !slots) job->context.prepend = method.num_virtual_tokens;
+
+  if (datasets == Datasets::kTrainAndEval) {
+    PTUNE_CHECK(!recipe.data.train.empty(), "data.train is not set");
+    job->train.emplace(job->load_dataset(recipe.data.train));
+  }
+  if (datasets != Datasets::kNone && !recipe.data.eval.empty()) job->eval.emplace(job->load_dataset(recipe.data.eval));
+
+  job->prompt = std::make_unique<peft::PromptModel>(method, *job->model, job->params);
+  std::vector<int32_t> verbalizer;
+  if (recipe.task.kind == model::TaskKind::kVerbalizer) {
+    const data::Dataset* any = job->train ? &*job->train : job->eval ? &*job->eval : nullptr;
+    PTUNE_CHECK(any != nullptr, "a verbalizer task needs a dataset to resolve its label words");
+    verbalizer = any->verbalizer_token_ids();
+  }
+  job->head = model::TaskHead::create(recipe.task, *job->model, int64_t(recipe.data.labels.size()), verbalizer,
+                                      job->params);
+  job->params.finalize();
+
+  Rng rng(recipe.train.seed);
+  std::vector<int32_t> text_ids;
+  if (method.init == peft::PromptInit::kText) {
+    for (uint32_t id : job->tokenizer->encode(method.init_text).ids) text_ids.push_back(int32_t(id));
+  }
+  job->prompt->init(rng, text_ids);
+  job->head->init(rng);
+  return job;
+}
+
+}  // namespace ptune::launch

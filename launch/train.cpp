@@ -1,0 +1,164 @@
+// `ptune train | eval | predict | export`: the jobs a recipe drives.
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "framework/data/sampler.h"
+#include "framework/io/json_file.h"
+#include "framework/peft/adapter.h"
+#include "framework/train/optimizer.h"
+#include "framework/train/run_log.h"
+#include "framework/train/train_state.h"
+#include "framework/train/trainer.h"
+#include "job.h"
+
+namespace ptune::launch {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct RecipeArgs {
+  std::string recipe;
+  std::vector<std::string> overrides;  // section.key=value
+
+  recipe::Recipe load() const { return recipe::load_recipe(recipe, overrides); }
+};
+
+void add_recipe_args(CLI::App* cmd, RecipeArgs& a) {
+  cmd->add_option("recipe", a.recipe, "YAML recipe")->required()->check(CLI::ExistingFile);
+  cmd->add_option("overrides", a.overrides, "section.key=value overrides of the recipe");
+}
+
+peft::AdapterInfo adapter_info(const Job& job) { return {job.recipe.model.path, job.recipe.task.kind}; }
+
+// A job whose prompt and head come from a saved adapter (eval, predict).
+std::unique_ptr<Job> job_from_adapter(recipe::Recipe r, const std::string& adapter_dir, Datasets datasets) {
+  const peft::Adapter adapter = peft::load_adapter(adapter_dir);
+  r.method = peft::inference_config(adapter, r.method);
+  auto job = build_job(r, datasets);
+  job->prompt->encoder().embedding().copy_from(adapter.prompt_embeddings);
+  for (const auto& [name, value] : adapter.head) job->params.value(job->params.index(name)).copy_from(value);
+  return job;
+}
+
+int train(const RecipeArgs& args, bool print_config) {
+  const recipe::Recipe r = args.load();
+  if (print_config) {
+    fmt::print("{}", recipe::dump_recipe(r));
+    return 0;
+  }
+  auto job = build_job(r, Datasets::kTrainAndEval);
+  const train::TrainOptions& t = r.train;
+  fs::create_directories(t.output_dir);
+  {
+    std::ofstream out(t.output_dir + "/recipe.yaml");
+    out << recipe::dump_recipe(r);
+  }
+  train::RunLog log(t.output_dir + "/metrics.jsonl", false);
+  log.message(fmt::format("{}: {} train examples, {} eval, {} trainable parameters", r.model.path, job->train->size(),
+                          job->eval ? job->eval->size() : 0, job->params.numel()));
+  Arena adapter_arena;
+  auto save = [&](const std::string& dir) {
+    peft::save_adapter(dir, *job->prompt, job->params, adapter_info(*job), adapter_arena);
+    adapter_arena.reset();
+  };
+  data::Sampler sampler(job->train->size(), job->train->lengths(), t.micro_batch, t.seed, r.data.bucket_by_length);
+  train::Trainer trainer(t, *job->prompt, *job->head, job->params, *job->train, std::move(sampler),
+                         job->eval ? &*job->eval : nullptr, log, save);
+  trainer.run();
+  return 0;
+}
+
+int evaluate(const RecipeArgs& args, const std::string& adapter, const std::string& data) {
+  recipe::Recipe r = args.load();
+  if (!data.empty()) r.data.eval = data;
+  PTUNE_CHECK(!r.data.eval.empty(), "nothing to evaluate: set data.eval or --data");
+  auto job = job_from_adapter(r, adapter, Datasets::kEvalOnly);
+  Arena arena;
+  const train::EvalResult result = train::evaluate(*job->prompt, *job->head, *job->eval, r.train.eval_batch, arena);
+  fmt::print("{}\n", result.to_json().dump());
+  return 0;
+}
+
+int predict(const RecipeArgs& args, const std::string& adapter, const std::string& input, const std::string& output) {
+  recipe::Recipe r = args.load();
+  PTUNE_CHECK(r.task.kind != model::TaskKind::kCausalLm, "predict covers classification and verbalizer tasks");
+  auto job = job_from_adapter(r, adapter, Datasets::kNone);
+  const data::Dataset d = job->load_dataset(input);
+  Arena arena;
+  const train::EvalResult result = train::evaluate(*job->prompt, *job->head, d, r.train.eval_batch, arena);
+  std::ofstream out(output);
+  PTUNE_CHECK(out.good(), "cannot write {}", output);
+  for (int64_t i = 0; i < d.size(); ++i) {
+    const nlohmann::json line = {{"line", d[i].line},
+                                 {"prediction", r.data.labels[size_t(result.predictions[size_t(i)])]},
+                                 {"scores", result.scores[size_t(i)]}};
+    out << line.dump() << "\n";
+  }
+  fmt::print("wrote {} predictions to {}\n", d.size(), output);
+  return 0;
+}
+
+int export_adapter(const RecipeArgs& args, const std::string& checkpoint, const std::string& out) {
+  const recipe::Recipe r = args.load();
+  auto job = build_job(r, Datasets::kNone);
+  train::AdamW optimizer(r.train.optimizer, job->params);
+  train::load_checkpoint(checkpoint, job->params, optimizer);
+  Arena arena;
+  peft::save_adapter(out, *job->prompt, job->params, adapter_info(*job), arena);
+  fmt::print("wrote the adapter of {} to {}\n", checkpoint, out);
+  return 0;
+}
+
+}  // namespace
+
+Command add_train(CLI::App& app) {
+  auto* cmd = app.add_subcommand("train", "Train a prompt as a recipe says");
+  auto args = std::make_shared<RecipeArgs>();
+  auto print_config = std::make_shared<bool>(false);
+  add_recipe_args(cmd, *args);
+  cmd->add_flag("--print-config", *print_config, "print the resolved recipe and exit");
+  return [cmd, args, print_config] { return cmd->parsed() ? train(*args, *print_config) : -1; };
+}
+
+Command add_eval(CLI::App& app) {
+  auto* cmd = app.add_subcommand("eval", "Evaluate an adapter on a dataset");
+  auto args = std::make_shared<RecipeArgs>();
+  auto adapter = std::make_shared<std::string>(), data = std::make_shared<std::string>();
+  add_recipe_args(cmd, *args);
+  cmd->add_option("--adapter", *adapter, "adapter directory (PEFT format)")->required();
+  cmd->add_option("--data", *data, "dataset (default: the recipe's data.eval)");
+  return [cmd, args, adapter, data] { return cmd->parsed() ? evaluate(*args, *adapter, *data) : -1; };
+}
+
+Command add_predict(CLI::App& app) {
+  auto* cmd = app.add_subcommand("predict", "Label a JSONL/CSV/TSV file with an adapter");
+  auto args = std::make_shared<RecipeArgs>();
+  auto adapter = std::make_shared<std::string>(), input = std::make_shared<std::string>(),
+       output = std::make_shared<std::string>();
+  add_recipe_args(cmd, *args);
+  cmd->add_option("--adapter", *adapter, "adapter directory (PEFT format)")->required();
+  cmd->add_option("--input", *input, "examples to label")->required();
+  cmd->add_option("--output", *output, "predictions (JSONL)")->required();
+  return [cmd, args, adapter, input, output] {
+    return cmd->parsed() ? predict(*args, *adapter, *input, *output) : -1;
+  };
+}
+
+Command add_export(CLI::App& app) {
+  auto* cmd = app.add_subcommand("export", "Write a training checkpoint as a PEFT adapter");
+  auto args = std::make_shared<RecipeArgs>();
+  auto checkpoint = std::make_shared<std::string>(), out = std::make_shared<std::string>();
+  add_recipe_args(cmd, *args);
+  cmd->add_option("--checkpoint", *checkpoint, "checkpoint directory (e.g. runs/x/checkpoint-last)")->required();
+  cmd->add_option("--out", *out, "adapter directory to write")->required();
+  return [cmd, args, checkpoint, out] { return cmd->parsed() ? export_adapter(*args, *checkpoint, *out) : -1; };
+}
+
+}  // namespace ptune::launch

@@ -1,6 +1,7 @@
 #include "framework/text/models.h"
 
 #include <algorithm>
+#include <bit>
 #include <fstream>
 #include <queue>
 #include <sstream>
@@ -18,6 +19,14 @@ constexpr std::size_t kCacheCapacity = 10000;
 constexpr std::size_t kCacheMaxWordBytes = 256;
 
 uint64_t pair_key(uint32_t a, uint32_t b) { return (uint64_t(a) << 32) | b; }
+
+// No pair of 32-bit ids below 2^32 - 1 gives this key.
+constexpr uint64_t kEmptyKey = ~uint64_t{0};
+
+// Fibonacci hashing: the top bits of key * 2^64/φ.
+std::size_t slot_of(uint64_t key, unsigned shift) {
+  return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> shift);
+}
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -50,7 +59,10 @@ BpeModel::BpeModel(Vocab vocab, const std::vector<std::pair<std::string, std::st
     : Model(std::move(vocab)), options_(std::move(options)) {
   if (options_.unk_token) unk_id_ = token_to_id(*options_.unk_token);
   const std::size_t prefix_len = options_.continuing_subword_prefix.size();
-  merges_.reserve(merges.size());
+  std::size_t capacity = 16;
+  while (capacity < merges.size() * 2) capacity *= 2;
+  merge_slots_.assign(capacity, MergeSlot{kEmptyKey, {0, 0}});
+  merge_shift_ = 64 - static_cast<unsigned>(std::countr_zero(capacity));
   for (std::size_t rank = 0; rank < merges.size(); ++rank) {
     const auto& [a, b] = merges[rank];
     const auto ia = token_to_id(a);
@@ -61,16 +73,31 @@ BpeModel::BpeModel(Vocab vocab, const std::vector<std::pair<std::string, std::st
     PTUNE_CHECK(id.has_value(), "BPE merge {} ('{} {}'): merged token '{}' is not in the vocabulary", rank, a, b,
                 merged);
     // A repeated pair keeps its last rank, as HF's map collection does.
-    merges_.insert_or_assign(pair_key(*ia, *ib), MergeTarget{static_cast<uint32_t>(rank), *id});
+    add_merge(pair_key(*ia, *ib), MergeTarget{static_cast<uint32_t>(rank), *id});
   }
   if (options_.byte_fallback) {
     for (int b = 0; b < 256; ++b) byte_ids_[b] = token_to_id(fmt::format("<0x{:02X}>", b));
   }
 }
 
+void BpeModel::add_merge(uint64_t key, MergeTarget target) {
+  const std::size_t mask = merge_slots_.size() - 1;
+  for (std::size_t i = slot_of(key, merge_shift_);; i = (i + 1) & mask) {
+    if (merge_slots_[i].key == kEmptyKey || merge_slots_[i].key == key) {
+      merge_slots_[i] = {key, target};
+      return;
+    }
+  }
+}
+
 const BpeModel::MergeTarget* BpeModel::find_merge(uint32_t a, uint32_t b) const {
-  const auto it = merges_.find(pair_key(a, b));
-  return it == merges_.end() ? nullptr : &it->second;
+  const uint64_t key = pair_key(a, b);
+  const std::size_t mask = merge_slots_.size() - 1;
+  for (std::size_t i = slot_of(key, merge_shift_);; i = (i + 1) & mask) {
+    const MergeSlot& s = merge_slots_[i];
+    if (s.key == key) return &s.target;
+    if (s.key == kEmptyKey) return nullptr;
+  }
 }
 
 std::vector<BpeModel::Piece> BpeModel::merge_word(std::string_view w) const {

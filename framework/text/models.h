@@ -67,10 +67,18 @@ class BpeModel final : public Model {
   };
   std::vector<Piece> merge_word(std::string_view word) const;
   const MergeTarget* find_merge(uint32_t a, uint32_t b) const;
+  void add_merge(uint64_t key, MergeTarget target);
 
   BpeOptions options_;
   std::optional<uint32_t> unk_id_;
-  std::unordered_map<uint64_t, MergeTarget> merges_;
+  // (left id, right id) → merge: open addressing, linear probing. Merge
+  // lookups are most of BPE's time, and std::unordered_map's are slow.
+  struct MergeSlot {
+    uint64_t key;  // kEmptyKey when free
+    MergeTarget target;
+  };
+  std::vector<MergeSlot> merge_slots_;
+  unsigned merge_shift_ = 64;
   std::array<std::optional<uint32_t>, 256> byte_ids_;  // <0xXX> tokens for byte fallback
 
   // Words seen before, as in HF; bounded, never evicted.

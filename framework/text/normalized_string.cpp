@@ -186,10 +186,8 @@ void NormalizedString::strip(bool left, bool right) {
   std::size_t leading = 0;
   if (left) {
     for (std::size_t i = 0; i < normalized_.size();) {
-      const std::size_t at = i;
       if (!is_whitespace(next_code_point(normalized_, i))) break;
       b = i;
-      (void)at;
       ++leading;
     }
   }

@@ -61,11 +61,11 @@ void MetaspacePreTokenizer::pre_tokenize(PreTokenizedString& s) const {
     const bool starts = n.get().starts_with(replacement_utf8_);
     if (scheme_ == PrependScheme::kAlways && !starts) n.prepend(replacement_utf8_);
     if (scheme_ == PrependScheme::kFirst && !starts && n.original_shift() == 0) n.prepend(replacement_utf8_);
-    std::vector<NormalizedString> out;
     if (split_) {
       return n.split(find_char_matches(n.get(), [&](char32_t c) { return c == replacement_; }),
                      SplitBehavior::kMergedWithNext);
     }
+    std::vector<NormalizedString> out;
     out.push_back(std::move(n));
     return out;
   });

@@ -158,27 +158,36 @@ SpecialToken parse_special(const JsonView& j) {
 TemplateProcessor::Piece parse_piece(const JsonView& j) {
   TemplateProcessor::Piece p{};
   if (j.is_string()) {
+    // HF's parsing: "id" or "id:type_id" (split at the first colon), where
+    // id is $, $A, $B, $<n> (sequence A with type n) or a special token.
     std::string s = j.str();
-    const std::size_t colon = s.rfind(':');
-    if (colon != std::string::npos && colon + 1 < s.size()) {
-      uint32_t type_id = 0;
-      const auto [ptr, ec] = std::from_chars(s.data() + colon + 1, s.data() + s.size(), type_id);
-      if (ec == std::errc() && ptr == s.data() + s.size()) {
-        p.type_id = type_id;
-        s.resize(colon);
-      }
+    std::optional<uint32_t> type_id;
+    if (const std::size_t colon = s.find(':'); colon != std::string::npos) {
+      uint32_t t = 0;
+      const auto [ptr, ec] = std::from_chars(s.data() + colon + 1, s.data() + s.size(), t);
+      if (ec != std::errc() || ptr != s.data() + s.size()) j.fail(fmt::format("bad type id in template piece '{}'", s));
+      type_id = t;
+      s.resize(colon);
     }
-    if (s == "$" || s == "$A" || s == "$a" || s == "$0") {
+    if (s.starts_with('$')) {
+      const std::string rest = s.substr(1);
       p.is_sequence = true;
-      p.sequence = 0;
-    } else if (s == "$B" || s == "$b" || s == "$1") {
-      p.is_sequence = true;
-      p.sequence = 1;
-      if (colon == std::string::npos) p.type_id = 1;
+      if (rest.empty() || rest == "A" || rest == "a") {
+        p.sequence = 0;
+      } else if (rest == "B" || rest == "b") {
+        p.sequence = 1;
+      } else {
+        uint32_t t = 0;
+        const auto [ptr, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), t);
+        if (ec != std::errc() || ptr != rest.data() + rest.size()) j.fail(fmt::format("bad sequence '{}'", s));
+        p.sequence = 0;
+        p.type_id = t;
+      }
     } else {
       p.is_sequence = false;
       p.special = s;
     }
+    if (type_id) p.type_id = *type_id;
     return p;
   }
   if (const auto seq = j.find("Sequence")) {

@@ -173,6 +173,20 @@ TEST(TokenizerApi, SettingsFromJsonAndFromCode) {
   EXPECT_EQ(p.offsets[6], (Offsets{6, 11}));
 }
 
+// Hand-written files may give templates as strings, HF's other syntax.
+TEST(TokenizerApi, TemplateStringsEqualTemplateObjects) {
+  const nlohmann::json j = load_json(fixture_dir("llama") / "tokenizer.json");
+  nlohmann::json s = j;
+  s["post_processor"]["single"] = "<s> $A";
+  s["post_processor"]["pair"] = nlohmann::json::array({"<s>", "$A", "<s>:1", "$B:1"});
+  const Tokenizer a = Tokenizer::from_json(j.dump());
+  const Tokenizer b = Tokenizer::from_json(s.dump());
+  EXPECT_EQ(canonical(to_record(a, a.encode("Hello there"))), canonical(to_record(b, b.encode("Hello there"))));
+  EXPECT_EQ(canonical(to_record(a, a.encode_pair("Hi", "you"))), canonical(to_record(b, b.encode_pair("Hi", "you"))));
+  s["post_processor"]["single"] = "$1 <s>";  // $<n>: sequence A with type id n, as HF
+  EXPECT_EQ(Tokenizer::from_json(s.dump()).encode("Hi").type_ids, (std::vector<uint32_t>{1, 1, 0}));
+}
+
 // ---------------------------------------------------------------- legacy files
 
 void expect_same_encodings(const Tokenizer& a, const Tokenizer& b) {

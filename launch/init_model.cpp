@@ -37,9 +37,11 @@ int init_model(const InitOptions& o) {
       if (spec.arch == model::Arch::kRoberta) spec.position_offset = spec.pad_token_id + 1;
     }
   }
-  // The heads of transformers' *LMHeadModel / *ForMaskedLM classes.
+  // The heads of transformers' *LMHeadModel / *ForMaskedLM classes, and for
+  // encoders the pooler *ForSequenceClassification uses (bert-base-uncased
+  // ships both too).
   std::set<model::Component> components;
-  if (spec.arch != model::Arch::kGpt2) components.insert(model::Component::kMlmHead);
+  if (spec.arch != model::Arch::kGpt2) components = {model::Component::kMlmHead, model::Component::kPooler};
   Rng rng(o.seed);
   const auto weights = model::ModelWeights::random(spec, components, rng);
 

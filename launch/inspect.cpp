@@ -44,7 +44,9 @@ int inspect(const std::string& dir) {
              spec.placement == model::NormPlacement::kPre ? "pre" : "post");
   fmt::print("attention    {}\n", spec.is_decoder() ? "causal" : "bidirectional");
   fmt::print("outputs      {}\n", heads.empty() ? "none" : heads);
-  fmt::print("parameters   {}\n", with_commas(checkpoint.total_parameters()));
+  // What the model uses (as transformers counts parameters): not buffers
+  // such as BERT's stored position_ids, nor tied weights twice.
+  fmt::print("parameters   {}\n", with_commas(weights->parameter_count()));
   fmt::print("dtype        {}\n", dtype_name(checkpoint.dominant_dtype()));
   return 0;
 }

@@ -138,6 +138,7 @@ ModelSpec ModelSpec::from_config(const json& config, const std::string& origin) 
   s.kv_heads = s.heads;
   s.head_dim = s.hidden / s.heads;
   s.tie_word_embeddings = c.boolean("tie_word_embeddings", true);
+  s.initializer_range = float(c.number("initializer_range", 0.02));
   return s;
 }
 
@@ -161,6 +162,7 @@ json ModelSpec::to_config() const {
   c["model_type"] = model_type;
   c["vocab_size"] = vocab_size;
   c["tie_word_embeddings"] = tie_word_embeddings;
+  c["initializer_range"] = initializer_range;
   switch (arch) {
     case Arch::kGpt2:
       c["architectures"] = {"GPT2LMHeadModel"};
@@ -209,6 +211,9 @@ ModelSpec ModelSpec::tiny(Arch arch) {
            {"type_vocab_size", 1}, {"pad_token_id", 1}, {"layer_norm_eps", 1e-5}};
       break;
   }
+  // std 1/√64: unit-gain projections at width 64, so that a random tiny
+  // model still mixes its tokens (0.02 suits widths near 768, not 64).
+  c["initializer_range"] = 0.125;
   return from_config(c, "tiny preset");
 }
 

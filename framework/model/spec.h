@@ -41,6 +41,7 @@ struct ModelSpec {
   bool embedding_norm = false;  // LayerNorm right after the embeddings (BERT)
   bool final_norm = false;      // LayerNorm after the last block (GPT-2's ln_f)
   bool tie_word_embeddings = true;
+  float initializer_range = 0.02f;  // std of random init (transformers' _init_weights)
 
   // Parses config.json; errors name `origin` (the file) and the key.
   static ModelSpec from_config(const nlohmann::json& config, const std::string& origin);

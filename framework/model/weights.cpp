@@ -207,7 +207,7 @@ std::unique_ptr<ModelWeights> ModelWeights::random(const ModelSpec& spec, std::s
       Tensor& t = *p.slot;
       const bool norm_weight = p.name.find("norm") != std::string::npos && p.name.ends_with(".weight");
       if (p.shape.dim() == 2) {
-        rng.fill_normal(t, 0.0f, 0.02f);
+        rng.fill_normal(t, 0.0f, spec.initializer_range);
       } else if (norm_weight) {
         for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = 1.0f;
       } else {

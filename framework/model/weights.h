@@ -89,7 +89,8 @@ class ModelWeights {
 
   // Reads a checkpoint; optional heads are taken when present in it.
   static std::unique_ptr<ModelWeights> load(const ModelSpec& spec, const io::CheckpointReader& checkpoint);
-  // Random weights as transformers' _init_weights: N(0, 0.02), norms 1/0.
+  // Random weights as transformers' _init_weights: N(0, initializer_range),
+  // norms 1 and 0.
   static std::unique_ptr<ModelWeights> random(const ModelSpec& spec, std::set<Component> components, Rng& rng);
   // Hugging Face names and layouts, for save_pretrained-compatible output.
   std::vector<std::pair<std::string, Tensor>> to_checkpoint() const;

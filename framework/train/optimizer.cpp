@@ -70,6 +70,11 @@ AdamW::AdamW(const OptimizerOptions& options, const ParameterSet& params) : opti
     else
       segments_.push_back({e.offset, end, decay});
   }
+  // Widened once here: step() allocates nothing.
+  beta1_ = widen_decimal(options.beta1);
+  beta2_ = widen_decimal(options.beta2);
+  eps_ = widen_decimal(options.eps);
+  weight_decay_ = widen_decimal(options.weight_decay);
   exp_avg_ = Tensor::zeros({numel_}, DType::kF32);
   exp_avg_sq_ = Tensor::zeros({numel_}, DType::kF32);
 }
@@ -79,18 +84,17 @@ void AdamW::step(ParameterSet& params, double lr) {
               params.numel());
   PTUNE_CHECK(std::isfinite(lr) && lr >= 0.0, "AdamW step with learning rate {}", lr);
   ++steps_;
-  const double beta1 = widen_decimal(options_.beta1);
-  const double beta2 = widen_decimal(options_.beta2);
+  const double beta1 = beta1_, beta2 = beta2_;
   const double t = double(steps_);
   // torch: param.mul_(1 - lr * wd); exp_avg.lerp_(grad, 1 - beta1);
   // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2);
   // denom = (exp_avg_sq.sqrt() / sqrt(bc2)).add_(eps); param.addcdiv_(exp_avg, denom, value=-lr / bc1).
-  const float decay_scale = float(1.0 - lr * widen_decimal(options_.weight_decay));
+  const float decay_scale = float(1.0 - lr * weight_decay_);
   const float w1 = float(1.0 - beta1);
   const float b2 = float(beta2);
   const float w2 = float(1.0 - beta2);
   const float bc2_sqrt = float(std::sqrt(1.0 - std::pow(beta2, t)));
-  const float eps = float(widen_decimal(options_.eps));
+  const float eps = float(eps_);
   const float neg_step_size = float(-(lr / (1.0 - std::pow(beta1, t))));
 
   float* p = params.values().data<float>();

@@ -8,7 +8,9 @@
 //
 // The scalars are formed in double from the options widened as decimals
 // (0.999f → 0.999, what a Python recipe holds), then rounded to f32 as
-// torch rounds Python floats into an f32 kernel; the element math is f32.
+// torch rounds Python floats into an f32 kernel; the element math is f32,
+// with the two fused multiply-adds torch's FMA-built CPU kernels do, so the
+// result is torch's to the bit.
 // State m, v is f32 and flat like the ParameterSet's buffers, so a step is
 // one pass over three flat buffers and allocates nothing.
 #pragma once
@@ -49,6 +51,7 @@ class AdamW {
   };
 
   OptimizerOptions options_;
+  double beta1_, beta2_, eps_, weight_decay_;  // the options as Python holds them
   int64_t numel_;
   std::vector<Segment> segments_;
   int64_t steps_ = 0;

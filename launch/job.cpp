@@ -35,6 +35,14 @@ std::unique_ptr<Job> build_job(const recipe::Recipe& recipe, Datasets datasets) 
                      recipe.data.text_pair.find("[P") != std::string::npos;
   if (method.placement == peft::Placement::kInput && !slots) job->context.prepend = method.num_virtual_tokens;
 
+  // Every position a sequence can take must exist in the model.
+  const model::ModelSpec& spec = job->model->spec();
+  const int64_t prefix = method.placement == peft::Placement::kKvPrefix ? method.num_virtual_tokens : 0;
+  PTUNE_CHECK(spec.position_offset + prefix + recipe.data.max_length <= spec.max_positions,
+              "data.max_length {}{} needs {} positions but {} has {}: lower data.max_length", recipe.data.max_length,
+              prefix ? fmt::format(" after a {}-token prefix", prefix) : "", spec.position_offset + prefix +
+              recipe.data.max_length, recipe.model.path, spec.max_positions);
+
   if (datasets == Datasets::kTrainAndEval) {
     PTUNE_CHECK(!recipe.data.train.empty(), "data.train is not set");
     job->train.emplace(job->load_dataset(recipe.data.train));

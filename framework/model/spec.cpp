@@ -198,16 +198,16 @@ ModelSpec ModelSpec::tiny(Arch arch) {
   switch (arch) {
     case Arch::kGpt2:
       c = {{"model_type", "gpt2"}, {"vocab_size", 1000}, {"n_embd", 64}, {"n_layer", 2}, {"n_head", 4},
-           {"n_positions", 128}};
+           {"n_positions", 512}};
       break;
     case Arch::kBert:
       c = {{"model_type", "bert"}, {"vocab_size", 1000}, {"hidden_size", 64}, {"num_hidden_layers", 2},
-           {"num_attention_heads", 4}, {"intermediate_size", 128}, {"max_position_embeddings", 128},
+           {"num_attention_heads", 4}, {"intermediate_size", 128}, {"max_position_embeddings", 512},
            {"type_vocab_size", 2}, {"pad_token_id", 0}};
       break;
     case Arch::kRoberta:
       c = {{"model_type", "roberta"}, {"vocab_size", 1000}, {"hidden_size", 64}, {"num_hidden_layers", 2},
-           {"num_attention_heads", 4}, {"intermediate_size", 128}, {"max_position_embeddings", 130},
+           {"num_attention_heads", 4}, {"intermediate_size", 128}, {"max_position_embeddings", 514},
            {"type_vocab_size", 1}, {"pad_token_id", 1}, {"layer_norm_eps", 1e-5}};
       break;
   }

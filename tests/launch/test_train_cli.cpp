@@ -1,0 +1,205 @@
+// `ptune train | eval | predict | export` end to end, through the binary:
+// every recipe in recipes/ trains for a few steps on a tiny random model;
+// a resumed run reproduces the uninterrupted one exactly; bad recipes and
+// data fail with messages that name the key, the file and line, the label.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "framework/io/json_file.h"
+#include "framework/io/safetensors.h"
+#include "framework/recipe/recipe.h"
+
+namespace ptune {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CliRun {
+  int status;
+  std::string output;  // stdout + stderr
+};
+
+// Runs ptune from the source tree (recipes name paths relative to it).
+CliRun ptune(const std::string& args) {
+  const fs::path log = fs::temp_directory_path() / ("ptune_cli_" + std::to_string(::getpid()) + ".log");
+  const std::string cmd =
+      fmt::format("cd {} && OMP_NUM_THREADS=1 {} {} > {} 2>&1", PTUNE_SOURCE_DIR, PTUNE_BINARY, args, log.string());
+  const int status = std::system(cmd.c_str());
+  CliRun r{status, io::read_text_file(log.string())};
+  fs::remove(log);
+  return r;
+}
+
+std::vector<nlohmann::json> metrics(const fs::path& run) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(run / "metrics.jsonl");
+  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+std::vector<double> step_losses(const fs::path& run) {
+  std::vector<double> losses;
+  for (const auto& m : metrics(run))
+    if (m.contains("loss") && !m.contains("split")) losses.push_back(m["loss"]);
+  return losses;
+}
+
+class TrainCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = new fs::path(fs::temp_directory_path() / ("ptune_train_cli_" + std::to_string(::getpid())));
+    fs::remove_all(*root_);
+    fs::create_directories(*root_);
+    // Tiny random BERTs: one with MiniLM's real uncased WordPiece tokenizer
+    // (for the SST-2/RTE recipes), one with the quickstart's.
+    const std::string fixtures = PTUNE_FIXTURES;
+    ASSERT_EQ(0, ptune(fmt::format("init-model --arch bert --tokenizer {}/tokenizers/bert/tokenizer.json --out {}",
+                                   fixtures, (*root_ / "minilm-tiny").string()))
+                     .status);
+    ASSERT_EQ(0, ptune(fmt::format("init-model --arch bert --tokenizer recipes/data/quickstart/tokenizer.json --out {}",
+                                   (*root_ / "quickstart-tiny").string()))
+                     .status);
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(*root_);
+    delete root_;
+  }
+  static fs::path* root_;
+
+  std::string model_for(const std::string& recipe) const {
+    return (*root_ / (recipe == "quickstart" ? "quickstart-tiny" : "minilm-tiny")).string();
+  }
+  // Trains a recipe for a few steps on its tiny model; returns the run dir.
+  fs::path train(const std::string& recipe, const std::string& run, const std::string& extra = "") {
+    const fs::path dir = *root_ / run;
+    const CliRun r = ptune(fmt::format("train recipes/{}.yaml model.path={} train.output_dir={} {}", recipe,
+                                    model_for(recipe), dir.string(), extra));
+    EXPECT_EQ(r.status, 0) << r.output;
+    return dir;
+  }
+};
+fs::path* TrainCli::root_ = nullptr;
+
+TEST_F(TrainCli, EveryRecipeTrains) {
+  for (const auto& entry : fs::directory_iterator(fs::path(PTUNE_SOURCE_DIR) / "recipes")) {
+    if (entry.path().extension() != ".yaml") continue;
+    const std::string name = entry.path().stem().string();
+    SCOPED_TRACE(name);
+    // Recipes name ../shared/datasets beside the checkout; tests read it
+    // from wherever the build says it is.
+    const recipe::Recipe r = recipe::load_recipe(entry.path().string());
+    std::string data;
+    const std::string shared = "../shared/datasets";
+    for (const auto& [key, path] : {std::pair{"data.train", r.data.train}, std::pair{"data.eval", r.data.eval}})
+      if (path.starts_with(shared)) data += fmt::format(" {}={}{}", key, PTUNE_DATASETS, path.substr(shared.size()));
+    const fs::path run =
+        train(name, "recipe_" + name, "train.max_steps=3 train.micro_batch=4 train.log_every=1" + data);
+    const std::vector<double> losses = step_losses(run);
+    ASSERT_EQ(losses.size(), 3u);
+    for (double l : losses) EXPECT_TRUE(std::isfinite(l));
+    EXPECT_TRUE(fs::exists(run / "adapter" / "adapter_model.safetensors"));
+    EXPECT_TRUE(fs::exists(run / "recipe.yaml"));
+    EXPECT_TRUE(fs::exists(run / "checkpoint-last" / "trainer_state.json"));
+  }
+}
+
+TEST_F(TrainCli, ResumeReproducesTheUninterruptedRun) {
+  const std::string opts = "train.schedule=constant train.log_every=1 train.eval_every=0 train.micro_batch=8";
+  const fs::path full = train("quickstart", "full", opts + " train.max_steps=6");
+  const fs::path split = train("quickstart", "split", opts + " train.max_steps=3");
+  train("quickstart", "split", opts + " train.max_steps=6");  // resumes from checkpoint-last at step 3
+  const std::vector<double> a = step_losses(full), b = step_losses(split);
+  ASSERT_EQ(a.size(), 6u);
+  ASSERT_EQ(b.size(), 6u);
+  for (size_t i = 0; i < 6; ++i) EXPECT_EQ(a[i], b[i]) << "step " << i + 1;
+  const auto fa = io::SafetensorsFile::open((full / "adapter/adapter_model.safetensors").string());
+  const auto fb = io::SafetensorsFile::open((split / "adapter/adapter_model.safetensors").string());
+  for (const std::string& n : fa.names()) {
+    const Tensor x = fa.load(n), y = fb.load(n);
+    EXPECT_EQ(0, std::memcmp(x.raw(), y.raw(), x.nbytes())) << n;
+  }
+}
+
+TEST_F(TrainCli, EvalPredictAndExportUseTheAdapter) {
+  const fs::path run = train("quickstart", "adapter_run", "train.max_steps=4 train.micro_batch=8");
+  const nlohmann::json last = metrics(run).back().contains("split") ? metrics(run).back() : nlohmann::json();
+  const std::string model = "model.path=" + model_for("quickstart");
+
+  // eval on the adapter reproduces the trainer's final evaluation.
+  const CliRun e = ptune(fmt::format("eval recipes/quickstart.yaml {} --adapter {}", model, (run / "adapter").string()));
+  ASSERT_EQ(e.status, 0) << e.output;
+  const nlohmann::json result = nlohmann::json::parse(e.output.substr(e.output.find('{')));
+  std::vector<nlohmann::json> evals;
+  for (const auto& m : metrics(run))
+    if (m.contains("split")) evals.push_back(m);
+  ASSERT_FALSE(evals.empty());
+  EXPECT_DOUBLE_EQ(result["accuracy"].get<double>(), evals.back()["accuracy"].get<double>());
+  EXPECT_NEAR(result["loss"].get<double>(), evals.back()["loss"].get<double>(), 1e-9);
+
+  const fs::path predictions = *root_ / "predictions.jsonl";
+  const CliRun p = ptune(fmt::format("predict recipes/quickstart.yaml {} --adapter {} --input "
+                                  "recipes/data/quickstart/eval.jsonl --output {}",
+                                  model, (run / "adapter").string(), predictions.string()));
+  ASSERT_EQ(p.status, 0) << p.output;
+  std::ifstream in(predictions);
+  int lines = 0, correct = 0;
+  std::ifstream gold(fs::path(PTUNE_SOURCE_DIR) / "recipes/data/quickstart/eval.jsonl");
+  for (std::string line, g; std::getline(in, line) && std::getline(gold, g); ++lines) {
+    const auto j = nlohmann::json::parse(line);
+    correct += j["prediction"] == nlohmann::json::parse(g)["label"];
+  }
+  EXPECT_EQ(lines, 400);
+  EXPECT_NEAR(double(correct) / lines, result["accuracy"].get<double>(), 1e-12);
+
+  // export of the last checkpoint = the adapter the run wrote at its end.
+  const fs::path exported = *root_ / "exported";
+  const CliRun x = ptune(fmt::format("export recipes/quickstart.yaml {} --checkpoint {} --out {}", model,
+                                  (run / "checkpoint-last").string(), exported.string()));
+  ASSERT_EQ(x.status, 0) << x.output;
+  const auto fa = io::SafetensorsFile::open((run / "adapter/adapter_model.safetensors").string());
+  const auto fb = io::SafetensorsFile::open((exported / "adapter_model.safetensors").string());
+  ASSERT_EQ(fa.names(), fb.names());
+  for (const std::string& n : fa.names()) {
+    const Tensor a = fa.load(n), b = fb.load(n);
+    EXPECT_EQ(0, std::memcmp(a.raw(), b.raw(), a.nbytes())) << n;
+  }
+}
+
+TEST_F(TrainCli, BadInputNamesKeyFileLineAndLabel) {
+  const std::string model = "model.path=" + model_for("quickstart");
+  CliRun r = ptune("train recipes/quickstart.yaml train.learnig_rate=0.1 " + model);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("unknown key 'train.learnig_rate'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("did you mean 'train.lr'"), std::string::npos) << r.output;
+
+  const fs::path bad = *root_ / "bad.jsonl";
+  std::ofstream(bad) << "{\"sentence\": \"the film is good .\", \"label\": \"positive\"}\n"
+                     << "{\"sentence\": \"the film is bad .\", \"label\": \"negative\"\n";
+  r = ptune(fmt::format("train recipes/quickstart.yaml {} data.train={}", model, bad.string()));
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find(bad.string() + ":2"), std::string::npos) << r.output;
+
+  std::ofstream(bad) << "{\"sentence\": \"the film is good .\", \"label\": \"positive\"}\n"
+                     << "{\"sentence\": \"the film is so-so .\", \"label\": \"neutral\"}\n";
+  r = ptune(fmt::format("train recipes/quickstart.yaml {} data.train={}", model, bad.string()));
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find(bad.string() + ":2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("'neutral'"), std::string::npos) << r.output;
+
+  // A loss that diverges stops the run with a clear message.
+  r = ptune("train recipes/quickstart.yaml " + model + " train.lr=1e30 train.max_grad_norm=0 train.max_steps=20 " +
+            "train.output_dir=" + (*root_ / "nan").string());
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("the loss became"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace ptune

@@ -67,7 +67,7 @@ DEFAULT_OUT = os.path.join(HERE, "fixtures", "model")
 def make_config(arch):
     if arch == "gpt2":
         return GPT2Config(
-            vocab_size=1000,
+            vocab_size=512,
             n_positions=64,
             n_embd=64,
             n_layer=2,
@@ -77,7 +77,7 @@ def make_config(arch):
         )
     if arch == "bert":
         return BertConfig(
-            vocab_size=1000,
+            vocab_size=512,
             hidden_size=64,
             num_hidden_layers=2,
             num_attention_heads=4,
@@ -88,7 +88,7 @@ def make_config(arch):
         )
     if arch == "roberta":
         return RobertaConfig(
-            vocab_size=1000,
+            vocab_size=512,
             hidden_size=64,
             num_hidden_layers=2,
             num_attention_heads=4,

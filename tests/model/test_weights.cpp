@@ -144,7 +144,7 @@ TEST(Cli, InitModelThenInspect) {
   ASSERT_EQ(0, std::system(fmt::format("{} inspect {} > {}", PTUNE_BINARY, model, out).c_str()));
   const std::string text = io::read_text_file(out);
   EXPECT_NE(text.find("architecture roberta"), std::string::npos) << text;
-  EXPECT_NE(text.find("parameters   148,904"), std::string::npos) << text;
+  EXPECT_NE(text.find("parameters   173,480"), std::string::npos) << text;
   EXPECT_NE(0, std::system(fmt::format("{} inspect {} 2> {}", PTUNE_BINARY, dir.string(), out).c_str()));
   EXPECT_NE(io::read_text_file(out).find("config.json"), std::string::npos);
   fs::remove_all(dir);

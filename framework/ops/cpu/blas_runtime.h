@@ -3,7 +3,7 @@
 // Debian's OpenBLAS 0.3.21 (DYNAMIC_ARCH) picks its kernels by CPU model
 // number and falls back to SSE3 "Prescott" kernels on CPUs it does not know,
 // such as virtualised Xeons that report a generic model: GEMMs then run at
-// half speed or less. The choice is made when the library loads, so the fix
+// a third of the speed or less. The choice is made when the library loads, so the fix
 // is to restart the process with OPENBLAS_CORETYPE set (launch/main.cpp).
 #pragma once
 

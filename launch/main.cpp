@@ -12,6 +12,7 @@
 #include <cstdlib>
 
 #include "commands.h"
+#include "framework/dist/mpi_communicator.h"
 #include "framework/ops/cpu/blas_runtime.h"
 
 int main(int argc, char** argv) {
@@ -21,6 +22,8 @@ int main(int argc, char** argv) {
     setenv("OPENBLAS_CORETYPE", core->c_str(), 1);
     execv("/proc/self/exe", argv);  // returns only on failure: carry on as we are
   }
+  // Under mpirun/srun: MPI for the whole process (finalised at exit).
+  ptune::dist::MpiSession mpi(&argc, &argv);
   CLI::App app{"ptune: prompt tuning for frozen transformers"};
   app.require_subcommand(1);
   std::vector<ptune::launch::Command> commands = {
@@ -43,8 +46,15 @@ int main(int argc, char** argv) {
       if (rc >= 0) return rc;
     }
   } catch (const std::exception& e) {
-    fmt::print(stderr, "ptune: error: {}\n", e.what());
-    return 1;
+    if (!mpi.active()) {
+      fmt::print(stderr, "ptune: error: {}\n", e.what());
+      return 1;
+    }
+    // One rank failed: say which and why, then bring every rank down now
+    // rather than leave the others waiting in a collective.
+    fmt::print(stderr, "ptune: rank {}: error: {}\n", mpi.communicator().rank(), e.what());
+    std::fflush(stderr);
+    mpi.abort(1);
   }
   return 0;
 }

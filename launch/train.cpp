@@ -9,6 +9,10 @@
 
 #include "commands.h"
 #include "framework/data/sampler.h"
+#include "framework/dist/communicator.h"
+#include "framework/dist/mpi_communicator.h"
+#include "framework/dist/sharded_weights.h"
+#include "framework/dist/signals.h"
 #include "framework/io/json_file.h"
 #include "framework/peft/adapter.h"
 #include "framework/train/optimizer.h"
@@ -47,20 +51,43 @@ std::unique_ptr<Job> job_from_adapter(recipe::Recipe r, const std::string& adapt
   return job;
 }
 
+int env_int(const char* name, int64_t fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : int(fallback);
+}
+
+// The ranks of the job: MPI's world under mpirun/srun, one process otherwise.
+std::unique_ptr<dist::Communicator> world_communicator() {
+  if (dist::launch_env().under_launcher) return dist::make_mpi_communicator();
+  return std::make_unique<dist::SingleCommunicator>();
+}
+
+std::string shard_name(recipe::ShardMode m) {
+  switch (m) {
+    case recipe::ShardMode::kNone: return "none";
+    case recipe::ShardMode::kWorld: return "world";
+    case recipe::ShardMode::kNode: return "node";
+  }
+  return "none";
+}
+
 int train(const RecipeArgs& args, bool print_config) {
   const recipe::Recipe r = args.load();
   if (print_config) {
     fmt::print("{}", recipe::dump_recipe(r));
     return 0;
   }
+  std::unique_ptr<dist::Communicator> comm = world_communicator();
+  const bool rank0 = comm->rank() == 0;
   auto job = build_job(r, Datasets::kTrainAndEval);
   const train::TrainOptions& t = r.train;
-  fs::create_directories(t.output_dir);
-  {
+  // Only rank 0 prints progress and writes files.
+  if (rank0) {
+    fs::create_directories(t.output_dir);
     std::ofstream out(t.output_dir + "/recipe.yaml");
     out << recipe::dump_recipe(r);
   }
-  train::RunLog log(t.output_dir + "/metrics.jsonl", false);
+  train::RunLog log(rank0 ? t.output_dir + "/metrics.jsonl" : std::string(), !rank0);
   log.message(fmt::format("{}: {} train examples, {} eval, {} trainable parameters", r.model.path, job->train->size(),
                           job->eval ? job->eval->size() : 0, job->params.numel()));
   Arena adapter_arena;
@@ -68,10 +95,44 @@ int train(const RecipeArgs& args, bool print_config) {
     peft::save_adapter(dir, *job->prompt, job->params, adapter_info(*job), adapter_arena);
     adapter_arena.reset();
   };
-  data::Sampler sampler(job->train->size(), job->train->lengths(), t.micro_batch, t.seed, r.data.bucket_by_length);
+  // Global batch = micro_batch × grad_accum × world: each rank reads its
+  // slice of every global micro-batch.
+  data::Sampler sampler(job->train->size(), job->train->lengths(), t.micro_batch, t.seed, r.data.bucket_by_length,
+                        comm->rank(), comm->size());
   train::Trainer trainer(t, *job->prompt, *job->head, job->params, *job->train, std::move(sampler),
                          job->eval ? &*job->eval : nullptr, log, save);
-  trainer.run();
+
+  // Frozen weights sharded over all ranks or over this node's ranks.
+  std::unique_ptr<dist::Communicator> node_comm;
+  dist::Communicator* shard_comm = comm.get();
+  if (r.model.shard == recipe::ShardMode::kNode && dist::launch_env().under_launcher) {
+    node_comm = dist::make_mpi_node_communicator();
+    shard_comm = node_comm.get();
+  }
+  std::unique_ptr<dist::ShardedWeights> shard;
+  if (r.model.shard != recipe::ShardMode::kNone)
+    shard = std::make_unique<dist::ShardedWeights>(*job->model, *shard_comm, r.model.shard_keep_for_backward);
+
+  dist::StopSignals signals;
+  train::Distributed d;
+  d.comm = comm.get();
+  d.shard = shard.get();
+  d.shard_mode = shard_name(r.model.shard);
+  d.stop_requested = [&signals] { return signals.requested(); };
+  // Test hook (docs/scaling.md): PTUNE_FAIL_AT_STEP=N makes rank
+  // PTUNE_FAIL_RANK (default 0) throw before step N.
+  const int fail_at = env_int("PTUNE_FAIL_AT_STEP", 0), fail_rank = env_int("PTUNE_FAIL_RANK", 0);
+  if (fail_at > 0 && comm->rank() == fail_rank)
+    d.before_step = [fail_at](int64_t step) {
+      PTUNE_CHECK(step != fail_at, "injected failure before step {} (PTUNE_FAIL_AT_STEP)", step);
+    };
+  trainer.set_distributed(std::move(d));
+  if (comm->size() > 1)
+    log.message(fmt::format("{} ranks ({}), global batch {} = micro_batch {} × grad_accum {} × {} ranks, shard {}",
+                            comm->size(), dist::launch_env().launcher, t.micro_batch * t.grad_accum * comm->size(),
+                            t.micro_batch, t.grad_accum, comm->size(), shard_name(r.model.shard)));
+  if (!trainer.run() && rank0)
+    fmt::print(stderr, "ptune: stopped by signal {}; resume with the same command\n", signals.signal());
   return 0;
 }
 

@@ -82,13 +82,19 @@ Tensor Transformer::forward(const ModelInputs& in, Arena& arena) {
     ops::norm_forward(spec_.norm, x, embed_mean_, embed_rstd_, embed_sum_, e.norm_w, e.norm_b, spec_.norm_eps);
   }
 
+  // The embeddings unit (0) is done with until backward's embedding norm.
+  if (gate_) gate_->release(0, WeightGate::Pass::kForward);
+
   for (int64_t l = 0; l < spec_.layers; ++l) {
     LayerActivations& a = saved_[size_t(l)];
     a.input = x;
     a.prefix_k = in.prefix && size_t(l) < in.prefix->keys.size() ? in.prefix->keys[size_t(l)] : Tensor();
     a.prefix_v = in.prefix && size_t(l) < in.prefix->values.size() ? in.prefix->values[size_t(l)] : Tensor();
     x = arena.alloc({B, T, C});
+    // Block l is unit 1 + l; the gate may gather it (and prefetch l + 1).
+    if (gate_) gate_->acquire(1 + l, l + 1 < spec_.layers ? 2 + l : -1, WeightGate::Pass::kForward);
     layer_forward(l, a, x, in.attention_mask, arena);
+    if (gate_) gate_->release(1 + l, WeightGate::Pass::kForward);
   }
 
   if (spec_.final_norm) {
@@ -184,15 +190,19 @@ void Transformer::backward(const Tensor& dhidden, const ModelGrads& grads, Arena
     if (grads.prefix && i < grads.prefix->values.size()) dv = grads.prefix->values[i];
     const bool need_input = l > lowest || want_inputs;
     Tensor dinput = need_input ? arena.zeros({B, T, C}) : Tensor();
+    if (gate_) gate_->acquire(1 + l, l > lowest ? l : -1, WeightGate::Pass::kBackward);
     layer_backward(l, saved_[i], dx, dinput, dk, dv, arena);
+    if (gate_) gate_->release(1 + l, WeightGate::Pass::kBackward);
     dx = dinput;
   }
   if (!want_inputs) return;
 
   if (spec_.embedding_norm) {
+    if (gate_) gate_->acquire(0, -1, WeightGate::Pass::kBackward);
     const EmbeddingWeights& e = weights_->embeddings;
     ops::norm_backward(spec_.norm, grads.input_embeds, Tensor(), Tensor(), dx, embed_sum_, e.norm_w, embed_mean_,
                        embed_rstd_);
+    if (gate_) gate_->release(0, WeightGate::Pass::kBackward);
   } else {
     ops::accumulate(grads.input_embeds, dx);
   }

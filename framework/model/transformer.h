@@ -38,6 +38,21 @@ struct ModelGrads {
   KvPrefix* prefix = nullptr;  // d(keys[l]), d(values[l]) where defined
 };
 
+// Called around the weight units the forward and backward use, so that a
+// sharded model (dist::ShardedWeights) can all-gather a unit just before it
+// runs and start gathering the next one. Units are indices into
+// weights().units(): 0 the embeddings (released once embedded, acquired
+// again for the embedding norm's backward), block l is unit 1 + l.
+class WeightGate {
+ public:
+  enum class Pass : uint8_t { kForward, kBackward };
+  virtual ~WeightGate() = default;
+  // The unit's views are valid from here to release(); `next` (-1: none)
+  // is the unit this pass runs after it, to prefetch.
+  virtual void acquire(int64_t unit, int64_t next, Pass pass) = 0;
+  virtual void release(int64_t unit, Pass pass) = 0;
+};
+
 class Transformer {
  public:
   Transformer(const ModelSpec& spec, std::unique_ptr<ModelWeights> weights);
@@ -46,6 +61,8 @@ class Transformer {
 
   const ModelSpec& spec() const { return spec_; }
   const ModelWeights& weights() const { return *weights_; }
+  // nullptr: every unit stays resident (the default).
+  void set_weight_gate(WeightGate* gate) { gate_ = gate; }
 
   // out (B, T, C) = word embeddings of ids (B, T) i32.
   void embed_tokens(const Tensor& out, const Tensor& ids) const;
@@ -81,6 +98,7 @@ class Transformer {
   ModelSpec spec_;
   std::unique_ptr<ModelWeights> weights_;
   ops::AttentionConfig attention_;
+  WeightGate* gate_ = nullptr;
 
   // Saved by forward for backward (views into the caller's arena).
   std::vector<LayerActivations> saved_;

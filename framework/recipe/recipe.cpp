@@ -309,6 +309,12 @@ std::vector<Field> make_schema() {
                             {"model_name_or_path", "name_or_path", "model_dir"});
   path.required = true;
   s.push_back(std::move(path));
+  s.push_back(choice_field("model", "shard", [](auto& r) -> auto& { return r.model.shard; },
+                           std::vector<std::pair<ShardMode, std::string>>{
+                               {ShardMode::kNone, "none"}, {ShardMode::kWorld, "world"}, {ShardMode::kNode, "node"}},
+                           {"sharding", "zero", "fsdp"}));
+  s.push_back(bool_field("model", "shard_keep_for_backward",
+                         [](auto& r) -> auto& { return r.model.shard_keep_for_backward; }, {"keep_for_backward"}));
 
   // method.name must stay the first method key: its preset is the base the
   // other method keys override.

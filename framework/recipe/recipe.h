@@ -40,8 +40,16 @@
 
 namespace ptune::recipe {
 
+// How the frozen weights are spread over data-parallel ranks (DESIGN.md §4):
+// replicated, sharded over every rank, or sharded over the ranks of a node.
+enum class ShardMode : uint8_t { kNone, kWorld, kNode };
+
 struct ModelOptions {
   std::string path;  // Hugging Face model directory (config.json, *.safetensors, tokenizer.json)
+  ShardMode shard = ShardMode::kNone;
+  // Keep each gathered block from its forward to its backward: Ψ gathered
+  // per step instead of 2Ψ, for the memory of the whole model.
+  bool shard_keep_for_backward = false;
 };
 
 struct Recipe {

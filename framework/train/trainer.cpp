@@ -7,6 +7,9 @@
 #include <cmath>
 #include <filesystem>
 
+#include "framework/dist/communicator.h"
+#include "framework/dist/sharded_weights.h"
+#include "framework/io/json_file.h"
 #include "framework/train/clip.h"
 #include "framework/train/metrics.h"
 
@@ -42,6 +45,17 @@ int64_t count_targets(const data::Dataset& d, const std::vector<int64_t>& indice
   return n;
 }
 
+int world_of(const Distributed& d) { return d.comm ? d.comm->size() : 1; }
+int rank_of(const Distributed& d) { return d.comm ? d.comm->rank() : 0; }
+
+// A rank whose slice of a global batch is empty still has to take part in
+// the sharded model's all-gathers: it runs the first example with its loss
+// and gradient weighted 0 (which leaves the gradient exactly as it was).
+std::vector<int64_t> stand_in(const std::vector<int64_t>& indices, const Distributed& d) {
+  if (!indices.empty() || !d.shard) return indices;
+  return {0};
+}
+
 int64_t num_classes(const data::Dataset& d) {
   int64_t k = 0;
   for (int64_t i = 0; i < d.size(); ++i) k = std::max<int64_t>(k, d[i].label + 1);
@@ -67,17 +81,26 @@ double EvalResult::metric(const std::string& name) const {
 }
 
 EvalResult evaluate(peft::PromptModel& prompt, model::TaskHead& head, const data::Dataset& dataset, int64_t batch_size,
-                    Arena& arena) {
+                    Arena& arena, const Distributed& dist) {
   const bool classes = dataset.task() != model::TaskKind::kCausalLm;
   MetricAccumulator metrics(classes ? std::max<int64_t>(num_classes(dataset), 1) : 1);
   EvalResult result;
   Rng unused(0);
-  const data::Sampler sampler = data::Sampler::sequential(dataset.size(), batch_size);
+  const data::Sampler sampler = data::Sampler::sequential(dataset.size(), batch_size, rank_of(dist), world_of(dist));
   data::Batch batch;
-  for (const std::vector<int64_t>& indices : sampler.epoch(0)) {
+  for (const std::vector<int64_t>& slice : sampler.epoch(0)) {
+    const std::vector<int64_t> indices = stand_in(slice, dist);
+    if (indices.empty()) continue;
+    const bool real = !slice.empty();
+    if (dist.shard) dist.shard->begin_micro_batch(false);
     data::collate(dataset, indices, batch, arena);
     Tensor hidden = prompt.forward(batch.ids, batch.type_ids, batch.attention_mask, arena, Mode::kEval, unused);
     const model::HeadOutput out = head.forward(hidden, head_batch(batch), arena, Mode::kEval, unused);
+    if (dist.shard) dist.shard->end_micro_batch();
+    if (!real) {
+      arena.reset();
+      continue;
+    }
     metrics.add_loss(out.loss_sum, double(out.count));
     if (classes) {
       const int64_t K = out.scores.size(1);
@@ -92,6 +115,11 @@ EvalResult evaluate(peft::PromptModel& prompt, model::TaskHead& head, const data
       result.predictions.insert(result.predictions.end(), predictions.begin(), predictions.end());
     }
     arena.reset();
+  }
+  if (dist.comm && dist.comm->size() > 1) {
+    std::vector<double> flat = metrics.to_flat();
+    dist.comm->all_reduce(std::span<double>(flat));
+    metrics.from_flat(flat);
   }
   result.loss = metrics.mean_loss();
   result.examples = dataset.size();
@@ -128,29 +156,59 @@ Trainer::Trainer(const TrainOptions& options, peft::PromptModel& prompt, model::
 std::string Trainer::path(const std::string& name) const { return (fs::path(options_.output_dir) / name).string(); }
 
 double Trainer::step(const std::vector<std::vector<int64_t>>& micro_batches, int64_t& tokens) {
+  // The loss is normalised by the global count of targets (all ranks, all
+  // micro-batches), so the summed gradients are those of one large batch.
   int64_t count = 0;
   for (const auto& indices : micro_batches) count += count_targets(train_, indices);
+  if (dist_.comm) dist_.comm->all_reduce(std::span<int64_t>(&count, 1));
   PTUNE_CHECK(count > 0, "step {}: no example in the batch has a label", state_.step);
   const float scale = 1.0f / float(count);
   double loss_sum = 0.0;
   data::Batch batch;
-  for (const auto& indices : micro_batches) {
+  for (const auto& slice : micro_batches) {
+    const std::vector<int64_t> indices = stand_in(slice, dist_);
+    if (indices.empty()) continue;
+    const bool real = !slice.empty();
+    if (dist_.shard) dist_.shard->begin_micro_batch(true);
     data::collate(train_, indices, batch, arena_);
-    tokens += batch.tokens;
+    if (real) tokens += batch.tokens;
     Tensor hidden = prompt_.forward(batch.ids, batch.type_ids, batch.attention_mask, arena_, Mode::kTrain, rng_);
     const model::HeadOutput out = head_.forward(hidden, head_batch(batch), arena_, Mode::kTrain, rng_);
-    loss_sum += out.loss_sum;
+    if (real) loss_sum += out.loss_sum;
     Tensor dhidden = arena_.zeros(hidden.shape());
-    head_.backward(dhidden, scale, arena_);
+    head_.backward(dhidden, real ? scale : 0.0f, arena_);
     prompt_.backward(dhidden, arena_);
+    if (dist_.shard) dist_.shard->end_micro_batch();
     arena_.reset();
+  }
+  if (dist_.comm) {
+    // One all-reduce of the flat gradient buffer per optimizer step.
+    const int64_t before = dist_.comm->stats().all_reduce_bytes;
+    dist_.comm->all_reduce(std::span<float>(params_.grads().data<float>(), size_t(params_.numel())));
+    last_grad_reduce_bytes_ = dist_.comm->stats().all_reduce_bytes - before;
+    dist_.comm->all_reduce(std::span<double>(&loss_sum, 1));
   }
   return loss_sum / double(count);
 }
 
-void Trainer::run() {
-  fs::create_directories(options_.output_dir);
+void Trainer::set_distributed(Distributed dist) { dist_ = std::move(dist); }
+
+bool Trainer::rank0() const { return rank_of(dist_) == 0; }
+
+bool Trainer::run() {
+  if (rank0()) fs::create_directories(options_.output_dir);
+  const int world = world_of(dist_);
+  // Rank 0's initial parameters are everyone's.
+  if (dist_.comm) dist_.comm->broadcast(std::span<float>(params_.values().data<float>(), size_t(params_.numel())));
   if (fs::exists(path("checkpoint-last") + "/trainer_state.json")) {
+    // The data position counts this rank's micro-batches, which only means
+    // the same examples at the same world size: another one is refused.
+    const std::string world_file = path("checkpoint-last") + "/world.json";
+    const int64_t saved = fs::exists(world_file) ? io::read_json_file(world_file).value("world_size", int64_t(1)) : 1;
+    PTUNE_CHECK(saved == world,
+                "{} was written by a {}-rank job and this job has {} rank{}: resume with the same world size "
+                "(mpirun -np {}), or start a fresh train.output_dir",
+                path("checkpoint-last"), saved, world, world == 1 ? "" : "s", saved);
     state_ = load_checkpoint(path("checkpoint-last"), params_, optimizer_);
     rng_ = Rng(state_.rng_seed, state_.rng_offset);
     log_.message(fmt::format("resumed from {} at step {}", path("checkpoint-last"), state_.step));
@@ -160,8 +218,27 @@ void Trainer::run() {
   int64_t tokens_since_log = 0;
   double loss_since_log = 0.0;
   int64_t steps_since_log = 0;
+  double step_seconds = 0.0;
+  int64_t steps_run = 0;
 
   while (state_.step < total_steps_) {
+    if (dist_.before_step) dist_.before_step(state_.step + 1);
+    // Pre-emption: every rank learns whether any rank was signalled, so all
+    // save the same checkpoint at the same step and none waits in a
+    // collective for a rank that left.
+    if (dist_.stop_requested) {
+      int64_t stop = dist_.stop_requested() ? 1 : 0;
+      if (dist_.comm) dist_.comm->all_reduce(std::span<int64_t>(&stop, 1), dist::ReduceOp::kMax);
+      if (stop) {
+        save_last();
+        log_.message(fmt::format("stopped by a signal at step {}: {} holds the state to resume from", state_.step,
+                                 path("checkpoint-last")));
+        write_dist_report(step_seconds, steps_run);
+        return false;
+      }
+    }
+    const auto step_start = std::chrono::steady_clock::now();
+    const dist::CommStats before = dist_.comm ? dist_.comm->stats() : dist::CommStats{};
     if (state_.epoch_position >= int64_t(order.size())) {
       ++state_.epoch;
       state_.epoch_position = 0;
@@ -180,6 +257,14 @@ void Trainer::run() {
     const double lr = schedule_.lr_at(state_.step);
     optimizer_.step(params_, lr);
     params_.zero_grad();
+    step_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
+    ++steps_run;
+    if (dist_.comm) {
+      const dist::CommStats& after = dist_.comm->stats();
+      last_gather_bytes_ = after.all_gather_bytes - before.all_gather_bytes;
+      last_reduce_bytes_ = after.all_reduce_bytes - before.all_reduce_bytes;
+      comm_seconds_ += after.seconds - before.seconds;
+    }
     ++state_.step;
     state_.epoch_position = end;
     state_.rng_offset = rng_.offset();
@@ -203,19 +288,48 @@ void Trainer::run() {
     if (eval_now || state_.step == total_steps_) evaluate_and_save();
     else if (options_.save_every > 0 && state_.step % options_.save_every == 0) save_last();
   }
-  save_adapter_(path("adapter"));
+  if (rank0()) save_adapter_(path("adapter"));
+  if (dist_.comm) dist_.comm->barrier();
   log_.message(fmt::format("adapter written to {}", path("adapter")));
+  write_dist_report(step_seconds, steps_run);
+  return true;
+}
+
+void Trainer::write_dist_report(double step_seconds, int64_t steps) {
+  if (!dist_.comm) return;
+  // Peak frozen-weight memory is per rank: report the largest.
+  int64_t peak = dist_.shard ? dist_.shard->peak_frozen_bytes() : 0;
+  dist_.comm->all_reduce(std::span<int64_t>(&peak, 1), dist::ReduceOp::kMax);
+  nlohmann::json r = {{"world_size", dist_.comm->size()},
+                      {"shard", dist_.shard_mode},
+                      {"steps", steps},
+                      {"step_seconds", steps ? step_seconds / double(steps) : 0.0},
+                      {"comm_seconds_per_step", steps ? comm_seconds_ / double(steps) : 0.0},
+                      {"all_gather_bytes_per_step", last_gather_bytes_},
+                      {"grad_all_reduce_bytes_per_step", last_grad_reduce_bytes_},
+                      {"all_reduce_bytes_per_step", last_reduce_bytes_},
+                      {"trainable_parameters", params_.numel()}};
+  if (dist_.shard) {
+    r["keep_for_backward"] = dist_.shard->keep_for_backward();
+    r["frozen_bytes_unsharded"] = dist_.shard->full_bytes();
+    r["peak_frozen_bytes_per_rank"] = peak;
+    std::vector<int64_t> units;
+    for (size_t u = 0; u < dist_.shard->num_units(); ++u) units.push_back(dist_.shard->unit_bytes(u));
+    r["unit_bytes"] = units;
+  }
+  dist_report_ = r;
+  if (rank0()) io::write_json_file(path("dist.json"), r);
 }
 
 void Trainer::evaluate_and_save() {
   if (eval_) {
-    const EvalResult r = evaluate(prompt_, head_, *eval_, options_.eval_batch, arena_);
+    const EvalResult r = evaluate(prompt_, head_, *eval_, options_.eval_batch, arena_, dist_);
     nlohmann::json metrics = r.to_json();
     const double value = r.metric(options_.metric_for_best);
     if (std::isnan(state_.best_metric) || value > state_.best_metric) {
       state_.best_metric = value;
       state_.best_step = state_.step;
-      save_adapter_(path("best"));
+      if (rank0()) save_adapter_(path("best"));
       metrics["best"] = true;
     }
     log_.eval(state_.step, metrics);
@@ -223,6 +337,14 @@ void Trainer::evaluate_and_save() {
   save_last();
 }
 
-void Trainer::save_last() { save_checkpoint(path("checkpoint-last"), params_, optimizer_, state_); }
+// Rank 0 writes (every rank holds the same state); the others wait so that
+// nobody reads or resumes a half-written checkpoint.
+void Trainer::save_last() {
+  if (rank0()) {
+    save_checkpoint(path("checkpoint-last"), params_, optimizer_, state_);
+    if (dist_.comm) io::write_json_file(path("checkpoint-last") + "/world.json", {{"world_size", dist_.comm->size()}});
+  }
+  if (dist_.comm) dist_.comm->barrier();
+}
 
 }  // namespace ptune::train

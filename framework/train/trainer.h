@@ -23,7 +23,26 @@
 #include "framework/train/train_config.h"
 #include "framework/train/train_state.h"
 
+namespace ptune::dist {
+class Communicator;
+class ShardedWeights;
+}  // namespace ptune::dist
+
 namespace ptune::train {
+
+// How a trainer runs as one rank of a data-parallel job. The default (no
+// communicator) is a single process.
+struct Distributed {
+  dist::Communicator* comm = nullptr;     // all ranks: gradients, counts, metrics, the stop flag
+  dist::ShardedWeights* shard = nullptr;  // set when the frozen weights are sharded
+  std::string shard_mode = "none";        // for the report only
+  // This rank was asked to stop (SIGTERM/SIGUSR1): the ranks agree on it at
+  // the next step boundary, save checkpoint-last and return from run().
+  std::function<bool()> stop_requested;
+  // Called before every optimizer step with the step about to run (a test
+  // hook: launch injects failures with it).
+  std::function<void(int64_t)> before_step;
+};
 
 struct EvalResult {
   double loss = 0.0;
@@ -39,8 +58,11 @@ struct EvalResult {
 };
 
 // Runs the model on a dataset in eval mode (no dropout, no gradients).
+// With a communicator of N ranks each rank evaluates its slice and the
+// metrics (loss, accuracy, macro-F1, examples) are reduced over all ranks;
+// predictions and scores then hold this rank's slice only.
 EvalResult evaluate(peft::PromptModel& prompt, model::TaskHead& head, const data::Dataset& dataset, int64_t batch_size,
-                    Arena& arena);
+                    Arena& arena, const Distributed& dist = {});
 
 class Trainer {
  public:
@@ -50,18 +72,27 @@ class Trainer {
           const data::Dataset& train, data::Sampler sampler, const data::Dataset* eval, RunLog& log,
           std::function<void(const std::string&)> save_adapter);
 
+  // Before run(): this trainer is one rank of `dist.comm`.
+  void set_distributed(Distributed dist);
+
   // Trains to the end, resuming from <output_dir>/checkpoint-last if present.
-  void run();
+  // Returns false when stopped early by stop_requested (checkpoint saved).
+  bool run();
 
   int64_t total_steps() const { return total_steps_; }
   const TrainState& state() const { return state_; }
   // The loss of every optimizer step taken by this process, in order.
   const std::vector<double>& step_losses() const { return losses_; }
+  // Communication of the last step, and totals (written to
+  // <output_dir>/dist.json by rank 0 at the end of run()).
+  nlohmann::json dist_report() const { return dist_report_; }
 
  private:
   double step(const std::vector<std::vector<int64_t>>& micro_batches, int64_t& tokens);
   void evaluate_and_save();
   void save_last();
+  bool rank0() const;
+  void write_dist_report(double step_seconds, int64_t steps);
   std::string path(const std::string& name) const;
 
   TrainOptions options_;
@@ -81,6 +112,10 @@ class Trainer {
   Arena arena_;
   TrainState state_;
   std::vector<double> losses_;
+  Distributed dist_;
+  nlohmann::json dist_report_;
+  int64_t last_gather_bytes_ = 0, last_grad_reduce_bytes_ = 0, last_reduce_bytes_ = 0;
+  double comm_seconds_ = 0.0;
 };
 
 }  // namespace ptune::train

@@ -452,8 +452,25 @@ TEST(RecipeErrors, Overrides) {
 TEST(Recipe, KeysListTheSchema) {
   const std::vector<std::string> keys = recipe_keys();
   EXPECT_EQ(keys.front(), "model.path");
-  EXPECT_EQ(keys[1], "method.name");
-  EXPECT_EQ(keys.size(), 1u + 12u + 2u + 12u + 20u);  // model, method (+projection), task, data, train
+  EXPECT_EQ(keys[3], "method.name");
+  EXPECT_EQ(keys.size(), 3u + 12u + 2u + 12u + 20u);  // model, method (+projection), task, data, train
+}
+
+TEST(Recipe, ShardKeys) {
+  const std::string base = "model: {path: m}\nmethod: {name: p-tuning-v2}\ndata: {labels: [a, b]}\n";
+  const Recipe d = parse(base);
+  EXPECT_EQ(d.model.shard, ShardMode::kNone);
+  EXPECT_FALSE(d.model.shard_keep_for_backward);
+  const Recipe r = parse("model: {path: m, shard: node, shard_keep_for_backward: true}\n"
+                         "method: {name: p-tuning-v2}\ndata: {labels: [a, b]}\n");
+  EXPECT_EQ(r.model.shard, ShardMode::kNode);
+  EXPECT_TRUE(r.model.shard_keep_for_backward);
+  EXPECT_EQ(parse(base, {"model.shard=world"}).model.shard, ShardMode::kWorld);
+  const Recipe again = parse_recipe(dump_recipe(r), "dumped.yaml");
+  EXPECT_EQ(again.model.shard, ShardMode::kNode);
+  EXPECT_TRUE(again.model.shard_keep_for_backward);
+  expect_error_in("model:\n  path: m\n  shard: all\nmethod: {name: p-tuning-v2}\n",
+                  {"r.yaml:3: model.shard: expected one of none, world, node, got 'all'"});
 }
 
 }  // namespace

@@ -1,0 +1,112 @@
+#include "framework/dist/sharded_weights.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "framework/core/error.h"
+
+namespace ptune::dist {
+
+namespace {
+
+// The model's units as mutable objects: the weights are frozen (const) to
+// everyone else, but sharding owns where their views point.
+model::WeightUnit& unit_of(const model::Transformer& m, size_t u) {
+  return const_cast<model::WeightUnit&>(m.weights().units()[u]);
+}
+
+void unbind(model::WeightUnit& unit) {
+  for (const model::Param& p : unit.params) *p.slot = Tensor();
+  unit.flat = Tensor();
+}
+
+}  // namespace
+
+ShardedWeights::ShardedWeights(model::Transformer& model, Communicator& comm, bool keep_for_backward)
+    : model_(model), comm_(comm), keep_(keep_for_backward) {
+  const int64_t N = comm.size(), r = comm.rank();
+  const auto& units = model.weights().units();
+  units_.resize(units.size());
+  for (size_t u = 0; u < units.size(); ++u) {
+    model::WeightUnit& w = unit_of(model, u);
+    Unit& s = units_[u];
+    s.numel = w.numel;
+    s.padded = (w.numel + N - 1) / N * N;
+    const int64_t per = s.padded / N, begin = std::min(r * per, w.numel), end = std::min((r + 1) * per, w.numel);
+    s.shard = Tensor::zeros({per}, DType::kF32, Device::cpu());
+    if (end > begin) std::memcpy(s.shard.data<float>(), w.flat.data<float>() + begin, size_t(end - begin) * 4);
+    full_bytes_ += w.numel * 4;
+    live_bytes_ += per * 4;
+    unbind(w);  // the full buffer goes when its last view does
+  }
+  peak_bytes_ = live_bytes_;
+  model.set_weight_gate(this);
+}
+
+ShardedWeights::~ShardedWeights() {
+  for (Unit& s : units_)
+    if (s.pending) s.pending->wait();
+  model_.set_weight_gate(nullptr);
+}
+
+void ShardedWeights::start_gather(size_t u) {
+  Unit& s = units_[u];
+  if (s.full.defined()) return;
+  s.full = Tensor::empty({s.padded}, DType::kF32, Device::cpu());
+  live_bytes_ += s.padded * 4;
+  peak_bytes_ = std::max(peak_bytes_, live_bytes_);
+  s.pending = comm_.all_gather_async(std::span<const float>(s.shard.data<float>(), size_t(s.shard.numel())),
+                                     std::span<float>(s.full.data<float>(), size_t(s.padded)));
+}
+
+void ShardedWeights::ensure(size_t u) {
+  Unit& s = units_[u];
+  start_gather(u);
+  if (s.pending) {
+    s.pending->wait();
+    s.pending.reset();
+  }
+  if (!s.bound) {
+    unit_of(model_, u).bind(s.full.slice(0, s.numel));
+    s.bound = true;
+  }
+}
+
+void ShardedWeights::drop(size_t u) {
+  Unit& s = units_[u];
+  if (!s.full.defined()) return;
+  if (s.pending) {
+    s.pending->wait();
+    s.pending.reset();
+  }
+  unbind(unit_of(model_, u));
+  s.full = Tensor();
+  s.bound = false;
+  live_bytes_ -= s.padded * 4;
+}
+
+void ShardedWeights::begin_micro_batch(bool backward) {
+  backward_ = backward;
+  const size_t L = size_t(model_.spec().layers);
+  ensure(0);
+  if (units_.size() > L + 1) ensure(L + 1);  // the heads, when the model has any
+}
+
+void ShardedWeights::end_micro_batch() {
+  for (size_t u = 0; u < units_.size(); ++u) drop(u);
+}
+
+void ShardedWeights::acquire(int64_t unit, int64_t next, Pass) {
+  PTUNE_CHECK(unit >= 0 && size_t(unit) < units_.size(), "weight gate: no unit {}", unit);
+  ensure(size_t(unit));
+  if (next >= 0) start_gather(size_t(next));
+}
+
+void ShardedWeights::release(int64_t unit, Pass pass) {
+  if (!(pass == Pass::kForward && keep_ && backward_)) drop(size_t(unit));
+  // Block 0's gather starts once the embeddings are done with (not with
+  // them: the peak stays at the shards + the embeddings or two blocks).
+  if (unit == 0 && pass == Pass::kForward && model_.spec().layers > 0) start_gather(1);
+}
+
+}  // namespace ptune::dist

@@ -1,0 +1,79 @@
+// Sharded frozen weights (ZeRO-3 style, DESIGN.md §4).
+//
+// Each rank of `comm` keeps 1/N of every weight unit's flat buffer (padded
+// to a multiple of N). Blocks are all-gathered just before they run, and
+// the next block's gather is started (non-blocking) before the current one
+// computes, in forward and again in backward; a gathered block is dropped
+// after use, or, with keep_for_backward, kept from its forward to its
+// backward. The embeddings (unit 0) are gathered by begin_micro_batch()
+// (the prompt model embeds tokens before the transformer runs) and dropped
+// once the transformer has embedded, then gathered again if backward needs
+// them (BERT's embedding norm, for input prompts); the heads (unit L + 1:
+// final norm, pooler, LM/MLM heads) serve the task head after forward and
+// stay from begin_micro_batch() to end_micro_batch().
+//
+// All-gathered bytes per micro-batch, backward reaching block `lowest`:
+//   Ψ + (keep ? 0 : Σ_{l ≥ lowest} Ψ_block(l) + [embedding norm backward] Ψ_emb)
+// (Ψ = padded bytes of all units): at most 2Ψ − Ψ_heads, Ψ with keep.
+//
+// Memory: frozen_bytes() counts the shards plus every gathered buffer alive;
+// peak_frozen_bytes() its maximum, against full_bytes() unsharded: Ψ/N +
+// Ψ_heads + max(Ψ_emb, 2 blocks) without keep. (A task
+// head that copied a view of a unit at construction — the tied LM decoder —
+// keeps that unit's original buffer alive: such tasks save less.)
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "framework/dist/communicator.h"
+#include "framework/model/transformer.h"
+
+namespace ptune::dist {
+
+class ShardedWeights final : public model::WeightGate {
+ public:
+  // Takes this rank's shards of `model`'s units, drops the full buffers
+  // and installs itself as the model's gate (until destroyed).
+  ShardedWeights(model::Transformer& model, Communicator& comm, bool keep_for_backward);
+  ~ShardedWeights() override;
+  ShardedWeights(const ShardedWeights&) = delete;
+  ShardedWeights& operator=(const ShardedWeights&) = delete;
+
+  // Around one forward (+ backward) of the model; `backward` says whether
+  // one follows (keep_for_backward only keeps blocks then).
+  void begin_micro_batch(bool backward);
+  void end_micro_batch();
+
+  void acquire(int64_t unit, int64_t next, Pass pass) override;
+  void release(int64_t unit, Pass pass) override;
+
+  int64_t full_bytes() const { return full_bytes_; }
+  int64_t frozen_bytes() const { return live_bytes_; }
+  int64_t peak_frozen_bytes() const { return peak_bytes_; }
+  // Padded bytes of unit u (what gathering it moves).
+  int64_t unit_bytes(size_t u) const { return units_[u].padded * 4; }
+  size_t num_units() const { return units_.size(); }
+  bool keep_for_backward() const { return keep_; }
+
+ private:
+  struct Unit {
+    int64_t numel = 0, padded = 0;
+    Tensor shard;  // (padded / N) this rank's slice
+    Tensor full;   // (padded) while gathered
+    std::unique_ptr<Request> pending;
+    bool bound = false;
+  };
+  void start_gather(size_t u);
+  void ensure(size_t u);  // gathered and bound
+  void drop(size_t u);
+
+  model::Transformer& model_;
+  Communicator& comm_;
+  bool keep_;
+  bool backward_ = false;
+  std::vector<Unit> units_;
+  int64_t full_bytes_ = 0, live_bytes_ = 0, peak_bytes_ = 0;
+};
+
+}  // namespace ptune::dist

@@ -1,0 +1,264 @@
+// Data-parallel training through the binary under mpirun: N ranks train
+// exactly what one process trains on the same global batch (losses and
+// final parameters within 1e-5), with the frozen weights replicated or
+// sharded; the run reports its communication, which matches the model
+// (2Ψ − Ψ_pinned all-gathered per micro-batch, Ψ with keep; 4·trainables
+// all-reduced); a failing rank ends the job promptly; SIGTERM leaves a
+// checkpoint that resumes to the same losses.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "framework/io/json_file.h"
+#include "framework/io/safetensors.h"
+
+namespace ptune {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Proc {
+  int status;
+  std::string output;
+};
+
+// Ranks busy-poll by default; yielding keeps 4 ranks on 2 cores usable.
+const char* kMpirun = "OMPI_MCA_mpi_yield_when_idle=1 mpirun --oversubscribe --allow-run-as-root -np";
+
+Proc shell(const std::string& cmd, const std::string& tag) {
+  const fs::path log = fs::temp_directory_path() / fmt::format("ptune_dist_{}_{}.log", ::getpid(), tag);
+  const int status = std::system(fmt::format("cd {} && OMP_NUM_THREADS=1 {} > {} 2>&1", PTUNE_SOURCE_DIR, cmd,
+                                             log.string()).c_str());
+  Proc r{status, io::read_text_file(log.string())};
+  fs::remove(log);
+  return r;
+}
+
+// ptune on `np` ranks (0: a plain single process, no MPI at all).
+std::string ptune_cmd(int np, const std::string& args) {
+  return np == 0 ? fmt::format("{} {}", PTUNE_BINARY, args)
+                 : fmt::format("{} {} {} {}", kMpirun, np, PTUNE_BINARY, args);
+}
+
+std::vector<double> step_losses(const fs::path& run) {
+  std::vector<double> losses;
+  std::ifstream in(run / "metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    const auto m = nlohmann::json::parse(line);
+    if (m.contains("loss") && !m.contains("split")) losses.push_back(m["loss"]);
+  }
+  return losses;
+}
+
+// ‖a − b‖₂ / ‖a‖₂, the worst over the parameter tensors of two checkpoints.
+// (Norm-wise, not element-wise: AdamW's step g/(√v + ε) turns the rounding
+// of a gradient element far below ε — summed in another order over ranks —
+// into a relative change of that one element of ~1e-4; the tensor moves by
+// ~1e-6.)
+double max_relative_difference(const fs::path& a, const fs::path& b) {
+  const auto fa = io::SafetensorsFile::open(a.string()), fb = io::SafetensorsFile::open(b.string());
+  EXPECT_EQ(fa.names(), fb.names());
+  double worst = 0.0;
+  for (const std::string& n : fa.names()) {
+    if (!n.starts_with("params/")) continue;  // the trained values (not the optimizer's moments)
+    const Tensor x = fa.load(n), y = fb.load(n);
+    EXPECT_EQ(x.numel(), y.numel()) << n;
+    double diff = 0.0, scale = 0.0;
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      const double d = double(x.data<float>()[i]) - double(y.data<float>()[i]);
+      diff += d * d;
+      scale += double(x.data<float>()[i]) * double(x.data<float>()[i]);
+    }
+    worst = std::max(worst, std::sqrt(diff / std::max(scale, 1e-30)));
+  }
+  return worst;
+}
+
+class DistTrain : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = new fs::path(fs::temp_directory_path() / ("ptune_dist_" + std::to_string(::getpid())));
+    fs::remove_all(*root_);
+    fs::create_directories(*root_);
+    for (const char* arch : {"bert", "gpt2"})
+      ASSERT_EQ(0, shell(ptune_cmd(0, fmt::format("init-model --arch {} --tokenizer recipes/data/quickstart/tokenizer.json"
+                                                  " --out {}", arch, (*root_ / arch).string())),
+                         arch)
+                       .status);
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(*root_);
+    delete root_;
+  }
+  static fs::path* root_;
+
+  // Trains the quickstart recipe for `steps` optimizer steps of a global
+  // batch of 8 on `np` ranks.
+  Proc train(const std::string& arch, const std::string& run, int np, const std::string& extra, int steps = 10) {
+    const int per_rank = 8 / std::max(np, 1);
+    return shell(ptune_cmd(np, fmt::format("train recipes/quickstart.yaml model.path={} train.output_dir={} "
+                                           "train.micro_batch={} train.max_steps={} train.log_every=1 "
+                                           "train.schedule=constant train.lr=0.005 data.eval= {}",
+                                           (*root_ / arch).string(), (*root_ / run).string(), per_rank, steps, extra)),
+                 run);
+  }
+  fs::path dir(const std::string& run) const { return *root_ / run; }
+};
+fs::path* DistTrain::root_ = nullptr;
+
+struct Case {
+  std::string arch, method;
+};
+
+class DistEquivalence : public DistTrain, public ::testing::WithParamInterface<Case> {};
+
+TEST_P(DistEquivalence, RanksTrainWhatOneProcessTrains) {
+  const auto& [arch, method] = GetParam();
+  const std::string m = "method.name=" + method;
+  const std::string base = arch + "_" + method + "_np1";
+  const Proc one = train(arch, base, 0, m);
+  ASSERT_EQ(one.status, 0) << one.output;
+  const std::vector<double> expected = step_losses(dir(base));
+  ASSERT_EQ(expected.size(), 10u);
+  for (int np : {1, 2, 4}) {
+    for (const char* shard : {"none", "world"}) {
+      if (np == 1 && std::string(shard) == "none") continue;  // mpirun -np 1, shard none: as the base
+      const std::string run = fmt::format("{}_{}_mpi{}_{}", arch, method, np, shard);
+      SCOPED_TRACE(run);
+      const Proc r = train(arch, run, np, m + " model.shard=" + shard);
+      ASSERT_EQ(r.status, 0) << r.output;
+      const std::vector<double> losses = step_losses(dir(run));
+      ASSERT_EQ(losses.size(), expected.size());
+      for (size_t i = 0; i < losses.size(); ++i)
+        EXPECT_LE(std::abs(losses[i] - expected[i]) / std::abs(expected[i]), 1e-5) << "step " << i + 1;
+      EXPECT_LE(max_relative_difference(dir(base) / "checkpoint-last/state.safetensors",
+                                        dir(run) / "checkpoint-last/state.safetensors"),
+                1e-5);
+      // Only rank 0 writes: one metrics file, one progress stream.
+      const nlohmann::json report = io::read_json_file((dir(run) / "dist.json").string());
+      EXPECT_EQ(report["world_size"], np);
+      EXPECT_EQ(report["grad_all_reduce_bytes_per_step"], 4 * report["trainable_parameters"].get<int64_t>());
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Methods, DistEquivalence,
+                         ::testing::Values(Case{"bert", "prompt-tuning"}, Case{"bert", "prefix-tuning"},
+                                           Case{"bert", "p-tuning"}, Case{"bert", "p-tuning-v2"},
+                                           Case{"gpt2", "prompt-tuning"}, Case{"gpt2", "prefix-tuning"},
+                                           Case{"gpt2", "p-tuning"}, Case{"gpt2", "p-tuning-v2"}),
+                         [](const auto& info) {
+                           std::string n = info.param.arch + "_" + info.param.method;
+                           for (char& c : n)
+                             if (c == '-') c = '_';
+                           return n;
+                         });
+
+// All-gathered bytes per step, from the unit sizes the run reports: every
+// unit once in forward, the blocks again in backward unless kept (P-Tuning
+// v2's prefixes reach layer 0; BERT's key-value prefix needs no embedding
+// gradient, so the embeddings are not gathered again).
+TEST_F(DistTrain, CommunicationMatchesTheModel) {
+  for (const bool keep : {false, true}) {
+    const std::string run = keep ? "comm_keep" : "comm";
+    const Proc r = train("bert", run, 4, fmt::format("model.shard=world model.shard_keep_for_backward={}", keep), 3);
+    ASSERT_EQ(r.status, 0) << r.output;
+    const nlohmann::json j = io::read_json_file((dir(run) / "dist.json").string());
+    const std::vector<int64_t> units = j["unit_bytes"];
+    ASSERT_EQ(units.size(), 4u);  // embeddings, 2 blocks, heads
+    int64_t psi = 0;
+    for (int64_t u : units) psi += u;
+    const int64_t blocks = units[1] + units[2];
+    EXPECT_EQ(j["all_gather_bytes_per_step"], keep ? psi : psi + blocks);
+    EXPECT_LE(j["all_gather_bytes_per_step"].get<int64_t>(), 2 * psi);
+    EXPECT_EQ(j["grad_all_reduce_bytes_per_step"], 4 * j["trainable_parameters"].get<int64_t>());
+    // The gathers are padded to a multiple of the world size only.
+    EXPECT_LE(psi - j["frozen_bytes_unsharded"].get<int64_t>(), 4 * 4 * int64_t(units.size()));
+  }
+}
+
+// A rank that throws takes the job down at once, naming itself.
+TEST_F(DistTrain, AFailingRankEndsTheJob) {
+  const auto start = std::chrono::steady_clock::now();
+  const Proc r = shell("PTUNE_FAIL_AT_STEP=3 PTUNE_FAIL_RANK=1 " +
+                          ptune_cmd(4, fmt::format("train recipes/quickstart.yaml model.path={} train.output_dir={} "
+                                                   "train.micro_batch=2 train.max_steps=1000 data.eval= "
+                                                   "model.shard=world",
+                                                   (*root_ / "bert").string(), dir("fail").string())),
+                      "fail");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_NE(r.status, 0);
+  EXPECT_LT(seconds, 30.0);
+  EXPECT_NE(r.output.find("ptune: rank 1: error: injected failure before step 3"), std::string::npos) << r.output;
+}
+
+// A checkpoint written by N ranks is refused by another world size, with
+// the reason.
+TEST_F(DistTrain, ResumeNeedsTheSameWorldSize) {
+  ASSERT_EQ(train("bert", "world2", 2, "", 2).status, 0);
+  const Proc r = train("bert", "world2", 4, "", 4);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("was written by a 2-rank job and this job has 4 ranks"), std::string::npos) << r.output;
+}
+
+// SIGTERM to one rank (as Slurm pre-emption signals the tasks): every rank
+// saves at the next step boundary and exits 0; the resumed run continues
+// to the losses of an uninterrupted one.
+TEST_F(DistTrain, SigtermCheckpointsAndResumes) {
+  const std::string args = "model.shard=world train.save_every=0";
+  ASSERT_EQ(train("bert", "sig_full", 2, args, 40).status, 0);
+  const std::vector<double> full = step_losses(dir("sig_full"));
+  ASSERT_EQ(full.size(), 40u);
+
+  const fs::path pidfile = *root_ / "sig.pids";
+  // Launch in the background, then signal rank 1 once it has started stepping.
+  const std::string cmd = fmt::format(
+      "cd {} && OMP_NUM_THREADS=1 {} 2 sh -c 'echo $$ >> {}; exec {} train recipes/quickstart.yaml "
+      "model.path={} train.output_dir={} train.micro_batch=4 train.max_steps=40 train.log_every=1 "
+      "train.schedule=constant train.lr=0.005 data.eval= {}' > {} 2>&1",
+      PTUNE_SOURCE_DIR, kMpirun, pidfile.string(), PTUNE_BINARY, (*root_ / "bert").string(), dir("sig").string(), args,
+      (*root_ / "sig.log").string());
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Wait for a few steps in metrics.jsonl, then SIGTERM one rank.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline && step_losses(dir("sig")).size() < 3)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::vector<pid_t> pids;
+  {
+    std::ifstream in(pidfile);
+    for (pid_t p; in >> p;) pids.push_back(p);
+  }
+  ASSERT_EQ(pids.size(), 2u);
+  ::kill(pids[1], SIGTERM);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  const std::string log = io::read_text_file((*root_ / "sig.log").string());
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << log;
+  EXPECT_NE(log.find("stopped by a signal at step"), std::string::npos) << log;
+  const std::vector<double> before = step_losses(dir("sig"));
+  ASSERT_LT(before.size(), 40u) << "the signal came after the end; make the run longer";
+  ASSERT_TRUE(fs::exists(dir("sig") / "checkpoint-last/trainer_state.json"));
+
+  ASSERT_EQ(train("bert", "sig", 2, args, 40).status, 0);  // resumes
+  const std::vector<double> resumed = step_losses(dir("sig"));
+  ASSERT_EQ(resumed.size(), 40u);
+  for (size_t i = 0; i < resumed.size(); ++i) EXPECT_EQ(resumed[i], full[i]) << "step " << i + 1;
+}
+
+}  // namespace
+}  // namespace ptune

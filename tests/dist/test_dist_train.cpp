@@ -187,6 +187,57 @@ TEST_F(DistTrain, CommunicationMatchesTheModel) {
   }
 }
 
+std::vector<nlohmann::json> evals(const fs::path& run) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(run / "metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    const auto m = nlohmann::json::parse(line);
+    if (m.contains("split") || m.contains("accuracy")) out.push_back(m);
+  }
+  return out;
+}
+
+// 10 training examples on 3 ranks (global batch 9): the epoch's last global
+// batch has one example, so two ranks run a stand-in with weight 0 to keep
+// the sharded gathers in step; 400 eval examples in global batches of 21
+// leave 1 at the end likewise. Losses and the reduced eval metrics are the
+// single process's.
+TEST_F(DistTrain, UnevenLastBatchesTrainAndEvaluateAsOneProcess) {
+  const fs::path train10 = *root_ / "train10.jsonl";
+  {
+    std::ifstream in(fs::path(PTUNE_SOURCE_DIR) / "recipes/data/quickstart/train.jsonl");
+    std::ofstream out(train10);
+    std::string line;
+    for (int i = 0; i < 10 && std::getline(in, line); ++i) out << line << "\n";
+  }
+  const std::string common = fmt::format("data.train={} data.eval=recipes/data/quickstart/eval.jsonl "
+                                         "train.max_steps=4 train.eval_every=2 train.log_every=1 "
+                                         "train.schedule=constant train.lr=0.005",
+                                         train10.string());
+  const auto run = [&](int np, const std::string& name, const std::string& extra) {
+    return shell(ptune_cmd(np, fmt::format("train recipes/quickstart.yaml model.path={} train.output_dir={} {} {}",
+                                           (*root_ / "bert").string(), dir(name).string(), common, extra)),
+                 name);
+  };
+  const Proc one = run(0, "uneven1", "train.micro_batch=9 train.eval_batch=21");
+  ASSERT_EQ(one.status, 0) << one.output;
+  const Proc three = run(3, "uneven3", "train.micro_batch=3 train.eval_batch=7 model.shard=world");
+  ASSERT_EQ(three.status, 0) << three.output;
+  const std::vector<double> a = step_losses(dir("uneven1")), b = step_losses(dir("uneven3"));
+  ASSERT_EQ(a.size(), 4u);
+  ASSERT_EQ(b.size(), 4u);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_LE(std::abs(a[i] - b[i]) / std::abs(a[i]), 1e-5) << "step " << i + 1;
+  const auto ea = evals(dir("uneven1")), eb = evals(dir("uneven3"));
+  ASSERT_EQ(ea.size(), 2u);
+  ASSERT_EQ(eb.size(), 2u);
+  for (size_t i = 0; i < ea.size(); ++i) {
+    EXPECT_EQ(eb[i]["examples"], 400);
+    EXPECT_DOUBLE_EQ(ea[i]["accuracy"].get<double>(), eb[i]["accuracy"].get<double>());
+    EXPECT_DOUBLE_EQ(ea[i]["macro_f1"].get<double>(), eb[i]["macro_f1"].get<double>());
+    EXPECT_LE(std::abs(ea[i]["loss"].get<double>() - eb[i]["loss"].get<double>()) / ea[i]["loss"].get<double>(), 1e-5);
+  }
+}
+
 // A rank that throws takes the job down at once, naming itself.
 TEST_F(DistTrain, AFailingRankEndsTheJob) {
   const auto start = std::chrono::steady_clock::now();

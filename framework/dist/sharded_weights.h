@@ -55,6 +55,8 @@ class ShardedWeights final : public model::WeightGate {
   int64_t unit_bytes(size_t u) const { return units_[u].padded * 4; }
   size_t num_units() const { return units_.size(); }
   bool keep_for_backward() const { return keep_; }
+  // The ranks it shards over (the world's or the node's communicator).
+  Communicator& communicator() { return comm_; }
 
  private:
   struct Unit {

@@ -56,6 +56,20 @@ std::vector<int64_t> stand_in(const std::vector<int64_t>& indices, const Distrib
   return {0};
 }
 
+// Bytes and seconds of the world's collectives plus, under shard: node,
+// those of the node communicator the gathers run on.
+dist::CommStats comm_totals(const Distributed& d) {
+  dist::CommStats s = d.comm ? d.comm->stats() : dist::CommStats{};
+  if (d.shard && &d.shard->communicator() != d.comm) {
+    const dist::CommStats& n = d.shard->communicator().stats();
+    s.all_gather_bytes += n.all_gather_bytes;
+    s.all_reduce_bytes += n.all_reduce_bytes;
+    s.broadcast_bytes += n.broadcast_bytes;
+    s.seconds += n.seconds;
+  }
+  return s;
+}
+
 int64_t num_classes(const data::Dataset& d) {
   int64_t k = 0;
   for (int64_t i = 0; i < d.size(); ++i) k = std::max<int64_t>(k, d[i].label + 1);
@@ -238,7 +252,7 @@ bool Trainer::run() {
       }
     }
     const auto step_start = std::chrono::steady_clock::now();
-    const dist::CommStats before = dist_.comm ? dist_.comm->stats() : dist::CommStats{};
+    const dist::CommStats before = comm_totals(dist_);
     if (state_.epoch_position >= int64_t(order.size())) {
       ++state_.epoch;
       state_.epoch_position = 0;
@@ -260,7 +274,7 @@ bool Trainer::run() {
     step_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
     ++steps_run;
     if (dist_.comm) {
-      const dist::CommStats& after = dist_.comm->stats();
+      const dist::CommStats after = comm_totals(dist_);
       last_gather_bytes_ = after.all_gather_bytes - before.all_gather_bytes;
       last_reduce_bytes_ = after.all_reduce_bytes - before.all_reduce_bytes;
       comm_seconds_ += after.seconds - before.seconds;

@@ -168,10 +168,13 @@ INSTANTIATE_TEST_SUITE_P(Methods, DistEquivalence,
 // unit once in forward, the blocks again in backward unless kept (P-Tuning
 // v2's prefixes reach layer 0; BERT's key-value prefix needs no embedding
 // gradient, so the embeddings are not gathered again).
+// shard: node on one machine gathers over the same 4 ranks as world.
 TEST_F(DistTrain, CommunicationMatchesTheModel) {
-  for (const bool keep : {false, true}) {
-    const std::string run = keep ? "comm_keep" : "comm";
-    const Proc r = train("bert", run, 4, fmt::format("model.shard=world model.shard_keep_for_backward={}", keep), 3);
+  for (const auto& [shard, keep] : {std::pair{"world", false}, std::pair{"world", true}, std::pair{"node", false}}) {
+    const std::string run = fmt::format("comm_{}_{}", shard, keep);
+    SCOPED_TRACE(run);
+    const Proc r =
+        train("bert", run, 4, fmt::format("model.shard={} model.shard_keep_for_backward={}", shard, keep), 3);
     ASSERT_EQ(r.status, 0) << r.output;
     const nlohmann::json j = io::read_json_file((dir(run) / "dist.json").string());
     const std::vector<int64_t> units = j["unit_bytes"];

@@ -36,16 +36,19 @@ ncclRedOp_t nccl_op(ReduceOp op) {
   return ncclSum;
 }
 
-// An all-gather on the communication stream: wait() makes the caller's
-// (compute) stream wait on its event.
+// An all-gather on the communication stream, marked by an event. wait()
+// blocks the host on it; the CUDA backend's gate should instead make the
+// compute stream wait (cudaStreamWaitEvent) so the host never stalls.
 class NcclRequest final : public Request {
  public:
-  explicit NcclRequest(cudaStream_t s) : stream_(s) { cudaEventCreateWithFlags(&done_, cudaEventDisableTiming); cudaEventRecord(done_, s); }
+  explicit NcclRequest(cudaStream_t s) {
+    cudaEventCreateWithFlags(&done_, cudaEventDisableTiming);
+    cudaEventRecord(done_, s);
+  }
   ~NcclRequest() override { cudaEventDestroy(done_); }
   void wait() override { cudaEventSynchronize(done_); }
 
  private:
-  cudaStream_t stream_;
   cudaEvent_t done_;
 };
 

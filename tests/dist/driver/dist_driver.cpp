@@ -1,4 +1,5 @@
-// Multi-rank checks, run by ctest through mpirun (tests/dist/driver/CMakeLists.txt).
+// Multi-rank checks, run by ctest through mpirun (registered in
+// tests/dist/driver/CMakeLists.txt).
 //
 //   dist_driver comm                      collectives of every type against hand-computed values
 //   dist_driver shard ARCH LAYERS KEEP    a sharded model (prefetching gathers) computes the

@@ -147,12 +147,14 @@ LaunchEnv launch_env() {
     env.launcher = "mpirun";
     env.rank = env_int("PMI_RANK", env_int("PMIX_RANK", 0));
     env.size = env_int("PMI_SIZE", 1);
-  } else if (std::getenv("SLURM_PROCID") && env_int("SLURM_NTASKS", 1) > 1) {
-    // srun with more than one task: MPI wires up through Slurm's PMI(x).
+  } else if (std::getenv("SLURM_STEP_ID") && env_int("SLURM_STEP_NUM_TASKS", 1) > 1) {
+    // A task of an srun step with more than one task: MPI wires up through
+    // Slurm's PMI(x). (The batch script itself has SLURM_NTASKS but no step
+    // of its own: a ptune started there directly stays a single process.)
     env.under_launcher = true;
     env.launcher = "srun";
     env.rank = env_int("SLURM_PROCID", 0);
-    env.size = env_int("SLURM_NTASKS", 1);
+    env.size = env_int("SLURM_STEP_NUM_TASKS", 1);
     env.local_rank = env_int("SLURM_LOCALID", 0);
     env.local_size = env_int("SLURM_NTASKS_PER_NODE", 1);
   }

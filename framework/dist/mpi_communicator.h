@@ -1,7 +1,7 @@
 // MPI for CPU tensors, and the process-level MPI lifecycle.
 //
 // Under `mpirun` (OMPI_COMM_WORLD_*, PMI_*, PMIX_RANK) or Slurm's `srun`
-// (SLURM_PROCID with SLURM_NTASKS > 1) ptune initialises MPI and takes rank
+// (a step with SLURM_STEP_NUM_TASKS > 1) ptune initialises MPI and takes rank
 // and size from MPI_COMM_WORLD; started plainly it stays a single process
 // and never touches MPI (no singleton init, so a laptop run needs no MPI
 // runtime).

@@ -11,12 +11,19 @@ constexpr float kSqrt2OverPi = 0.7978845608028654f;
 constexpr float kInvSqrt2 = 0.7071067811865476f;
 constexpr float kInvSqrt2Pi = 0.3989422804014327f;
 
+// tanh through one expf, so loops vectorise (libmvec); accurate to a few
+// ulp of 1 everywhere, far inside the 2e-5 of the golden tests.
+inline float tanh_vec(float u) {
+  const float e = std::exp(-2.0f * std::fabs(u));
+  return std::copysign((1.0f - e) / (1.0f + e), u);
+}
+
 inline float forward(Activation f, float x) {
   switch (f) {
-    case Activation::kGeluTanh: return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
+    case Activation::kGeluTanh: return 0.5f * x * (1.0f + tanh_vec(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
     case Activation::kGeluErf: return 0.5f * x * (1.0f + std::erf(x * kInvSqrt2));
     case Activation::kRelu: return x > 0.0f ? x : 0.0f;
-    case Activation::kTanh: return std::tanh(x);
+    case Activation::kTanh: return tanh_vec(x);
     case Activation::kSilu: return x / (1.0f + std::exp(-x));
   }
   return 0.0f;
@@ -26,7 +33,7 @@ inline float derivative(Activation f, float x) {
   switch (f) {
     case Activation::kGeluTanh: {
       const float u = kSqrt2OverPi * (x + 0.044715f * x * x * x);
-      const float t = std::tanh(u);
+      const float t = tanh_vec(u);
       const float du = kSqrt2OverPi * (1.0f + 3.0f * 0.044715f * x * x);
       return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
     }
@@ -34,7 +41,7 @@ inline float derivative(Activation f, float x) {
       return 0.5f * (1.0f + std::erf(x * kInvSqrt2)) + x * kInvSqrt2Pi * std::exp(-0.5f * x * x);
     case Activation::kRelu: return x > 0.0f ? 1.0f : 0.0f;
     case Activation::kTanh: {
-      const float t = std::tanh(x);
+      const float t = tanh_vec(x);
       return 1.0f - t * t;
     }
     case Activation::kSilu: {
@@ -44,6 +51,19 @@ inline float derivative(Activation f, float x) {
   }
   return 0.0f;
 }
+// Calls body(kind) with `kind()` a compile-time constant, so the switch in
+// forward/derivative folds away inside the loop.
+template <class Body>
+void for_each_activation(Activation f, Body&& body) {
+  switch (f) {
+    case Activation::kGeluTanh: return body([] { return Activation::kGeluTanh; });
+    case Activation::kGeluErf: return body([] { return Activation::kGeluErf; });
+    case Activation::kRelu: return body([] { return Activation::kRelu; });
+    case Activation::kTanh: return body([] { return Activation::kTanh; });
+    case Activation::kSilu: return body([] { return Activation::kSilu; });
+  }
+}
+
 }  // namespace
 
 Activation activation_from_name(const std::string& name) {
@@ -56,23 +76,27 @@ Activation activation_from_name(const std::string& name) {
 }
 
 void activation_forward(Activation f, const Tensor& y, const Tensor& x) {
-  PTUNE_REQUIRE_CPU(x, "activation_forward");
+  PTUNE_ROUTE(x, activation_forward, f, y, x);
   PTUNE_CHECK(x.numel() == y.numel(), "activation_forward: x {} y {}", x.shape().str(), y.shape().str());
   const float* px = x.data<float>();
   float* py = y.data<float>();
   const int64_t n = x.numel();
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) py[i] = forward(f, px[i]);
+  for_each_activation(f, [&](auto kind) {
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; ++i) py[i] = forward(kind(), px[i]);
+  });
 }
 
 void activation_backward(Activation f, const Tensor& dx, const Tensor& dy, const Tensor& x) {
-  PTUNE_REQUIRE_CPU(x, "activation_backward");
+  PTUNE_ROUTE(x, activation_backward, f, dx, dy, x);
   const float* px = x.data<float>();
   const float* pdy = dy.data<float>();
   float* pdx = dx.data<float>();
   const int64_t n = x.numel();
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) pdx[i] += pdy[i] * derivative(f, px[i]);
+  for_each_activation(f, [&](auto kind) {
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; ++i) pdx[i] += pdy[i] * derivative(kind(), px[i]);
+  });
 }
 
 }  // namespace ptune::ops

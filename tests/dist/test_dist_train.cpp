@@ -241,6 +241,41 @@ TEST_F(DistTrain, UnevenLastBatchesTrainAndEvaluateAsOneProcess) {
   }
 }
 
+// The masked-LM verbalizer reads the heads unit (MLM dense, norm, bias)
+// through the gate and the tied decoder through the view it copied at
+// construction: sharded over 2 ranks it trains what one process trains.
+TEST_F(DistTrain, VerbalizerWithTheTiedDecoderShards) {
+  const fs::path recipe = *root_ / "verbalizer.yaml";
+  {
+    std::ifstream in(fs::path(PTUNE_SOURCE_DIR) / "recipes/quickstart.yaml");
+    std::ofstream out(recipe);
+    for (std::string line; std::getline(in, line);) {
+      if (line.find("kind: classification") != std::string::npos) line = "  kind: verbalizer";
+      if (line.find("text: \"{sentence}\"") != std::string::npos)
+        line = "  text: \"{sentence} it was [MASK] .\"\n  verbalizer: {negative: bad, positive: good}";
+      out << line << "\n";
+    }
+  }
+  const auto run = [&](int np, const std::string& name, const std::string& extra) {
+    return shell(ptune_cmd(np, fmt::format("train {} model.path={} train.output_dir={} train.max_steps=5 "
+                                           "train.log_every=1 data.eval= train.schedule=constant train.lr=0.005 "
+                                           "method.name=prompt-tuning {}",
+                                           recipe.string(), (*root_ / "bert").string(), dir(name).string(), extra)),
+                 name);
+  };
+  const Proc one = run(0, "verb1", "train.micro_batch=8");
+  ASSERT_EQ(one.status, 0) << one.output;
+  const Proc two = run(2, "verb2", "train.micro_batch=4 model.shard=world");
+  ASSERT_EQ(two.status, 0) << two.output;
+  const std::vector<double> a = step_losses(dir("verb1")), b = step_losses(dir("verb2"));
+  ASSERT_EQ(a.size(), 5u);
+  ASSERT_EQ(b.size(), 5u);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_LE(std::abs(a[i] - b[i]) / std::abs(a[i]), 1e-5) << "step " << i + 1;
+  EXPECT_LE(max_relative_difference(dir("verb1") / "checkpoint-last/state.safetensors",
+                                    dir("verb2") / "checkpoint-last/state.safetensors"),
+            1e-5);
+}
+
 // A rank that throws takes the job down at once, naming itself.
 TEST_F(DistTrain, AFailingRankEndsTheJob) {
   const auto start = std::chrono::steady_clock::now();

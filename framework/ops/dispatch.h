@@ -1,6 +1,9 @@
-// Ops run where their tensors live. The CPU implementation is the reference;
-// until a CUDA implementation of an op is registered here, an op given GPU
-// tensors fails with a clear message instead of reading device memory.
+// Ops run where their tensors live. The CPU implementation is the
+// reference; the first line of each public op routes GPU tensors to the
+// CUDA implementation (ops/cuda/kernels.h) on the device's default stream.
+// In a build without CUDA, or for an op that has no CUDA kernel yet
+// (PTUNE_REQUIRE_CPU), GPU tensors fail with a clear message instead of
+// reading device memory.
 #pragma once
 
 #include "framework/core/error.h"
@@ -8,3 +11,18 @@
 #define PTUNE_REQUIRE_CPU(tensor, op)                                                           \
   PTUNE_CHECK((tensor).device().is_cpu(), "{}: no kernel for tensors on {} in this build", op, \
               (tensor).device().str())
+
+#ifdef PTUNE_CUDA
+#include "framework/core/stream.h"
+#include "framework/ops/cuda/kernels.h"
+
+// PTUNE_ROUTE(x, op, args...): when x is on a GPU, returns
+// ptune::ops::cuda::op(args..., default stream of x's device).
+#define PTUNE_ROUTE(tensor, op, ...)                                                                   \
+  do {                                                                                                 \
+    if ((tensor).device().is_cuda())                                                                   \
+      return ::ptune::ops::cuda::op(__VA_ARGS__, ::ptune::Stream::default_stream((tensor).device())); \
+  } while (0)
+#else
+#define PTUNE_ROUTE(tensor, op, ...) PTUNE_REQUIRE_CPU(tensor, #op)
+#endif

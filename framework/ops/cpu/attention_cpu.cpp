@@ -76,7 +76,7 @@ void masked_softmax_row(float* row, const Layout& l, const int32_t* key_mask, in
 
 void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv, const Tensor& prefix_k,
                        const Tensor& prefix_v, const Tensor& key_mask, const AttentionConfig& cfg) {
-  PTUNE_REQUIRE_CPU(qkv, "attention_forward");
+  PTUNE_ROUTE(qkv, attention_forward, out, probs, qkv, prefix_k, prefix_v, key_mask, cfg);
   const Layout l = make_layout(qkv, prefix_k, cfg);
   check_tensor(probs, "attention probs", {l.batch, l.heads, l.seq, l.keys});
   check_tensor(out, "attention output", {l.batch, l.seq, l.q_width});
@@ -113,7 +113,7 @@ void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv
 void attention_backward(const Tensor& dqkv, const Tensor& dprefix_k, const Tensor& dprefix_v, const Tensor& dscores,
                         const Tensor& dout, const Tensor& qkv, const Tensor& probs, const Tensor& prefix_k,
                         const Tensor& prefix_v, const AttentionConfig& cfg) {
-  PTUNE_REQUIRE_CPU(qkv, "attention_backward");
+  PTUNE_ROUTE(qkv, attention_backward, dqkv, dprefix_k, dprefix_v, dscores, dout, qkv, probs, prefix_k, prefix_v, cfg);
   const Layout l = make_layout(qkv, prefix_k, cfg);
   check_tensor(dqkv, "attention dqkv", qkv.shape());
   check_tensor(dscores, "attention dscores", probs.shape());

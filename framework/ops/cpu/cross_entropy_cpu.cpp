@@ -6,7 +6,7 @@
 namespace ptune::ops {
 
 int64_t cross_entropy_forward(const Tensor& losses, const Tensor& lse, const Tensor& logits, const Tensor& targets) {
-  PTUNE_REQUIRE_CPU(logits, "cross_entropy_forward");
+  PTUNE_ROUTE(logits, cross_entropy_forward, losses, lse, logits, targets);
   const int64_t v = logits.size(-1), n = logits.numel() / v;
   PTUNE_CHECK(targets.numel() == n && losses.numel() == n && lse.numel() == n,
               "cross_entropy_forward: logits {} targets {}", logits.shape().str(), targets.shape().str());
@@ -35,7 +35,7 @@ int64_t cross_entropy_forward(const Tensor& losses, const Tensor& lse, const Ten
 
 void cross_entropy_backward(const Tensor& dlogits, const Tensor& logits, const Tensor& lse, const Tensor& targets,
                             float scale) {
-  PTUNE_REQUIRE_CPU(logits, "cross_entropy_backward");
+  PTUNE_ROUTE(logits, cross_entropy_backward, dlogits, logits, lse, targets, scale);
   const int64_t v = logits.size(-1), n = logits.numel() / v;
   const float* pl = logits.data<float>();
   const float* plse = lse.data<float>();

@@ -5,7 +5,7 @@
 namespace ptune::ops {
 
 void add_forward(const Tensor& y, const Tensor& a, const Tensor& b) {
-  PTUNE_REQUIRE_CPU(a, "add_forward");
+  PTUNE_ROUTE(a, add_forward, y, a, b);
   PTUNE_CHECK(a.numel() == b.numel() && a.numel() == y.numel(), "add_forward: {} + {} -> {}", a.shape().str(),
               b.shape().str(), y.shape().str());
   const float* pa = a.data<float>();
@@ -17,7 +17,7 @@ void add_forward(const Tensor& y, const Tensor& a, const Tensor& b) {
 }
 
 void accumulate(const Tensor& dst, const Tensor& src) {
-  PTUNE_REQUIRE_CPU(dst, "accumulate");
+  PTUNE_ROUTE(dst, accumulate, dst, src);
   PTUNE_CHECK(dst.numel() == src.numel(), "accumulate: {} += {}", dst.shape().str(), src.shape().str());
   const float* ps = src.data<float>();
   float* pd = dst.data<float>();
@@ -27,7 +27,7 @@ void accumulate(const Tensor& dst, const Tensor& src) {
 }
 
 void scale_(const Tensor& t, float s) {
-  PTUNE_REQUIRE_CPU(t, "scale_");
+  PTUNE_ROUTE(t, scale_, t, s);
   float* p = t.data<float>();
   const int64_t n = t.numel();
 #pragma omp parallel for simd schedule(static)
@@ -35,7 +35,7 @@ void scale_(const Tensor& t, float s) {
 }
 
 void dropout_forward(const Tensor& y, const Tensor& x, float p, uint64_t seed, uint64_t offset) {
-  PTUNE_REQUIRE_CPU(x, "dropout_forward");
+  PTUNE_ROUTE(x, dropout_forward, y, x, p, seed, offset);
   PTUNE_CHECK(p >= 0.0f && p < 1.0f, "dropout probability {} must be in [0, 1)", p);
   const float* px = x.data<float>();
   float* py = y.data<float>();
@@ -47,7 +47,7 @@ void dropout_forward(const Tensor& y, const Tensor& x, float p, uint64_t seed, u
 }
 
 void dropout_backward(const Tensor& dx, const Tensor& dy, float p, uint64_t seed, uint64_t offset) {
-  PTUNE_REQUIRE_CPU(dy, "dropout_backward");
+  PTUNE_ROUTE(dy, dropout_backward, dx, dy, p, seed, offset);
   const float* pdy = dy.data<float>();
   float* pdx = dx.data<float>();
   const float keep_scale = 1.0f / (1.0f - p);

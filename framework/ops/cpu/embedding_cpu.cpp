@@ -29,11 +29,17 @@ void lookup(const Tensor& out, const Tensor& ids, const Tensor& table) {
 }
 }  // namespace
 
-void embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table) { lookup<false>(out, ids, table); }
-void embedding_add(const Tensor& out, const Tensor& ids, const Tensor& table) { lookup<true>(out, ids, table); }
+void embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table) {
+  PTUNE_ROUTE(table, embedding_forward, out, ids, table);
+  lookup<false>(out, ids, table);
+}
+void embedding_add(const Tensor& out, const Tensor& ids, const Tensor& table) {
+  PTUNE_ROUTE(table, embedding_add, out, ids, table);
+  lookup<true>(out, ids, table);
+}
 
 void embedding_backward(const Tensor& dtable, const Tensor& dout, const Tensor& ids) {
-  PTUNE_REQUIRE_CPU(dtable, "embedding_backward");
+  PTUNE_ROUTE(dtable, embedding_backward, dtable, dout, ids);
   const int64_t n = ids.numel(), c = dtable.size(1);
   const int32_t* pid = ids.data<int32_t>();
   const float* pd = dout.data<float>();
@@ -48,7 +54,7 @@ void embedding_backward(const Tensor& dtable, const Tensor& dout, const Tensor& 
 }
 
 void prompt_embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table, const Tensor& prompt) {
-  PTUNE_REQUIRE_CPU(table, "prompt_embedding_forward");
+  PTUNE_ROUTE(table, prompt_embedding_forward, out, ids, table, prompt);
   const int64_t n = ids.numel(), c = table.size(1), v = table.size(0), p = prompt.size(0);
   PTUNE_CHECK(out.numel() == n * c && prompt.size(1) == c, "prompt_embedding_forward: out {} prompt {} width {}",
               out.shape().str(), prompt.shape().str(), c);
@@ -67,7 +73,7 @@ void prompt_embedding_forward(const Tensor& out, const Tensor& ids, const Tensor
 }
 
 void prompt_embedding_backward(const Tensor& dprompt, const Tensor& dout, const Tensor& ids) {
-  PTUNE_REQUIRE_CPU(dprompt, "prompt_embedding_backward");
+  PTUNE_ROUTE(dprompt, prompt_embedding_backward, dprompt, dout, ids);
   const int64_t n = ids.numel(), c = dprompt.size(1);
   const int32_t* pid = ids.data<int32_t>();
   const float* pd = dout.data<float>();

@@ -7,7 +7,7 @@ namespace ptune::ops {
 
 void norm_forward(NormKind kind, const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,
                   const Tensor& w, const Tensor& b, float eps) {
-  PTUNE_REQUIRE_CPU(x, "norm_forward");
+  PTUNE_ROUTE(x, norm_forward, kind, y, mean, rstd, x, w, b, eps);
   const int64_t c = x.size(-1), n = x.numel() / c;
   PTUNE_CHECK(w.numel() == c && y.numel() == x.numel(), "norm_forward: x {} w {} y {}", x.shape().str(),
               w.shape().str(), y.shape().str());
@@ -38,7 +38,7 @@ void norm_forward(NormKind kind, const Tensor& y, const Tensor& mean, const Tens
 
 void norm_backward(NormKind kind, const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
                    const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd) {
-  PTUNE_REQUIRE_CPU(x, "norm_backward");
+  PTUNE_ROUTE(x, norm_backward, kind, dx, dw, db, dy, x, w, mean, rstd);
   const int64_t c = x.size(-1), n = x.numel() / c;
   const bool layer = kind == NormKind::kLayerNorm;
   const float* px = x.data<float>();

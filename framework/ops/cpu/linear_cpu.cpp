@@ -13,7 +13,7 @@ int64_t rows(const Tensor& t) { return t.numel() / t.size(-1); }
 }  // namespace
 
 void linear_forward(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& bias) {
-  PTUNE_REQUIRE_CPU(x, "linear_forward");
+  PTUNE_ROUTE(x, linear_forward, y, x, w, bias);
   const int64_t n = rows(x), in = x.size(-1), out = w.size(0);
   PTUNE_CHECK(w.size(1) == in && y.size(-1) == out && rows(y) == n, "linear_forward: x {} w {} y {}",
               x.shape().str(), w.shape().str(), y.shape().str());
@@ -31,7 +31,7 @@ void linear_forward(const Tensor& y, const Tensor& x, const Tensor& w, const Ten
 }
 
 void linear_backward_input(const Tensor& dx, const Tensor& dy, const Tensor& w) {
-  PTUNE_REQUIRE_CPU(dy, "linear_backward_input");
+  PTUNE_ROUTE(dy, linear_backward_input, dx, dy, w);
   const int64_t n = rows(dy), out = dy.size(-1), in = w.size(1);
   PTUNE_CHECK(w.size(0) == out && dx.size(-1) == in && rows(dx) == n, "linear_backward_input: dy {} w {} dx {}",
               dy.shape().str(), w.shape().str(), dx.shape().str());
@@ -40,7 +40,7 @@ void linear_backward_input(const Tensor& dx, const Tensor& dy, const Tensor& w) 
 }
 
 void linear_backward_params(const Tensor& dw, const Tensor& dbias, const Tensor& dy, const Tensor& x) {
-  PTUNE_REQUIRE_CPU(dy, "linear_backward_params");
+  PTUNE_ROUTE(dy, linear_backward_params, dw, dbias, dy, x);
   const int64_t n = rows(dy), out = dy.size(-1), in = x.size(-1);
   PTUNE_CHECK(rows(x) == n && dw.size(0) == out && dw.size(1) == in, "linear_backward_params: dy {} x {} dw {}",
               dy.shape().str(), x.shape().str(), dw.shape().str());

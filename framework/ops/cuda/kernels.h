@@ -1,0 +1,102 @@
+// CUDA implementations of the ops, declared on plain Tensors (no CUDA
+// headers here). The public ops in ops/*.h route to these when their
+// tensors live on a GPU (ops/dispatch.h), on the device's default stream;
+// callers that manage streams (training step, CUDA graphs, the NCCL
+// overlap) call these launchers with an explicit Stream.
+//
+// Types: activations and gradients are f32 or bf16 (bf16 storage, every
+// reduction and every GEMM accumulates in f32); parameters (norm weights,
+// biases, embedding tables, linear weights) are f32 or bf16 independently
+// of the activations; saved statistics (mean, rstd, lse, losses) are f32.
+// Forward writes, backward accumulates, exactly as the CPU reference.
+#pragma once
+
+#include <cstdint>
+
+#include "framework/core/stream.h"
+#include "framework/core/tensor.h"
+#include "framework/ops/activation.h"
+#include "framework/ops/attention.h"
+#include "framework/ops/layernorm.h"
+
+namespace ptune::ops::cuda {
+
+// --- elementwise.h
+void add_forward(const Tensor& y, const Tensor& a, const Tensor& b, const Stream& stream);
+void accumulate(const Tensor& dst, const Tensor& src, const Stream& stream);
+void scale_(const Tensor& t, float s, const Stream& stream);
+void dropout_forward(const Tensor& y, const Tensor& x, float p, uint64_t seed, uint64_t offset, const Stream& stream);
+void dropout_backward(const Tensor& dx, const Tensor& dy, float p, uint64_t seed, uint64_t offset,
+                      const Stream& stream);
+
+// --- activation.h
+void activation_forward(Activation f, const Tensor& y, const Tensor& x, const Stream& stream);
+void activation_backward(Activation f, const Tensor& dx, const Tensor& dy, const Tensor& x, const Stream& stream);
+
+// --- layernorm.h
+void norm_forward(NormKind kind, const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,
+                  const Tensor& w, const Tensor& b, float eps, const Stream& stream);
+void norm_backward(NormKind kind, const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
+                   const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd, const Stream& stream);
+// Fused pre-norm block entry: h = dropout(a) + residual (written to `sum`,
+// the new residual stream), then y = norm(h). One pass over memory instead
+// of three. p = 0 skips the dropout; a may be undefined (h = residual).
+void residual_dropout_norm_forward(NormKind kind, const Tensor& y, const Tensor& sum, const Tensor& mean,
+                                   const Tensor& rstd, const Tensor& a, const Tensor& residual, const Tensor& w,
+                                   const Tensor& b, float eps, float p, uint64_t seed, uint64_t offset,
+                                   const Stream& stream);
+
+// --- embedding.h
+void embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table, const Stream& stream);
+void embedding_add(const Tensor& out, const Tensor& ids, const Tensor& table, const Stream& stream);
+void embedding_backward(const Tensor& dtable, const Tensor& dout, const Tensor& ids, const Stream& stream);
+void prompt_embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table, const Tensor& prompt,
+                              const Stream& stream);
+void prompt_embedding_backward(const Tensor& dprompt, const Tensor& dout, const Tensor& ids, const Stream& stream);
+
+// --- cross_entropy.h (the ignored-target count is copied back: one sync)
+int64_t cross_entropy_forward(const Tensor& losses, const Tensor& lse, const Tensor& logits, const Tensor& targets,
+                              const Stream& stream);
+void cross_entropy_backward(const Tensor& dlogits, const Tensor& logits, const Tensor& lse, const Tensor& targets,
+                            float scale, const Stream& stream);
+
+// --- linear.h: cuBLASLt, f32 compute (no TF32, so the f32 mode matches the
+// CPU to rounding); bf16 inputs use bf16 tensor cores with f32 accumulation.
+enum class Epilogue : uint8_t { kNone, kBias, kGeluTanh, kBiasGeluTanh };
+void linear_forward(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& bias, const Stream& stream);
+// y = epilogue(x·wᵀ + bias) in one cuBLASLt call (GPT-2 MLP up-projection).
+void linear_forward_epilogue(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& bias, Epilogue epilogue,
+                             const Stream& stream);
+void linear_backward_input(const Tensor& dx, const Tensor& dy, const Tensor& w, const Stream& stream);
+void linear_backward_params(const Tensor& dw, const Tensor& dbias, const Tensor& dy, const Tensor& x,
+                            const Stream& stream);
+
+// --- attention.h: flash attention (online softmax; no (T, P+T) matrix).
+// Instead of probs, the forward saves a flash state in the probs buffer:
+// the row logsumexp (B, H, T) f32 followed by the key mask (B, T) as i32,
+// flash_state_numel() floats in all; the CPU-shaped (B, H, T, P+T) buffer
+// is large enough whenever H·(P+T) ≥ H + 1. dscores is unused (may be
+// undefined); backward scratch comes from the caching allocator.
+int64_t flash_state_numel(int64_t batch, int64_t heads, int64_t seq);
+void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv, const Tensor& prefix_k,
+                       const Tensor& prefix_v, const Tensor& key_mask, const AttentionConfig& cfg,
+                       const Stream& stream);
+void attention_backward(const Tensor& dqkv, const Tensor& dprefix_k, const Tensor& dprefix_v, const Tensor& dscores,
+                        const Tensor& dout, const Tensor& qkv, const Tensor& probs, const Tensor& prefix_k,
+                        const Tensor& prefix_v, const AttentionConfig& cfg, const Stream& stream);
+
+// --- train/optimizer: one fused AdamW step over a flat f32 parameter
+// buffer (torch.optim.AdamW semantics: decoupled decay, bias correction).
+// decay_mask (n) f32 holds 1 where weight decay applies, 0 elsewhere;
+// undefined = decay everywhere. step counts from 1.
+struct AdamWArgs {
+  float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.0f;
+  int64_t step = 1;
+};
+void adamw_step(const Tensor& params, const Tensor& grads, const Tensor& m, const Tensor& v, const Tensor& decay_mask,
+                const AdamWArgs& args, const Stream& stream);
+
+// Sum of squares of a f32 tensor into out (1) f32 (+=), for gradient clipping.
+void sum_squares(const Tensor& out, const Tensor& x, const Stream& stream);
+
+}  // namespace ptune::ops::cuda

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""GPU P-Tuning v2 step: ptune (bench_gpu) vs PyTorch + peft, side by side.
+
+The step for both: a frozen decoder (random weights, bf16), a P-Tuning v2
+prefix in every layer (peft prefix tuning, num_virtual_tokens = P), forward
+of B sequences of T tokens and backward to the prefix (and, through the
+frozen layers, to the inputs). PyTorch uses SDPA attention in bf16.
+Reports tokens/s and MFU = tokens/s · (4·N + 12·L·(P+T)·C) / peak, N the
+non-embedding weights, peak 989 TFLOP/s (H100 SXM dense bf16).
+
+    python3 tests/bench/bench_gpu.py --bench-gpu build/tests/bench_gpu --out report.json
+
+The PyTorch half needs torch, transformers and peft (skipped, with a note
+in the report, when they are not importable).
+"""
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+SHAPES = {
+    # name: (arch, layers, hidden, heads, kv_heads, intermediate, vocab)
+    "gpt2-medium": ("gpt2", 24, 1024, 16, 16, 4096, 50257),
+    "llama-1b": ("llama", 16, 2048, 32, 8, 8192, 128256),
+}
+
+
+def flops_per_token(shape, seq, prefix):
+    arch, L, C, H, KVH, I, _ = SHAPES[shape]
+    D = C // H
+    qkv = (H + 2 * KVH) * D
+    up = 2 * I if arch == "llama" else I
+    n = L * (qkv * C + C * C + up * C + C * I)
+    return 4.0 * n + 12.0 * L * (prefix + seq) * C
+
+
+def torch_rate(shape, batch, seq, prefix, steps, warmup):
+    import torch
+    from peft import PrefixTuningConfig, TaskType, get_peft_model
+    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
+
+    arch, L, C, H, KVH, I, V = SHAPES[shape]
+    if arch == "gpt2":
+        cfg = GPT2Config(n_layer=L, n_embd=C, n_head=H, n_inner=I, vocab_size=V, n_positions=2048,
+                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    else:
+        cfg = LlamaConfig(num_hidden_layers=L, hidden_size=C, num_attention_heads=H, num_key_value_heads=KVH,
+                          intermediate_size=I, vocab_size=V, max_position_embeddings=2048)
+    cfg._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.bfloat16, attn_implementation="sdpa").cuda()
+    model = get_peft_model(model, PrefixTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=prefix))
+    ids = torch.randint(0, V, (batch, seq), device="cuda")
+
+    def step():
+        out = model(input_ids=ids, labels=ids)
+        out.loss.backward()
+
+    for _ in range(warmup):
+        step()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(steps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        step()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
+    times.sort()
+    ms = times[len(times) // 2]
+    return {"engine": "torch+peft", "step_ms": ms, "tokens_per_s": batch * seq / (ms / 1e3)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bench-gpu", default="build/tests/bench_gpu")
+    ap.add_argument("--shapes", default="gpt2-medium,llama-1b")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seq", type=int, default=512)
+    ap.add_argument("--prefix", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--peak-tflops", type=float, default=989.0)
+    ap.add_argument("--out", default="bench_gpu.json")
+    args = ap.parse_args()
+
+    results = []
+    for shape in args.shapes.split(","):
+        f = flops_per_token(shape, args.seq, args.prefix)
+        row = {"shape": shape, "batch": args.batch, "seq": args.seq, "prefix": args.prefix, "flops_per_token": f}
+        tmp = f"/tmp/bench_gpu_{shape}.json"
+        cmd = [args.bench_gpu, "--preset", shape, "--batch", str(args.batch), "--seq", str(args.seq), "--prefix",
+               str(args.prefix), "--steps", str(args.steps), "--warmup", str(args.warmup), "--json", tmp]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        sys.stdout.write(p.stdout + p.stderr)
+        if p.returncode == 0:
+            row["ptune"] = json.load(open(tmp))
+        else:
+            row["ptune"] = {"error": (p.stderr or p.stdout)[-2000:]}
+        try:
+            t = torch_rate(shape, args.batch, args.seq, args.prefix, args.steps, args.warmup)
+            t["mfu"] = t["tokens_per_s"] * f / (args.peak_tflops * 1e12)
+            row["torch"] = t
+        except Exception as e:  # noqa: BLE001 - the report says why
+            row["torch"] = {"error": f"{type(e).__name__}: {e}"[-2000:]}
+        results.append(row)
+
+    json.dump({"results": results, "peak_tflops": args.peak_tflops, "time": time.time()}, open(args.out, "w"),
+              indent=1)
+    print(f"{'shape':<12} {'ptune tok/s':>12} {'ptune MFU':>10} {'torch tok/s':>12} {'torch MFU':>10}")
+    for r in results:
+        pt, tt = r["ptune"], r["torch"]
+        print(f"{r['shape']:<12} {pt.get('tokens_per_s', float('nan')):>12.0f} {100 * pt.get('mfu', float('nan')):>9.1f}% "
+              f"{tt.get('tokens_per_s', float('nan')):>12.0f} {100 * tt.get('mfu', float('nan')):>9.1f}%")
+
+
+if __name__ == "__main__":
+    main()

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -24,6 +25,7 @@ struct BenchOptions {
   std::string arch = "gpt2";
   int64_t layers = 12, hidden = 768, heads = 12, vocab = 50257;
   int64_t batch = 4, seq = 64, prefix = 20;
+  int64_t kv_heads = 0;  // LLaMA family: 0 = heads / 4 (GQA 4:1)
   int steps = 10, warmup = 2;
 };
 
@@ -32,6 +34,13 @@ int bench(const BenchOptions& o) {
   if (o.arch == "gpt2") {
     config.update({{"n_layer", o.layers}, {"n_embd", o.hidden}, {"n_head", o.heads}, {"n_inner", 4 * o.hidden},
                    {"vocab_size", o.vocab}, {"n_positions", 1024}});
+  } else if (model::arch_from_name(o.arch) == model::Arch::kLlama || o.arch == "mistral" || o.arch == "qwen2") {
+    // LLaMA shape: SwiGLU width ≈ 8/3·C rounded to 256, GQA, RoPE.
+    const int64_t kv = o.kv_heads > 0 ? o.kv_heads : std::max<int64_t>(1, o.heads / 4);
+    config.update({{"num_hidden_layers", o.layers}, {"hidden_size", o.hidden}, {"num_attention_heads", o.heads},
+                   {"num_key_value_heads", kv}, {"head_dim", o.hidden / o.heads},
+                   {"intermediate_size", (8 * o.hidden / 3 + 255) / 256 * 256}, {"vocab_size", o.vocab},
+                   {"max_position_embeddings", 2048}});
   } else {
     config.update({{"num_hidden_layers", o.layers}, {"hidden_size", o.hidden}, {"num_attention_heads", o.heads},
                    {"intermediate_size", 4 * o.hidden}, {"vocab_size", o.vocab}, {"max_position_embeddings", 1024}});
@@ -40,16 +49,17 @@ int bench(const BenchOptions& o) {
   Rng rng(0);
   model::Transformer model(spec, model::ModelWeights::random(spec, {}, rng));
   const int64_t B = o.batch, T = o.seq, P = o.prefix, C = spec.hidden, L = spec.layers;
+  const int64_t KVW = spec.kv_heads * spec.head_dim;  // prefix width (C without GQA)
 
   model::KvPrefix prefix, dprefix;
   for (int64_t l = 0; l < L; ++l) {
     for (auto* kv : {&prefix.keys, &prefix.values}) {
-      Tensor t = Tensor::empty({P, C}, DType::kF32);
+      Tensor t = Tensor::empty({P, KVW}, DType::kF32);
       rng.fill_normal(t, 0.0f, 1.0f);
       kv->push_back(t);
     }
-    dprefix.keys.push_back(Tensor::zeros({P, C}, DType::kF32));
-    dprefix.values.push_back(Tensor::zeros({P, C}, DType::kF32));
+    dprefix.keys.push_back(Tensor::zeros({P, KVW}, DType::kF32));
+    dprefix.values.push_back(Tensor::zeros({P, KVW}, DType::kF32));
   }
   Tensor ids = Tensor::empty({B, T}, DType::kI32), positions = Tensor::empty({B, T}, DType::kI32);
   for (int64_t i = 0; i < B * T; ++i) ids.data<int32_t>()[i] = int32_t((i * 7919) % spec.vocab_size);
@@ -95,7 +105,8 @@ int bench(const BenchOptions& o) {
 Command add_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Time forward + backward-to-inputs of a frozen model with a KV prefix");
   auto o = std::make_shared<BenchOptions>();
-  cmd->add_option("--arch", o->arch, "gpt2 | bert | roberta")->capture_default_str();
+  cmd->add_option("--arch", o->arch, "gpt2 | bert | roberta | llama | mistral | qwen2")->capture_default_str();
+  cmd->add_option("--kv-heads", o->kv_heads, "key/value heads (LLaMA family; 0: heads/4)")->capture_default_str();
   cmd->add_option("--layers", o->layers)->capture_default_str();
   cmd->add_option("--hidden", o->hidden)->capture_default_str();
   cmd->add_option("--heads", o->heads)->capture_default_str();

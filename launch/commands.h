@@ -16,5 +16,6 @@ Command add_train(CLI::App& app);
 Command add_eval(CLI::App& app);
 Command add_predict(CLI::App& app);
 Command add_export(CLI::App& app);
+Command add_generate(CLI::App& app);
 
 }  // namespace ptune::launch

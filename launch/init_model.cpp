@@ -33,6 +33,7 @@ int init_model(const InitOptions& o) {
     spec.vocab_size = int64_t(tokenizer.vocab_size());
     if (spec.arch != model::Arch::kGpt2) {
       const auto pad = tokenizer.token_to_id(spec.arch == model::Arch::kBert ? "[PAD]" : "<pad>");
+      if (!pad && spec.is_llama_family()) spec.pad_token_id = -1;  // LLaMA tokenizers often have none
       if (pad) spec.pad_token_id = int64_t(*pad);
       if (spec.arch == model::Arch::kRoberta) spec.position_offset = spec.pad_token_id + 1;
     }
@@ -41,7 +42,9 @@ int init_model(const InitOptions& o) {
   // encoders the pooler *ForSequenceClassification uses (bert-base-uncased
   // ships both too).
   std::set<model::Component> components;
-  if (spec.arch != model::Arch::kGpt2) components = {model::Component::kMlmHead, model::Component::kPooler};
+  if (spec.arch == model::Arch::kBert || spec.arch == model::Arch::kRoberta)
+    components = {model::Component::kMlmHead, model::Component::kPooler};
+  if (spec.is_llama_family() && !spec.tie_word_embeddings) components = {model::Component::kLmHead};
   Rng rng(o.seed);
   const auto weights = model::ModelWeights::random(spec, components, rng);
 
@@ -60,8 +63,8 @@ int init_model(const InitOptions& o) {
 Command add_init_model(CLI::App& app) {
   auto* cmd = app.add_subcommand("init-model", "Write a random-init Hugging Face model directory");
   auto o = std::make_shared<InitOptions>();
-  cmd->add_option("--arch", o->arch, "gpt2 | bert | roberta")->required()->check(
-      CLI::IsMember({"gpt2", "bert", "roberta"}));
+  cmd->add_option("--arch", o->arch, "gpt2 | bert | roberta | llama | mistral | qwen2")->required()->check(
+      CLI::IsMember({"gpt2", "bert", "roberta", "llama", "mistral", "qwen2"}));
   cmd->add_option("--preset", o->preset, "model size")->capture_default_str();
   cmd->add_option("--out", o->out, "output directory")->required();
   cmd->add_option("--seed", o->seed, "random seed")->capture_default_str();

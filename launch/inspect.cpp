@@ -31,6 +31,9 @@ int inspect(const std::string& dir) {
   std::string heads = spec.tie_word_embeddings ? "lm (tied)" : "lm";
   if (spec.arch != model::Arch::kGpt2) heads = weights->has(model::Component::kMlmHead) ? "mlm (tied)" : "";
   if (weights->has(model::Component::kPooler)) heads += heads.empty() ? "pooler" : ", pooler";
+  if (spec.is_llama_family())
+    heads = spec.tie_word_embeddings ? "lm (tied)" : weights->has(model::Component::kLmHead) ? "lm" : "";
+  if (weights->has(model::Component::kScore)) heads += heads.empty() ? "score" : ", score";
 
   fmt::print("model        {}\n", dir);
   fmt::print("architecture {}\n", spec.arch_name());

@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
       ptune::launch::add_predict(app),
       ptune::launch::add_export(app),
       ptune::launch::add_bench(app),
+      ptune::launch::add_generate(app),
   };
   try {
     app.parse(argc, argv);

@@ -3,6 +3,8 @@
 // backward needs in the caller's arena; backward accumulates into dhidden.
 #pragma once
 
+#include <vector>
+
 #include "framework/core/arena.h"
 #include "framework/model/transformer.h"
 
@@ -33,6 +35,27 @@ class Pooler {
  private:
   const HeadWeights& w_;
   Tensor first_, dense_;  // (B, C) saved
+};
+
+// A *ForSequenceClassification checkpoint's frozen `score` head (LLaMA
+// family, GPT-2): logits (B, labels) = hidden[b, last_b] · Wᵀ, last_b the
+// rightmost token that is not padding, as transformers picks it.
+class ScoreHead {
+ public:
+  explicit ScoreHead(const Transformer& model);
+  int64_t labels() const { return w_.size(0); }
+  // hidden (B, T, C); ids (B, T) i32 locate the last non-pad token (ids
+  // undefined or no pad token: the last position).
+  void forward(const Tensor& logits, const Tensor& hidden, const Tensor& ids, Arena& arena);
+  void backward(const Tensor& dhidden, const Tensor& dlogits, Arena& arena);
+  // transformers' index: argmax over t of t·[ids[b, t] ≠ pad] (0 if all pad).
+  static int64_t last_token(const Tensor& ids, int64_t b, int64_t pad_token_id);
+
+ private:
+  Tensor w_;                 // (labels, C)
+  int64_t pad_ = -1;
+  std::vector<int64_t> last_;
+  int64_t seq_ = 0;
 };
 
 }  // namespace ptune::model

@@ -67,13 +67,109 @@ ops::Activation read_activation(const ConfigReader& c, const char* key, const st
   }
 }
 
+// rope_parameters (transformers ≥ 5) or rope_scaling + rope_theta (older
+// checkpoints). Every key that changes the math is read or refused.
+RopeSpec read_rope(const json& config, const ConfigReader& c, int64_t max_positions) {
+  const std::string& origin = c.origin();
+  RopeSpec r;
+  const char* key = c.has("rope_parameters") ? "rope_parameters" : c.has("rope_scaling") ? "rope_scaling" : nullptr;
+  json p = json::object();
+  if (key) {
+    p = config[key];
+    PTUNE_CHECK(p.is_object(), "{}: '{}' must be an object, got {}", origin, key, p.dump());
+  }
+  auto number = [&](const char* k, double fallback) {
+    if (!p.contains(k) || p[k].is_null()) return fallback;
+    PTUNE_CHECK(p[k].is_number(), "{}: '{}.{}' must be a number, got {}", origin, key, k, p[k].dump());
+    return p[k].get<double>();
+  };
+  r.theta = number("rope_theta", c.number("rope_theta", 10000.0));
+  std::string type = "default";
+  for (const char* k : {"rope_type", "type"}) {
+    if (p.contains(k) && !p[k].is_null()) {
+      PTUNE_CHECK(p[k].is_string(), "{}: '{}.{}' must be a string", origin, key, k);
+      type = p[k].get<std::string>();
+      break;
+    }
+  }
+  const double partial = number("partial_rotary_factor", c.number("partial_rotary_factor", 1.0));
+  PTUNE_CHECK(partial == 1.0, "{}: 'partial_rotary_factor: {}' is not supported (only 1.0)", origin, partial);
+  if (type == "default") {
+    r.scaling = RopeScaling::kNone;
+  } else if (type == "linear" || type == "dynamic" || type == "llama3") {
+    r.scaling = type == "linear" ? RopeScaling::kLinear : type == "dynamic" ? RopeScaling::kDynamic : RopeScaling::kLlama3;
+    PTUNE_CHECK(p.contains("factor"), "{}: '{}.factor' is required for rope_type {}", origin, key, type);
+    r.factor = number("factor", 1.0);
+    PTUNE_CHECK(r.factor > 0, "{}: '{}.factor' must be positive", origin, key);
+    r.original_max_positions = max_positions;
+    if (r.scaling == RopeScaling::kLlama3) {
+      r.low_freq_factor = number("low_freq_factor", 1.0);
+      r.high_freq_factor = number("high_freq_factor", 4.0);
+      PTUNE_CHECK(r.high_freq_factor != r.low_freq_factor, "{}: '{}.high_freq_factor' equals low_freq_factor", origin,
+                  key);
+      r.original_max_positions = int64_t(number("original_max_position_embeddings", double(max_positions)));
+    }
+  } else {
+    PTUNE_FAIL("{}: '{}.rope_type: {}' is not supported (supported: default, linear, dynamic, llama3)", origin,
+               key ? key : "rope_parameters", type);
+  }
+  return r;
+}
+
+void read_llama_family(const json& config, const ConfigReader& c, ModelSpec& s) {
+  const std::string& origin = c.origin();
+  s.hidden = c.positive("hidden_size");
+  s.layers = c.positive("num_hidden_layers");
+  s.heads = c.positive("num_attention_heads");
+  s.intermediate = c.positive("intermediate_size");
+  s.max_positions = c.positive("max_position_embeddings");
+  s.kv_heads = c.has("num_key_value_heads") ? c.positive("num_key_value_heads") : s.heads;
+  PTUNE_CHECK(s.heads % s.kv_heads == 0, "{}: 'num_key_value_heads' {} does not divide num_attention_heads {}", origin,
+              s.kv_heads, s.heads);
+  if (c.has("head_dim")) {
+    s.head_dim = c.positive("head_dim");
+  } else {
+    PTUNE_CHECK(s.hidden % s.heads == 0, "{}: hidden size {} is not divisible by {} heads (and no 'head_dim')", origin,
+                s.hidden, s.heads);
+    s.head_dim = s.hidden / s.heads;
+  }
+  PTUNE_CHECK(s.head_dim % 2 == 0, "{}: 'head_dim' {} must be even for rotary embeddings", origin, s.head_dim);
+  s.norm = ops::NormKind::kRmsNorm;
+  s.norm_eps = float(c.number("rms_norm_eps", 1e-6));
+  s.activation = read_activation(c, "hidden_act", "silu");
+  s.gated_mlp = true;
+  s.placement = NormPlacement::kPre;
+  s.attention = ops::AttentionMask::kCausal;
+  s.final_norm = true;
+  s.positions = PositionKind::kRope;
+  s.type_vocab_size = 0;
+  s.pad_token_id = c.integer("pad_token_id", -1);
+  s.rope = read_rope(config, c, s.max_positions);
+  if (s.arch == Arch::kLlama) {
+    s.qkv_bias = s.proj_bias = c.boolean("attention_bias", false);
+    s.mlp_bias = c.boolean("mlp_bias", false);
+  } else {
+    s.qkv_bias = s.arch == Arch::kQwen2;  // Qwen2's q/k/v have biases, o_proj none
+    s.proj_bias = false;
+    s.mlp_bias = false;
+  }
+  // Sliding-window attention is implemented as a refusal at run time when a
+  // sequence would reach past the window (forward checks P + T against it).
+  if (s.arch == Arch::kMistral) s.sliding_window = c.integer("sliding_window", 0);
+  if (s.arch == Arch::kQwen2 && c.boolean("use_sliding_window", false)) s.sliding_window = c.positive("sliding_window");
+  PTUNE_CHECK(s.sliding_window >= 0, "{}: 'sliding_window' must be positive", origin);
+}
+
 }  // namespace
 
 Arch arch_from_name(const std::string& name) {
   if (name == "gpt2") return Arch::kGpt2;
   if (name == "bert") return Arch::kBert;
   if (name == "roberta") return Arch::kRoberta;
-  PTUNE_FAIL("unsupported model_type '{}' (supported: gpt2, bert, roberta)", name);
+  if (name == "llama") return Arch::kLlama;
+  if (name == "mistral") return Arch::kMistral;
+  if (name == "qwen2") return Arch::kQwen2;
+  PTUNE_FAIL("unsupported model_type '{}' (supported: gpt2, bert, roberta, llama, mistral, qwen2)", name);
 }
 
 std::string ModelSpec::arch_name() const {
@@ -81,6 +177,9 @@ std::string ModelSpec::arch_name() const {
     case Arch::kGpt2: return "gpt2";
     case Arch::kBert: return "bert";
     case Arch::kRoberta: return "roberta";
+    case Arch::kLlama: return "llama";
+    case Arch::kMistral: return "mistral";
+    case Arch::kQwen2: return "qwen2";
   }
   return "?";
 }
@@ -96,6 +195,12 @@ ModelSpec ModelSpec::from_config(const json& config, const std::string& origin) 
     PTUNE_FAIL("{}: 'model_type': {}", origin, e.what());
   }
   s.vocab_size = c.positive("vocab_size");
+  if (s.is_llama_family()) {
+    read_llama_family(config, c, s);
+    s.tie_word_embeddings = c.boolean("tie_word_embeddings", false);
+    s.initializer_range = float(c.number("initializer_range", 0.02));
+    return s;
+  }
   if (s.arch == Arch::kGpt2) {
     s.hidden = c.positive("n_embd");
     s.layers = c.positive("n_layer");
@@ -189,6 +294,46 @@ json ModelSpec::to_config() const {
       c["hidden_act"] = act_name();
       c["pad_token_id"] = pad_token_id;
       break;
+    case Arch::kLlama:
+    case Arch::kMistral:
+    case Arch::kQwen2: {
+      const char* cls = arch == Arch::kLlama ? "LlamaForCausalLM" : arch == Arch::kMistral ? "MistralForCausalLM"
+                                                                                           : "Qwen2ForCausalLM";
+      c["architectures"] = {cls};
+      c["hidden_size"] = hidden;
+      c["num_hidden_layers"] = layers;
+      c["num_attention_heads"] = heads;
+      c["num_key_value_heads"] = kv_heads;
+      c["head_dim"] = head_dim;
+      c["intermediate_size"] = intermediate;
+      c["max_position_embeddings"] = max_positions;
+      c["rms_norm_eps"] = norm_eps;
+      c["hidden_act"] = act_name();
+      json rp = {{"rope_theta", rope.theta}};
+      switch (rope.scaling) {
+        case RopeScaling::kNone: rp["rope_type"] = "default"; break;
+        case RopeScaling::kLinear: rp["rope_type"] = "linear"; break;
+        case RopeScaling::kDynamic: rp["rope_type"] = "dynamic"; break;
+        case RopeScaling::kLlama3:
+          rp["rope_type"] = "llama3";
+          rp["low_freq_factor"] = rope.low_freq_factor;
+          rp["high_freq_factor"] = rope.high_freq_factor;
+          rp["original_max_position_embeddings"] = rope.original_max_positions;
+          break;
+      }
+      if (rope.scaling != RopeScaling::kNone) rp["factor"] = rope.factor;
+      c["rope_parameters"] = rp;
+      if (arch == Arch::kLlama) {
+        c["attention_bias"] = qkv_bias;
+        c["mlp_bias"] = mlp_bias;
+      }
+      if (arch == Arch::kMistral) c["sliding_window"] = sliding_window > 0 ? json(sliding_window) : json(nullptr);
+      if (arch == Arch::kQwen2) c["use_sliding_window"] = false;
+      c["bos_token_id"] = vocab_size - 2;
+      c["eos_token_id"] = vocab_size - 1;
+      if (pad_token_id >= 0) c["pad_token_id"] = pad_token_id;
+      break;
+    }
   }
   return c;
 }
@@ -210,11 +355,58 @@ ModelSpec ModelSpec::tiny(Arch arch) {
            {"num_attention_heads", 4}, {"intermediate_size", 128}, {"max_position_embeddings", 514},
            {"type_vocab_size", 1}, {"pad_token_id", 1}, {"layer_norm_eps", 1e-5}};
       break;
+    case Arch::kLlama:
+    case Arch::kMistral:
+    case Arch::kQwen2:
+      // GQA 2:1 and a head_dim apart from hidden/heads, as real checkpoints have.
+      c = {{"model_type", arch == Arch::kLlama ? "llama" : arch == Arch::kMistral ? "mistral" : "qwen2"},
+           {"vocab_size", 1000}, {"hidden_size", 64}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
+           {"num_key_value_heads", 2}, {"head_dim", 16}, {"intermediate_size", 128},
+           {"max_position_embeddings", 512}, {"rms_norm_eps", 1e-6}, {"pad_token_id", 0}};
+      break;
   }
   // std 1/√64: unit-gain projections at width 64, so that a random tiny
   // model still mixes its tokens (0.02 suits widths near 768, not 64).
   c["initializer_range"] = 0.125;
   return from_config(c, "tiny preset");
+}
+
+std::vector<float> ModelSpec::rope_inv_freq(int64_t max_position) const {
+  // In f32 as transformers computes it: 1 / base^(2i/D).
+  const int64_t D = head_dim;
+  double base = rope.theta;
+  if (rope.scaling == RopeScaling::kDynamic) {
+    // transformers (dynamic NTK) rescales the base once the batch reaches
+    // past max_position_embeddings. ptune is stateless: it rescales for the
+    // largest position of this batch (transformers keeps the largest seen).
+    const double seq = double(max_position + 1), mpe = double(rope.original_max_positions);
+    if (seq > mpe)
+      base = base * std::pow(rope.factor * seq / mpe - (rope.factor - 1.0), double(D) / double(D - 2));
+  }
+  std::vector<float> inv(size_t(D / 2));
+  for (int64_t i = 0; i < D / 2; ++i) {
+    const float e = float(2 * i) / float(D);
+    inv[size_t(i)] = 1.0f / std::pow(float(base), e);
+  }
+  if (rope.scaling == RopeScaling::kLinear) {
+    for (float& f : inv) f = f / float(rope.factor);
+  } else if (rope.scaling == RopeScaling::kLlama3) {
+    const double old_len = double(rope.original_max_positions);
+    const double low_wavelen = old_len / rope.low_freq_factor, high_wavelen = old_len / rope.high_freq_factor;
+    const float factor = float(rope.factor);
+    for (float& f : inv) {
+      const float wavelen = float(2.0 * M_PI) / f;
+      const float scaled = wavelen > float(low_wavelen) ? f / factor : f;
+      if (wavelen < float(high_wavelen) || wavelen > float(low_wavelen)) {
+        f = scaled;
+      } else {  // medium frequencies: interpolate with a smooth factor
+        const float smooth = (float(old_len) / wavelen - float(rope.low_freq_factor)) /
+                             float(rope.high_freq_factor - rope.low_freq_factor);
+        f = (1.0f - smooth) * scaled / factor + smooth * scaled;
+      }
+    }
+  }
+  return inv;
 }
 
 ops::AttentionConfig ModelSpec::attention_config() const {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "framework/ops/activation.h"
 #include "framework/ops/attention.h"
@@ -12,11 +13,26 @@
 
 namespace ptune::model {
 
-enum class Arch : uint8_t { kGpt2, kBert, kRoberta };
+enum class Arch : uint8_t { kGpt2, kBert, kRoberta, kLlama, kMistral, kQwen2 };
 
 // Where each block normalises: GPT-2 before attention/MLP (pre-LN), BERT
 // after the residual add (post-LN).
 enum class NormPlacement : uint8_t { kPre, kPost };
+
+// How positions enter: learned table added to the embeddings (GPT-2, BERT)
+// or rotary embeddings applied to queries and keys (LLaMA family).
+enum class PositionKind : uint8_t { kLearned, kRope };
+
+// transformers' rope_type values that ptune implements.
+enum class RopeScaling : uint8_t { kNone, kLinear, kDynamic, kLlama3 };
+
+struct RopeSpec {
+  double theta = 10000.0;
+  RopeScaling scaling = RopeScaling::kNone;
+  double factor = 1.0;
+  double low_freq_factor = 1.0, high_freq_factor = 4.0;  // llama3
+  int64_t original_max_positions = 0;                     // llama3, dynamic
+};
 
 struct ModelSpec {
   Arch arch = Arch::kGpt2;
@@ -41,6 +57,13 @@ struct ModelSpec {
   bool embedding_norm = false;  // LayerNorm right after the embeddings (BERT)
   bool final_norm = false;      // LayerNorm after the last block (GPT-2's ln_f)
   bool tie_word_embeddings = true;
+  PositionKind positions = PositionKind::kLearned;
+  RopeSpec rope;
+  bool gated_mlp = false;      // SwiGLU: fc holds [gate; up] (2I, C), act = silu(gate)·up
+  bool qkv_bias = true;        // q/k/v projections have biases (Qwen2: yes, LLaMA: attention_bias)
+  bool proj_bias = true;       // attention output projection bias
+  bool mlp_bias = true;
+  int64_t sliding_window = 0;  // Mistral/Qwen2: keys further back than this are masked; 0 = none
   float initializer_range = 0.02f;  // std of random init (transformers' _init_weights)
 
   // Parses config.json; errors name `origin` (the file) and the key.
@@ -52,6 +75,11 @@ struct ModelSpec {
   static ModelSpec tiny(Arch arch);
 
   ops::AttentionConfig attention_config() const;
+  // RoPE inverse frequencies (D/2) as transformers computes them for a
+  // batch whose largest position id is max_position (dynamic scaling
+  // depends on it).
+  std::vector<float> rope_inv_freq(int64_t max_position) const;
+  bool is_llama_family() const { return arch == Arch::kLlama || arch == Arch::kMistral || arch == Arch::kQwen2; }
   bool is_decoder() const { return attention == ops::AttentionMask::kCausal; }
   std::string arch_name() const;
 };

@@ -100,6 +100,9 @@ class ClassificationHead final : public TaskHead {
         out_b_ = params.add("classifier.out_proj.bias", {labels}, Decay::kExempt);
         break;
       case Arch::kGpt2:
+      case Arch::kLlama:
+      case Arch::kMistral:
+      case Arch::kQwen2:  // *ForSequenceClassification: `score` on the last real token
         last_token_ = true;
         out_w_ = params.add("score.weight", {labels, C});
         break;

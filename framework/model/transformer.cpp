@@ -1,11 +1,15 @@
 #include "framework/model/transformer.h"
 
+#include <algorithm>
+
 #include "framework/io/checkpoint.h"
 #include "framework/ops/attention.h"
 #include "framework/ops/elementwise.h"
 #include "framework/ops/embedding.h"
 #include "framework/ops/layernorm.h"
 #include "framework/ops/linear.h"
+#include "framework/ops/rope.h"
+#include "framework/ops/swiglu.h"
 
 namespace ptune::model {
 
@@ -45,7 +49,7 @@ void Transformer::default_position_ids(const Tensor& out, const Tensor& ids, int
         real += !is_pad;
         p = is_pad ? spec_.pad_token_id : spec_.pad_token_id + prefix_length + real;
       }
-      PTUNE_CHECK(p < spec_.max_positions, "position {} is beyond the model's {} positions (sequence too long)", p,
+      PTUNE_CHECK(spec_.positions == PositionKind::kRope || p < spec_.max_positions, "position {} is beyond the model's {} positions (sequence too long)", p,
                   spec_.max_positions);
       pos[b * T + t] = int32_t(p);
     }
@@ -64,7 +68,25 @@ Tensor Transformer::forward(const ModelInputs& in, Arena& arena) {
   // Embeddings: words (given) + positions (+ token types), then BERT's norm.
   Tensor x = arena.alloc({B, T, C});
   x.copy_from(in.input_embeds);
-  ops::embedding_add(x, in.position_ids, e.position);
+  if (spec_.positions == PositionKind::kLearned) {
+    ops::embedding_add(x, in.position_ids, e.position);
+  } else {
+    // RoPE: positions rotate queries and keys inside every block.
+    const int32_t* pos = in.position_ids.data<int32_t>();
+    int64_t max_pos = 0;
+    for (int64_t i = 0; i < B * T; ++i) {
+      PTUNE_CHECK(pos[i] >= 0, "position_ids: negative position {} at {}", pos[i], i);
+      max_pos = std::max<int64_t>(max_pos, pos[i]);
+    }
+    const int64_t P = in.prefix ? in.prefix->length() : 0;
+    PTUNE_CHECK(spec_.sliding_window == 0 || P + T <= spec_.sliding_window,
+                "{}: a prefix of {} + {} tokens reaches past 'sliding_window' {}, which ptune does not implement",
+                spec_.model_type, P, T, spec_.sliding_window);
+    positions_ = in.position_ids;
+    const std::vector<float> inv = spec_.rope_inv_freq(max_pos);
+    rope_inv_freq_ = arena.alloc({int64_t(inv.size())});
+    std::copy(inv.begin(), inv.end(), rope_inv_freq_.data<float>());
+  }
   if (e.token_type.defined()) {
     if (in.token_type_ids.defined()) {
       check_tensor(in.token_type_ids, "token_type_ids", {B, T}, DType::kI32);
@@ -113,6 +135,7 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
   const BlockWeights& w = weights_->blocks[size_t(l)];
   const int64_t B = batch_, T = seq_, C = spec_.hidden, I = spec_.intermediate;
   const int64_t P = a.prefix_k.defined() ? a.prefix_k.size(0) : 0;
+  const int64_t FC = spec_.gated_mlp ? 2 * I : I;  // SwiGLU: [gate; up]
   const ops::NormKind nk = spec_.norm;
   const float eps = spec_.norm_eps;
   const bool pre = spec_.placement == NormPlacement::kPre;
@@ -127,7 +150,7 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
   a.norm2 = arena.alloc({B, T, C});
   a.mean2 = arena.alloc({B * T});
   a.rstd2 = arena.alloc({B * T});
-  a.fc = arena.alloc({B, T, I});
+  a.fc = arena.alloc({B, T, FC});
   a.act = arena.alloc({B, T, I});
   Tensor proj = arena.alloc({B, T, C});
   Tensor mlp = arena.alloc({B, T, C});
@@ -135,6 +158,8 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
   // Attention sub-block.
   if (pre) ops::norm_forward(nk, a.norm1, a.mean1, a.rstd1, a.input, w.norm1_w, w.norm1_b, eps);
   ops::linear_forward(a.qkv, pre ? a.norm1 : a.input, w.qkv_w, w.qkv_b);
+  // Rotated in place: attention and backward see the rotated q and k.
+  if (spec_.positions == PositionKind::kRope) ops::rope_forward(a.qkv, positions_, rope_inv_freq_, attention_);
   ops::attention_forward(a.attn, a.probs, a.qkv, a.prefix_k, a.prefix_v, mask, attention_);
   ops::linear_forward(proj, a.attn, w.proj_w, w.proj_b);
   ops::add_forward(a.residual, a.input, proj);
@@ -144,7 +169,8 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
   const Tensor& mlp_in = pre ? a.norm2 : a.norm1;
   if (pre) ops::norm_forward(nk, a.norm2, a.mean2, a.rstd2, a.residual, w.norm2_w, w.norm2_b, eps);
   ops::linear_forward(a.fc, mlp_in, w.fc_w, w.fc_b);
-  ops::activation_forward(spec_.activation, a.act, a.fc);
+  if (spec_.gated_mlp) ops::gated_forward(spec_.activation, a.act, a.fc);
+  else ops::activation_forward(spec_.activation, a.act, a.fc);
   ops::linear_forward(mlp, a.act, w.fc2_w, w.fc2_b);
   if (pre) {
     ops::add_forward(out, a.residual, mlp);
@@ -235,8 +261,9 @@ void Transformer::layer_backward(int64_t l, LayerActivations& a, const Tensor& d
 
   Tensor dact = arena.zeros({B, T, I});
   ops::linear_backward_input(dact, dmlp_out, w.fc2_w);
-  Tensor dfc = arena.zeros({B, T, I});
-  ops::activation_backward(spec_.activation, dfc, dact, a.fc);
+  Tensor dfc = arena.zeros(a.fc.shape());
+  if (spec_.gated_mlp) ops::gated_backward(spec_.activation, dfc, dact, a.fc);
+  else ops::activation_backward(spec_.activation, dfc, dact, a.fc);
   ops::linear_backward_input(dmlp_in, dfc, w.fc_w);
 
   if (pre) {
@@ -254,6 +281,8 @@ void Transformer::layer_backward(int64_t l, LayerActivations& a, const Tensor& d
   ops::attention_backward(dqkv, dprefix_k, dprefix_v, dscores, dattn, a.qkv, a.probs, a.prefix_k, a.prefix_v,
                           attention_);
   if (!dinput.defined()) return;  // the lowest prompt layer: nothing below needs dx
+  // Un-rotate ∂q, ∂k (prefix gradients above are already unrotated).
+  if (spec_.positions == PositionKind::kRope) ops::rope_backward(dqkv, positions_, rope_inv_freq_, attention_);
   if (pre) {
     Tensor dnorm1 = arena.zeros({B, T, C});
     ops::linear_backward_input(dnorm1, dqkv, w.qkv_w);

@@ -78,6 +78,10 @@ class Transformer {
   // Uses the activations of the last forward.
   void backward(const Tensor& dhidden, const ModelGrads& grads, Arena& arena);
 
+  // Layer l's fused q/k/v (B, T, H·D + 2·KVH·D) from the last forward, with
+  // queries and keys already rotated (RoPE): what a KV cache keeps.
+  const Tensor& layer_qkv(int64_t l) const { return saved_[size_t(l)].qkv; }
+
  private:
   struct LayerActivations {
     Tensor input;                    // (B, T, C) residual stream entering the block
@@ -104,6 +108,7 @@ class Transformer {
   std::vector<LayerActivations> saved_;
   Tensor embed_sum_, embed_mean_, embed_rstd_;  // BERT's embedding LayerNorm input and stats
   Tensor final_input_, final_mean_, final_rstd_;
+  Tensor positions_, rope_inv_freq_;  // RoPE: (B, T) i32 of the last forward, (D/2)
   int64_t batch_ = 0, seq_ = 0;
 };
 

@@ -43,6 +43,9 @@ std::string ModelWeights::default_prefix(Arch arch) {
     case Arch::kGpt2: return "transformer.";
     case Arch::kBert: return "bert.";
     case Arch::kRoberta: return "roberta.";
+    case Arch::kLlama:
+    case Arch::kMistral:
+    case Arch::kQwen2: return "model.";
   }
   return "";
 }
@@ -53,7 +56,8 @@ void WeightUnit::bind(const Tensor& flat_buffer) {
   for (Param& p : params) *p.slot = flat.slice(p.offset, p.offset + p.shape.numel()).view(p.shape);
 }
 
-ModelWeights::ModelWeights(const ModelSpec& spec, std::set<Component> components, std::string prefix)
+ModelWeights::ModelWeights(const ModelSpec& spec, std::set<Component> components, std::string prefix,
+                           int64_t score_labels)
     : spec_(spec), components_(std::move(components)), prefix_(std::move(prefix)) {
   const int64_t C = spec.hidden, V = spec.vocab_size, I = spec.intermediate;
   const int64_t QKV = spec.attention_config().qkv_width(), Q = spec.attention_config().q_width();
@@ -63,7 +67,9 @@ ModelWeights::ModelWeights(const ModelSpec& spec, std::set<Component> components
   WeightUnit emb;
   emb.name = "embeddings";
   EmbeddingWeights& e = embeddings;
-  if (spec.arch == Arch::kGpt2) {
+  if (spec.is_llama_family()) {
+    add(emb, &e.word, "embeddings.word", {V, C}, {copy(b + "embed_tokens.weight")});
+  } else if (spec.arch == Arch::kGpt2) {
     add(emb, &e.word, "embeddings.word", {V, C}, {copy(b + "wte.weight")});
     add(emb, &e.position, "embeddings.position", {spec.max_positions, C}, {copy(b + "wpe.weight")});
   } else {
@@ -83,7 +89,26 @@ ModelWeights::ModelWeights(const ModelSpec& spec, std::set<Component> components
     WeightUnit u;
     u.name = fmt::format("block.{}", l);
     const std::string n = fmt::format("block.{}.", l);
-    if (spec.arch == Arch::kGpt2) {
+    if (spec.is_llama_family()) {
+      const std::string p = fmt::format("{}layers.{}.", b, l);
+      const std::string s = p + "self_attn.";
+      const int64_t KV = spec.attention_config().kv_width();
+      add(u, &w.norm1_w, n + "norm1.weight", {C}, {copy(p + "input_layernorm.weight")});
+      add(u, &w.qkv_w, n + "qkv.weight", {QKV, C},
+          {copy(s + "q_proj.weight", Q), copy(s + "k_proj.weight", KV), copy(s + "v_proj.weight", KV)});
+      if (spec.qkv_bias)
+        add(u, &w.qkv_b, n + "qkv.bias", {QKV},
+            {copy(s + "q_proj.bias", Q), copy(s + "k_proj.bias", KV), copy(s + "v_proj.bias", KV)});
+      add(u, &w.proj_w, n + "proj.weight", {C, Q}, {copy(s + "o_proj.weight")});
+      if (spec.proj_bias) add(u, &w.proj_b, n + "proj.bias", {C}, {copy(s + "o_proj.bias")});
+      add(u, &w.norm2_w, n + "norm2.weight", {C}, {copy(p + "post_attention_layernorm.weight")});
+      add(u, &w.fc_w, n + "fc.weight", {2 * I, C},
+          {copy(p + "mlp.gate_proj.weight", I), copy(p + "mlp.up_proj.weight", I)});
+      if (spec.mlp_bias)
+        add(u, &w.fc_b, n + "fc.bias", {2 * I}, {copy(p + "mlp.gate_proj.bias", I), copy(p + "mlp.up_proj.bias", I)});
+      add(u, &w.fc2_w, n + "fc2.weight", {C, I}, {copy(p + "mlp.down_proj.weight")});
+      if (spec.mlp_bias) add(u, &w.fc2_b, n + "fc2.bias", {C}, {copy(p + "mlp.down_proj.bias")});
+    } else if (spec.arch == Arch::kGpt2) {
       const std::string p = fmt::format("{}h.{}.", b, l);
       add(u, &w.norm1_w, n + "norm1.weight", {C}, {copy(p + "ln_1.weight")});
       add(u, &w.norm1_b, n + "norm1.bias", {C}, {copy(p + "ln_1.bias")});
@@ -122,7 +147,9 @@ ModelWeights::ModelWeights(const ModelSpec& spec, std::set<Component> components
   WeightUnit head;
   head.name = "head";
   HeadWeights& h = heads;
-  if (spec.final_norm) {
+  if (spec.is_llama_family()) {
+    add(head, &h.final_norm_w, "head.final_norm.weight", {C}, {copy(b + "norm.weight")});
+  } else if (spec.final_norm) {
     add(head, &h.final_norm_w, "head.final_norm.weight", {C}, {copy(b + "ln_f.weight")});
     add(head, &h.final_norm_b, "head.final_norm.bias", {C}, {copy(b + "ln_f.bias")});
   }
@@ -140,6 +167,10 @@ ModelWeights::ModelWeights(const ModelSpec& spec, std::set<Component> components
     add(head, &h.pooler_w, "head.pooler.weight", {C, C}, {copy(b + "pooler.dense.weight")});
     add(head, &h.pooler_b, "head.pooler.bias", {C}, {copy(b + "pooler.dense.bias")});
   }
+  if (has(Component::kScore)) {
+    PTUNE_CHECK(score_labels > 0, "a score head needs its number of labels");
+    add(head, &h.score_w, "head.score.weight", {score_labels, C}, {copy("score.weight")});
+  }
   if (head.numel > 0) units_.push_back(std::move(head));
 }
 
@@ -155,7 +186,9 @@ int64_t ModelWeights::parameter_count() const {
 
 std::unique_ptr<ModelWeights> ModelWeights::load(const ModelSpec& spec, const io::CheckpointReader& checkpoint) {
   // The base model's prefix is whatever makes the word embeddings resolve.
-  const std::string word = spec.arch == Arch::kGpt2 ? "wte.weight" : "embeddings.word_embeddings.weight";
+  const std::string word = spec.is_llama_family()  ? "embed_tokens.weight"
+                           : spec.arch == Arch::kGpt2 ? "wte.weight"
+                                                      : "embeddings.word_embeddings.weight";
   std::string prefix;
   bool found = false;
   for (const std::string p : {"", "transformer.", "bert.", "roberta.", "model."}) {
@@ -169,14 +202,25 @@ std::unique_ptr<ModelWeights> ModelWeights::load(const ModelSpec& spec, const io
               checkpoint.path(), word, spec.arch_name());
 
   std::set<Component> components;
-  if (spec.arch == Arch::kGpt2 && !spec.tie_word_embeddings) components.insert(Component::kLmHead);
+  const bool decoder = spec.arch == Arch::kGpt2 || spec.is_llama_family();
+  // An untied LM head is read when the checkpoint has one (a
+  // *ForSequenceClassification checkpoint has a score head instead).
+  if (decoder && !spec.tie_word_embeddings && checkpoint.contains("lm_head.weight"))
+    components.insert(Component::kLmHead);
+  int64_t score_labels = 0;
+  if (decoder && checkpoint.contains("score.weight")) {
+    components.insert(Component::kScore);
+    const Shape shape = checkpoint.info("score.weight").shape;
+    PTUNE_CHECK(shape.dim() == 2 && shape[1] == spec.hidden, "{}: 'score.weight' has shape {}, expected (labels, {})",
+                checkpoint.path(), shape.str(), spec.hidden);
+    score_labels = shape[0];
+  }
   if (spec.arch == Arch::kBert && checkpoint.contains("cls.predictions.transform.dense.weight"))
     components.insert(Component::kMlmHead);
   if (spec.arch == Arch::kRoberta && checkpoint.contains("lm_head.dense.weight")) components.insert(Component::kMlmHead);
-  if (spec.arch != Arch::kGpt2 && checkpoint.contains(prefix + "pooler.dense.weight"))
-    components.insert(Component::kPooler);
+  if (!decoder && checkpoint.contains(prefix + "pooler.dense.weight")) components.insert(Component::kPooler);
 
-  auto weights = std::make_unique<ModelWeights>(spec, components, prefix);
+  auto weights = std::make_unique<ModelWeights>(spec, components, prefix, score_labels);
   weights->allocate();
   for (WeightUnit& u : weights->units_) {
     for (Param& p : u.params) {

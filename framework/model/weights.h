@@ -7,7 +7,9 @@
 //
 // Linear weights are stored as torch.nn.Linear does, (out, in); GPT-2's
 // Conv1D weights (in, out) are transposed at load, BERT's separate query,
-// key and value are stacked into one qkv weight (3C, C).
+// key and value are stacked into one qkv weight (3C, C). LLaMA-family
+// q/k/v stack the same way (H·D + 2·KVH·D rows) and the SwiGLU gate and up
+// projections stack into fc (2I, C).
 #pragma once
 
 #include <memory>
@@ -47,6 +49,7 @@ struct HeadWeights {
   // BERT/RoBERTa masked-LM head: dense → activation → LayerNorm → decoder.
   Tensor mlm_dense_w, mlm_dense_b, mlm_norm_w, mlm_norm_b, mlm_bias;  // decoder bias (V)
   Tensor pooler_w, pooler_b;  // (C, C), (C): tanh(dense(h[:, 0]))
+  Tensor score_w;             // (labels, C): *ForSequenceClassification's "score" (LLaMA family, GPT-2)
 };
 
 // How a ptune weight is read from (and written to) a checkpoint: the rows
@@ -75,13 +78,14 @@ struct WeightUnit {
 };
 
 // Which optional parts a model has beyond its base.
-enum class Component : uint8_t { kMlmHead, kPooler, kLmHead };
+enum class Component : uint8_t { kMlmHead, kPooler, kLmHead, kScore };
 
 class ModelWeights {
  public:
   // The layout for `spec`; `components` says which optional heads exist;
   // `prefix` is the base model's key prefix in the checkpoint.
-  ModelWeights(const ModelSpec& spec, std::set<Component> components, std::string prefix);
+  // `score_labels` is the row count of the score head (with kScore).
+  ModelWeights(const ModelSpec& spec, std::set<Component> components, std::string prefix, int64_t score_labels = 0);
   // The prefix transformers' *ForMaskedLM / *LMHeadModel classes use.
   static std::string default_prefix(Arch arch);
   ModelWeights(const ModelWeights&) = delete;
@@ -108,7 +112,7 @@ class ModelWeights {
 
   ModelSpec spec_;
   std::set<Component> components_;
-  std::string prefix_;  // "transformer.", "bert.", "roberta." or ""
+  std::string prefix_;  // "transformer.", "bert.", "roberta.", "model." or ""
   std::vector<WeightUnit> units_;
 };
 

@@ -57,6 +57,12 @@ void save_adapter(const std::string& dir, PromptModel& prompt, const ParameterSe
       {"num_layers", spec.layers},
       {"revision", nullptr},
   };
+  if (c.placement == Placement::kKvPrefix && spec.is_llama_family()) {
+    // peft (utils/other.py): with num_key_value_heads in the config the
+    // prefix is kv_heads·head_dim wide and "heads" are the KV heads.
+    config["token_dim"] = spec.kv_heads * spec.head_dim;
+    config["num_attention_heads"] = spec.kv_heads;
+  }
   std::vector<std::string> modules;
   for (const auto& e : params.entries())
     if (!e.name.starts_with("prompt_encoder.")) {

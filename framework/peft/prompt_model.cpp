@@ -32,6 +32,9 @@ PromptModel::PromptModel(const PromptConfig& config, model::Transformer& model, 
                   "method.layers lists a layer twice");
     }
     dims.out_width = int64_t(layers_.size()) * 2 * kv_width(spec);
+    // peft: a config with num_key_value_heads (the LLaMA family) makes the
+    // prefix's token_dim kv_heads·head_dim (utils/other.py, prefix tuning).
+    if (spec.is_llama_family()) dims.token_dim = kv_width(spec);
   }
   encoder_ = PromptEncoder::create(config, dims, params);
 }

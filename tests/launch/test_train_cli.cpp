@@ -67,6 +67,10 @@ class TrainCli : public ::testing::Test {
     ASSERT_EQ(0, ptune(fmt::format("init-model --arch bert --tokenizer recipes/data/quickstart/tokenizer.json --out {}",
                                    (*root_ / "quickstart-tiny").string()))
                      .status);
+    // recipes/llama_*.yaml: a tiny LLaMA (GQA, RoPE, SwiGLU) on the quickstart vocabulary.
+    ASSERT_EQ(0, ptune(fmt::format("init-model --arch llama --tokenizer recipes/data/quickstart/tokenizer.json --out {}",
+                                   (*root_ / "llama-tiny").string()))
+                     .status);
   }
   static void TearDownTestSuite() {
     fs::remove_all(*root_);
@@ -75,6 +79,7 @@ class TrainCli : public ::testing::Test {
   static fs::path* root_;
 
   std::string model_for(const std::string& recipe) const {
+    if (recipe.starts_with("llama_")) return (*root_ / "llama-tiny").string();
     return (*root_ / (recipe == "quickstart" ? "quickstart-tiny" : "minilm-tiny")).string();
   }
   // Trains a recipe for a few steps on its tiny model; returns the run dir.

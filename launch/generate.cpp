@@ -1,0 +1,120 @@
+// `ptune generate`: continue text prompts with a decoder model (GPT-2,
+// LLaMA family), optionally with a trained prompt (a PEFT adapter of any
+// method), greedy or sampled, with a KV cache.
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "framework/io/json_file.h"
+#include "framework/model/generation.h"
+#include "framework/model/transformer.h"
+#include "framework/peft/adapter.h"
+#include "framework/text/tokenizer.h"
+
+namespace ptune::launch {
+
+namespace {
+
+struct GenerateOptions {
+  std::string model, adapter, tokenizer;
+  std::vector<std::string> prompts;
+  int64_t max_new_tokens = 32;
+  bool sample = false;
+  float temperature = 1.0f, top_p = 1.0f;
+  int64_t top_k = 0;
+  uint64_t seed = 0;
+  bool no_cache = false;
+};
+
+// config.json's eos_token_id (an integer or a list), when present.
+std::vector<int32_t> eos_ids(const std::string& dir) {
+  std::vector<int32_t> out;
+  for (const char* file : {"/generation_config.json", "/config.json"}) {
+    if (!std::filesystem::exists(dir + file)) continue;
+    const nlohmann::json c = io::read_json_file(dir + file);
+    if (!c.contains("eos_token_id") || c["eos_token_id"].is_null()) continue;
+    if (c["eos_token_id"].is_array())
+      for (const auto& v : c["eos_token_id"]) out.push_back(v.get<int32_t>());
+    else
+      out.push_back(c["eos_token_id"].get<int32_t>());
+    break;
+  }
+  return out;
+}
+
+int run_generate(const GenerateOptions& o) {
+  auto model = model::Transformer::load(o.model);
+  const model::ModelSpec& spec = model->spec();
+  const auto tokenizer = text::Tokenizer::from_file(o.tokenizer.empty() ? o.model + "/tokenizer.json" : o.tokenizer);
+
+  model::GenerationPrompt prompt;
+  model::KvPrefix prefix;
+  if (!o.adapter.empty()) {
+    const peft::Adapter a = peft::load_adapter(o.adapter);
+    const Tensor& e = a.prompt_embeddings;  // (P, W)
+    const int64_t P = e.size(0), KVW = spec.kv_heads * spec.head_dim;
+    if (a.config.value("peft_type", "") == "PREFIX_TUNING") {
+      PTUNE_CHECK(e.size(1) == spec.layers * 2 * KVW, "{}: prompt_embeddings width {} is not layers·2·{} = {}",
+                  o.adapter, e.size(1), KVW, spec.layers * 2 * KVW);
+      for (int64_t l = 0; l < spec.layers; ++l)
+        for (int kv = 0; kv < 2; ++kv) {
+          Tensor t = Tensor::empty({P, KVW}, DType::kF32);
+          for (int64_t p = 0; p < P; ++p)
+            std::copy_n(e.data<float>() + p * e.size(1) + (2 * l + kv) * KVW, KVW, t.data<float>() + p * KVW);
+          (kv ? prefix.values : prefix.keys).push_back(t);
+        }
+      prompt.prefix = &prefix;
+    } else {
+      PTUNE_CHECK(e.size(1) == spec.hidden, "{}: prompt_embeddings width {} is not the hidden size {}", o.adapter,
+                  e.size(1), spec.hidden);
+      prompt.input_rows = e;  // prompt tuning / P-Tuning: virtual tokens before the text
+    }
+  }
+
+  model::GenerationOptions g;
+  g.max_new_tokens = o.max_new_tokens;
+  g.sample = o.sample;
+  g.temperature = o.temperature;
+  g.top_k = o.top_k;
+  g.top_p = o.top_p;
+  g.use_cache = !o.no_cache;
+  g.eos_ids = eos_ids(o.model);
+  std::vector<std::vector<int32_t>> ids;
+  for (const std::string& p : o.prompts) {
+    const auto enc = tokenizer.encode(p);
+    ids.emplace_back(enc.ids.begin(), enc.ids.end());
+  }
+  Rng rng(o.seed);
+  const auto out = model::generate(*model, ids, prompt, g, rng);
+  for (size_t i = 0; i < out.size(); ++i) {
+    const std::vector<uint32_t> fresh(out[i].begin() + int64_t(ids[i].size()), out[i].end());
+    nlohmann::json line = {{"prompt", o.prompts[i]}, {"ids", fresh}, {"text", tokenizer.decode(fresh)}};
+    fmt::print("{}\n", line.dump());
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command add_generate(CLI::App& app) {
+  auto* cmd = app.add_subcommand("generate", "Continue prompts with a decoder model (and a trained prompt)");
+  auto o = std::make_shared<GenerateOptions>();
+  cmd->add_option("--model", o->model, "model directory")->required();
+  cmd->add_option("--adapter", o->adapter, "PEFT adapter directory (any prompt method)");
+  cmd->add_option("--tokenizer", o->tokenizer, "tokenizer.json (default: the model's)");
+  cmd->add_option("--prompt", o->prompts, "text to continue (repeatable: one sequence each)")->required();
+  cmd->add_option("--max-new-tokens", o->max_new_tokens, "tokens to add at most")->capture_default_str();
+  cmd->add_flag("--sample", o->sample, "sample instead of greedy decoding");
+  cmd->add_option("--temperature", o->temperature, "sampling temperature")->capture_default_str();
+  cmd->add_option("--top-k", o->top_k, "keep the k most likely tokens (0: all)")->capture_default_str();
+  cmd->add_option("--top-p", o->top_p, "nucleus: the most likely tokens with this mass")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "sampling seed")->capture_default_str();
+  cmd->add_flag("--no-cache", o->no_cache, "recompute the whole sequence every step (no KV cache)");
+  return [cmd, o] { return cmd->parsed() ? run_generate(*o) : -1; };
+}
+
+}  // namespace ptune::launch

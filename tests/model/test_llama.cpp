@@ -1,0 +1,307 @@
+// LLaMA-family decoders (LLaMA with GQA 4:1, head_dim ≠ hidden/heads and
+// llama3 RoPE scaling; Mistral with linear scaling; Qwen2 with q/k/v biases
+// and dynamic scaling; Qwen2ForSequenceClassification's score head) against
+// transformers + peft. Fixtures: tests/golden/gen_llama_fixtures.py.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+
+#include "framework/core/arena.h"
+#include "framework/io/checkpoint.h"
+#include "framework/io/json_file.h"
+#include "framework/io/safetensors.h"
+#include "framework/model/generation.h"
+#include "framework/model/heads.h"
+#include "framework/model/transformer.h"
+
+namespace ptune::model {
+namespace {
+
+// |got − want| ≤ tol · max(1, max|want|).
+void expect_close(const char* what, const Tensor& got, const Tensor& want, double tol) {
+  ASSERT_EQ(got.numel(), want.numel()) << what;
+  double scale = 1.0;
+  for (int64_t i = 0; i < want.numel(); ++i) scale = std::max(scale, double(std::fabs(want.data<float>()[i])));
+  double worst = 0.0;
+  int64_t worst_at = 0;
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    const double d = std::fabs(double(got.data<float>()[i]) - want.data<float>()[i]);
+    if (!(d <= worst)) {
+      worst = d;
+      worst_at = i;
+    }
+  }
+  EXPECT_LE(worst, tol * scale) << what << ": worst element " << worst_at << " got " << got.data<float>()[worst_at]
+                                << " want " << want.data<float>()[worst_at];
+}
+
+constexpr double kForwardTol = 1e-5, kGradTol = 1e-4;
+
+class Llama : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    dir = std::string(PTUNE_FIXTURES) + "/llama/" + GetParam();
+    model = Transformer::load(dir);
+    golden = std::make_unique<io::SafetensorsFile>(io::SafetensorsFile::open(dir + "/golden.safetensors"));
+    ids = golden->load("input_ids", DType::kI32);
+    mask = golden->load("attention_mask", DType::kI32);
+    B = ids.size(0);
+    T = ids.size(1);
+    C = model->spec().hidden;
+    classifier = model->weights().has(Component::kScore);
+  }
+  Tensor f32(const char* name) const { return golden->load(name, DType::kF32); }
+
+  // hidden (+ prefix) → the probe Σ hidden·w_hidden + Σ out·w_logits; checks
+  // `<tag>hidden_states`, `<tag>logits`, `<tag>grad_inputs_embeds`.
+  void run_probe(const std::string& tag, const KvPrefix* prefix, KvPrefix* dprefix) {
+    Arena arena;
+    Tensor embeds = arena.alloc({B, T, C});
+    model->embed_tokens(embeds, ids);
+    Tensor positions = arena.alloc({B, T}, DType::kI32);
+    model->default_position_ids(positions, ids, prefix ? prefix->length() : 0);
+    const Tensor want_pos = golden->load(prefix ? "prefix_position_ids" : "position_ids", DType::kI32);
+    for (int64_t i = 0; i < B * T; ++i) ASSERT_EQ(positions.data<int32_t>()[i], want_pos.data<int32_t>()[i]);
+    ModelInputs in;
+    in.input_embeds = embeds;
+    in.position_ids = positions;
+    in.attention_mask = mask;
+    in.prefix = prefix;
+    Tensor hidden = model->forward(in, arena);
+    expect_close((tag + "hidden_states").c_str(), hidden, f32((tag + "hidden_states").c_str()), kForwardTol);
+
+    Tensor dhidden = arena.zeros({B, T, C});
+    dhidden.copy_from(f32("w_hidden"));
+    if (classifier) {
+      ScoreHead head(*model);
+      Tensor logits = arena.alloc({B, head.labels()});
+      head.forward(logits, hidden, ids, arena);
+      expect_close((tag + "logits").c_str(), logits, f32((tag + "logits").c_str()), kForwardTol);
+      head.backward(dhidden, f32("w_logits"), arena);
+    } else {
+      LmHead head(*model);
+      Tensor logits = arena.alloc({B, T, model->spec().vocab_size});
+      head.forward(logits, hidden, arena);
+      expect_close((tag + "logits").c_str(), logits, f32((tag + "logits").c_str()), kForwardTol);
+      head.backward(dhidden, f32("w_logits"), arena);
+    }
+    ModelGrads grads;
+    grads.input_embeds = arena.zeros({B, T, C});
+    grads.prefix = dprefix;
+    model->backward(dhidden, grads, arena);
+    expect_close((tag + "grad_inputs_embeds").c_str(), grads.input_embeds, f32((tag + "grad_inputs_embeds").c_str()),
+                 kGradTol);
+  }
+
+  std::string dir;
+  std::unique_ptr<Transformer> model;
+  std::unique_ptr<io::SafetensorsFile> golden;
+  Tensor ids, mask;
+  int64_t B = 0, T = 0, C = 0;
+  bool classifier = false;
+};
+
+TEST_P(Llama, SpecReadsTheConfig) {
+  const ModelSpec& s = model->spec();
+  EXPECT_EQ(s.positions, PositionKind::kRope);
+  EXPECT_EQ(s.norm, ops::NormKind::kRmsNorm);
+  EXPECT_TRUE(s.gated_mlp);
+  EXPECT_FALSE(s.tie_word_embeddings);
+  if (GetParam() == "llama") {
+    EXPECT_EQ(s.heads, 4);
+    EXPECT_EQ(s.kv_heads, 1);
+    EXPECT_EQ(s.head_dim, 12);
+    EXPECT_EQ(s.rope.scaling, RopeScaling::kLlama3);
+  }
+  EXPECT_EQ(s.qkv_bias, GetParam().starts_with("qwen2"));
+}
+
+TEST_P(Llama, ForwardAndInputGradients) { run_probe("", nullptr, nullptr); }
+
+// peft's prefix row for GQA: layer l's keys at columns [2l·W, (2l+1)·W) and
+// values at [(2l+1)·W, (2l+2)·W), W = KVH·D; prefix keys are not rotated.
+TEST_P(Llama, KvPrefixForwardAndGradients) {
+  const int64_t L = model->spec().layers, W = model->spec().kv_heads * model->spec().head_dim;
+  const Tensor table = f32("prefix_embedding");
+  ASSERT_EQ(table.size(1), 2 * L * W);
+  const int64_t P = table.size(0);
+  KvPrefix prefix, dprefix;
+  for (int64_t l = 0; l < L; ++l)
+    for (int kv = 0; kv < 2; ++kv) {
+      Tensor t = Tensor::empty({P, W}, DType::kF32);
+      for (int64_t p = 0; p < P; ++p)
+        for (int64_t c = 0; c < W; ++c) t.data<float>()[p * W + c] = table.data<float>()[p * 2 * L * W + (2 * l + kv) * W + c];
+      (kv ? prefix.values : prefix.keys).push_back(t);
+      (kv ? dprefix.values : dprefix.keys).push_back(Tensor::zeros({P, W}, DType::kF32));
+    }
+  run_probe("prefix_", &prefix, &dprefix);
+  Tensor dtable = Tensor::empty(table.shape(), DType::kF32);
+  for (int64_t l = 0; l < L; ++l)
+    for (int kv = 0; kv < 2; ++kv)
+      for (int64_t p = 0; p < P; ++p)
+        for (int64_t c = 0; c < W; ++c)
+          dtable.data<float>()[p * 2 * L * W + (2 * l + kv) * W + c] =
+              (kv ? dprefix.values : dprefix.keys)[size_t(l)].data<float>()[p * W + c];
+  expect_close("grad_prefix_embedding", dtable, f32("grad_prefix_embedding"), kGradTol);
+}
+
+// Greedy continuation: token ids equal transformers' generate, with the KV
+// cache and (except dynamic RoPE, whose frequencies depend on the cache) without.
+TEST_P(Llama, GreedyGenerationMatchesTransformers) {
+  if (classifier) GTEST_SKIP() << "a classifier";
+  const Tensor in = golden->load("gen_input_ids", DType::kI32);
+  const std::vector<int32_t> prompt(in.data<int32_t>(), in.data<int32_t>() + in.numel());
+  auto expect_ids = [&](const char* name, const std::vector<int32_t>& got) {
+    const Tensor want = golden->load(name, DType::kI32);
+    EXPECT_EQ(got, std::vector<int32_t>(want.data<int32_t>(), want.data<int32_t>() + want.numel())) << name;
+  };
+  // The fixtures' prefix (P, 2·L·KVH·D) as a KvPrefix.
+  const int64_t L = model->spec().layers, W = model->spec().kv_heads * model->spec().head_dim;
+  const Tensor table = f32("prefix_embedding");
+  const int64_t P = table.size(0);
+  KvPrefix prefix;
+  for (int64_t l = 0; l < L; ++l)
+    for (int kv = 0; kv < 2; ++kv) {
+      Tensor t = Tensor::empty({P, W}, DType::kF32);
+      for (int64_t p = 0; p < P; ++p)
+        for (int64_t c = 0; c < W; ++c) t.data<float>()[p * W + c] = table.data<float>()[p * 2 * L * W + (2 * l + kv) * W + c];
+      (kv ? prefix.values : prefix.keys).push_back(t);
+    }
+  for (bool cache : {true, false}) {
+    if (!cache && model->spec().rope.scaling == RopeScaling::kDynamic) continue;
+    GenerationOptions o;
+    o.max_new_tokens = 6;
+    o.use_cache = cache;
+    Rng rng(0);
+    expect_ids("gen_output_ids", generate(*model, {prompt}, {}, o, rng).at(0));
+    GenerationPrompt gp;
+    gp.prefix = &prefix;
+    const auto both = generate(*model, {prompt, prompt}, gp, o, rng);
+    expect_ids("gen_prefix_output_ids", both.at(0));
+    EXPECT_EQ(both.at(0), both.at(1));
+    // EOS stops early and is kept.
+    const Tensor want = golden->load("gen_output_ids", DType::kI32);
+    o.eos_ids = {want.data<int32_t>()[prompt.size()]};
+    EXPECT_EQ(generate(*model, {prompt}, {}, o, rng).at(0).size(), prompt.size() + 1);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, Llama, ::testing::Values("llama", "mistral", "qwen2", "qwen2_cls"),
+                         [](const auto& info) { return info.param; });
+
+TEST(LlamaSpec, RefusesWhatItDoesNotImplement) {
+  const nlohmann::json base = {{"model_type", "llama"},         {"vocab_size", 10},         {"hidden_size", 8},
+                               {"num_hidden_layers", 1},        {"num_attention_heads", 2}, {"intermediate_size", 8},
+                               {"max_position_embeddings", 16}};
+  EXPECT_NO_THROW(ModelSpec::from_config(base, "c.json"));
+  auto refused = [&](nlohmann::json patch, const std::string& key) {
+    nlohmann::json c = base;
+    c.merge_patch(patch);
+    try {
+      ModelSpec::from_config(c, "c.json");
+      ADD_FAILURE() << "accepted " << patch.dump();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("c.json"), std::string::npos) << e.what();
+    }
+  };
+  refused({{"rope_parameters", {{"rope_type", "yarn"}, {"factor", 2.0}}}}, "rope_parameters.rope_type");
+  refused({{"rope_scaling", {{"type", "longrope"}}}}, "rope_scaling.rope_type");
+  refused({{"partial_rotary_factor", 0.5}}, "partial_rotary_factor");
+  refused({{"num_key_value_heads", 3}}, "num_key_value_heads");
+  refused({{"rope_parameters", {{"rope_type", "linear"}}}}, "factor");
+}
+
+// A Mistral sliding window shorter than the sequence is refused at forward,
+// naming the key, rather than silently attending past it.
+TEST(LlamaSpec, SlidingWindowShorterThanSequenceIsRefused) {
+  ModelSpec spec = ModelSpec::tiny(Arch::kMistral);
+  spec.sliding_window = 4;
+  Rng rng(1);
+  Transformer model(spec, ModelWeights::random(spec, {}, rng));
+  Arena arena;
+  const int64_t T = 5;
+  Tensor embeds = arena.zeros({1, T, spec.hidden}), positions = arena.alloc({1, T}, DType::kI32);
+  model.default_position_ids(positions, Tensor(), 0);
+  ModelInputs in;
+  in.input_embeds = embeds;
+  in.position_ids = positions;
+  try {
+    model.forward(in, arena);
+    ADD_FAILURE() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("sliding_window"), std::string::npos) << e.what();
+  }
+}
+
+// A bf16 checkpoint in several shards with an index, as LLaMA-family
+// models ship: loads (converted to f32 at load: CPU compute is f32) to
+// exactly the bf16 values, and runs.
+TEST(LlamaLoad, ShardedBf16Checkpoint) {
+  namespace fs = std::filesystem;
+  const std::string src = std::string(PTUNE_FIXTURES) + "/llama/llama";
+  const fs::path dir = fs::temp_directory_path() / ("ptune_llama_bf16_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  fs::copy_file(src + "/config.json", dir / "config.json", fs::copy_options::overwrite_existing);
+  auto f32 = Transformer::load(src);
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (auto& [name, t] : f32->weights().to_checkpoint()) tensors.emplace_back(name, t.to(DType::kBF16));
+  const std::string index = io::write_sharded(dir.string(), tensors, 16 << 10);  // 16 KiB: several shards
+  ASSERT_TRUE(index.ends_with(".index.json")) << index;
+  const io::CheckpointReader reader = io::CheckpointReader::open(dir.string());
+  EXPECT_EQ(reader.dominant_dtype(), DType::kBF16);
+  auto bf16 = Transformer::load(dir.string());
+  const auto& a = f32->weights().units(), &b = bf16->weights().units();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t u = 0; u < a.size(); ++u) {
+    const Tensor rounded = a[u].flat.to(DType::kBF16).to(DType::kF32);
+    ASSERT_EQ(rounded.numel(), b[u].flat.numel());
+    for (int64_t i = 0; i < rounded.numel(); ++i)
+      ASSERT_EQ(rounded.data<float>()[i], b[u].flat.data<float>()[i]) << a[u].name << " " << i;
+  }
+  fs::remove_all(dir);
+}
+
+// Sampling: frequencies follow softmax(logits / temperature) restricted to
+// top-k / top-p; top_k = 1 is greedy.
+TEST(Sampling, FollowsTemperatureTopKAndTopP) {
+  const float logits[4] = {2.0f, 1.0f, 0.5f, -1.0f};
+  auto frequencies = [&](GenerationOptions o) {
+    o.sample = true;
+    Rng rng(42);
+    std::vector<double> f(4, 0.0);
+    const int n = 40000;
+    for (int i = 0; i < n; ++i) f[size_t(pick_token(logits, 4, o, rng))] += 1.0 / n;
+    return f;
+  };
+  GenerationOptions o;
+  o.temperature = 2.0f;
+  std::vector<double> want(4);
+  double z = 0;
+  for (int i = 0; i < 4; ++i) z += want[size_t(i)] = std::exp(logits[i] / 2.0);
+  std::vector<double> got = frequencies(o);
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(got[size_t(i)], want[size_t(i)] / z, 0.01) << i;
+  o.top_k = 2;  // renormalised over the two largest
+  got = frequencies(o);
+  EXPECT_NEAR(got[0], want[0] / (want[0] + want[1]), 0.01);
+  EXPECT_EQ(got[2] + got[3], 0.0);
+  o.top_k = 0;
+  o.top_p = 0.5f;  // p(0) = 0.43 < 0.5: tokens 0 and 1
+  got = frequencies(o);
+  EXPECT_NEAR(got[0], want[0] / (want[0] + want[1]), 0.01);
+  EXPECT_EQ(got[2] + got[3], 0.0);
+  o.top_p = 1.0f;
+  o.top_k = 1;
+  got = frequencies(o);
+  EXPECT_NEAR(got[0], 1.0, 1e-9);
+  GenerationOptions greedy;
+  Rng rng(0);
+  EXPECT_EQ(pick_token(logits, 4, greedy, rng), 0);
+}
+
+}  // namespace
+}  // namespace ptune::model

@@ -1,0 +1,214 @@
+// The prompt methods on a LLaMA causal LM (GQA 4:1, head_dim ≠ hidden/heads,
+// llama3 RoPE) against peft (tests/golden/fixtures/llama/methods, written by
+// tests/golden/gen_llama_fixtures.py): prompt tuning, prefix tuning with and
+// without projection, P-Tuning MLP. Checked: loss, logits, every trainable
+// gradient after one forward/backward, the parameters after 3 AdamW steps,
+// and the exported adapter (token_dim = KVH·D for the prefix) against peft's.
+// The harness is tests/peft/test_methods_golden.cpp's.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+
+#include "framework/core/arena.h"
+#include "framework/io/json_file.h"
+#include "framework/io/safetensors.h"
+#include "framework/model/task_heads.h"
+#include "framework/peft/adapter.h"
+#include "framework/peft/prompt_model.h"
+#include "framework/train/optimizer.h"
+
+namespace ptune {
+namespace {
+
+namespace fs = std::filesystem;
+
+// |got − want| ≤ tol · max(1, max|want|)
+void expect_close(const std::string& what, const Tensor& got, const Tensor& want, double tol) {
+  ASSERT_EQ(got.numel(), want.numel()) << what;
+  double scale = 1.0, worst = 0.0;
+  int64_t at = 0;
+  for (int64_t i = 0; i < want.numel(); ++i) scale = std::max(scale, double(std::fabs(want.data<float>()[i])));
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    const double d = std::fabs(double(got.data<float>()[i]) - want.data<float>()[i]);
+    if (!(d <= worst)) worst = d, at = i;
+  }
+  EXPECT_LE(worst, tol * scale) << what << " element " << at << ": " << got.data<float>()[at] << " vs "
+                                << want.data<float>()[at];
+}
+
+// peft's parameter names → ptune's.
+std::string ptune_name(const std::string& peft) {
+  const std::string encoder = "prompt_encoder.default.", head = "base_model.classifier.modules_to_save.default.";
+  if (peft.starts_with(encoder)) return "prompt_encoder." + peft.substr(encoder.size());
+  if (peft.starts_with(head)) return "classifier." + peft.substr(head.size());
+  ADD_FAILURE() << "unexpected peft parameter " << peft;
+  return peft;
+}
+
+peft::PromptConfig method_config(const nlohmann::json& c) {
+  const std::string type = c["peft_type"];
+  peft::PromptConfig m;
+  if (type == "PROMPT_TUNING") {
+    m = peft::PromptConfig::preset(peft::Method::kPromptTuning);
+  } else if (type == "PREFIX_TUNING") {
+    m = peft::PromptConfig::preset(c["prefix_projection"].get<bool>() ? peft::Method::kPrefixTuning
+                                                                      : peft::Method::kPTuningV2);
+    if (c.contains("encoder_hidden_size")) m.encoder_hidden = c["encoder_hidden_size"];
+  } else {
+    m = peft::PromptConfig::preset(peft::Method::kPTuning);
+    m.encoder = c["encoder_reparameterization_type"] == "LSTM" ? peft::Encoder::kLstm : peft::Encoder::kMlp;
+    m.encoder_hidden = c["encoder_hidden_size"];
+    m.encoder_layers = c.value("encoder_num_layers", 2);
+  }
+  m.num_virtual_tokens = c["num_virtual_tokens"];
+  return m;
+}
+
+class LlamaMethods : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    const std::string root = std::string(PTUNE_FIXTURES);
+    dir = root + "/llama/methods/" + GetParam();
+    const nlohmann::json c = io::read_json_file(dir + "/case.json");
+    config = method_config(c["peft_config"]);
+    classification = c["peft_config"]["task_type"] == "SEQ_CLS";
+    model = model::Transformer::load(root + "/" + c["model_dir"].get<std::string>());
+    tensors = std::make_unique<io::SafetensorsFile>(io::SafetensorsFile::open(dir + "/tensors.safetensors"));
+
+    prompt = std::make_unique<peft::PromptModel>(config, *model, params);
+    model::TaskOptions task;
+    task.kind = classification ? model::TaskKind::kClassification : model::TaskKind::kCausalLm;
+    task.classifier_dropout = 0.0f;
+    head = model::TaskHead::create(task, *model, classification ? 3 : 0, {}, params);
+    params.finalize();
+    for (const auto& t : c["trainable"]) {
+      const std::string name = t["name"];
+      const size_t i = params.index(ptune_name(name));
+      params.value(i).copy_from(tensors->load(name));
+      params.set_decay(i, Decay::kApply);  // the fixture's AdamW decays every parameter
+      names.push_back(name);
+    }
+    EXPECT_EQ(names.size(), params.entries().size()) << "ptune has trainable parameters peft does not";
+    make_batch();
+  }
+
+  // peft's input conventions: virtual tokens first (input placement) with
+  // mask 1, token type 0 and label −100.
+  void make_batch() {
+    const Tensor ids = tensors->load("input_ids", DType::kI32), mask = tensors->load("attention_mask", DType::kI32);
+    const Tensor types = tensors->contains("token_type_ids") ? tensors->load("token_type_ids", DType::kI32) : Tensor();
+    const Tensor labels = tensors->load("labels", DType::kI32);
+    B = ids.size(0);
+    T = ids.size(1);
+    const int64_t P = config.placement == peft::Placement::kInput ? config.num_virtual_tokens : 0;
+    prepended = P;
+    const int64_t S = P + T;
+    batch_ids = Tensor::empty({B, S}, DType::kI32);
+    batch.attention_mask = Tensor::empty({B, S}, DType::kI32);
+    if (types.defined()) batch_types = Tensor::zeros({B, S}, DType::kI32);
+    if (!classification) batch.lm_labels = Tensor::empty({B, S}, DType::kI32);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t s = 0; s < S; ++s) {
+        const bool virt = s < P;
+        const int64_t t = s - P;
+        batch_ids.data<int32_t>()[b * S + s] = virt ? int32_t(-(s + 1)) : ids.data<int32_t>()[b * T + t];
+        batch.attention_mask.data<int32_t>()[b * S + s] = virt ? 1 : mask.data<int32_t>()[b * T + t];
+        if (types.defined() && !virt) batch_types.data<int32_t>()[b * S + s] = types.data<int32_t>()[b * T + t];
+        if (!classification) batch.lm_labels.data<int32_t>()[b * S + s] = virt ? -100 : labels.data<int32_t>()[b * T + t];
+      }
+    if (classification) batch.labels = labels;
+  }
+
+  // One forward/backward; returns the mean loss.
+  double forward_backward(Arena& arena, model::HeadOutput* out = nullptr) {
+    Rng rng(0);
+    Tensor hidden = prompt->forward(batch_ids, batch_types, batch.attention_mask, arena, Mode::kEval, rng);
+    const model::HeadOutput o = head->forward(hidden, batch, arena, Mode::kEval, rng);
+    if (out) *out = o;
+    Tensor dhidden = arena.zeros(hidden.shape());
+    head->backward(dhidden, 1.0f / float(o.count), arena);
+    prompt->backward(dhidden, arena);
+    return o.loss_sum / double(o.count);
+  }
+
+  std::string dir;
+  peft::PromptConfig config;
+  bool classification = false;
+  std::unique_ptr<model::Transformer> model;
+  std::unique_ptr<io::SafetensorsFile> tensors;
+  ParameterSet params;
+  std::unique_ptr<peft::PromptModel> prompt;
+  std::unique_ptr<model::TaskHead> head;
+  std::vector<std::string> names;
+  model::HeadBatch batch;
+  Tensor batch_ids, batch_types;
+  int64_t B = 0, T = 0, prepended = 0;
+};
+
+TEST_P(LlamaMethods, LossLogitsAndGradients) {
+  Arena arena;
+  model::HeadOutput out;
+  const double loss = forward_backward(arena, &out);
+  const double want = tensors->load("loss").data<float>()[0];
+  EXPECT_NEAR(loss, want, 1e-5 * std::fabs(want));
+  const Tensor logits = tensors->load("logits");
+  if (classification) {
+    expect_close("logits", out.scores, logits, 1e-5);
+  } else {  // ours cover the virtual tokens too: compare the real-token rows
+    const int64_t V = logits.size(2), S = out.scores.size(1);
+    Tensor real = Tensor::empty(logits.shape(), DType::kF32);
+    for (int64_t b = 0; b < B; ++b)
+      real.select(b).copy_from(out.scores.select(b).slice(S - T, S));
+    (void)V;
+    expect_close("logits", real, logits, 1e-5);
+  }
+  for (const std::string& name : names)
+    expect_close("grad." + name, params.grad(params.index(ptune_name(name))), tensors->load("grad." + name), 1e-4);
+}
+
+TEST_P(LlamaMethods, ThreeAdamWSteps) {
+  train::OptimizerOptions o;
+  o.lr = 1e-2f;
+  o.weight_decay = 0.01f;
+  train::AdamW adam(o, params);
+  const Tensor losses = tensors->load("losses");
+  Arena arena;
+  for (int step = 0; step < 3; ++step) {
+    const double loss = forward_backward(arena);
+    EXPECT_NEAR(loss, losses.data<float>()[step], 1e-5 * std::fabs(losses.data<float>()[step])) << "step " << step;
+    adam.step(params, o.lr);
+    params.zero_grad();
+    arena.reset();
+  }
+  for (const std::string& name : names)
+    expect_close("step3." + name, params.value(params.index(ptune_name(name))), tensors->load("step3." + name), 1e-4);
+
+  // The adapter ptune exports equals the one peft saved at this point.
+  const fs::path out = fs::temp_directory_path() / ("ptune_adapter_" + GetParam() + std::to_string(::getpid()));
+  peft::save_adapter(out.string(), *prompt, params, {"model", classification ? model::TaskKind::kClassification
+                                                                             : model::TaskKind::kCausalLm}, arena);
+  const auto mine = io::SafetensorsFile::open((out / "adapter_model.safetensors").string());
+  const auto theirs = io::SafetensorsFile::open(dir + "/peft_adapter.safetensors");
+  EXPECT_EQ(mine.names(), theirs.names());
+  for (const std::string& name : theirs.names())
+    if (mine.contains(name)) expect_close("adapter " + name, mine.load(name), theirs.load(name), 1e-4);
+  const nlohmann::json config_mine = io::read_json_file((out / "adapter_config.json").string());
+  const nlohmann::json config_theirs = io::read_json_file(dir + "/peft_adapter_config.json");
+  for (const char* key : {"peft_type", "task_type", "num_virtual_tokens", "token_dim", "num_layers",
+                          "num_attention_heads", "prefix_projection", "encoder_reparameterization_type",
+                          "encoder_hidden_size", "encoder_num_layers"})
+    if (config_theirs.contains(key)) EXPECT_EQ(config_mine[key], config_theirs[key]) << key;
+  fs::remove_all(out);
+}
+
+INSTANTIATE_TEST_SUITE_P(Peft, LlamaMethods,
+                         ::testing::Values("llama_prompt_tuning", "llama_prefix", "llama_prefix_projection",
+                                           "llama_ptuning_mlp"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace ptune

@@ -1,7 +1,9 @@
-// The four methods end to end against peft (tests/golden/fixtures/methods,
-// written by tests/golden/gen_method_fixtures.py): on tiny GPT-2 (causal
-// LM) and BERT (sequence classification), prompt tuning, prefix tuning with
-// and without projection (= P-Tuning v2), P-Tuning MLP and LSTM. Checked:
+// The four methods end to end against peft: on tiny GPT-2 (causal LM) and
+// BERT (sequence classification), prompt tuning, prefix tuning with and
+// without projection (= P-Tuning v2), P-Tuning MLP and LSTM
+// (tests/golden/fixtures/methods, from gen_method_fixtures.py); and on a
+// LLaMA causal LM with GQA 4:1, head_dim ≠ hidden/heads and llama3 RoPE
+// (fixtures/llama/methods, from gen_llama_fixtures.py). Checked:
 // the loss, the logits, the gradient of every trainable parameter after
 // one forward/backward, the parameters after 3 AdamW steps, and the adapter
 // `ptune export` writes against the one peft saved.
@@ -72,7 +74,7 @@ class Methods : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     const std::string root = std::string(PTUNE_FIXTURES);
-    dir = root + "/methods/" + GetParam();
+    dir = root + "/" + GetParam();
     const nlohmann::json c = io::read_json_file(dir + "/case.json");
     config = method_config(c["peft_config"]);
     classification = c["peft_config"]["task_type"] == "SEQ_CLS";
@@ -188,7 +190,8 @@ TEST_P(Methods, ThreeAdamWSteps) {
     expect_close("step3." + name, params.value(params.index(ptune_name(name))), tensors->load("step3." + name), 1e-4);
 
   // The adapter ptune exports equals the one peft saved at this point.
-  const fs::path out = fs::temp_directory_path() / ("ptune_adapter_" + GetParam() + std::to_string(::getpid()));
+  const fs::path out =
+      fs::temp_directory_path() / ("ptune_adapter_" + fs::path(GetParam()).filename().string() + std::to_string(::getpid()));
   peft::save_adapter(out.string(), *prompt, params, {"model", classification ? model::TaskKind::kClassification
                                                                              : model::TaskKind::kCausalLm}, arena);
   const auto mine = io::SafetensorsFile::open((out / "adapter_model.safetensors").string());
@@ -206,11 +209,13 @@ TEST_P(Methods, ThreeAdamWSteps) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Peft, Methods,
-                         ::testing::Values("gpt2_prompt_tuning", "gpt2_prefix_projection", "gpt2_prefix",
-                                           "gpt2_ptuning_mlp", "gpt2_ptuning_lstm", "bert_prompt_tuning",
-                                           "bert_prefix_projection", "bert_prefix", "bert_ptuning_mlp",
-                                           "bert_ptuning_lstm"),
-                         [](const auto& info) { return info.param; });
+                         ::testing::Values("methods/gpt2_prompt_tuning", "methods/gpt2_prefix_projection",
+                                           "methods/gpt2_prefix", "methods/gpt2_ptuning_mlp", "methods/gpt2_ptuning_lstm",
+                                           "methods/bert_prompt_tuning", "methods/bert_prefix_projection",
+                                           "methods/bert_prefix", "methods/bert_ptuning_mlp", "methods/bert_ptuning_lstm",
+                                           "llama/methods/llama_prompt_tuning", "llama/methods/llama_prefix",
+                                           "llama/methods/llama_prefix_projection", "llama/methods/llama_ptuning_mlp"),
+                         [](const auto& info) { return fs::path(info.param).filename().string(); });
 
 }  // namespace
 }  // namespace ptune

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """ptune bench vs PyTorch eager, side by side, on the same frozen-model step.
 
-The step: forward of a GPT-2-shaped model (random weights, frozen) with a
-P-Tuning v2 prefix (per-layer past_key_values that require grad) and
-backward to the input embeddings and the prefix, as `ptune bench` does.
+The step: forward of a GPT-2- or LLaMA-shaped model (random weights, frozen)
+with a P-Tuning v2 prefix (per-layer past_key_values that require grad; for
+GQA kv_heads·head_dim wide, as peft builds it) and backward to the input
+embeddings and the prefix, as `ptune bench` does.
 
     /work/venv/bin/python tests/bench/bench_engine.py --ptune build/launch/ptune
+    /work/venv/bin/python tests/bench/bench_engine.py --ptune build/launch/ptune --arch llama --kv-heads 3
 
 Needs torch + transformers (any venv); not part of the test suite.
 """
@@ -17,20 +19,29 @@ import time
 
 def torch_step_rate(args):
     import torch
-    from transformers import GPT2Config, GPT2Model
+    from transformers import GPT2Config, GPT2Model, LlamaConfig, LlamaModel
     from transformers.cache_utils import DynamicCache
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cfg = GPT2Config(n_layer=args.layers, n_embd=args.hidden, n_head=args.heads, n_positions=1024,
-                     vocab_size=args.vocab, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-    model = GPT2Model(cfg).eval()
+    B, T, P, C, H = args.batch, args.seq, args.prefix, args.hidden, args.heads
+    D, KV = C // H, args.kv_heads or H
+    if args.arch == "llama":
+        cfg = LlamaConfig(num_hidden_layers=args.layers, hidden_size=C, num_attention_heads=H, num_key_value_heads=KV,
+                          head_dim=D, intermediate_size=(8 * C // 3 + 255) // 256 * 256, vocab_size=args.vocab,
+                          max_position_embeddings=2048, attn_implementation="eager")
+        model = LlamaModel(cfg).eval()
+        embed = model.embed_tokens
+    else:
+        cfg = GPT2Config(n_layer=args.layers, n_embd=C, n_head=H, n_positions=1024, vocab_size=args.vocab,
+                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+        model = GPT2Model(cfg).eval()
+        embed = model.wte
     for p in model.parameters():
         p.requires_grad_(False)
-    B, T, P, C, H = args.batch, args.seq, args.prefix, args.hidden, args.heads
     ids = torch.randint(0, args.vocab, (B, T))
-    embeds = model.wte(ids).detach().requires_grad_()
-    prefix = [(torch.randn(1, H, P, C // H, requires_grad=True), torch.randn(1, H, P, C // H, requires_grad=True))
+    embeds = embed(ids).detach().requires_grad_()
+    prefix = [(torch.randn(1, KV, P, D, requires_grad=True), torch.randn(1, KV, P, D, requires_grad=True))
               for _ in range(args.layers)]
     mask = torch.ones(B, P + T, dtype=torch.long)
     dhidden = torch.randn(B, T, C)
@@ -58,7 +69,9 @@ def main():
     ap.add_argument("--layers", type=int, default=12)
     ap.add_argument("--hidden", type=int, default=768)
     ap.add_argument("--heads", type=int, default=12)
-    ap.add_argument("--vocab", type=int, default=50257)
+    ap.add_argument("--arch", choices=["gpt2", "llama"], default="gpt2")
+    ap.add_argument("--kv-heads", type=int, default=0, help="llama: key/value heads (0 = heads)")
+    ap.add_argument("--vocab", type=int, default=0, help="0: 50257 (gpt2) or 32000 (llama)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--prefix", type=int, default=20)
@@ -66,10 +79,13 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     args = ap.parse_args()
+    args.vocab = args.vocab or (50257 if args.arch == "gpt2" else 32000)
 
-    shape = ["--layers", str(args.layers), "--hidden", str(args.hidden), "--heads", str(args.heads), "--vocab",
+    shape = ["--arch", args.arch, "--layers", str(args.layers), "--hidden", str(args.hidden), "--heads", str(args.heads), "--vocab",
              str(args.vocab), "--batch", str(args.batch), "--seq", str(args.seq), "--prefix", str(args.prefix),
              "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    if args.arch == "llama":
+        shape += ["--kv-heads", str(args.kv_heads or args.heads)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     ptune = subprocess.run([args.ptune, "bench", *shape], env=env, check=True, capture_output=True, text=True).stdout
     print(ptune, end="")

@@ -4,6 +4,8 @@
 // transformers + peft. Fixtures: tests/golden/gen_llama_fixtures.py.
 #include <gtest/gtest.h>
 
+#include "expect_close.h"
+
 #include <unistd.h>
 
 #include <cmath>
@@ -21,23 +23,7 @@
 namespace ptune::model {
 namespace {
 
-// |got − want| ≤ tol · max(1, max|want|).
-void expect_close(const char* what, const Tensor& got, const Tensor& want, double tol) {
-  ASSERT_EQ(got.numel(), want.numel()) << what;
-  double scale = 1.0;
-  for (int64_t i = 0; i < want.numel(); ++i) scale = std::max(scale, double(std::fabs(want.data<float>()[i])));
-  double worst = 0.0;
-  int64_t worst_at = 0;
-  for (int64_t i = 0; i < want.numel(); ++i) {
-    const double d = std::fabs(double(got.data<float>()[i]) - want.data<float>()[i]);
-    if (!(d <= worst)) {
-      worst = d;
-      worst_at = i;
-    }
-  }
-  EXPECT_LE(worst, tol * scale) << what << ": worst element " << worst_at << " got " << got.data<float>()[worst_at]
-                                << " want " << want.data<float>()[worst_at];
-}
+using ptune::testing::expect_close;
 
 constexpr double kForwardTol = 1e-5, kGradTol = 1e-4;
 

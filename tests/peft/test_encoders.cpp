@@ -3,6 +3,8 @@
 // parameter, and peft's prompt-tuning init rules.
 #include <gtest/gtest.h>
 
+#include "expect_close.h"
+
 #include <cmath>
 #include <memory>
 #include <set>
@@ -29,17 +31,7 @@ io::SafetensorsFile fixture() {
   return io::SafetensorsFile::open(std::string(PTUNE_FIXTURES) + "/encoders/encoders.safetensors");
 }
 
-// max |got − want| ≤ tol · max(1, max|want|).
-void expect_close(const std::string& what, const Tensor& got, const Tensor& want, double tol) {
-  ASSERT_EQ(got.shape(), want.shape()) << what;
-  double scale = 1.0, worst = 0.0;
-  for (int64_t i = 0; i < want.numel(); ++i) scale = std::max(scale, double(std::fabs(want.data<float>()[i])));
-  for (int64_t i = 0; i < want.numel(); ++i) {
-    const double d = std::fabs(double(got.data<float>()[i]) - want.data<float>()[i]);
-    if (!(d <= worst)) worst = d;  // NaN sticks
-  }
-  EXPECT_LE(worst, tol * scale) << what;
-}
+using ptune::testing::expect_close;
 
 struct Case {
   const char* name;

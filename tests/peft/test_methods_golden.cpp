@@ -9,6 +9,8 @@
 // `ptune export` writes against the one peft saved.
 #include <gtest/gtest.h>
 
+#include "expect_close.h"
+
 #include <unistd.h>
 
 #include <cmath>
@@ -28,19 +30,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// |got − want| ≤ tol · max(1, max|want|)
-void expect_close(const std::string& what, const Tensor& got, const Tensor& want, double tol) {
-  ASSERT_EQ(got.numel(), want.numel()) << what;
-  double scale = 1.0, worst = 0.0;
-  int64_t at = 0;
-  for (int64_t i = 0; i < want.numel(); ++i) scale = std::max(scale, double(std::fabs(want.data<float>()[i])));
-  for (int64_t i = 0; i < want.numel(); ++i) {
-    const double d = std::fabs(double(got.data<float>()[i]) - want.data<float>()[i]);
-    if (!(d <= worst)) worst = d, at = i;
-  }
-  EXPECT_LE(worst, tol * scale) << what << " element " << at << ": " << got.data<float>()[at] << " vs "
-                                << want.data<float>()[at];
-}
+using ptune::testing::expect_close;
 
 // peft's parameter names → ptune's.
 std::string ptune_name(const std::string& peft) {

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "framework/core/error.h"
+#include "framework/text/unicode.h"
 
 namespace ptune::text {
 
@@ -88,6 +89,15 @@ bool JsonView::bool_or(std::string_view key, bool fallback) const {
 int64_t JsonView::int_or(std::string_view key, int64_t fallback) const {
   const auto v = find(key);
   return v ? v->integer() : fallback;
+}
+
+char32_t single_char(const JsonView& j) {
+  const std::string s = j.str();
+  std::size_t i = 0;
+  if (s.empty() || find_invalid_utf8(s) != std::string::npos) j.fail("expected one character");
+  const char32_t c = next_code_point(s, i);
+  if (i != s.size()) j.fail("expected one character");
+  return c;
 }
 
 }  // namespace ptune::text

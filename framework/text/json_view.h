@@ -53,4 +53,8 @@ class JsonView {
   std::string path_;
 };
 
+// The value as exactly one Unicode character (e.g. a Metaspace
+// replacement); errors name the key.
+char32_t single_char(const JsonView& j);
+
 }  // namespace ptune::text

@@ -111,19 +111,6 @@ PrependScheme parse_prepend_scheme(const JsonView& j) {
   return j.bool_or("add_prefix_space", true) ? PrependScheme::kAlways : PrependScheme::kNever;
 }
 
-namespace {
-
-char32_t single_char(const JsonView& j) {
-  const std::string s = j.str();
-  std::size_t i = 0;
-  if (s.empty() || find_invalid_utf8(s) != std::string::npos) j.fail("expected one character");
-  const char32_t c = next_code_point(s, i);
-  if (i != s.size()) j.fail("expected one character");
-  return c;
-}
-
-}  // namespace
-
 std::unique_ptr<PreTokenizer> make_pre_tokenizer(const JsonView& j) {
   if (j.is_null()) return nullptr;
   const std::string type = j.at("type").str();

@@ -11,7 +11,6 @@ namespace {
 // sign +1 rotates by +a (forward), −1 by −a (backward: Rᵀ = R(−a)).
 void rotate(const Tensor& qkv, const Tensor& position_ids, const Tensor& inv_freq, const AttentionConfig& cfg,
             float sign, const char* op) {
-  PTUNE_REQUIRE_CPU(qkv, op);
   PTUNE_CHECK(qkv.dim() == 3 && qkv.size(2) == cfg.qkv_width(), "{}: qkv {} for qkv width {}", op,
               qkv.shape().str(), cfg.qkv_width());
   const int64_t B = qkv.size(0), T = qkv.size(1), D = cfg.head_dim, half = D / 2;
@@ -49,10 +48,12 @@ void rotate(const Tensor& qkv, const Tensor& position_ids, const Tensor& inv_fre
 }  // namespace
 
 void rope_forward(const Tensor& qkv, const Tensor& position_ids, const Tensor& inv_freq, const AttentionConfig& cfg) {
+  PTUNE_ROUTE(qkv, rope_forward, qkv, position_ids, inv_freq, cfg);
   rotate(qkv, position_ids, inv_freq, cfg, 1.0f, "rope_forward");
 }
 
 void rope_backward(const Tensor& dqkv, const Tensor& position_ids, const Tensor& inv_freq, const AttentionConfig& cfg) {
+  PTUNE_ROUTE(dqkv, rope_backward, dqkv, position_ids, inv_freq, cfg);
   rotate(dqkv, position_ids, inv_freq, cfg, -1.0f, "rope_backward");
 }
 

@@ -8,7 +8,6 @@ namespace ptune::ops {
 namespace {
 
 void check(const Tensor& x, const Tensor& y, const char* op) {
-  PTUNE_REQUIRE_CPU(x, op);
   PTUNE_CHECK(x.dim() >= 1 && y.dim() >= 1 && x.size(-1) == 2 * y.size(-1) && x.numel() == 2 * y.numel(),
               "{}: x {} must be (N, 2I) for y {} (N, I)", op, x.shape().str(), y.shape().str());
 }
@@ -18,6 +17,7 @@ inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 }  // namespace
 
 void gated_forward(Activation f, const Tensor& y, const Tensor& x) {
+  PTUNE_ROUTE(x, gated_forward, f, y, x);
   check(x, y, "gated_forward");
   const int64_t I = y.size(-1), N = y.numel() / I;
   const float* px = x.data<float>();
@@ -42,6 +42,7 @@ void gated_forward(Activation f, const Tensor& y, const Tensor& x) {
 }
 
 void gated_backward(Activation f, const Tensor& dx, const Tensor& dy, const Tensor& x) {
+  PTUNE_ROUTE(x, gated_backward, f, dx, dy, x);
   check(x, dy, "gated_backward");
   PTUNE_CHECK(dx.numel() == x.numel(), "gated_backward: dx {} for x {}", dx.shape().str(), x.shape().str());
   const int64_t I = dy.size(-1), N = dy.numel() / I;

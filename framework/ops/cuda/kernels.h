@@ -85,6 +85,17 @@ void attention_backward(const Tensor& dqkv, const Tensor& dprefix_k, const Tenso
                         const Tensor& dout, const Tensor& qkv, const Tensor& probs, const Tensor& prefix_k,
                         const Tensor& prefix_v, const AttentionConfig& cfg, const Stream& stream);
 
+// --- rope.h: in place on the fused qkv (B, T, H·D + 2·KVH·D); position_ids
+// (B, T) i32 and inv_freq (D/2) f32 on the qkv's device. Value columns untouched.
+void rope_forward(const Tensor& qkv, const Tensor& position_ids, const Tensor& inv_freq, const AttentionConfig& cfg,
+                  const Stream& stream);
+void rope_backward(const Tensor& dqkv, const Tensor& position_ids, const Tensor& inv_freq,
+                   const AttentionConfig& cfg, const Stream& stream);
+
+// --- swiglu.h: x (N, 2I) = [gate | up], y (N, I); backward accumulates into dx.
+void gated_forward(Activation f, const Tensor& y, const Tensor& x, const Stream& stream);
+void gated_backward(Activation f, const Tensor& dx, const Tensor& dy, const Tensor& x, const Stream& stream);
+
 // --- train/optimizer: one fused AdamW step over a flat f32 parameter
 // buffer (torch.optim.AdamW semantics: decoupled decay, bias correction).
 // decay_mask (n) f32 holds 1 where weight decay applies, 0 elsewhere;

@@ -1,0 +1,75 @@
+// Rotary position embeddings on the GPU, in place on the fused qkv
+// (B, T, H·D + 2·KVH·D), rotate_half layout: pair (i, i + D/2) of every
+// query and key head turns by a = pos · inv_freq[i]. Value columns are
+// never read or written. Both directions overwrite (the rotation is a
+// bijection; backward turns by −a), exactly as ops/cpu/rope_cpu.cpp.
+//
+// One thread per (token, i < D/2): it computes cos a, sin a once, in f32
+// with the CPU's formula (f32 product, accurate sincosf, so f32 matches to
+// rounding), and applies them to pair i of all H + KVH rotated heads.
+#include "framework/ops/cuda/common.cuh"
+#include "framework/ops/cuda/kernels.h"
+
+namespace ptune::ops::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+// x (BT, width); pos (BT) i32; inv (half) f32. sign +1 forward, −1 backward.
+template <class T>
+__global__ void rope_kernel(T* x, const int32_t* pos, const float* inv, int64_t bt_count, int64_t width,
+                            int64_t head_dim, int64_t rotated_heads, float sign) {
+  const int64_t half = head_dim / 2;
+  const int64_t n = bt_count * half;
+  for (int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < n; k += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t bt = k / half, i = k - bt * half;
+    const float a = float(pos[bt]) * inv[i];
+    float s, c;
+    sincosf(a, &s, &c);
+    s *= sign;
+    T* v = x + bt * width + i;  // pair i of query head 0; the k heads follow the q heads
+    for (int64_t h = 0; h < rotated_heads; ++h, v += head_dim) {
+      const float x1 = to_f(v[0]), x2 = to_f(v[half]);
+      v[0] = from_f<T>(x1 * c - x2 * s);
+      v[half] = from_f<T>(x2 * c + x1 * s);
+    }
+  }
+}
+
+void rotate(const Tensor& qkv, const Tensor& position_ids, const Tensor& inv_freq, const AttentionConfig& cfg,
+            float sign, const char* op, const Stream& stream) {
+  check_cuda_tensor(qkv, "qkv", op);
+  check_cuda_tensor(position_ids, "position_ids", op);
+  check_cuda_tensor(inv_freq, "inv_freq", op);
+  PTUNE_CHECK(position_ids.device() == qkv.device() && inv_freq.device() == qkv.device(),
+              "{}: qkv on {}, position_ids on {}, inv_freq on {} (one device)", op, qkv.device().str(),
+              position_ids.device().str(), inv_freq.device().str());
+  PTUNE_CHECK(qkv.dim() == 3 && qkv.size(2) == cfg.qkv_width(), "{}: qkv {} for qkv width {}", op,
+              qkv.shape().str(), cfg.qkv_width());
+  const int64_t B = qkv.size(0), T = qkv.size(1), half = cfg.head_dim / 2;
+  check_tensor(position_ids, "position_ids", {B, T}, DType::kI32);
+  check_tensor(inv_freq, "inv_freq", {half});
+  const int64_t n = B * T * half;
+  if (n == 0) return;
+  PTUNE_FLOAT_DISPATCH(qkv.dtype(), X, op,
+                       rope_kernel<X><<<blocks_for(n, kThreads), kThreads, 0, raw(stream)>>>(
+                           static_cast<X*>(qkv.raw()), static_cast<const int32_t*>(position_ids.raw()),
+                           static_cast<const float*>(inv_freq.raw()), B * T, cfg.qkv_width(), cfg.head_dim,
+                           cfg.heads + cfg.kv_heads, sign));
+  PTUNE_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+void rope_forward(const Tensor& qkv, const Tensor& position_ids, const Tensor& inv_freq, const AttentionConfig& cfg,
+                  const Stream& stream) {
+  rotate(qkv, position_ids, inv_freq, cfg, 1.0f, "rope_forward", stream);
+}
+
+void rope_backward(const Tensor& dqkv, const Tensor& position_ids, const Tensor& inv_freq,
+                   const AttentionConfig& cfg, const Stream& stream) {
+  rotate(dqkv, position_ids, inv_freq, cfg, -1.0f, "rope_backward", stream);
+}
+
+}  // namespace ptune::ops::cuda

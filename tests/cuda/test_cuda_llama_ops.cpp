@@ -1,0 +1,111 @@
+// The LLaMA-family ops on the GPU against the CPU reference: RoPE on the
+// fused qkv (GQA shapes, positions with an offset, both directions, value
+// columns untouched) and the gated MLP activation (forward writes,
+// backward accumulates). f32 and bf16; tolerances in cuda_test_util.h.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+
+#include "cuda/cuda_test_util.h"
+#include "framework/core/stream.h"  // cuda_device_count, used by SKIP_WITHOUT_GPU
+#include "framework/ops/rope.h"
+#include "framework/ops/swiglu.h"
+
+namespace ptune {
+namespace {
+
+using namespace cuda_test;  // NOLINT: the shared helpers
+
+class CudaLlamaOps : public CudaOps {};
+
+struct RopeShape {
+  int64_t b, t, h, kvh, d;
+  int32_t offset;  // first position: a continued sequence, large angles
+};
+
+// inv_freq (D/2) f32 as LLaMA builds it, θ = 10000.
+Tensor llama_inv_freq(int64_t d) {
+  Tensor inv = Tensor::empty({d / 2}, DType::kF32);
+  for (int64_t i = 0; i < d / 2; ++i) inv.data<float>()[i] = std::pow(10000.0f, -float(2 * i) / float(d));
+  return inv;
+}
+
+// position_ids (B, T) i32: offset + t, each batch row shifted by 3b (left padding).
+Tensor positions(const RopeShape& s) {
+  Tensor pos = Tensor::empty({s.b, s.t}, DType::kI32);
+  for (int64_t b = 0; b < s.b; ++b)
+    for (int64_t t = 0; t < s.t; ++t) pos.data<int32_t>()[b * s.t + t] = s.offset + int32_t(t + 3 * b);
+  return pos;
+}
+
+// The value columns [q_width + kv_width, qkv_width) of gpu (B, T, W) equal
+// before's bit for bit.
+void expect_values_untouched(const Tensor& gpu, const Tensor& before, const ops::AttentionConfig& cfg) {
+  Tensor got = to_cpu_f32(gpu);
+  const int64_t W = cfg.qkv_width(), rows = got.numel() / W;
+  int64_t changed = 0;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = cfg.q_width() + cfg.kv_width(); c < W; ++c)
+      changed += got.data<float>()[r * W + c] != before.data<float>()[r * W + c];  // bit-exact: never written
+  EXPECT_EQ(changed, 0) << "value columns were modified";
+}
+
+TEST_P(CudaLlamaOps, RopeMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  const RopeShape shapes[] = {
+      {2, 9, 4, 2, 16, 0},     // GQA, D = 16
+      {3, 17, 4, 2, 64, 977},  // GQA, D = 64, offset positions (angles up to ~1000 rad)
+      {1, 5, 4, 4, 64, 4090},  // MHA, near LLaMA-2's 4096 context
+  };
+  for (const RopeShape& s : shapes) {
+    ops::AttentionConfig cfg{s.h, s.kvh, s.d, ops::AttentionMask::kCausal, 1.0f / std::sqrt(float(s.d))};
+    Tensor pos = positions(s), inv = llama_inv_freq(s.d);
+    Tensor gpos = pos.to(kGpu), ginv = inv.to(kGpu);
+    const Shape shape{s.b, s.t, cfg.qkv_width()};
+    const std::string where = "D=" + std::to_string(s.d) + " offset=" + std::to_string(s.offset);
+
+    Tensor x = in(shape);
+    Tensor y = x.clone(), gy = to_gpu(x, dt());
+    ops::rope_forward(y, pos, inv, cfg);
+    ops::rope_forward(gy, gpos, ginv, cfg);
+    EXPECT_CLOSE(gy, y, tol()) << where;
+    expect_values_untouched(gy, x, cfg);
+
+    // Backward is the inverse rotation: it brings the GPU result back to x.
+    ops::rope_backward(gy, gpos, ginv, cfg);
+    EXPECT_CLOSE(gy, x, tol()) << where << " (round trip)";
+
+    Tensor dy = in(shape);
+    Tensor dx = dy.clone(), gdx = to_gpu(dy, dt());
+    ops::rope_backward(dx, pos, inv, cfg);
+    ops::rope_backward(gdx, gpos, ginv, cfg);
+    EXPECT_CLOSE(gdx, dx, tol()) << where << " (backward)";
+    expect_values_untouched(gdx, dy, cfg);
+  }
+}
+
+TEST_P(CudaLlamaOps, GatedActivationMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  // SiLU is the fused kernel; GELU (GeGLU) takes the composed path.
+  for (ops::Activation f : {ops::Activation::kSilu, ops::Activation::kGeluTanh}) {
+    const int64_t B = 3, T = 7, I = 75;  // I not a multiple of the warp: rows straddle warps
+    Tensor x = in({B, T, 2 * I}), dy = in({B, T, I}), dx = in({B, T, 2 * I});
+    Tensor gx = to_gpu(x, dt()), gdy = to_gpu(dy, dt()), gdx = to_gpu(dx, dt());
+
+    Tensor y = Tensor::empty({B, T, I}, DType::kF32), gy = to_gpu(randn({B, T, I}), dt());  // poisoned
+    ops::gated_forward(f, y, x);
+    ops::gated_forward(f, gy, gx);
+    EXPECT_CLOSE(gy, y, tol()) << int(f);
+
+    ops::gated_backward(f, dx, dy, x);  // accumulates onto the random dx on both sides
+    ops::gated_backward(f, gdx, gdy, gx);
+    EXPECT_CLOSE(gdx, dx, tol()) << int(f);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, CudaLlamaOps, ::testing::Values(DType::kF32, DType::kBF16),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+}  // namespace
+}  // namespace ptune

@@ -4,6 +4,21 @@
 // mode must match the CPU to rounding); bf16 tensors run on the tensor
 // cores with f32 accumulation. Bias and GELU ride in the epilogue; when
 // cuBLASLt offers no algorithm for an epilogue, a small kernel applies it.
+//
+// A training step repeats the same few GEMM shapes, so each shape's
+// descriptors and heuristic choice are built once and cached per device
+// (a plan), and every GEMM uses one persistent workspace per device. The
+// steady state makes no descriptor or heuristic calls (only the bias
+// pointer is set per call) and no allocations, and a CUDA graph may
+// capture the GEMMs: the workspace address never changes.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <type_traits>
+#include <unordered_map>
+#include <vector>
+
 #include "framework/core/memory_cuda.h"
 #include "framework/ops/cuda/common.cuh"
 #include "framework/ops/cuda/kernels.h"
@@ -12,6 +27,7 @@ namespace ptune::ops::cuda {
 
 namespace {
 
+// Hopper's recommended cuBLASLt workspace; one per device, for the process.
 constexpr size_t kWorkspaceBytes = size_t(32) << 20;
 
 cudaDataType_t cuda_type(DType t) {
@@ -29,58 +45,163 @@ struct Operand {
   bool trans;
 };
 
+// The largest power of two ≤ 256 dividing the address: cuBLASLt's heuristic
+// assumes 256-byte aligned operands unless told otherwise, and a row view
+// into a buffer may be less aligned than that.
+uint32_t alignment(const void* p) {
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  uint32_t al = 256;
+  while (al > 1 && a % al != 0) al >>= 1;
+  return al;
+}
+
+// Everything the descriptors and the heuristic's choice depend on; no
+// pointer, only the pointers' alignment (the bias pointer is set per call).
+struct PlanKey {
+  DType a_type, b_type, d_type, bias_type;
+  bool a_trans, b_trans, has_bias, beta_nonzero;
+  cublasLtEpilogue_t epilogue;
+  int64_t a_rows, a_cols, lda, b_rows, b_cols, ldb, m, n, ldd;
+  uint32_t a_align, b_align, d_align;
+  bool operator==(const PlanKey&) const = default;
+};
+
+struct PlanKeyHash {
+  size_t operator()(const PlanKey& k) const {
+    size_t h = 0;
+    auto mix = [&h](uint64_t v) { h ^= std::hash<uint64_t>{}(v) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2); };
+    mix(uint64_t(k.a_type) | uint64_t(k.b_type) << 8 | uint64_t(k.d_type) << 16 | uint64_t(k.bias_type) << 24 |
+        uint64_t(k.a_trans) << 32 | uint64_t(k.b_trans) << 33 | uint64_t(k.has_bias) << 34 |
+        uint64_t(k.beta_nonzero) << 35 | uint64_t(k.epilogue) << 40);
+    for (int64_t v : {k.a_rows, k.a_cols, k.lda, k.b_rows, k.b_cols, k.ldb, k.m, k.n, k.ldd}) mix(uint64_t(v));
+    mix(uint64_t(k.a_align) | uint64_t(k.b_align) << 16 | uint64_t(k.d_align) << 32);
+    return h;
+  }
+};
+
+struct DescDeleter {
+  void operator()(cublasLtMatmulDesc_t d) const { cublasLtMatmulDescDestroy(d); }
+};
+struct LayoutDeleter {
+  void operator()(cublasLtMatrixLayout_t l) const { cublasLtMatrixLayoutDestroy(l); }
+};
+struct PreferenceDeleter {
+  void operator()(cublasLtMatmulPreference_t p) const { cublasLtMatmulPreferenceDestroy(p); }
+};
+using DescPtr = std::unique_ptr<std::remove_pointer_t<cublasLtMatmulDesc_t>, DescDeleter>;
+using LayoutPtr = std::unique_ptr<std::remove_pointer_t<cublasLtMatrixLayout_t>, LayoutDeleter>;
+using PreferencePtr = std::unique_ptr<std::remove_pointer_t<cublasLtMatmulPreference_t>, PreferenceDeleter>;
+
+LayoutPtr make_layout(DType dtype, int64_t rows, int64_t cols, int64_t ld) {
+  cublasLtMatrixLayout_t l = nullptr;
+  PTUNE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, cuda_type(dtype), uint64_t(rows), uint64_t(cols), ld));
+  return LayoutPtr(l);
+}
+
+void set_pref(cublasLtMatmulPreference_t pref, cublasLtMatmulPreferenceAttributes_t attr, uint32_t value) {
+  PTUNE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &value, sizeof(value)));
+}
+
+// One GEMM shape's descriptors and the heuristic's algorithm, created once;
+// found = false caches "cuBLASLt has no algorithm" (the caller falls back).
+struct Plan {
+  DescPtr desc;
+  LayoutPtr a, b, d;  // C is D (in place, beta scales D)
+  cublasLtMatmulAlgo_t algo{};
+  bool found = false;
+
+  Plan(const PlanKey& key, cublasLtHandle_t lt) {
+    cublasLtMatmulDesc_t raw_desc = nullptr;
+    PTUNE_CUBLAS_CHECK(cublasLtMatmulDescCreate(&raw_desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    desc.reset(raw_desc);
+    const cublasOperation_t ta = key.a_trans ? CUBLAS_OP_T : CUBLAS_OP_N, tb = key.b_trans ? CUBLAS_OP_T : CUBLAS_OP_N;
+    PTUNE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(raw_desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+    PTUNE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(raw_desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+    PTUNE_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(raw_desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &key.epilogue, sizeof(key.epilogue)));
+    if (key.has_bias) {
+      const cudaDataType_t bt = cuda_type(key.bias_type);
+      PTUNE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(raw_desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)));
+    }
+    a = make_layout(key.a_type, key.a_rows, key.a_cols, key.lda);
+    b = make_layout(key.b_type, key.b_rows, key.b_cols, key.ldb);
+    d = make_layout(key.d_type, key.m, key.n, key.ldd);
+    cublasLtMatmulPreference_t raw_pref = nullptr;
+    PTUNE_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&raw_pref));
+    PreferencePtr pref(raw_pref);
+    const size_t ws_bytes = kWorkspaceBytes;
+    PTUNE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(raw_pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                            &ws_bytes, sizeof(ws_bytes)));
+    set_pref(raw_pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, key.a_align);
+    set_pref(raw_pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key.b_align);
+    set_pref(raw_pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key.d_align);
+    set_pref(raw_pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, key.d_align);
+    cublasLtMatmulHeuristicResult_t result{};
+    int count = 0;
+    const cublasStatus_t hs =
+        cublasLtMatmulAlgoGetHeuristic(lt, raw_desc, a.get(), b.get(), d.get(), d.get(), raw_pref, 1, &result, &count);
+    found = hs == CUBLAS_STATUS_SUCCESS && count > 0;
+    if (found) algo = result.algo;
+  }
+};
+
+// The plans and the workspace of one device. The mutex is held from the
+// lookup through the launch: the bias pointer is written into the shared
+// descriptor, and the workspace is shared by every GEMM on the device, so
+// GEMMs must be stream-ordered with each other (one compute stream per
+// device, the caching allocator's rule too — core/memory_cuda.h).
+struct DevicePlans {
+  std::mutex mutex;
+  std::unordered_map<PlanKey, std::unique_ptr<Plan>, PlanKeyHash> plans;
+  void* workspace = nullptr;  // kWorkspaceBytes, never freed
+};
+
+struct PlanCache {
+  std::mutex mutex;                                   // guards `devices` only
+  std::vector<std::unique_ptr<DevicePlans>> devices;  // by device index; entries never move
+
+  DevicePlans& at(int index) {
+    std::lock_guard<std::mutex> lock(mutex);
+    PTUNE_CHECK(index >= 0 && index < 64, "linear: cuda device index {} out of range", index);
+    if (size_t(index) >= devices.size()) devices.resize(size_t(index) + 1);
+    if (!devices[size_t(index)]) devices[size_t(index)] = std::make_unique<DevicePlans>();
+    return *devices[size_t(index)];
+  }
+};
+
+// Process-wide, like the allocator and the cuBLASLt handles it builds on
+// (core/memory_cuda.cu): a plan must outlive any one model or step. Leaked
+// on purpose, so no cuBLASLt object is destroyed after the driver shuts down.
+PlanCache& plan_cache() {
+  static PlanCache* cache = new PlanCache();
+  return *cache;
+}
+
 // D (m, n) col-major = alpha · op(A) · op(B) + beta · D, with an epilogue.
 // Returns false when cuBLASLt has no algorithm for that combination.
-bool matmul(const Operand& a, const Operand& b, void* d, DType d_type, int64_t m, int64_t n, int64_t k, int64_t ldd,
-            float beta, cublasLtEpilogue_t epilogue, const void* bias, DType bias_type, Device device,
-            const Stream& stream) {
+bool matmul(const Operand& a, const Operand& b, void* d, DType d_type, int64_t m, int64_t n, int64_t ldd, float beta,
+            cublasLtEpilogue_t epilogue, const void* bias, DType bias_type, Device device, const Stream& stream) {
+  const bool has_bias = bias != nullptr;
+  const PlanKey key{a.dtype, b.dtype, d_type, has_bias ? bias_type : DType::kF32,
+                    a.trans, b.trans, has_bias, beta != 0.0f,
+                    epilogue, a.rows, a.cols, a.ld, b.rows, b.cols, b.ld, m, n, ldd,
+                    alignment(a.data), alignment(b.data), alignment(d)};
   auto lt = static_cast<cublasLtHandle_t>(ptune::cuda::cublaslt_handle(device.index));
-  cublasLtMatmulDesc_t desc = nullptr;
-  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
-  cublasLtMatmulPreference_t pref = nullptr;
-  bool ok = false;
-  // Everything created here is destroyed on every path below.
-  struct Cleanup {
-    cublasLtMatmulDesc_t& desc;
-    cublasLtMatrixLayout_t &la, &lb, &ld;
-    cublasLtMatmulPreference_t& pref;
-    ~Cleanup() {
-      if (pref) cublasLtMatmulPreferenceDestroy(pref);
-      if (ld) cublasLtMatrixLayoutDestroy(ld);
-      if (lb) cublasLtMatrixLayoutDestroy(lb);
-      if (la) cublasLtMatrixLayoutDestroy(la);
-      if (desc) cublasLtMatmulDescDestroy(desc);
-    }
-  } cleanup{desc, la, lb, ld, pref};
-
-  PTUNE_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  const cublasOperation_t ta = a.trans ? CUBLAS_OP_T : CUBLAS_OP_N, tb = b.trans ? CUBLAS_OP_T : CUBLAS_OP_N;
-  PTUNE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
-  PTUNE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
-  PTUNE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
-  if (bias != nullptr) {
-    PTUNE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
-    const cudaDataType_t bt = cuda_type(bias_type);
-    PTUNE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)));
-  }
-  PTUNE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la, cuda_type(a.dtype), uint64_t(a.rows), uint64_t(a.cols), a.ld));
-  PTUNE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, cuda_type(b.dtype), uint64_t(b.rows), uint64_t(b.cols), b.ld));
-  PTUNE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ld, cuda_type(d_type), uint64_t(m), uint64_t(n), ldd));
-  PTUNE_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-  const size_t ws_bytes = kWorkspaceBytes;
-  PTUNE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes,
-                                                          sizeof(ws_bytes)));
-  cublasLtMatmulHeuristicResult_t result{};
-  int found = 0;
-  const cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, ld, ld, pref, 1, &result, &found);
-  if (hs != CUBLAS_STATUS_SUCCESS || found == 0) return false;
-  Scratch workspace(device, {int64_t(ws_bytes / 4)}, DType::kI32);
+  DevicePlans& dev = plan_cache().at(device.index);
+  std::lock_guard<std::mutex> lock(dev.mutex);
+  auto it = dev.plans.find(key);
+  if (it == dev.plans.end()) it = dev.plans.emplace(key, std::make_unique<Plan>(key, lt)).first;
+  Plan& plan = *it->second;
+  if (!plan.found) return false;
+  if (dev.workspace == nullptr) dev.workspace = ptune::cuda::allocate(device.index, kWorkspaceBytes);
+  if (has_bias)
+    PTUNE_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(plan.desc.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
   const float alpha = 1.0f;
-  (void)k;
-  PTUNE_CUBLAS_CHECK(cublasLtMatmul(lt, desc, &alpha, a.data, la, b.data, lb, &beta, d, ld, d, ld, &result.algo,
-                                    workspace.tensor().raw(), ws_bytes, raw(stream)));
-  ok = true;
-  return ok;
+  PTUNE_CUBLAS_CHECK(cublasLtMatmul(lt, plan.desc.get(), &alpha, a.data, plan.a.get(), b.data, plan.b.get(), &beta,
+                                    d, plan.d.get(), d, plan.d.get(), &plan.algo, dev.workspace, kWorkspaceBytes,
+                                    raw(stream)));
+  return true;
 }
 
 template <class Y, class B>
@@ -127,11 +248,11 @@ void linear_forward_epilogue(const Tensor& y, const Tensor& x, const Tensor& w, 
   if (has_bias && gelu) e = CUBLASLT_EPILOGUE_GELU_BIAS;
   else if (has_bias) e = CUBLASLT_EPILOGUE_BIAS;
   else if (gelu) e = CUBLASLT_EPILOGUE_GELU;
-  if (matmul(a, b, y.raw(), y.dtype(), out, n, in, out, 0.0f, e, has_bias ? bias.raw() : nullptr,
+  if (matmul(a, b, y.raw(), y.dtype(), out, n, out, 0.0f, e, has_bias ? bias.raw() : nullptr,
              has_bias ? bias.dtype() : DType::kF32, x.device(), stream))
     return;
   // No fused algorithm: plain GEMM, then bias / GELU in one pass.
-  PTUNE_CHECK(matmul(a, b, y.raw(), y.dtype(), out, n, in, out, 0.0f, CUBLASLT_EPILOGUE_DEFAULT, nullptr, DType::kF32,
+  PTUNE_CHECK(matmul(a, b, y.raw(), y.dtype(), out, n, out, 0.0f, CUBLASLT_EPILOGUE_DEFAULT, nullptr, DType::kF32,
                      x.device(), stream),
               "{}: cuBLASLt has no algorithm for x {} {} · w {}", op, x.shape().str(), dtype_name(x.dtype()),
               w.shape().str());
@@ -158,7 +279,7 @@ void linear_backward_input(const Tensor& dx, const Tensor& dy, const Tensor& w, 
   // dxᵀ (in, N) += w (in, out col-major) · dyᵀ (out, N)
   const Operand a{w.raw(), w.dtype(), in, out, in, false};
   const Operand b{dy.raw(), dy.dtype(), out, n, out, false};
-  PTUNE_CHECK(matmul(a, b, dx.raw(), dx.dtype(), in, n, out, in, 1.0f, CUBLASLT_EPILOGUE_DEFAULT, nullptr,
+  PTUNE_CHECK(matmul(a, b, dx.raw(), dx.dtype(), in, n, in, 1.0f, CUBLASLT_EPILOGUE_DEFAULT, nullptr,
                      DType::kF32, dy.device(), stream),
               "{}: cuBLASLt has no algorithm for dy {} · w {}", op, dy.shape().str(), w.shape().str());
 }
@@ -177,7 +298,7 @@ void linear_backward_params(const Tensor& dw, const Tensor& dbias, const Tensor&
   // dwᵀ (in, out) += xᵀ (in, N) · dy (N, out)
   const Operand a{x.raw(), x.dtype(), in, n, in, false};
   const Operand b{dy.raw(), dy.dtype(), out, n, out, true};
-  PTUNE_CHECK(matmul(a, b, dw.raw(), dw.dtype(), in, out, n, in, 1.0f, CUBLASLT_EPILOGUE_DEFAULT, nullptr,
+  PTUNE_CHECK(matmul(a, b, dw.raw(), dw.dtype(), in, out, in, 1.0f, CUBLASLT_EPILOGUE_DEFAULT, nullptr,
                      DType::kF32, dy.device(), stream),
               "{}: cuBLASLt has no algorithm for dyᵀ {} · x {}", op, dy.shape().str(), x.shape().str());
   if (dbias.defined()) {

@@ -1,7 +1,8 @@
 // The LLaMA-family ops on the GPU against the CPU reference: RoPE on the
 // fused qkv (GQA shapes, positions with an offset, both directions, value
-// columns untouched) and the gated MLP activation (forward writes,
-// backward accumulates). f32 and bf16; tolerances in cuda_test_util.h.
+// columns untouched), the gated MLP activation (forward writes, backward
+// accumulates) and the cuBLASLt plan cache their projections go through.
+// f32 and bf16; tolerances in cuda_test_util.h.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,6 +10,7 @@
 
 #include "cuda/cuda_test_util.h"
 #include "framework/core/stream.h"  // cuda_device_count, used by SKIP_WITHOUT_GPU
+#include "framework/ops/linear.h"
 #include "framework/ops/rope.h"
 #include "framework/ops/swiglu.h"
 
@@ -102,6 +104,35 @@ TEST_P(CudaLlamaOps, GatedActivationMatchesCpu) {
     ops::gated_backward(f, gdx, gdy, gx);
     EXPECT_CLOSE(gdx, dx, tol()) << int(f);
   }
+}
+
+// The projections of these models go through linear_cuda.cu's cuBLASLt
+// plan cache, one plan per shape: a second call of the same shape with other
+// buffers and another bias must use those, and a row view whose address is
+// only 16- or 32-byte aligned must get a plan that allows it.
+TEST_P(CudaLlamaOps, LinearPlanReusedAcrossBuffers) {
+  SKIP_WITHOUT_GPU();
+  const int64_t n = 13, in_f = 40, out_f = 24;
+  Tensor w = in({out_f, in_f}), gw = to_gpu(w, dt());
+  // All buffers alive at once, so the caching allocator cannot hand the
+  // second call the first call's addresses.
+  Tensor x[2] = {in({n, in_f}), in({n, in_f})}, b[2] = {in({out_f}), in({out_f})};
+  Tensor gx[2] = {to_gpu(x[0], dt()), to_gpu(x[1], dt())}, gb[2] = {to_gpu(b[0], dt()), to_gpu(b[1], dt())};
+  Tensor gy[2] = {to_gpu(randn({n, out_f}), dt()), to_gpu(randn({n, out_f}), dt())};
+  for (int call = 0; call < 2; ++call) {
+    Tensor y = Tensor::empty({n, out_f}, DType::kF32);
+    ops::linear_forward(y, x[call], w, b[call]);
+    ops::linear_forward(gy[call], gx[call], gw, gb[call]);
+    EXPECT_CLOSE(gy[call], y, tol()) << "call " << call;
+  }
+  // Rows [1, n] of (n + 1)-row buffers: a one-row offset of 40 or 24
+  // elements leaves x and y 16- or 32-byte aligned.
+  Tensor xs = in({n + 1, in_f}), ys = Tensor::empty({n, out_f}, DType::kF32);
+  ops::linear_forward(ys, xs.slice(1, n + 1), w, Tensor());
+  Tensor gxs = to_gpu(xs, dt()), gys = to_gpu(randn({n + 1, out_f}), dt());
+  Tensor gyv = gys.slice(1, n + 1);
+  ops::linear_forward(gyv, gxs.slice(1, n + 1), gw, Tensor());
+  EXPECT_CLOSE(gyv, ys, tol()) << "misaligned row views";
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, CudaLlamaOps, ::testing::Values(DType::kF32, DType::kBF16),

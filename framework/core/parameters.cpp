@@ -1,5 +1,7 @@
 #include "framework/core/parameters.h"
 
+#include <utility>
+
 namespace ptune {
 
 size_t ParameterSet::add(std::string name, const Shape& shape, Decay decay) {
@@ -14,6 +16,15 @@ void ParameterSet::finalize(Device device) {
   PTUNE_CHECK(!finalized(), "parameter set finalized twice");
   values_ = Tensor::zeros({numel_}, DType::kF32, device);
   grads_ = Tensor::zeros({numel_}, DType::kF32, device);
+}
+
+void ParameterSet::to(Device device) {
+  PTUNE_CHECK(finalized(), "parameter set moved to {} before it was finalized", device.str());
+  if (device == values_.device()) return;
+  // Both copies first, so an allocation failure leaves the set intact.
+  Tensor values = values_.to(device), grads = grads_.to(device);
+  values_ = std::move(values);
+  grads_ = std::move(grads);
 }
 
 Tensor ParameterSet::value(size_t i) const {

@@ -4,6 +4,11 @@
 // the optimizer, the gradient clipping and the data-parallel all-reduce
 // each work on one contiguous span. Modules declare their parameters, the
 // set is finalized once, then modules read views by index.
+//
+// The set is usually finalized and initialised on the CPU, then moved to a
+// GPU with to(): value(i)/grad(i) are sliced from the flat buffers on each
+// call, so views taken by index after the move live on the GPU; a view
+// taken before the move still points at the old (CPU) buffers.
 #pragma once
 
 #include <cstddef>
@@ -32,6 +37,11 @@ class ParameterSet {
   // Allocates the zeroed value and gradient buffers.
   void finalize(Device device = Device::cpu());
   bool finalized() const { return values_.defined(); }
+  // Moves the value and gradient buffers to `device` (a no-op when they
+  // are there already). On failure the set is left where it was.
+  void to(Device device);
+  // Where the buffers live (the CPU before finalize()).
+  Device device() const { return values_.defined() ? values_.device() : Device::cpu(); }
 
   // Overrides an entry's weight-decay rule (e.g. to match a plain
   // torch.optim.AdamW that decays everything); before the optimizer exists.

@@ -9,8 +9,10 @@
 
 namespace ptune::train {
 
-// The L2 norm of all gradients together (params.grads()), summed in double
-// over fixed blocks in a fixed order: the same bits whatever the thread count.
+// The L2 norm of all gradients together (params.grads()), on the device
+// the set lives on, summed in double in an order fixed by the element count
+// (ops::sum_squares): the same bits whatever the thread count. On a GPU the
+// norm is copied back: one synchronisation of the default stream.
 double grad_norm(const ParameterSet& params);
 
 // Scales every gradient by clip_coef = max_norm / (total_norm + 1e-6) when
@@ -21,7 +23,7 @@ double grad_norm(const ParameterSet& params);
 double clip_grad_norm(ParameterSet& params, double max_norm);
 
 inline bool is_finite(double x) { return std::isfinite(x); }  // false for NaN and ±Inf
-// True when every element of an f32 CPU tensor is finite.
+// True when every element of an f32 tensor (any device) is finite.
 bool all_finite(const Tensor& t);
 
 }  // namespace ptune::train

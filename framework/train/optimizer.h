@@ -11,12 +11,12 @@
 // torch rounds Python floats into an f32 kernel; the element math is f32,
 // with the two fused multiply-adds torch's FMA-built CPU kernels do, so the
 // result is torch's to the bit.
-// State m, v is f32 and flat like the ParameterSet's buffers, so a step is
-// one pass over three flat buffers and allocates nothing.
+// State m, v is f32 and flat like the ParameterSet's buffers, on the
+// parameters' device, so a step is one pass (ops::adamw_update, on the CPU
+// or the GPU) over the flat buffers and allocates nothing.
 #pragma once
 
 #include <cstdint>
-#include <vector>
 
 #include "framework/core/parameters.h"
 #include "framework/core/tensor.h"
@@ -26,12 +26,15 @@ namespace ptune::train {
 
 class AdamW {
  public:
-  // Sizes m and v (zeroed) for `params`, which must be finalized; the
-  // entries' Decay flags are captured here.
+  // Sizes m and v (zeroed) for `params`, which must be finalized, on the
+  // parameters' device; the entries' Decay flags are captured here. Should
+  // the parameters move afterwards (ParameterSet::to), the next step()
+  // moves the state after them.
   AdamW(const OptimizerOptions& options, const ParameterSet& params);
 
   // One update from params.grads() with learning rate `lr` (the
   // schedule's value for this step). Gradients are left as they are.
+  // On a GPU the update is queued on the device's default stream.
   void step(ParameterSet& params, double lr);
 
   int64_t steps() const { return steps_; }
@@ -39,21 +42,23 @@ class AdamW {
   const Tensor& exp_avg() const { return exp_avg_; }        // m (numel)
   const Tensor& exp_avg_sq() const { return exp_avg_sq_; }  // v (numel)
 
-  // Restores a saved state (flat f32 buffers of the set's numel).
+  // Restores a saved state (flat f32 buffers of the set's numel, on any
+  // device: they are copied onto the state's).
   void load_state(int64_t steps, const Tensor& exp_avg, const Tensor& exp_avg_sq);
 
  private:
-  // A run of consecutive elements with one Decay flag ([begin, end) into
-  // the flat buffers); adjacent entries with the same flag are merged.
-  struct Segment {
-    int64_t begin, end;
-    bool decay;
-  };
+  // Moves m, v and the decay mask to `device` (nothing when there already).
+  void follow(Device device);
 
   OptimizerOptions options_;
   double beta1_, beta2_, eps_, weight_decay_;  // the options as Python holds them
   int64_t numel_;
-  std::vector<Segment> segments_;
+  // How decay applies: to every element (mask undefined, scale as given),
+  // to none (mask undefined, scale 1), or per element (mask (numel) f32,
+  // 1 where the entry's Decay is kApply).
+  enum class DecayRule : uint8_t { kAll, kNone, kMask };
+  DecayRule decay_rule_;
+  Tensor decay_mask_;
   int64_t steps_ = 0;
   Tensor exp_avg_, exp_avg_sq_;
 };

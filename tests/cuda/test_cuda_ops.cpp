@@ -317,8 +317,9 @@ TEST(CudaRuntime, StreamsOrderedByEventsAndGraphReplay) {
 
 TEST(CudaRuntime, AdamWMatchesHandComputedStep) {
   SKIP_WITHOUT_GPU();
-  // One element, step 1: m = 0.1·g, v = 0.001·g², m̂ = g, v̂ = g², so the
-  // update is lr·g/(|g| + eps) after decay p·(1 − lr·wd).
+  // One element, step 1 (β1 = 0.9, β2 = 0.999): m = 0.1·g, v = 0.001·g²,
+  // √v / √(1 − β2) = |g|, so the update is lr·g/(|g| + eps) after decay
+  // p·(1 − lr·wd). The scalars are formed as train/optimizer.cpp forms them.
   const float p0 = 0.5f, g = -2.0f, lr = 0.1f, wd = 0.01f, eps = 1e-8f;
   Tensor p = Tensor::empty({1}, DType::kF32);
   p.data<float>()[0] = p0;
@@ -326,11 +327,15 @@ TEST(CudaRuntime, AdamWMatchesHandComputedStep) {
   gr.data<float>()[0] = g;
   Tensor gp = p.to(kGpu), gg = gr.to(kGpu), gm = Tensor::zeros({1}, DType::kF32, kGpu),
          gv = Tensor::zeros({1}, DType::kF32, kGpu);
-  ops::cuda::AdamWArgs args;
-  args.lr = lr;
-  args.weight_decay = wd;
-  args.eps = eps;
-  ops::cuda::adamw_step(gp, gg, gm, gv, Tensor(), args, Stream::default_stream(kGpu));
+  ops::AdamWScalars sc;
+  sc.decay_scale = float(1.0 - double(lr) * double(wd));
+  sc.w1 = float(1.0 - 0.9);
+  sc.b2 = 0.999f;
+  sc.w2 = float(1.0 - 0.999);
+  sc.bc2_sqrt = float(std::sqrt(1.0 - 0.999));
+  sc.eps = eps;
+  sc.neg_step_size = float(-double(lr) / (1.0 - 0.9));
+  ops::cuda::adamw_update(gp, gg, gm, gv, Tensor(), sc, Stream::default_stream(kGpu));
   const float expect = p0 * (1.0f - lr * wd) - lr * g / (std::fabs(g) + eps);
   EXPECT_NEAR(gp.to(Device::cpu()).data<float>()[0], expect, 1e-6f);
 }

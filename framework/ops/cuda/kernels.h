@@ -18,6 +18,7 @@
 #include "framework/ops/activation.h"
 #include "framework/ops/attention.h"
 #include "framework/ops/layernorm.h"
+#include "framework/ops/optimizer.h"
 
 namespace ptune::ops::cuda {
 
@@ -96,18 +97,12 @@ void rope_backward(const Tensor& dqkv, const Tensor& position_ids, const Tensor&
 void gated_forward(Activation f, const Tensor& y, const Tensor& x, const Stream& stream);
 void gated_backward(Activation f, const Tensor& dx, const Tensor& dy, const Tensor& x, const Stream& stream);
 
-// --- train/optimizer: one fused AdamW step over a flat f32 parameter
-// buffer (torch.optim.AdamW semantics: decoupled decay, bias correction).
-// decay_mask (n) f32 holds 1 where weight decay applies, 0 elsewhere;
-// undefined = decay everywhere. step counts from 1.
-struct AdamWArgs {
-  float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.0f;
-  int64_t step = 1;
-};
-void adamw_step(const Tensor& params, const Tensor& grads, const Tensor& m, const Tensor& v, const Tensor& decay_mask,
-                const AdamWArgs& args, const Stream& stream);
-
-// Sum of squares of a f32 tensor into out (1) f32 (+=), for gradient clipping.
-void sum_squares(const Tensor& out, const Tensor& x, const Stream& stream);
+// --- train/optimizer (ops/optimizer.h): the same f32 math as the CPU,
+// operation for operation, so GPU and CPU steps agree to the bit. The two
+// reductions copy their result back: one synchronisation of `stream`.
+void adamw_update(const Tensor& params, const Tensor& grads, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+                  const Tensor& decay_mask, const AdamWScalars& scalars, const Stream& stream);
+double sum_squares(const Tensor& x, const Stream& stream);
+bool all_finite(const Tensor& x, const Stream& stream);
 
 }  // namespace ptune::ops::cuda

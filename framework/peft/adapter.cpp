@@ -92,10 +92,14 @@ void save_adapter(const std::string& dir, PromptModel& prompt, const ParameterSe
   }
   io::write_json_file(dir + "/adapter_config.json", config);
 
-  std::vector<std::pair<std::string, Tensor>> tensors = {{kPromptKey, prompt.prompt_embeddings(arena)}};
+  // Host copies, whatever device the prompt and the set live on (a GPU
+  // copy waits for the work queued on the device's default stream).
+  std::vector<std::pair<std::string, Tensor>> tensors = {
+      {kPromptKey, prompt.prompt_embeddings(arena).to(Device::cpu())}};
   for (size_t i = 0; i < params.entries().size(); ++i) {
     const std::string& name = params.entries()[i].name;
-    if (!name.starts_with("prompt_encoder.")) tensors.emplace_back(kHeadPrefix + name, params.value(i).clone());
+    if (!name.starts_with("prompt_encoder."))
+      tensors.emplace_back(kHeadPrefix + name, params.value(i).to(Device::cpu()));
   }
   io::write_safetensors(dir + "/adapter_model.safetensors", tensors, {{"format", "pt"}});
 

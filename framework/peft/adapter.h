@@ -21,10 +21,13 @@ struct AdapterInfo {
 
 // Writes `dir`/adapter_config.json and adapter_model.safetensors. `params`
 // holds the head's parameters (every parameter not named prompt_encoder.*).
+// The prompt and the set may live on a GPU: what is written is copied to
+// the host first.
 void save_adapter(const std::string& dir, PromptModel& prompt, const ParameterSet& params, const AdapterInfo& info,
                   Arena& arena);
 
-// The prompt (P, W) and head tensors of an adapter directory, by name.
+// The prompt (P, W) and head tensors of an adapter directory, by name, on
+// the host; Tensor::copy_from puts them into a set on any device.
 struct Adapter {
   nlohmann::json config;
   Tensor prompt_embeddings;

@@ -29,6 +29,10 @@ Tensor entry_view(const Tensor& flat, const ParameterSet::Entry& e) {
   return flat.slice(e.offset, e.offset + e.shape.numel()).view(e.shape);
 }
 
+// A flat buffer as a host tensor: itself on the CPU, else one copy (the
+// copy waits for the work queued on the device's default stream).
+Tensor on_host(const Tensor& flat) { return flat.device().is_cpu() ? flat : flat.to(Device::cpu()); }
+
 // j[key] as T, with errors naming the file and the key.
 template <class T>
 T get(const json& j, const char* key, const std::string& file) {
@@ -56,13 +60,16 @@ void save_checkpoint(const std::string& dir, const ParameterSet& params, const A
 
   json entries = json::array();
   std::vector<std::pair<std::string, Tensor>> tensors;
+  // Three copies for a set on a GPU, not three per entry.
+  const Tensor values = on_host(params.values()), m = on_host(optimizer.exp_avg()),
+               v = on_host(optimizer.exp_avg_sq());
   for (const ParameterSet::Entry& e : params.entries()) {
     entries.push_back({{"name", e.name},
                        {"shape", std::vector<int64_t>(e.shape.begin(), e.shape.end())},
                        {"decay", e.decay == Decay::kApply ? "apply" : "exempt"}});
-    tensors.emplace_back(param_key(e.name), entry_view(params.values(), e));
-    tensors.emplace_back(exp_avg_key(e.name), entry_view(optimizer.exp_avg(), e));
-    tensors.emplace_back(exp_avg_sq_key(e.name), entry_view(optimizer.exp_avg_sq(), e));
+    tensors.emplace_back(param_key(e.name), entry_view(values, e));
+    tensors.emplace_back(exp_avg_key(e.name), entry_view(m, e));
+    tensors.emplace_back(exp_avg_sq_key(e.name), entry_view(v, e));
   }
   const OptimizerOptions& o = optimizer.options();
   const json meta = {
@@ -167,14 +174,16 @@ TrainState load_checkpoint(const std::string& dir, ParameterSet& params, AdamW& 
                 name, params.entries()[i].name);
   }
 
-  for (const ParameterSet::Entry& e : params.entries())
-    entry_view(params.values(), e).copy_from(file.view(param_key(e.name)));
-  Tensor m = Tensor::empty({params.numel()}, DType::kF32), v = Tensor::empty({params.numel()}, DType::kF32);
+  // Assembled on the host, then one copy each onto the set's device.
+  const Tensor values = Tensor::empty({params.numel()}, DType::kF32),
+               m = Tensor::empty({params.numel()}, DType::kF32), v = Tensor::empty({params.numel()}, DType::kF32);
   for (const ParameterSet::Entry& e : params.entries()) {
+    entry_view(values, e).copy_from(file.view(param_key(e.name)));
     entry_view(m, e).copy_from(file.view(exp_avg_key(e.name)));
     entry_view(v, e).copy_from(file.view(exp_avg_sq_key(e.name)));
   }
   optimizer.load_state(optimizer_steps, m, v);
+  Tensor(params.values()).copy_from(values);
   return state;
 }
 

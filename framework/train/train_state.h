@@ -9,6 +9,8 @@
 // save_checkpoint writes into `<dir>.tmp` and renames it onto <dir>, so a
 // crash leaves either the old checkpoint or the new one, never a mix
 // (an existing <dir> is moved to `<dir>.old` for the instant of the swap).
+// The parameters and the optimizer state may live on a GPU: they are
+// copied to the host to be written, and back onto their device on load.
 #pragma once
 
 #include <cstdint>

@@ -114,6 +114,8 @@ void Event::block(const Stream& stream) const {
   if (device_.is_cpu()) return;
 #ifdef PTUNE_CUDA
   cuda::stream_wait_event(stream.handle(), handle_);
+#else
+  (void)stream;
 #endif
 }
 

@@ -2,7 +2,6 @@
 
 #include <mpi.h>
 
-#include <chrono>
 #include <cstdlib>
 #include <string>
 
@@ -23,6 +22,7 @@ MPI_Datatype mpi_type(Elem e) {
     case Elem::kF64: return MPI_DOUBLE;
     case Elem::kI64: return MPI_INT64_T;
     case Elem::kU8: return MPI_UINT8_T;
+    case Elem::kBF16: return MPI_UINT16_T;  // moved as bits; never reduced
   }
   return MPI_BYTE;
 }
@@ -44,17 +44,6 @@ void check(int rc, const char* what) {
   PTUNE_FAIL("{} failed: {}", what, std::string(msg, size_t(len)));
 }
 
-// Wall time inside a collective, added to stats().seconds.
-class Timed {
- public:
-  explicit Timed(CommStats& s) : s_(s), t0_(std::chrono::steady_clock::now()) {}
-  ~Timed() { s_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(); }
-
- private:
-  CommStats& s_;
-  std::chrono::steady_clock::time_point t0_;
-};
-
 // MPI counts are int: large buffers go in chunks of at most 2^30 elements.
 constexpr int64_t kChunk = int64_t(1) << 30;
 
@@ -65,7 +54,7 @@ class MpiRequest final : public Request {
     if (r_ != MPI_REQUEST_NULL) MPI_Wait(&r_, MPI_STATUS_IGNORE);
   }
   void wait() override {
-    Timed t(s_);
+    CommTimer t(s_);
     check(MPI_Wait(&r_, MPI_STATUS_IGNORE), "MPI_Wait");
   }
 
@@ -85,14 +74,17 @@ class MpiCommunicator final : public Communicator {
   }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
+  // Host memory only (ptune does not assume a CUDA-aware MPI).
+  bool supports(Device device) const override { return device.is_cpu(); }
   void barrier() override {
-    Timed t(stats_);
+    CommTimer t(stats_);
     check(MPI_Barrier(comm_), "MPI_Barrier");
   }
 
  protected:
   void all_reduce_raw(void* data, int64_t count, Elem e, ReduceOp op) override {
-    Timed t(stats_);
+    PTUNE_CHECK(e != Elem::kBF16, "all_reduce: MPI has no bf16 sum; reduce in f32");
+    CommTimer t(stats_);
     char* p = static_cast<char*>(data);
     for (int64_t at = 0; at < count; at += kChunk) {
       const int n = int(std::min(kChunk, count - at));
@@ -102,13 +94,13 @@ class MpiCommunicator final : public Communicator {
     stats_.all_reduce_bytes += count * int64_t(elem_size(e));
   }
   void all_gather_raw(const void* send, void* recv, int64_t count, Elem e) override {
-    Timed t(stats_);
+    CommTimer t(stats_);
     PTUNE_CHECK(count < kChunk, "all_gather: {} elements per rank is over MPI's int count", count);
     check(MPI_Allgather(send, int(count), mpi_type(e), recv, int(count), mpi_type(e), comm_), "MPI_Allgather");
     stats_.all_gather_bytes += count * size_ * int64_t(elem_size(e));
   }
   std::unique_ptr<Request> all_gather_async_raw(const void* send, void* recv, int64_t count, Elem e) override {
-    Timed t(stats_);
+    CommTimer t(stats_);
     PTUNE_CHECK(count < kChunk, "all_gather: {} elements per rank is over MPI's int count", count);
     MPI_Request r = MPI_REQUEST_NULL;
     check(MPI_Iallgather(send, int(count), mpi_type(e), recv, int(count), mpi_type(e), comm_, &r), "MPI_Iallgather");
@@ -116,7 +108,7 @@ class MpiCommunicator final : public Communicator {
     return std::make_unique<MpiRequest>(r, stats_);
   }
   void broadcast_raw(void* data, int64_t count, Elem e, int root) override {
-    Timed t(stats_);
+    CommTimer t(stats_);
     char* p = static_cast<char*>(data);
     for (int64_t at = 0; at < count; at += kChunk) {
       const int n = int(std::min(kChunk, count - at));

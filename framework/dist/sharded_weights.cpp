@@ -1,7 +1,6 @@
 #include "framework/dist/sharded_weights.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "framework/core/error.h"
 
@@ -29,14 +28,21 @@ ShardedWeights::ShardedWeights(model::Transformer& model, Communicator& comm, bo
   units_.resize(units.size());
   for (size_t u = 0; u < units.size(); ++u) {
     model::WeightUnit& w = unit_of(model, u);
+    PTUNE_CHECK(w.flat.defined(), "sharding unit {}: its weights are not resident (sharded twice?)", w.name);
+    PTUNE_CHECK(comm.supports(w.flat.device()), "sharding unit {}: the communicator cannot gather {} memory",
+                w.name, w.flat.device().str());
     Unit& s = units_[u];
     s.numel = w.numel;
     s.padded = (w.numel + N - 1) / N * N;
+    s.dtype = w.flat.dtype();
+    s.device = w.flat.device();
     const int64_t per = s.padded / N, begin = std::min(r * per, w.numel), end = std::min((r + 1) * per, w.numel);
-    s.shard = Tensor::zeros({per}, DType::kF32, Device::cpu());
-    if (end > begin) std::memcpy(s.shard.data<float>(), w.flat.data<float>() + begin, size_t(end - begin) * 4);
-    full_bytes_ += w.numel * 4;
-    live_bytes_ += per * 4;
+    // The last ranks' shards end in padding (zeros, never bound to a view).
+    s.shard = Tensor::zeros({per}, s.dtype, s.device);
+    if (end > begin) s.shard.slice(0, end - begin).copy_from(w.flat.slice(begin, end));
+    const int64_t elem = int64_t(dtype_size(s.dtype));
+    full_bytes_ += w.numel * elem;
+    live_bytes_ += per * elem;
     unbind(w);  // the full buffer goes when its last view does
   }
   peak_bytes_ = live_bytes_;
@@ -52,11 +58,14 @@ ShardedWeights::~ShardedWeights() {
 void ShardedWeights::start_gather(size_t u) {
   Unit& s = units_[u];
   if (s.full.defined()) return;
-  s.full = Tensor::empty({s.padded}, DType::kF32, Device::cpu());
-  live_bytes_ += s.padded * 4;
+  // On a GPU the caching allocator hands back a block of a dropped unit;
+  // the communicator orders the gather after the compute work queued so far
+  // (which includes every read of that block).
+  s.full = Tensor::empty({s.padded}, s.dtype, s.device);
+  live_bytes_ += s.bytes();
   peak_bytes_ = std::max(peak_bytes_, live_bytes_);
-  s.pending = comm_.all_gather_async(std::span<const float>(s.shard.data<float>(), size_t(s.shard.numel())),
-                                     std::span<float>(s.full.data<float>(), size_t(s.padded)));
+  const std::span<const uint8_t> send(static_cast<const uint8_t*>(s.shard.raw()), s.shard.nbytes());
+  s.pending = comm_.all_gather_async(send, std::span<uint8_t>(static_cast<uint8_t*>(s.full.raw()), s.full.nbytes()));
 }
 
 void ShardedWeights::ensure(size_t u) {
@@ -82,7 +91,7 @@ void ShardedWeights::drop(size_t u) {
   unbind(unit_of(model_, u));
   s.full = Tensor();
   s.bound = false;
-  live_bytes_ -= s.padded * 4;
+  live_bytes_ -= s.bytes();
 }
 
 void ShardedWeights::begin_micro_batch(bool backward) {

@@ -1,7 +1,11 @@
 // Sharded frozen weights (ZeRO-3 style, DESIGN.md §4).
 //
 // Each rank of `comm` keeps 1/N of every weight unit's flat buffer (padded
-// to a multiple of N). Blocks are all-gathered just before they run, and
+// to a multiple of N), in the flat buffer's dtype and on its device (bf16 on
+// a GPU after ModelWeights::to: build the sharding after that move). The
+// gathers move raw bytes, so any dtype shards; on a GPU they run on the
+// NCCL communication stream and the compute stream waits on their events,
+// never the host. Blocks are all-gathered just before they run, and
 // the next block's gather is started (non-blocking) before the current one
 // computes, in forward and again in backward; a gathered block is dropped
 // after use, or, with keep_for_backward, kept from its forward to its
@@ -18,7 +22,8 @@
 //
 // Memory: frozen_bytes() counts the shards plus every gathered buffer alive;
 // peak_frozen_bytes() its maximum, against full_bytes() unsharded: Ψ/N +
-// Ψ_heads + max(Ψ_emb, 2 blocks) without keep. (A task
+// Ψ_heads + max(Ψ_emb, 2 blocks) without keep. Every byte count is real
+// bytes: numel · dtype size. (A task
 // head that copied a view of a unit at construction — the tied LM decoder —
 // keeps that unit's original buffer alive: such tasks save less.)
 #pragma once
@@ -52,7 +57,7 @@ class ShardedWeights final : public model::WeightGate {
   int64_t frozen_bytes() const { return live_bytes_; }
   int64_t peak_frozen_bytes() const { return peak_bytes_; }
   // Padded bytes of unit u (what gathering it moves).
-  int64_t unit_bytes(size_t u) const { return units_[u].padded * 4; }
+  int64_t unit_bytes(size_t u) const { return units_[u].bytes(); }
   size_t num_units() const { return units_.size(); }
   bool keep_for_backward() const { return keep_; }
   // The ranks it shards over (the world's or the node's communicator).
@@ -61,8 +66,11 @@ class ShardedWeights final : public model::WeightGate {
  private:
   struct Unit {
     int64_t numel = 0, padded = 0;
+    DType dtype = DType::kF32;
+    Device device;
     Tensor shard;  // (padded / N) this rank's slice
     Tensor full;   // (padded) while gathered
+    int64_t bytes() const { return padded * int64_t(dtype_size(dtype)); }
     std::unique_ptr<Request> pending;
     bool bound = false;
   };

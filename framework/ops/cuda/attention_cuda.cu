@@ -2,17 +2,39 @@
 // memory, so no (T, P+T) score matrix ever exists. Keys are the P prefix
 // rows (shared by the batch, always visible) then the T tokens (padding
 // mask, optional causal mask); query heads h read kv head h / (H / KVH).
+// Forward writes out; backward accumulates into dqkv and dprefix_k/v.
 //
-// Forward: one thread per query row, 64 rows of one (b, h) per block;
-// saves the row logsumexp. Backward, with p = exp(s − lse) recomputed:
+// Two implementations behind one launcher:
+//
+// Tensor cores (bf16, D ∈ {64, 128}; FlashAttention-2 layout). Every CTA
+// has 4 warps and 64 rows of one (b, head), 16 rows per warp; tiles of the
+// other operand stream through shared memory with cp.async, double
+// buffered, and every product is an mma.sync m16n8k16 (attention_mma.cuh):
+//   forward (query block): S = Q·Kᵀ, online softmax in f32 (log2 domain),
+//     O += P·V; saves the row logsumexp. Under causal masking key tiles past
+//     the block's last query are skipped.
+//   dq (query block): two sweeps over the key tiles. The first gives
+//     δ = Σ p·dp = rowsum(dO∘O) (the backward has no O), the second
+//     dS = P∘(dP − δ) and dQ += dS·K; δ is saved for the dkv kernel.
+//   dkv (64 keys of one (b, kv head)): sweeps the group's query heads and
+//     query tiles: Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ, dV += Pᵀ·dO, dK += dSᵀ·Q, with
+//     dK, dV in registers for the whole sweep.
+//
+// SIMT (f32, the exact mode, and other head dims): one thread per query
+// row, 64 rows of one (b, h) per block, f32 math. Backward, with
+// p = exp(s − lse) recomputed:
 //   dq kernel (one thread per query): δ = Σ p·dp, dq = scale·(Σ p·dp·k − δ·Σ p·k)
 //   dkv kernel (one thread per key and kv head, looping over the group's
 //   query heads): dv = Σ p·dout, dk = scale·Σ p(dp − δ)·q.
-// Prefix gradients are written per batch row and summed over b after, so
-// no two threads ever write the same element (no atomics, deterministic).
-// This is the SIMT version: correct and memory-light; the tensor-core
-// (wgmma) version is the next step (docs/cuda.md).
+//
+// Both: prefix gradients are written per batch row and summed over b after,
+// so no two threads ever write the same element (no atomics, deterministic).
 #include "framework/ops/cuda/common.cuh"
+
+#include <cstdint>
+#include <initializer_list>
+
+#include "framework/ops/cuda/attention_mma.cuh"
 #include "framework/ops/cuda/kernels.h"
 
 namespace ptune::ops::cuda {
@@ -262,6 +284,458 @@ __global__ void prefix_reduce_kernel(float* dk, float* dv, const float* part, in
   }
 }
 
+// --- Tensor-core path (bf16, D ∈ {64, 128}) --------------------------------
+
+constexpr int kMmaThreads = 128;  // 4 warps × 16 rows
+constexpr int kBlock = 64;        // query rows (forward, dq) or key rows (dkv) per CTA
+// Shared tiles are row-major (rows, D) bf16 with rows padded by 8 elements:
+// a row stride of D + 8 = 72 or 136 bf16 is 4 words mod 32 banks, so the 8
+// rows one ldmatrix phase reads (16 bytes each) hit distinct banks, and
+// every row still starts 16-byte aligned for cp.async.
+constexpr int kPad = 8;
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// Key j of batch row b exists and is not padding (prefix keys always are).
+__device__ __forceinline__ bool key_real(const Geometry& g, const int32_t* mask, int64_t b, int j) {
+  return j < g.S && (j < g.P || mask == nullptr || mask[b * g.T + (j - g.P)] != 0);
+}
+__device__ __forceinline__ bool causal_visible(const Geometry& g, int j, int i) {
+  return !g.causal || j < g.P || j - int(g.P) <= i;
+}
+
+// All threads copy a (kRowsT, kD) tile into shared memory (row stride
+// kD + kPad), 16 bytes per cp.async; row(r) is the global row r or nullptr
+// (zero-filled).
+template <int kD, int kRowsT, class RowFn>
+__device__ __forceinline__ void load_tile(bf16* dst, const bf16* base, RowFn row) {
+  constexpr int kChunks = kD / 8;
+  static_assert(kRowsT * kChunks % kMmaThreads == 0, "whole copy rounds");
+#pragma unroll
+  for (int k = 0; k < kRowsT * kChunks / kMmaThreads; ++k) {
+    const int c = k * kMmaThreads + int(threadIdx.x), r = c / kChunks, chunk = c % kChunks;
+    const bf16* src = row(r);
+    mma::cp_async_16(dst + r * (kD + kPad) + chunk * 8, src ? src + chunk * 8 : base, src != nullptr);
+  }
+}
+
+// Lane addresses for ldmatrix_x4 over the 16 × 16 block at (row0, col0) of
+// a shared tile with row stride `stride`:
+//  frag_a: matrices (rows 0-7, cols 0-7), (8-15, 0-7), (0-7, 8-15), (8-15, 8-15)
+//    — the A fragment of a (rows = m, cols = k) tile; with .trans, the B
+//    fragments of two n tiles of a (rows = k, cols = n) tile: regs 0, 1 for
+//    columns 0-7 and regs 2, 3 for columns 8-15.
+//  frag_b: matrices (rows 0-7, cols 0-7), (0-7, 8-15), (8-15, 0-7), (8-15, 8-15)
+//    — the B fragments of two n tiles of a (rows = n, cols = k) tile: regs
+//    0, 1 for rows 0-7 and regs 2, 3 for rows 8-15.
+__device__ __forceinline__ const bf16* frag_a(const bf16* tile, int stride, int row0, int col0, int lane) {
+  return tile + (row0 + ((lane >> 3) & 1) * 8 + (lane & 7)) * stride + col0 + (lane >> 4) * 8;
+}
+__device__ __forceinline__ const bf16* frag_b(const bf16* tile, int stride, int row0, int col0, int lane) {
+  return tile + (row0 + (lane >> 4) * 8 + (lane & 7)) * stride + col0 + ((lane >> 3) & 1) * 8;
+}
+
+// c[n] += A · Bᵀ over k = kD for n tiles of 8 rows of B: A is the warp's
+// 16 × kD fragments (registers), B a (kN, kD) shared tile (rows = n).
+template <int kD, int kN>
+__device__ __forceinline__ void mma_abt(float (&c)[kN / 8][4], const uint32_t (&a)[kD / 16][4], const bf16* bt,
+                                        int lane) {
+#pragma unroll
+  for (int ks = 0; ks < kD / 16; ++ks) {
+#pragma unroll
+    for (int np = 0; np < kN / 16; ++np) {
+      uint32_t f[4];
+      mma::ldmatrix_x4(f, frag_b(bt, kD + kPad, np * 16, ks * 16, lane));
+      mma::mma_bf16(c[2 * np], a[ks], f[0], f[1]);
+      mma::mma_bf16(c[2 * np + 1], a[ks], f[2], f[3]);
+    }
+  }
+}
+
+// c += A · B with A (16 × kK) given as f32 C tiles (converted to bf16
+// fragments on the fly) and B a (kK, kD) shared tile (rows = k).
+template <int kD, int kK>
+__device__ __forceinline__ void mma_cb(float (&c)[kD / 8][4], const float (&a)[kK / 8][4], const bf16* bt, int lane) {
+#pragma unroll
+  for (int kk = 0; kk < kK / 16; ++kk) {
+    uint32_t af[4];
+    mma::c_to_a(af, a[2 * kk], a[2 * kk + 1]);
+#pragma unroll
+    for (int dp = 0; dp < kD / 16; ++dp) {
+      uint32_t f[4];
+      mma::ldmatrix_x4_trans(f, frag_a(bt, kD + kPad, kk * 16, dp * 16, lane));
+      mma::mma_bf16(c[2 * dp], af, f[0], f[1]);
+      mma::mma_bf16(c[2 * dp + 1], af, f[2], f[3]);
+    }
+  }
+}
+
+// The warp's 16 × kD A fragments of rows row0.. of a shared tile.
+template <int kD>
+__device__ __forceinline__ void load_a(uint32_t (&a)[kD / 16][4], const bf16* tile, int row0, int lane) {
+#pragma unroll
+  for (int ks = 0; ks < kD / 16; ++ks) mma::ldmatrix_x4(a[ks], frag_a(tile, kD + kPad, row0, ks * 16, lane));
+}
+
+// Max over the 4 lanes (t = 0..3) that hold one accumulator row.
+__device__ __forceinline__ float quad_max(float v) {
+  v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+  return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+__device__ __forceinline__ float quad_sum(float v) {
+  v += __shfl_xor_sync(0xffffffffu, v, 1);
+  return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+// dst[0, 1] = bf16(dst + (x0, x1)): the backward's accumulate into dqkv.
+__device__ __forceinline__ void add_pair(bf16* dst, float x0, float x1) {
+  __nv_bfloat162* p = reinterpret_cast<__nv_bfloat162*>(dst);
+  const float2 old = __bfloat1622float2(*p);
+  *p = __floats2bfloat162_rn(old.x + x0, old.y + x1);
+}
+
+// Keys a query block [q0, q0 + 64) can see: all, or under causal masking the
+// prefix and tokens up to the block's last query.
+__device__ __forceinline__ int visible_key_end(const Geometry& g, int q0) {
+  return g.causal ? int(min(g.S, g.P + q0 + kBlock)) : int(g.S);
+}
+
+// Key/value tile `tile` of kN rows into buffer `buf` (2 buffers of each),
+// plus its real-key flags.
+template <int kD, int kN>
+__device__ __forceinline__ void load_kv_tile(const Geometry& g, bf16* sk, bf16* sv, bool* sok, int tile, int buf,
+                                             const bf16* qkv, const bf16* pk, const bf16* pv, const int32_t* mask,
+                                             int64_t b, int64_t kvh) {
+  constexpr int kS = kD + kPad;
+  const int j0 = tile * kN;
+  load_tile<kD, kN>(sk + buf * kN * kS, qkv, [&](int r) -> const bf16* {
+    return j0 + r < g.S ? key_row(g, qkv, pk, b, kvh, j0 + r) : nullptr;
+  });
+  load_tile<kD, kN>(sv + buf * kN * kS, qkv, [&](int r) -> const bf16* {
+    return j0 + r < g.S ? value_row(g, qkv, pv, b, kvh, j0 + r) : nullptr;
+  });
+  if (threadIdx.x < kN) sok[buf * kN + threadIdx.x] = key_real(g, mask, b, j0 + int(threadIdx.x));
+}
+
+template <int kD, int kN>
+constexpr size_t forward_smem() { return size_t(kBlock + 4 * kN) * (kD + kPad) * 2 + 2 * kN; }
+
+// Grid (⌈T/64⌉, B·H); smem: Q (64, D), K and V 2 × (64, D) each, flags.
+template <int kD>
+__global__ void __launch_bounds__(kMmaThreads)
+    flash_forward_mma_kernel(Geometry g, bf16* out, float* lse, const bf16* qkv, const bf16* pk, const bf16* pv,
+                             const int32_t* mask) {
+  constexpr int kN = 64, kS = kD + kPad;
+  extern __shared__ __align__(16) unsigned char smem[];
+  bf16* sq = reinterpret_cast<bf16*>(smem);
+  bf16* sk = sq + kBlock * kS;
+  bf16* sv = sk + 2 * kN * kS;
+  bool* sok = reinterpret_cast<bool*>(sv + 2 * kN * kS);
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, tq = lane % 4;
+  const int64_t bh = blockIdx.y, b = bh / g.H, h = bh % g.H, kvh = h / g.group;
+  const int T = int(g.T), q0 = int(blockIdx.x) * kBlock;
+  const int row = q0 + warp * 16 + lane / 4;  // query of accumulator rows g; row + 8 for rows g + 8
+
+  load_tile<kD, kBlock>(sq, qkv, [&](int r) -> const bf16* {
+    return q0 + r < T ? qkv + (b * g.T + q0 + r) * g.W + h * g.D : nullptr;
+  });
+  load_kv_tile<kD, kN>(g, sk, sv, sok, 0, 0, qkv, pk, pv, mask, b, kvh);
+  mma::cp_async_commit();
+  const int tiles = (visible_key_end(g, q0) + kN - 1) / kN;
+  const float scale2 = g.scale * kLog2e;  // scores in log2 units: exp2 is one SFU op
+
+  uint32_t qa[kD / 16][4];
+  float o[kD / 8][4] = {};
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // l: this lane's share of the row sum
+  for (int it = 0; it < tiles; ++it) {
+    const int buf = it & 1;
+    if (it + 1 < tiles) {
+      load_kv_tile<kD, kN>(g, sk, sv, sok, it + 1, buf ^ 1, qkv, pk, pv, mask, b, kvh);
+      mma::cp_async_commit();
+      mma::cp_async_wait<1>();
+    } else {
+      mma::cp_async_wait<0>();
+    }
+    __syncthreads();
+    if (it == 0) load_a<kD>(qa, sq, warp * 16, lane);
+    const bool* ok = sok + buf * kN;
+    float s[kN / 8][4] = {};
+    mma_abt<kD, kN>(s, qa, sk + buf * kN * kS, lane);
+
+    float mx[2] = {m[0], m[1]};
+#pragma unroll
+    for (int nt = 0; nt < kN / 8; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int col = nt * 8 + 2 * tq + (e & 1), j = it * kN + col;
+        const bool vis = ok[col] && causal_visible(g, j, row + (e >> 1) * 8);
+        s[nt][e] = vis ? s[nt][e] * scale2 : -INFINITY;
+        mx[e >> 1] = fmaxf(mx[e >> 1], s[nt][e]);
+      }
+    }
+    float base[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      mx[r] = quad_max(mx[r]);
+      base[r] = mx[r] == -INFINITY ? 0.0f : mx[r];  // a row with nothing visible yet keeps p = 0, no NaN
+      const float corr = mma::exp2_approx(m[r] - base[r]);  // 0 while m = −∞
+      m[r] = mx[r];
+      l[r] *= corr;
+#pragma unroll
+      for (int dn = 0; dn < kD / 8; ++dn) {
+        o[dn][2 * r] *= corr;
+        o[dn][2 * r + 1] *= corr;
+      }
+    }
+#pragma unroll
+    for (int nt = 0; nt < kN / 8; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        s[nt][e] = mma::exp2_approx(s[nt][e] - base[e >> 1]);
+        l[e >> 1] += s[nt][e];
+      }
+    }
+    mma_cb<kD, kN>(o, s, sv + buf * kN * kS, lane);
+    __syncthreads();  // the next iteration's copies overwrite this buffer
+  }
+
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float sum = quad_sum(l[r]);
+    const int i = row + r * 8;
+    if (i >= T) continue;
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;  // a query that sees nothing outputs 0
+    bf16* dst = out + (b * g.T + i) * g.qw + h * g.D + 2 * tq;
+#pragma unroll
+    for (int dn = 0; dn < kD / 8; ++dn)
+      *reinterpret_cast<__nv_bfloat162*>(dst + dn * 8) = __floats2bfloat162_rn(o[dn][2 * r] * inv, o[dn][2 * r + 1] * inv);
+    if (tq == 0) lse[bh * g.T + i] = sum > 0.0f ? m[r] * kLn2 + logf(sum) : -INFINITY;
+  }
+}
+
+// Keys per dq tile: 32 at D = 128 keeps the registers (Q, dO fragments and
+// dQ, 160 at D = 128) clear of spilling.
+template <int kD>
+constexpr int kDqKeys = kD == 128 ? 32 : 64;
+template <int kD>
+constexpr size_t dq_smem() { return size_t(2 * kBlock + 4 * kDqKeys<kD>) * (kD + kPad) * 2 + 2 * kDqKeys<kD>; }
+
+// Grid (⌈T/64⌉, B·H); smem: Q, dO (64, D), K and V 2 × (kN, D) each, flags.
+// Sweep 1 (n < tiles) sums δ, sweep 2 accumulates dQ; the copy pipeline
+// runs straight through both.
+template <int kD>
+__global__ void __launch_bounds__(kMmaThreads)
+    flash_dq_mma_kernel(Geometry g, bf16* dqkv, float* delta, const bf16* dout, const bf16* qkv, const bf16* pk,
+                        const bf16* pv, const float* lse, const int32_t* mask) {
+  constexpr int kN = kDqKeys<kD>, kS = kD + kPad;
+  extern __shared__ __align__(16) unsigned char smem[];
+  bf16* sq = reinterpret_cast<bf16*>(smem);
+  bf16* sdo = sq + kBlock * kS;
+  bf16* sk = sdo + kBlock * kS;
+  bf16* sv = sk + 2 * kN * kS;
+  bool* sok = reinterpret_cast<bool*>(sv + 2 * kN * kS);
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, tq = lane % 4;
+  const int64_t bh = blockIdx.y, b = bh / g.H, h = bh % g.H, kvh = h / g.group;
+  const int T = int(g.T), q0 = int(blockIdx.x) * kBlock;
+  const int row = q0 + warp * 16 + lane / 4;
+
+  load_tile<kD, kBlock>(sq, qkv, [&](int r) -> const bf16* {
+    return q0 + r < T ? qkv + (b * g.T + q0 + r) * g.W + h * g.D : nullptr;
+  });
+  load_tile<kD, kBlock>(sdo, dout, [&](int r) -> const bf16* {
+    return q0 + r < T ? dout + (b * g.T + q0 + r) * g.qw + h * g.D : nullptr;
+  });
+  load_kv_tile<kD, kN>(g, sk, sv, sok, 0, 0, qkv, pk, pv, mask, b, kvh);
+  mma::cp_async_commit();
+  const int tiles = (visible_key_end(g, q0) + kN - 1) / kN;
+  const float scale2 = g.scale * kLog2e;
+  float lse2[2];  // −∞: the query sees no key (or does not exist), p = 0
+#pragma unroll
+  for (int r = 0; r < 2; ++r) lse2[r] = row + r * 8 < T ? lse[bh * g.T + row + r * 8] * kLog2e : -INFINITY;
+
+  uint32_t qa[kD / 16][4], da[kD / 16][4];
+  float dq[kD / 8][4] = {};
+  float dsum[2] = {0.0f, 0.0f}, dlt[2] = {0.0f, 0.0f};
+  for (int n = 0; n < 2 * tiles; ++n) {
+    const int buf = n & 1, tile = n < tiles ? n : n - tiles;
+    if (n + 1 < 2 * tiles) {
+      load_kv_tile<kD, kN>(g, sk, sv, sok, n + 1 < tiles ? n + 1 : n + 1 - tiles, buf ^ 1, qkv, pk, pv, mask, b, kvh);
+      mma::cp_async_commit();
+      mma::cp_async_wait<1>();
+    } else {
+      mma::cp_async_wait<0>();
+    }
+    __syncthreads();
+    if (n == 0) {
+      load_a<kD>(qa, sq, warp * 16, lane);
+      load_a<kD>(da, sdo, warp * 16, lane);
+    }
+    if (n == tiles) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) dlt[r] = quad_sum(dsum[r]);
+    }
+    const bool* ok = sok + buf * kN;
+    float s[kN / 8][4] = {}, dp[kN / 8][4] = {};
+    mma_abt<kD, kN>(s, qa, sk + buf * kN * kS, lane);
+    mma_abt<kD, kN>(dp, da, sv + buf * kN * kS, lane);  // dP = dO·Vᵀ
+#pragma unroll
+    for (int nt = 0; nt < kN / 8; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int col = nt * 8 + 2 * tq + (e & 1), j = tile * kN + col, r = e >> 1;
+        const bool vis = ok[col] && lse2[r] != -INFINITY && causal_visible(g, j, row + r * 8);
+        const float p = vis ? mma::exp2_approx(s[nt][e] * scale2 - lse2[r]) : 0.0f;
+        if (n < tiles) dsum[r] += p * dp[nt][e];
+        else s[nt][e] = p * (dp[nt][e] - dlt[r]);  // dS, unscaled
+      }
+    }
+    if (n >= tiles) mma_cb<kD, kN>(dq, s, sk + buf * kN * kS, lane);
+    __syncthreads();
+  }
+
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int i = row + r * 8;
+    if (i >= T) continue;
+    if (tq == 0) delta[bh * g.T + i] = dlt[r];
+    bf16* dst = dqkv + (b * g.T + i) * g.W + h * g.D + 2 * tq;
+#pragma unroll
+    for (int dn = 0; dn < kD / 8; ++dn) add_pair(dst + dn * 8, g.scale * dq[dn][2 * r], g.scale * dq[dn][2 * r + 1]);
+  }
+}
+
+// Queries per dkv tile: 32 at D = 128 keeps the registers (dK, dV: 128 at
+// D = 128) clear of spilling.
+template <int kD>
+constexpr int kDkvQueries = kD == 128 ? 32 : 64;
+template <int kD>
+constexpr size_t dkv_smem() {
+  return size_t(2 * kBlock + 4 * kDkvQueries<kD>) * (kD + kPad) * 2 + 4 * kDkvQueries<kD> * sizeof(float);
+}
+
+// Grid (⌈S/64⌉, B·KVH); smem: K, V (64, D), Q and dO 2 × (kM, D) each, the
+// tiles' lse (log2 units) and δ. Token keys accumulate into dqkv; prefix
+// keys write their batch row's share into part (B, P, 2, KVH·D).
+template <int kD>
+__global__ void __launch_bounds__(kMmaThreads)
+    flash_dkv_mma_kernel(Geometry g, bf16* dqkv, float* part, const bf16* dout, const bf16* qkv, const bf16* pk,
+                         const bf16* pv, const float* lse, const float* delta, const int32_t* mask) {
+  constexpr int kM = kDkvQueries<kD>, kS = kD + kPad;
+  extern __shared__ __align__(16) unsigned char smem[];
+  bf16* sk = reinterpret_cast<bf16*>(smem);
+  bf16* sv = sk + kBlock * kS;
+  bf16* sq = sv + kBlock * kS;
+  bf16* sdo = sq + 2 * kM * kS;
+  float* sl = reinterpret_cast<float*>(sdo + 2 * kM * kS);
+  float* sd = sl + 2 * kM;
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, tq = lane % 4;
+  const int64_t bk = blockIdx.y, b = bk / g.KVH, kvh = bk % g.KVH;
+  const int T = int(g.T), P = int(g.P), j0 = int(blockIdx.x) * kBlock;
+  const int key = j0 + warp * 16 + lane / 4;  // key of accumulator rows g; key + 8 for rows g + 8
+
+  load_tile<kD, kBlock>(sk, qkv, [&](int r) -> const bf16* {
+    return j0 + r < g.S ? key_row(g, qkv, pk, b, kvh, j0 + r) : nullptr;
+  });
+  load_tile<kD, kBlock>(sv, qkv, [&](int r) -> const bf16* {
+    return j0 + r < g.S ? value_row(g, qkv, pv, b, kvh, j0 + r) : nullptr;
+  });
+  // Causal: queries before the block's first token key never see it.
+  const int q_begin = g.causal ? max(0, j0 - P) : 0;
+  const int qtiles = (T - q_begin + kM - 1) / kM, steps = int(g.group) * qtiles;
+  // Step n: query head kvh·group + n / qtiles, queries q_begin + (n % qtiles)·kM + [0, kM).
+  auto load_queries = [&](int n, int buf) {
+    const int64_t h = kvh * g.group + n / qtiles, bh = b * g.H + h;
+    const int i0 = q_begin + (n % qtiles) * kM;
+    load_tile<kD, kM>(sq + buf * kM * kS, qkv, [&](int r) -> const bf16* {
+      return i0 + r < T ? qkv + (b * g.T + i0 + r) * g.W + h * g.D : nullptr;
+    });
+    load_tile<kD, kM>(sdo + buf * kM * kS, dout, [&](int r) -> const bf16* {
+      return i0 + r < T ? dout + (b * g.T + i0 + r) * g.qw + h * g.D : nullptr;
+    });
+    if (threadIdx.x < kM) {
+      const int i = i0 + int(threadIdx.x);
+      sl[buf * kM + threadIdx.x] = i < T ? lse[bh * g.T + i] * kLog2e : -INFINITY;
+      sd[buf * kM + threadIdx.x] = i < T ? delta[bh * g.T + i] : 0.0f;
+    }
+  };
+  load_queries(0, 0);
+  mma::cp_async_commit();
+  const bool real[2] = {key_real(g, mask, b, key), key_real(g, mask, b, key + 8)};
+  const float scale2 = g.scale * kLog2e;
+
+  float dk[kD / 8][4] = {}, dv[kD / 8][4] = {};
+  for (int n = 0; n < steps; ++n) {
+    const int buf = n & 1, i0 = q_begin + (n % qtiles) * kM;
+    if (n + 1 < steps) {
+      load_queries(n + 1, buf ^ 1);
+      mma::cp_async_commit();
+      mma::cp_async_wait<1>();
+    } else {
+      mma::cp_async_wait<0>();
+    }
+    __syncthreads();
+    const bf16* qt = sq + buf * kM * kS;
+    const bf16* dt = sdo + buf * kM * kS;
+    const float* lt = sl + buf * kM;
+    const float* delt = sd + buf * kM;
+    // Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ for the warp's 16 keys × kM queries; K and V
+    // fragments are re-read from shared memory (registers go to dK, dV).
+    float st[kM / 8][4] = {}, dpt[kM / 8][4] = {};
+#pragma unroll
+    for (int ks = 0; ks < kD / 16; ++ks) {
+      uint32_t ka[4], va[4];
+      mma::ldmatrix_x4(ka, frag_a(sk, kS, warp * 16, ks * 16, lane));
+      mma::ldmatrix_x4(va, frag_a(sv, kS, warp * 16, ks * 16, lane));
+#pragma unroll
+      for (int np = 0; np < kM / 16; ++np) {
+        uint32_t f[4];
+        mma::ldmatrix_x4(f, frag_b(qt, kS, np * 16, ks * 16, lane));
+        mma::mma_bf16(st[2 * np], ka, f[0], f[1]);
+        mma::mma_bf16(st[2 * np + 1], ka, f[2], f[3]);
+        mma::ldmatrix_x4(f, frag_b(dt, kS, np * 16, ks * 16, lane));
+        mma::mma_bf16(dpt[2 * np], va, f[0], f[1]);
+        mma::mma_bf16(dpt[2 * np + 1], va, f[2], f[3]);
+      }
+    }
+#pragma unroll
+    for (int nt = 0; nt < kM / 8; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int col = nt * 8 + 2 * tq + (e & 1), r = e >> 1;
+        const bool vis = real[r] && lt[col] != -INFINITY && causal_visible(g, key + r * 8, i0 + col);
+        const float p = vis ? mma::exp2_approx(st[nt][e] * scale2 - lt[col]) : 0.0f;
+        st[nt][e] = p;
+        dpt[nt][e] = p * (dpt[nt][e] - delt[col]);  // dSᵀ, unscaled
+      }
+    }
+    mma_cb<kD, kM>(dv, st, dt, lane);   // dV += Pᵀ·dO
+    mma_cb<kD, kM>(dk, dpt, qt, lane);  // dK += dSᵀ·Q
+    __syncthreads();
+  }
+
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int j = key + r * 8;
+    if (!real[r]) continue;
+    if (j < P) {
+      if (part == nullptr) continue;  // prefix gradients not wanted
+      float* dst = part + ((b * g.P + j) * 2) * g.kvw + kvh * g.D + 2 * tq;
+#pragma unroll
+      for (int dn = 0; dn < kD / 8; ++dn) {
+        *reinterpret_cast<float2*>(dst + dn * 8) = make_float2(g.scale * dk[dn][2 * r], g.scale * dk[dn][2 * r + 1]);
+        *reinterpret_cast<float2*>(dst + g.kvw + dn * 8) = make_float2(dv[dn][2 * r], dv[dn][2 * r + 1]);
+      }
+    } else {
+      bf16* dst = dqkv + (b * g.T + (j - P)) * g.W + g.qw + kvh * g.D + 2 * tq;
+#pragma unroll
+      for (int dn = 0; dn < kD / 8; ++dn) {
+        add_pair(dst + dn * 8, g.scale * dk[dn][2 * r], g.scale * dk[dn][2 * r + 1]);
+        add_pair(dst + g.kvw + dn * 8, dv[dn][2 * r], dv[dn][2 * r + 1]);
+      }
+    }
+  }
+}
+
 Geometry make_geometry(const Tensor& qkv, const Tensor& prefix_k, const AttentionConfig& cfg) {
   PTUNE_CHECK(cfg.heads > 0 && cfg.kv_heads > 0 && cfg.heads % cfg.kv_heads == 0 && cfg.head_dim > 0,
               "attention: {} heads, {} kv heads, head dim {}", cfg.heads, cfg.kv_heads, cfg.head_dim);
@@ -300,6 +774,47 @@ const T* cptr(const Tensor& t) { return t.defined() ? static_cast<const T*>(t.ra
     else { constexpr int kD = 128; __VA_ARGS__; }                  \
   } while (0)
 
+// The tensor-core path takes bf16 with D ∈ {64, 128}; cp.async needs every
+// row 16-byte aligned (row strides are multiples of D, so the bases decide).
+bool use_tensor_cores(const Geometry& g, DType dtype, std::initializer_list<const Tensor*> tensors) {
+  if (dtype != DType::kBF16 || (g.D != 64 && g.D != 128)) return false;
+  for (const Tensor* t : tensors)
+    if (t->defined() && reinterpret_cast<uintptr_t>(t->raw()) % 16 != 0) return false;
+  return true;
+}
+
+// Opts the kernel into more than the default 48 KiB of dynamic shared memory.
+template <class Kernel>
+void allow_smem(Kernel kernel, size_t bytes) {
+  PTUNE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+}
+
+template <int kD>
+void forward_mma(const Geometry& g, bf16* out, float* lse, const bf16* qkv, const bf16* pk, const bf16* pv,
+                 const int32_t* mask, const Stream& stream) {
+  constexpr size_t smem = forward_smem<kD, 64>();
+  allow_smem(flash_forward_mma_kernel<kD>, smem);
+  const dim3 grid(unsigned((g.T + kBlock - 1) / kBlock), unsigned(g.B * g.H));
+  flash_forward_mma_kernel<kD><<<grid, kMmaThreads, smem, raw(stream)>>>(g, out, lse, qkv, pk, pv, mask);
+  PTUNE_CUDA_LAUNCH_CHECK();
+}
+
+template <int kD>
+void backward_mma(const Geometry& g, bf16* dqkv, float* delta, float* part, const bf16* dout, const bf16* qkv,
+                  const bf16* pk, const bf16* pv, const float* lse, const int32_t* mask, const Stream& stream) {
+  constexpr size_t dq_bytes = dq_smem<kD>(), dkv_bytes = dkv_smem<kD>();
+  allow_smem(flash_dq_mma_kernel<kD>, dq_bytes);
+  allow_smem(flash_dkv_mma_kernel<kD>, dkv_bytes);
+  const dim3 qgrid(unsigned((g.T + kBlock - 1) / kBlock), unsigned(g.B * g.H));
+  const dim3 kgrid(unsigned((g.S + kBlock - 1) / kBlock), unsigned(g.B * g.KVH));
+  flash_dq_mma_kernel<kD><<<qgrid, kMmaThreads, dq_bytes, raw(stream)>>>(g, dqkv, delta, dout, qkv, pk, pv, lse,
+                                                                          mask);
+  PTUNE_CUDA_LAUNCH_CHECK();
+  flash_dkv_mma_kernel<kD><<<kgrid, kMmaThreads, dkv_bytes, raw(stream)>>>(g, dqkv, part, dout, qkv, pk, pv, lse,
+                                                                            delta, mask);
+  PTUNE_CUDA_LAUNCH_CHECK();
+}
+
 }  // namespace
 
 int64_t flash_state_numel(int64_t batch, int64_t heads, int64_t seq) { return batch * heads * seq + batch * seq; }
@@ -328,6 +843,12 @@ void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv
   } else {
     // All ones: memset can only fill bytes, so write 0x01010101 (non-zero = real).
     PTUNE_CUDA_CHECK(cudaMemsetAsync(saved_mask, 1, size_t(g.B * g.T) * 4, raw(stream)));
+  }
+  if (use_tensor_cores(g, qkv.dtype(), {&out, &qkv, &prefix_k, &prefix_v})) {
+    auto launch = g.D == 64 ? forward_mma<64> : forward_mma<128>;
+    launch(g, static_cast<bf16*>(out.raw()), lse, cptr<bf16>(qkv), cptr<bf16>(prefix_k), cptr<bf16>(prefix_v),
+           saved_mask, stream);
+    return;
   }
   const dim3 grid(unsigned((g.T + kRows - 1) / kRows), unsigned(g.B * g.H));
   PTUNE_FLOAT_DISPATCH(qkv.dtype(), T, op,
@@ -358,20 +879,26 @@ void attention_backward(const Tensor& dqkv, const Tensor& dprefix_k, const Tenso
   Scratch delta(qkv.device(), {g.B * g.H * g.T}, DType::kF32);
   const bool want_prefix = g.P > 0 && (dprefix_k.defined() || dprefix_v.defined());
   Scratch part(qkv.device(), {want_prefix ? g.B * g.P * 2 * g.kvw : 1}, DType::kF32);
-  const dim3 qgrid(unsigned((g.T + kRows - 1) / kRows), unsigned(g.B * g.H));
-  const dim3 kgrid(unsigned((g.S + kRows - 1) / kRows), unsigned(g.B * g.KVH));
   float* pdelta = static_cast<float*>(delta.tensor().raw());
   float* ppart = want_prefix ? static_cast<float*>(part.tensor().raw()) : nullptr;
-  PTUNE_FLOAT_DISPATCH(qkv.dtype(), T, op,
-    PTUNE_HEAD_DIM_DISPATCH(g.D, kD,
-      flash_dq_kernel<T, kD><<<qgrid, kRows, 0, raw(stream)>>>(g, static_cast<T*>(dqkv.raw()), pdelta, cptr<T>(dout),
-                                                               cptr<T>(qkv), cptr<T>(prefix_k), cptr<T>(prefix_v),
-                                                               lse, mask);
-      PTUNE_CUDA_LAUNCH_CHECK();
-      flash_dkv_kernel<T, kD><<<kgrid, kRows, 0, raw(stream)>>>(g, static_cast<T*>(dqkv.raw()), ppart, cptr<T>(dout),
-                                                                cptr<T>(qkv), cptr<T>(prefix_k), cptr<T>(prefix_v),
-                                                                lse, pdelta, mask)));
-  PTUNE_CUDA_LAUNCH_CHECK();
+  if (use_tensor_cores(g, qkv.dtype(), {&dqkv, &dout, &qkv, &prefix_k, &prefix_v})) {
+    auto launch = g.D == 64 ? backward_mma<64> : backward_mma<128>;
+    launch(g, static_cast<bf16*>(dqkv.raw()), pdelta, ppart, cptr<bf16>(dout), cptr<bf16>(qkv), cptr<bf16>(prefix_k),
+           cptr<bf16>(prefix_v), lse, mask, stream);
+  } else {
+    const dim3 qgrid(unsigned((g.T + kRows - 1) / kRows), unsigned(g.B * g.H));
+    const dim3 kgrid(unsigned((g.S + kRows - 1) / kRows), unsigned(g.B * g.KVH));
+    PTUNE_FLOAT_DISPATCH(qkv.dtype(), T, op,
+      PTUNE_HEAD_DIM_DISPATCH(g.D, kD,
+        flash_dq_kernel<T, kD><<<qgrid, kRows, 0, raw(stream)>>>(g, static_cast<T*>(dqkv.raw()), pdelta,
+                                                                 cptr<T>(dout), cptr<T>(qkv), cptr<T>(prefix_k),
+                                                                 cptr<T>(prefix_v), lse, mask);
+        PTUNE_CUDA_LAUNCH_CHECK();
+        flash_dkv_kernel<T, kD><<<kgrid, kRows, 0, raw(stream)>>>(g, static_cast<T*>(dqkv.raw()), ppart,
+                                                                  cptr<T>(dout), cptr<T>(qkv), cptr<T>(prefix_k),
+                                                                  cptr<T>(prefix_v), lse, pdelta, mask)));
+    PTUNE_CUDA_LAUNCH_CHECK();
+  }
   if (!want_prefix) return;
   prefix_reduce_kernel<<<blocks_for(g.P * g.kvw, 256), 256, 0, raw(stream)>>>(
       dprefix_k.defined() ? static_cast<float*>(dprefix_k.raw()) : nullptr,

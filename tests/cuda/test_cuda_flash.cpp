@@ -1,0 +1,120 @@
+// The tensor-core flash attention (bf16, head dim 64 or 128) against the CPU
+// reference: forward output, dqkv, dprefix_k and dprefix_v on shapes that
+// cut tiles unevenly (T = 17, 77, 130, 200 against 64-row tiles), with and
+// without a prefix, causal and bidirectional, padding whose tail covers
+// whole key tiles and a batch row padded entirely (with P = 0 its queries
+// see no key at all: zero output, zero gradient), and GQA (32 query heads
+// on 8 kv heads, LLaMA-1B). The f32 path is covered by test_cuda_ops.cpp.
+// Every test skips when no GPU is visible.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "framework/ops/attention.h"
+#include "framework/ops/cuda/kernels.h"
+#include "cuda/cuda_test_util.h"
+
+namespace ptune {
+namespace {
+
+using namespace cuda_test;  // NOLINT: the shared helpers
+
+// kTails: batch row b keeps its first T − b·⌈T/2⌉ tokens (clamped at 0), so
+// row 1 ends in a padded tail of whole key tiles and row 2 is all padding.
+enum class Padding : uint8_t { kNone, kTails };
+
+struct FlashCase {
+  int64_t b, t, p, h, kvh, d;
+  ops::AttentionMask mask;
+  Padding padding;
+};
+
+class CudaFlash : public ::testing::TestWithParam<FlashCase> {};
+
+// Backward into fresh buffers: dqkv starts from small noise (backward
+// accumulates), the prefix gradients from zero.
+struct Grads {
+  Tensor dqkv, dpk, dpv;
+};
+
+TEST_P(CudaFlash, Bf16MatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  const FlashCase c = GetParam();
+  const DType dt = DType::kBF16;
+  ops::AttentionConfig cfg{c.h, c.kvh, c.d, c.mask, 1.0f / std::sqrt(float(c.d))};
+  auto in = [](const Shape& s, float stddev = 1.0f) { return round_bf16(randn(s, stddev)); };
+  Tensor qkv = in({c.b, c.t, cfg.qkv_width()});
+  Tensor pk = c.p ? in({c.p, cfg.kv_width()}) : Tensor(), pv = c.p ? in({c.p, cfg.kv_width()}) : Tensor();
+  Tensor mask;
+  if (c.padding == Padding::kTails) {
+    mask = Tensor::empty({c.b, c.t}, DType::kI32);
+    const int64_t cut = (c.t + 1) / 2;
+    for (int64_t b = 0; b < c.b; ++b)
+      for (int64_t t = 0; t < c.t; ++t) mask.data<int32_t>()[b * c.t + t] = t < std::max<int64_t>(c.t - b * cut, 0);
+  }
+  Tensor out = Tensor::empty({c.b, c.t, cfg.q_width()}, DType::kF32);
+  Tensor probs = Tensor::empty({c.b, c.h, c.t, c.p + c.t}, DType::kF32);
+  ops::attention_forward(out, probs, qkv, pk, pv, mask, cfg);
+
+  Tensor gqkv = to_gpu(qkv, dt), gpk = c.p ? to_gpu(pk, dt) : Tensor(), gpv = c.p ? to_gpu(pv, dt) : Tensor();
+  Tensor gmask = mask.defined() ? mask.to(kGpu) : Tensor();
+  Tensor gout = to_gpu(randn({c.b, c.t, cfg.q_width()}), dt);  // poisoned: every element must be written
+  Tensor state = Tensor::empty({ops::cuda::flash_state_numel(c.b, c.h, c.t)}, DType::kF32, kGpu);
+  ops::attention_forward(gout, state, gqkv, gpk, gpv, gmask, cfg);
+  EXPECT_CLOSE(gout, out, kBf16Tol);
+
+  Tensor dout = in({c.b, c.t, cfg.q_width()});
+  Tensor dqkv0 = in({c.b, c.t, cfg.qkv_width()}, 0.1f);
+  Tensor dqkv = dqkv0.clone();  // dqkv0 also seeds the GPU runs
+  Tensor dpk = c.p ? Tensor::zeros({c.p, cfg.kv_width()}, DType::kF32) : Tensor();
+  Tensor dpv = c.p ? Tensor::zeros({c.p, cfg.kv_width()}, DType::kF32) : Tensor();
+  Tensor dscores = Tensor::empty(probs.shape(), DType::kF32);
+  ops::attention_backward(dqkv, dpk, dpv, dscores, dout, qkv, probs, pk, pv, cfg);
+
+  Tensor gdout = to_gpu(dout, dt);
+  auto gpu_backward = [&] {
+    Grads g{to_gpu(dqkv0, dt), c.p ? Tensor::zeros({c.p, cfg.kv_width()}, DType::kF32, kGpu) : Tensor(),
+            c.p ? Tensor::zeros({c.p, cfg.kv_width()}, DType::kF32, kGpu) : Tensor()};
+    ops::attention_backward(g.dqkv, g.dpk, g.dpv, Tensor(), gdout, gqkv, state, gpk, gpv, cfg);
+    return g;
+  };
+  const Grads g = gpu_backward();
+  EXPECT_CLOSE(g.dqkv, dqkv, kBf16Tol);
+  if (c.p) {
+    EXPECT_CLOSE(g.dpk, dpk, kBf16Tol);
+    EXPECT_CLOSE(g.dpv, dpv, kBf16Tol);
+    // The prefix gradient sums over the batch without atomics: bit-identical reruns.
+    const Grads again = gpu_backward();
+    Tensor a = g.dpk.to(Device::cpu()), b = again.dpk.to(Device::cpu());
+    Tensor av = g.dpv.to(Device::cpu()), bv = again.dpv.to(Device::cpu());
+    EXPECT_EQ(std::memcmp(a.raw(), b.raw(), size_t(a.numel()) * sizeof(float)), 0);
+    EXPECT_EQ(std::memcmp(av.raw(), bv.raw(), size_t(av.numel()) * sizeof(float)), 0);
+  }
+}
+
+using ops::AttentionMask;
+const FlashCase kFlashCases[] = {
+    {2, 77, 0, 4, 4, 64, AttentionMask::kBidirectional, Padding::kNone},   // GPT-2 head dim, ragged tiles
+    {3, 130, 20, 4, 4, 64, AttentionMask::kCausal, Padding::kTails},       // GPT-2 + prefix-tuning
+    {3, 130, 0, 4, 4, 64, AttentionMask::kCausal, Padding::kTails},        // row 2 sees nothing
+    {3, 77, 20, 4, 4, 128, AttentionMask::kBidirectional, Padding::kTails},
+    {2, 130, 0, 2, 2, 128, AttentionMask::kCausal, Padding::kNone},
+    {3, 77, 20, 32, 8, 64, AttentionMask::kCausal, Padding::kTails},       // LLaMA-1B GQA 32/8
+    {3, 130, 0, 32, 8, 64, AttentionMask::kBidirectional, Padding::kTails},
+    {1, 200, 20, 8, 2, 128, AttentionMask::kCausal, Padding::kNone},       // GQA at D = 128, 4 key tiles
+    {2, 17, 5, 2, 1, 64, AttentionMask::kCausal, Padding::kTails},         // one partial tile
+};
+
+INSTANTIATE_TEST_SUITE_P(Cases, CudaFlash, ::testing::ValuesIn(kFlashCases), [](const auto& info) {
+  const FlashCase& c = info.param;
+  return "T" + std::to_string(c.t) + "_P" + std::to_string(c.p) + "_H" + std::to_string(c.h) + "_KV" +
+         std::to_string(c.kvh) + "_D" + std::to_string(c.d) +
+         (c.mask == AttentionMask::kCausal ? "_causal" : "_bidir") +
+         (c.padding == Padding::kTails ? "_pad" : "") + "_" + std::to_string(info.index);
+});
+
+}  // namespace
+}  // namespace ptune

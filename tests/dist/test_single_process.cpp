@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "dist/shard_check.h"
 #include "framework/core/arena.h"
 #include "framework/core/error.h"
 #include "framework/core/rng.h"
@@ -36,6 +37,33 @@ TEST(SingleCommunicator, CollectivesAreIdentitiesAndCounted) {
   EXPECT_EQ(c.stats().broadcast_bytes, 8);
   EXPECT_THROW(c.all_gather(std::span<const float>(v), std::span<float>(out.data(), 1)), Error);
   EXPECT_THROW(c.broadcast(std::span<int64_t>(&n, 1), 1), Error);
+}
+
+// Tensors: the element type from the dtype (bf16 moves as 2 bytes), every
+// device accepted; dtypes a collective cannot take are errors.
+TEST(SingleCommunicator, TensorCollectivesTakeTheirDtype) {
+  SingleCommunicator c;
+  EXPECT_TRUE(c.supports(Device::cpu()));
+  EXPECT_TRUE(c.supports(Device::cuda(0)));
+  Tensor x = Tensor::zeros({4}, DType::kF32);
+  for (int64_t i = 0; i < 4; ++i) x.data<float>()[i] = float(i) - 1.5f;
+  const Tensor xb = x.to(DType::kBF16), out = Tensor::zeros({4}, DType::kBF16);
+  c.all_gather(xb, out);
+  EXPECT_TRUE(dist_test::same_bytes(out, xb));
+  const Tensor out2 = Tensor::zeros({4}, DType::kBF16);
+  c.all_gather_async(xb, out2)->wait();
+  EXPECT_TRUE(dist_test::same_bytes(out2, xb));
+  c.all_reduce(x);
+  c.broadcast(xb, 0);
+  EXPECT_EQ(c.stats().all_gather_bytes, 16);
+  EXPECT_EQ(c.stats().all_reduce_bytes, 16);
+  EXPECT_EQ(c.stats().broadcast_bytes, 8);
+  EXPECT_THROW(c.all_gather(xb, Tensor::zeros({4}, DType::kF32)), Error);
+  EXPECT_THROW(c.all_gather(xb, Tensor::zeros({3}, DType::kBF16)), Error);
+  EXPECT_THROW(c.all_reduce(Tensor::zeros({2}, DType::kI32)), Error);
+  EXPECT_EQ(elem_size(elem_of(DType::kBF16)), 2u);
+  std::vector<float> host(2);
+  EXPECT_TRUE(memory_device(host.data()).is_cpu());
 }
 
 TEST(LaunchEnv, PlainProcessIsNotUnderALauncher) {
@@ -90,6 +118,37 @@ TEST(ShardedWeights, OneRankMatchesTheResidentModelAndReleasesUnits) {
   for (size_t u = 0; u < sw.num_units(); ++u) psi += sw.unit_bytes(u);
   EXPECT_EQ(c.stats().all_gather_bytes, psi + sw.unit_bytes(1) + sw.unit_bytes(2) + sw.unit_bytes(0));
   EXPECT_EQ(sw.full_bytes(), sharded->weights().parameter_count() * 4);
+}
+
+// Any dtype shards: the units are gathered as raw bytes and counted as such
+// (f32 = 4 bytes, bf16 = 2 per weight).
+TEST(ShardedWeights, Bf16AndF32UnitsGatherTheirExactBytes) {
+  for (const model::Arch arch : {model::Arch::kGpt2, model::Arch::kBert})
+    for (const DType dt : {DType::kF32, DType::kBF16}) {
+      SingleCommunicator c;
+      SCOPED_TRACE(dtype_name(dt));
+      EXPECT_NO_THROW(dist_test::check_sharded_gathers(c, model::ModelSpec::tiny(arch), Device::cpu(), dt));
+    }
+}
+
+TEST(Communicator, RefusesMemoryItCannotMove) {
+  // A communicator of host memory only, as the MPI one.
+  class HostOnly final : public Communicator {
+   public:
+    int rank() const override { return 0; }
+    int size() const override { return 1; }
+    void barrier() override {}
+    bool supports(Device d) const override { return d.is_cpu(); }
+
+   protected:
+    void all_reduce_raw(void*, int64_t, Elem, ReduceOp) override {}
+    void all_gather_raw(const void*, void*, int64_t, Elem) override {}
+    std::unique_ptr<Request> all_gather_async_raw(const void*, void*, int64_t, Elem) override { return nullptr; }
+    void broadcast_raw(void*, int64_t, Elem, int) override {}
+  } host_only;
+  EXPECT_FALSE(host_only.supports(Device::cuda(0)));
+  EXPECT_THROW(host_only.all_reduce(Tensor::borrow(reinterpret_cast<void*>(256), {4}, DType::kF32, Device::cuda(0))),
+               Error);
 }
 
 }  // namespace

@@ -1,13 +1,19 @@
 // Multi-rank checks, run by ctest through mpirun (registered in
 // tests/dist/driver/CMakeLists.txt).
 //
-//   dist_driver comm                      collectives of every type against hand-computed values
+//   dist_driver comm [cuda]               collectives of every type against hand-computed values
+//                                         (cuda: NCCL, one GPU per local rank: host memory staged,
+//                                         and f32/bf16 device tensors; the all-gather timed)
 //   dist_driver shard ARCH LAYERS KEEP    a sharded model (prefetching gathers) computes the
 //                                         replicated model's forward and backward bit for bit;
 //                                         gathered bytes and peak frozen memory per rank
+//   dist_driver gather ARCH LAYERS DTYPE [cuda]
+//                                         every unit of a model sharded in DTYPE (f32, bf16) gathers
+//                                         the replicated model's bytes (cuda: on the GPU, NCCL)
 //
 // Each rank checks itself; any mismatch throws, the rank prints it and the
-// job aborts non-zero (as ptune does).
+// job aborts non-zero (as ptune does). The cuda modes exit 77 (ctest's
+// skip) on every rank when this node has fewer GPUs than ranks.
 #include <fmt/format.h>
 
 #include <cmath>
@@ -16,10 +22,13 @@
 #include <string>
 #include <vector>
 
+#include "dist/shard_check.h"
 #include "framework/core/arena.h"
 #include "framework/core/error.h"
 #include "framework/core/rng.h"
+#include "framework/core/stream.h"
 #include "framework/dist/mpi_communicator.h"
+#include "framework/dist/nccl_communicator.h"
 #include "framework/dist/sharded_weights.h"
 #include "framework/model/transformer.h"
 
@@ -77,23 +86,60 @@ void collectives(dist::Communicator& c) {
   if (r == 0) fmt::print("collectives ok on {} ranks\n", N);
 }
 
-std::unique_ptr<model::Transformer> make_model(const model::ModelSpec& spec) {
-  Rng rng(1234);  // the same weights on every rank and in both copies
-  std::set<model::Component> comps;
-  if (spec.arch != model::Arch::kGpt2) comps = {model::Component::kPooler};
-  return std::make_unique<model::Transformer>(spec, model::ModelWeights::random(spec, comps, rng));
-}
+using dist_test::same_bytes;
 
-bool same(const Tensor& a, const Tensor& b) {
-  return a.numel() == b.numel() && std::memcmp(a.raw(), b.raw(), size_t(a.numel()) * 4) == 0;
+#ifdef PTUNE_HAS_NCCL
+// Device tensors over N ranks: rank r's f32 (r + 1)·(i % 7) summed, bf16
+// rows gathered in rank order, a broadcast from the last rank; then the
+// all-gather of a 64 MiB output timed (the order of a LLaMA-7B block).
+void device_collectives(dist::NcclCommunicator& c) {
+  const int N = c.size(), r = c.rank();
+  const Device dev = c.device();
+  const int64_t n = 1 << 20;
+  Tensor h = Tensor::empty({n}, DType::kF32);
+  for (int64_t i = 0; i < n; ++i) h.data<float>()[i] = float(r + 1) * float(i % 7);
+  const Tensor d = h.to(dev);
+  c.all_reduce(d);
+  const Tensor back = d.to(Device::cpu());
+  const float tri = float(N * (N + 1) / 2);
+  for (int64_t i = 0; i < n; i += 4099)
+    PTUNE_CHECK(back.data<float>()[i] == tri * float(i % 7), "device all_reduce[{}] = {}", i, back.data<float>()[i]);
+
+  // bf16 values k + j/8 are exact in bf16.
+  Tensor hb = Tensor::empty({8}, DType::kF32);
+  for (int64_t j = 0; j < 8; ++j) hb.data<float>()[j] = float(r) + float(j) / 8.0f;
+  const Tensor send = hb.to(DType::kBF16).to(dev), recv = Tensor::zeros({8 * N}, DType::kBF16, dev);
+  c.all_gather_async(send, recv)->wait();
+  const Tensor got = recv.to(Device::cpu()).to(DType::kF32);
+  for (int k = 0; k < N; ++k)
+    for (int j = 0; j < 8; ++j)
+      PTUNE_CHECK(got.data<float>()[8 * k + j] == float(k) + float(j) / 8.0f, "device all_gather bf16[{}]", 8 * k + j);
+
+  c.broadcast(d, N - 1);
+  const Tensor b = d.to(Device::cpu());
+  PTUNE_CHECK(b.data<float>()[5] == tri * 5.0f, "device broadcast");
+
+  const int64_t per = (int64_t(16) << 20) / N;  // floats per rank: 64 MiB gathered
+  const Tensor bs = Tensor::zeros({per}, DType::kF32, dev), bg = Tensor::zeros({per * N}, DType::kF32, dev);
+  for (int it = 0; it < 3; ++it) c.all_gather(bs, bg);
+  const Stream compute = Stream::default_stream(dev);
+  Event t0(dev, Event::Timing::kEnabled), t1(dev, Event::Timing::kEnabled);
+  t0.record(compute);
+  for (int it = 0; it < 10; ++it) c.all_gather_async(bs, bg)->wait();
+  t1.record(compute);
+  t1.synchronize();
+  c.barrier();
+  if (r == 0)
+    fmt::print("nccl ok on {} ranks: all-gather of a 64 MiB output {:.3f} ms\n", N, Event::elapsed_ms(t0, t1) / 10);
 }
+#endif
 
 void shard(dist::Communicator& c, const std::string& arch, int64_t layers, bool keep) {
   model::ModelSpec spec = model::ModelSpec::tiny(model::arch_from_name(arch));
   spec.layers = layers;
   spec.max_positions = 128;  // as a real model's, the embeddings a few % of Ψ, not the tiny preset's ~50%
-  auto ref = make_model(spec);
-  auto sharded = make_model(spec);
+  auto ref = dist_test::random_model(spec);
+  auto sharded = dist_test::random_model(spec);
   dist::ShardedWeights sw(*sharded, c, keep);
 
   const int64_t B = 2, T = 8, C = spec.hidden, P = 3, KV = spec.attention_config().kv_width();
@@ -135,11 +181,11 @@ void shard(dist::Communicator& c, const std::string& arch, int64_t layers, bool 
     sw.end_micro_batch();
     gathered_per_micro = c.stats().all_gather_bytes - g0;
 
-    PTUNE_CHECK(same(h_ref, h_sh), "micro-batch {}: sharded forward differs from the replicated one", micro);
-    PTUNE_CHECK(same(dx_ref, dx_sh), "micro-batch {}: sharded input gradient differs", micro);
+    PTUNE_CHECK(same_bytes(h_ref, h_sh), "micro-batch {}: sharded forward differs from the replicated one", micro);
+    PTUNE_CHECK(same_bytes(dx_ref, dx_sh), "micro-batch {}: sharded input gradient differs", micro);
     for (int64_t l = 0; l < layers; ++l)
-      PTUNE_CHECK(same(dprefix_ref.keys[size_t(l)], dprefix_sh.keys[size_t(l)]) &&
-                      same(dprefix_ref.values[size_t(l)], dprefix_sh.values[size_t(l)]),
+      PTUNE_CHECK(same_bytes(dprefix_ref.keys[size_t(l)], dprefix_sh.keys[size_t(l)]) &&
+                      same_bytes(dprefix_ref.values[size_t(l)], dprefix_sh.values[size_t(l)]),
                   "micro-batch {}: sharded prefix gradient of layer {} differs", micro, l);
     a1.reset();
     a2.reset();
@@ -165,22 +211,71 @@ void shard(dist::Communicator& c, const std::string& arch, int64_t layers, bool 
   if (!keep && c.size() == 4) PTUNE_CHECK(ratio <= 0.3, "peak frozen memory {:.3f} of unsharded > 0.3", ratio);
 }
 
+void gather(dist::Communicator& c, const std::string& arch, int64_t layers, DType dtype, Device device) {
+  model::ModelSpec spec = model::ModelSpec::tiny(model::arch_from_name(arch));
+  spec.layers = layers;
+  dist_test::check_sharded_gathers(c, spec, device, dtype);
+  if (c.rank() == 0)
+    fmt::print("{} L={} {} on {}: every unit gathered byte for byte over {} ranks\n", arch, layers, dtype_name(dtype),
+               device.str(), c.size());
+}
+
+constexpr int kSkip = 77;  // ctest's SKIP_RETURN_CODE
+
+// The world's NCCL communicator on this rank's GPU, or nullptr (skip) when
+// the node has fewer GPUs than ranks or the build has no NCCL.
+std::unique_ptr<dist::Communicator> nccl_world(dist::Communicator& world) {
+  const dist::LaunchEnv env = dist::launch_env();
+  if (cuda_device_count() < env.local_size) return nullptr;
+#ifdef PTUNE_HAS_NCCL
+  return dist::make_nccl_communicator(world, env.local_rank);
+#else
+  (void)world;
+  return nullptr;
+#endif
+}
+
+int run(dist::Communicator& world, int argc, char** argv) {
+  const std::string usage = "usage: dist_driver comm [cuda] | shard ARCH LAYERS KEEP | gather ARCH LAYERS DTYPE [cuda]";
+  PTUNE_CHECK(argc >= 2, "{}", usage);
+  const std::string mode = argv[1];
+  const bool cuda = std::string(argv[argc - 1]) == "cuda";
+  std::unique_ptr<dist::Communicator> nccl;
+  if (cuda) {
+    nccl = nccl_world(world);
+    if (!nccl) {
+      if (world.rank() == 0) fmt::print("skipped: needs NCCL and a GPU per rank\n");
+      return kSkip;
+    }
+  }
+  dist::Communicator& c = cuda ? *nccl : world;
+  if (mode == "comm") {
+    collectives(c);
+#ifdef PTUNE_HAS_NCCL
+    if (cuda) device_collectives(static_cast<dist::NcclCommunicator&>(c));
+#endif
+  } else if (mode == "shard") {
+    PTUNE_CHECK(argc == 5, "{}", usage);
+    shard(c, argv[2], std::atoll(argv[3]), std::atoi(argv[4]) != 0);
+  } else if (mode == "gather") {
+    PTUNE_CHECK(argc == 5 + int(cuda), "{}", usage);
+    const std::string dt = argv[4];
+    PTUNE_CHECK(dt == "f32" || dt == "bf16", "gather: dtype '{}' (f32 or bf16)", dt);
+    gather(c, argv[2], std::atoll(argv[3]), dt == "f32" ? DType::kF32 : DType::kBF16,
+           cuda ? Device::cuda(dist::launch_env().local_rank) : Device::cpu());
+  } else {
+    PTUNE_FAIL("unknown mode '{}'; {}", mode, usage);
+  }
+  return 0;
+}
+
 }  // namespace
 }  // namespace ptune
 
 int main(int argc, char** argv) {
   ptune::dist::MpiSession mpi(&argc, &argv);
   try {
-    PTUNE_CHECK(argc >= 2, "usage: dist_driver comm | shard ARCH LAYERS KEEP");
-    const std::string mode = argv[1];
-    if (mode == "comm") {
-      ptune::collectives(mpi.communicator());
-    } else if (mode == "shard") {
-      PTUNE_CHECK(argc == 5, "usage: dist_driver shard ARCH LAYERS KEEP");
-      ptune::shard(mpi.communicator(), argv[2], std::atoll(argv[3]), std::atoi(argv[4]) != 0);
-    } else {
-      PTUNE_FAIL("unknown mode '{}'", mode);
-    }
+    return ptune::run(mpi.communicator(), argc, argv);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dist_driver: rank %d: error: %s\n", mpi.communicator().rank(), e.what());
     std::fflush(stderr);

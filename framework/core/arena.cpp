@@ -45,6 +45,13 @@ Tensor Arena::zeros(const Shape& shape, DType dtype) {
   return t;
 }
 
+Tensor Arena::copy_of(const Tensor& t) {
+  if (!t.defined() || t.device() == device_) return t;
+  Tensor c = alloc(t.shape(), t.dtype());
+  c.copy_from(t);
+  return c;
+}
+
 void Arena::reset() {
   if (blocks_.size() > 1) {
     // Fold into one block as large as everything handed out at the peak.

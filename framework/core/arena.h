@@ -22,6 +22,9 @@ class Arena {
 
   Tensor alloc(const Shape& shape, DType dtype = DType::kF32);
   Tensor zeros(const Shape& shape, DType dtype = DType::kF32);
+  // `t` on the arena's device: t itself when it already lives there, else
+  // an arena copy (host batch inputs of a GPU step, read by its kernels).
+  Tensor copy_of(const Tensor& t);
   // Frees everything handed out since the last reset.
   void reset();
 

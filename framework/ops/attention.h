@@ -33,6 +33,13 @@ struct AttentionConfig {
 void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv, const Tensor& prefix_k,
                        const Tensor& prefix_v, const Tensor& key_mask, const AttentionConfig& cfg);
 
+// What attention_forward keeps for backward in `probs` (f32), by device:
+// the CPU keeps the probabilities (B, H, T, P + T); CUDA's flash attention
+// keeps only the row logsumexp and the key mask (no T × (P + T) matrix).
+Shape attention_saved_shape(Device device, int64_t batch, int64_t seq, int64_t prefix, const AttentionConfig& cfg);
+// Whether attention_backward needs its dscores scratch (the CPU does).
+inline bool attention_needs_scores(Device device) { return device.is_cpu(); }
+
 // dqkv (B, T, ·) += ∂L/∂qkv; dprefix_k, dprefix_v (P, KVH·D) += gradients
 // summed over the batch (undefined when no prefix or not wanted).
 // dscores (B, H, T, P + T) is scratch, overwritten.

@@ -11,6 +11,16 @@ namespace ptune::ops {
 void add_forward(const Tensor& y, const Tensor& a, const Tensor& b);
 // dst += src.
 void accumulate(const Tensor& dst, const Tensor& src);
+// dst = src converted between f32 and bf16 (same numel): the boundary
+// between the f32 trainable modules and a bf16 frozen model.
+void convert(const Tensor& dst, const Tensor& src);
+// Column blocks of row-major matrices dst (N, ·) and src (N, ·): for every
+// row r, dst[r, dst_col : dst_col + width] = (or += with accumulate)
+// src[r, src_col : src_col + width], converting f32 ↔ bf16. Splits a
+// (P, Lp·2·W) prefix prompt into per-layer (P, W) keys and values, and
+// gathers their gradients back.
+void copy_columns(const Tensor& dst, int64_t dst_col, const Tensor& src, int64_t src_col, int64_t width,
+                  bool accumulate);
 // t *= s.
 void scale_(const Tensor& t, float s);
 

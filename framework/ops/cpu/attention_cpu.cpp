@@ -74,6 +74,14 @@ void masked_softmax_row(float* row, const Layout& l, const int32_t* key_mask, in
 
 }  // namespace
 
+Shape attention_saved_shape(Device device, int64_t batch, int64_t seq, int64_t prefix, const AttentionConfig& cfg) {
+#ifdef PTUNE_CUDA
+  if (device.is_cuda()) return {cuda::flash_state_numel(batch, cfg.heads, seq)};
+#endif
+  PTUNE_CHECK(device.is_cpu(), "attention: no kernel for tensors on {} in this build", device.str());
+  return {batch, cfg.heads, seq, prefix + seq};
+}
+
 void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv, const Tensor& prefix_k,
                        const Tensor& prefix_v, const Tensor& key_mask, const AttentionConfig& cfg) {
   PTUNE_ROUTE(qkv, attention_forward, out, probs, qkv, prefix_k, prefix_v, key_mask, cfg);

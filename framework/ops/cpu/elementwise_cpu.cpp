@@ -26,6 +26,44 @@ void accumulate(const Tensor& dst, const Tensor& src) {
   for (int64_t i = 0; i < n; ++i) pd[i] += ps[i];
 }
 
+void convert(const Tensor& dst, const Tensor& src) {
+  PTUNE_CHECK(dst.numel() == src.numel(), "convert: {} into {}", src.shape().str(), dst.shape().str());
+  const int64_t n = dst.numel();
+  copy_columns(dst.view({1, n}), 0, src.view({1, n}), 0, n, false);
+}
+
+namespace {
+float load(const Tensor& t, int64_t i) {
+  return t.dtype() == DType::kF32 ? static_cast<const float*>(t.raw())[i]
+                                  : bf16_to_f32(static_cast<const uint16_t*>(t.raw())[i]);
+}
+void store(const Tensor& t, int64_t i, float v) {
+  if (t.dtype() == DType::kF32) static_cast<float*>(t.raw())[i] = v;
+  else static_cast<uint16_t*>(t.raw())[i] = f32_to_bf16(v);
+}
+}  // namespace
+
+void copy_columns(const Tensor& dst, int64_t dst_col, const Tensor& src, int64_t src_col, int64_t width,
+                  bool accumulate) {
+  PTUNE_CHECK(dst.dim() == 2 && src.dim() == 2 && dst.size(0) == src.size(0) && width >= 0 && dst_col >= 0 &&
+                  src_col >= 0 && dst_col + width <= dst.size(1) && src_col + width <= src.size(1),
+              "copy_columns: {} columns from {} at {} into {} at {}", width, src.shape().str(), src_col,
+              dst.shape().str(), dst_col);
+  for (const Tensor* t : {&dst, &src})
+    PTUNE_CHECK(t->dtype() == DType::kF32 || t->dtype() == DType::kBF16, "copy_columns: dtype {} (f32 or bf16)",
+                dtype_name(t->dtype()));
+  PTUNE_ROUTE(dst, copy_columns, dst, dst_col, src, src_col, width, accumulate);
+  PTUNE_CHECK(src.device().is_cpu(), "copy_columns: src on {}, dst on the CPU", src.device().str());
+  const int64_t N = dst.size(0), dw = dst.size(1), sw = src.size(1);
+#pragma omp parallel for schedule(static) if (N * width > (1 << 16))
+  for (int64_t r = 0; r < N; ++r)
+    for (int64_t j = 0; j < width; ++j) {
+      const int64_t d = r * dw + dst_col + j;
+      const float v = load(src, r * sw + src_col + j);
+      store(dst, d, accumulate ? load(dst, d) + v : v);
+    }
+}
+
 void scale_(const Tensor& t, float s) {
   PTUNE_ROUTE(t, scale_, t, s);
   float* p = t.data<float>();

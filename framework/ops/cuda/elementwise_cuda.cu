@@ -24,6 +24,18 @@ __global__ void accumulate_kernel(T* dst, const S* src, int64_t n) {
   GRID_STRIDE(i, n) dst[i] = from_f<T>(to_f(dst[i]) + to_f(src[i]));
 }
 
+// One thread per (row, column) of the block; grid-stride over N·width.
+template <class D, class S>
+__global__ void copy_columns_kernel(D* dst, int64_t dst_stride, const S* src, int64_t src_stride, int64_t width,
+                                    int64_t n, bool accumulate) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / width, j = i % width;
+    D* d = dst + r * dst_stride + j;
+    const float v = to_f(src[r * src_stride + j]);
+    *d = from_f<D>(accumulate ? to_f(*d) + v : v);
+  }
+}
+
 template <class T>
 __global__ void scale_kernel(T* t, float s, int64_t n) {
   GRID_STRIDE(i, n) t[i] = from_f<T>(to_f(t[i]) * s);
@@ -122,6 +134,21 @@ void accumulate(const Tensor& dst, const Tensor& src, const Stream& stream) {
     PTUNE_FLOAT_DISPATCH(src.dtype(), S, "accumulate",
       accumulate_kernel<T, S><<<blocks_for(n, kThreads), kThreads, 0, raw(stream)>>>(
           static_cast<T*>(dst.raw()), static_cast<const S*>(src.raw()), n)));
+  PTUNE_CUDA_LAUNCH_CHECK();
+}
+
+void copy_columns(const Tensor& dst, int64_t dst_col, const Tensor& src, int64_t src_col, int64_t width,
+                  bool accumulate, const Stream& stream) {
+  // Shapes were checked by the public op.
+  check_cuda_tensor(dst, "dst", "copy_columns");
+  check_cuda_tensor(src, "src", "copy_columns");
+  const int64_t n = dst.size(0) * width;
+  if (n == 0) return;
+  PTUNE_FLOAT_DISPATCH(dst.dtype(), D, "copy_columns",
+    PTUNE_FLOAT_DISPATCH(src.dtype(), S, "copy_columns",
+      copy_columns_kernel<D, S><<<blocks_for(n, kThreads), kThreads, 0, raw(stream)>>>(
+          static_cast<D*>(dst.raw()) + dst_col, dst.size(1), static_cast<const S*>(src.raw()) + src_col, src.size(1),
+          width, n, accumulate)));
   PTUNE_CUDA_LAUNCH_CHECK();
 }
 

@@ -26,6 +26,8 @@ namespace ptune::ops::cuda {
 void add_forward(const Tensor& y, const Tensor& a, const Tensor& b, const Stream& stream);
 void accumulate(const Tensor& dst, const Tensor& src, const Stream& stream);
 void scale_(const Tensor& t, float s, const Stream& stream);
+void copy_columns(const Tensor& dst, int64_t dst_col, const Tensor& src, int64_t src_col, int64_t width,
+                  bool accumulate, const Stream& stream);
 void dropout_forward(const Tensor& y, const Tensor& x, float p, uint64_t seed, uint64_t offset, const Stream& stream);
 void dropout_backward(const Tensor& dx, const Tensor& dy, float p, uint64_t seed, uint64_t offset,
                       const Stream& stream);

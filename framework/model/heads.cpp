@@ -19,35 +19,37 @@ LmHead::LmHead(const Transformer& model) : spec_(model.spec()), w_(model.weights
               "this {} checkpoint has no 'lm_head.weight' and does not tie it to the embeddings "
               "(a *ForSequenceClassification checkpoint?)",
               spec_.arch_name());
-  decoder_ = weights.has(Component::kLmHead) ? w_.lm_w : weights.embeddings.word;
+  decoder_ = weights.has(Component::kLmHead) ? &w_.lm_w : &weights.embeddings.word;
 }
 
 void LmHead::forward(const Tensor& logits, const Tensor& hidden, Arena& arena) {
   hidden_ = rows(hidden);
   const int64_t N = hidden_.size(0), C = hidden_.size(1);
   if (spec_.is_decoder()) {
-    ops::linear_forward(rows(logits), hidden_, decoder_, Tensor());
+    ops::linear_forward(rows(logits), hidden_, *decoder_, Tensor());
     return;
   }
-  dense_ = arena.alloc({N, C});
-  act_ = arena.alloc({N, C});
-  normed_ = arena.alloc({N, C});
+  const DType act = hidden.dtype();  // frozen heads compute in the model's dtype
+  dense_ = arena.alloc({N, C}, act);
+  act_ = arena.alloc({N, C}, act);
+  normed_ = arena.alloc({N, C}, act);
   mean_ = arena.alloc({N});
   rstd_ = arena.alloc({N});
   ops::linear_forward(dense_, hidden_, w_.mlm_dense_w, w_.mlm_dense_b);
   ops::activation_forward(spec_.activation, act_, dense_);
   ops::norm_forward(spec_.norm, normed_, mean_, rstd_, act_, w_.mlm_norm_w, w_.mlm_norm_b, spec_.norm_eps);
-  ops::linear_forward(rows(logits), normed_, decoder_, w_.mlm_bias);
+  ops::linear_forward(rows(logits), normed_, *decoder_, w_.mlm_bias);
 }
 
 void LmHead::backward(const Tensor& dhidden, const Tensor& dlogits, Arena& arena) {
   if (spec_.is_decoder()) {
-    ops::linear_backward_input(rows(dhidden), rows(dlogits), decoder_);
+    ops::linear_backward_input(rows(dhidden), rows(dlogits), *decoder_);
     return;
   }
   const int64_t N = hidden_.size(0), C = hidden_.size(1);
-  Tensor dnormed = arena.zeros({N, C}), dact = arena.zeros({N, C}), ddense = arena.zeros({N, C});
-  ops::linear_backward_input(dnormed, rows(dlogits), decoder_);
+  const DType act = dhidden.dtype();
+  Tensor dnormed = arena.zeros({N, C}, act), dact = arena.zeros({N, C}, act), ddense = arena.zeros({N, C}, act);
+  ops::linear_backward_input(dnormed, rows(dlogits), *decoder_);
   ops::norm_backward(spec_.norm, dact, Tensor(), Tensor(), dnormed, act_, w_.mlm_norm_w, mean_, rstd_);
   ops::activation_backward(spec_.activation, ddense, dact, dense_);
   ops::linear_backward_input(rows(dhidden), ddense, w_.mlm_dense_w);
@@ -60,16 +62,16 @@ Pooler::Pooler(const Transformer& model) : w_(model.weights().heads) {
 
 void Pooler::forward(const Tensor& pooled, const Tensor& hidden, Arena& arena) {
   const int64_t B = hidden.size(0), C = hidden.size(2);
-  first_ = arena.alloc({B, C});
+  first_ = arena.alloc({B, C}, hidden.dtype());
   for (int64_t b = 0; b < B; ++b) first_.select(b).copy_from(hidden.select(b).slice(0, 1));
-  dense_ = arena.alloc({B, C});
+  dense_ = arena.alloc({B, C}, hidden.dtype());
   ops::linear_forward(dense_, first_, w_.pooler_w, w_.pooler_b);
   ops::activation_forward(ops::Activation::kTanh, pooled, dense_);
 }
 
 void Pooler::backward(const Tensor& dhidden, const Tensor& dpooled, Arena& arena) {
   const int64_t B = dhidden.size(0), C = dhidden.size(2);
-  Tensor ddense = arena.zeros({B, C}), dfirst = arena.zeros({B, C});
+  Tensor ddense = arena.zeros({B, C}, dhidden.dtype()), dfirst = arena.zeros({B, C}, dhidden.dtype());
   ops::activation_backward(ops::Activation::kTanh, ddense, dpooled, dense_);
   ops::linear_backward_input(dfirst, ddense, w_.pooler_w);
   for (int64_t b = 0; b < B; ++b) ops::accumulate(dhidden.select(b).slice(0, 1), dfirst.select(b));
@@ -78,10 +80,11 @@ void Pooler::backward(const Tensor& dhidden, const Tensor& dpooled, Arena& arena
 ScoreHead::ScoreHead(const Transformer& model) : pad_(model.spec().pad_token_id) {
   PTUNE_CHECK(model.weights().has(Component::kScore), "this {} checkpoint has no 'score.weight' head",
               model.spec().arch_name());
-  w_ = model.weights().heads.score_w;
+  w_ = &model.weights().heads.score_w;
 }
 
 int64_t ScoreHead::last_token(const Tensor& ids, int64_t b, int64_t pad_token_id) {
+  PTUNE_CHECK(ids.device().is_cpu(), "score head: ids are read on the host");
   const int64_t T = ids.size(1);
   if (pad_token_id < 0) return T - 1;
   int64_t last = 0;
@@ -92,22 +95,22 @@ int64_t ScoreHead::last_token(const Tensor& ids, int64_t b, int64_t pad_token_id
 
 void ScoreHead::forward(const Tensor& logits, const Tensor& hidden, const Tensor& ids, Arena& arena) {
   const int64_t B = hidden.size(0), T = hidden.size(1), C = hidden.size(2);
-  check_tensor(logits, "score logits", {B, labels()});
+  check_tensor(logits, "score logits", {B, labels()}, hidden.dtype());
   if (ids.defined()) check_tensor(ids, "ids", {B, T}, DType::kI32);
   seq_ = T;
   last_.assign(size_t(B), T - 1);
-  Tensor picked = arena.alloc({B, C});  // (B, C) hidden of each example's last real token
+  Tensor picked = arena.alloc({B, C}, hidden.dtype());  // (B, C) hidden of each example's last real token
   for (int64_t b = 0; b < B; ++b) {
     if (ids.defined()) last_[size_t(b)] = last_token(ids, b, pad_);
     picked.select(b).copy_from(hidden.select(b).select(last_[size_t(b)]));
   }
-  ops::linear_forward(logits, picked, w_, Tensor());
+  ops::linear_forward(logits, picked, *w_, Tensor());
 }
 
 void ScoreHead::backward(const Tensor& dhidden, const Tensor& dlogits, Arena& arena) {
   const int64_t B = dhidden.size(0), C = dhidden.size(2);
-  Tensor dpicked = arena.zeros({B, C});
-  ops::linear_backward_input(dpicked, dlogits, w_);
+  Tensor dpicked = arena.zeros({B, C}, dhidden.dtype());
+  ops::linear_backward_input(dpicked, dlogits, *w_);
   for (int64_t b = 0; b < B; ++b) ops::accumulate(dhidden.select(b).select(last_[size_t(b)]), dpicked.select(b));
 }
 

@@ -21,7 +21,7 @@ class LmHead {
  private:
   const ModelSpec& spec_;
   const HeadWeights& w_;
-  Tensor decoder_;                          // (V, C)
+  const Tensor* decoder_;  // (V, C): the weight slot, so it follows the weights when they move or are sharded
   Tensor hidden_, dense_, act_, normed_, mean_, rstd_;  // saved (MLM transform)
 };
 
@@ -43,7 +43,7 @@ class Pooler {
 class ScoreHead {
  public:
   explicit ScoreHead(const Transformer& model);
-  int64_t labels() const { return w_.size(0); }
+  int64_t labels() const { return w_->size(0); }
   // hidden (B, T, C); ids (B, T) i32 locate the last non-pad token (ids
   // undefined or no pad token: the last position).
   void forward(const Tensor& logits, const Tensor& hidden, const Tensor& ids, Arena& arena);
@@ -52,7 +52,7 @@ class ScoreHead {
   static int64_t last_token(const Tensor& ids, int64_t b, int64_t pad_token_id);
 
  private:
-  Tensor w_;                 // (labels, C)
+  const Tensor* w_;          // (labels, C): the weight slot (see LmHead::decoder_)
   int64_t pad_ = -1;
   std::vector<int64_t> last_;
   int64_t seq_ = 0;

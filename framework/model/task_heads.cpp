@@ -12,20 +12,24 @@ namespace ptune::model {
 
 namespace {
 
-// Cross-entropy of (N, K) scores against targets; returns the loss sum and
-// the count, keeps logsumexp for backward.
+// Cross-entropy of (N, K) scores against targets (host or device); returns
+// the loss sum (summed on the host) and the count, keeps logsumexp for
+// backward.
 struct Loss {
   Tensor scores, lse, targets;
+  std::vector<float> host_losses;  // reused: no allocation in the steady state
   HeadOutput apply(const Tensor& scores_in, const Tensor& targets_in, Arena& arena) {
     scores = scores_in;
     const int64_t n = scores.numel() / scores.size(-1);
-    targets = targets_in;
+    targets = arena.copy_of(targets_in);
     lse = arena.alloc({n});
     Tensor losses = arena.alloc({n});
     HeadOutput out;
     out.scores = scores;
     out.count = ops::cross_entropy_forward(losses, lse, scores, targets);
-    for (int64_t i = 0; i < n; ++i) out.loss_sum += losses.data<float>()[i];
+    host_losses.resize(size_t(n));
+    Tensor::borrow(host_losses.data(), {n}, DType::kF32).copy_from(losses);
+    for (float l : host_losses) out.loss_sum += l;
     return out;
   }
   // dscores += scale · ∂(loss sum)/∂scores
@@ -34,9 +38,10 @@ struct Loss {
   }
 };
 
-// Position of the last real token of each row: where decoders pool.
-void last_real_tokens(const Tensor& positions, const Tensor& mask, int64_t T) {
-  const int64_t B = positions.numel();
+// Position of the last real token of each row of the host mask (B, T):
+// where decoders pool.
+void last_real_tokens(std::vector<int64_t>& positions, const Tensor& mask, int64_t B, int64_t T) {
+  positions.resize(size_t(B));
   for (int64_t b = 0; b < B; ++b) {
     int64_t last = T - 1;
     if (mask.defined()) {
@@ -45,18 +50,33 @@ void last_real_tokens(const Tensor& positions, const Tensor& mask, int64_t T) {
         if (mask.data<int32_t>()[b * T + t]) last = t;
       PTUNE_CHECK(last >= 0, "batch row {} has no real token", b);
     }
-    positions.data<int32_t>()[b] = int32_t(last);
+    positions[size_t(b)] = last;
   }
 }
 
 // rows (B, C) = hidden[b, positions[b]]; and the way back.
-void gather_rows(const Tensor& rows, const Tensor& hidden, const Tensor& positions) {
-  for (int64_t b = 0; b < rows.size(0); ++b)
-    rows.select(b).copy_from(hidden.select(b).select(positions.data<int32_t>()[b]));
+void gather_rows(const Tensor& rows, const Tensor& hidden, const std::vector<int64_t>& positions) {
+  for (int64_t b = 0; b < rows.size(0); ++b) rows.select(b).copy_from(hidden.select(b).select(positions[size_t(b)]));
 }
-void scatter_rows(const Tensor& dhidden, const Tensor& drows, const Tensor& positions) {
+void scatter_rows(const Tensor& dhidden, const Tensor& drows, const std::vector<int64_t>& positions) {
   for (int64_t b = 0; b < drows.size(0); ++b)
-    ops::accumulate(dhidden.select(b).select(positions.data<int32_t>()[b]), drows.select(b));
+    ops::accumulate(dhidden.select(b).select(positions[size_t(b)]), drows.select(b));
+}
+
+// The trainable heads compute in f32 whatever the frozen model's dtype:
+// x in f32 (x itself when it already is), and the way back into `dx`'s
+// dtype (accumulating).
+Tensor as_f32(const Tensor& x, Arena& arena) {
+  if (x.dtype() == DType::kF32) return x;
+  Tensor y = arena.alloc(x.shape());
+  ops::convert(y, x);
+  return y;
+}
+void accumulate_converted(const Tensor& dx, const Tensor& dy_f32, Arena& arena) {
+  if (dx.dtype() == DType::kF32) return ops::accumulate(dx, dy_f32);
+  Tensor d = arena.alloc(dx.shape(), dx.dtype());
+  ops::convert(d, dy_f32);
+  ops::accumulate(dx, d);
 }
 
 // Dropout that remembers its mask's (seed, offset) for backward.
@@ -120,16 +140,15 @@ class ClassificationHead final : public TaskHead {
 
   HeadOutput forward(const Tensor& hidden, const HeadBatch& batch, Arena& arena, Mode mode, Rng& rng) override {
     const int64_t B = hidden.size(0), T = hidden.size(1), C = hidden.size(2);
-    pooled_ = arena.alloc({B, C});
-    positions_ = arena.alloc({B}, DType::kI32);
+    pooled_ = arena.alloc({B, C}, hidden.dtype());
     if (pooler_) {
       pooler_->forward(pooled_, hidden, arena);
     } else {
-      if (last_token_) last_real_tokens(positions_, batch.attention_mask, T);
-      else positions_.zero_();  // <s>, the first token
+      if (last_token_) last_real_tokens(positions_, batch.attention_mask, B, T);
+      else positions_.assign(size_t(B), 0);  // <s>, the first token
       gather_rows(pooled_, hidden, positions_);
     }
-    x1_ = drop1_.forward(pooled_, arena, mode, rng);
+    x1_ = drop1_.forward(as_f32(pooled_, arena), arena, mode, rng);
     Tensor x = x1_;
     if (dense_) {
       dense_out_ = arena.alloc({B, C});
@@ -165,8 +184,13 @@ class ClassificationHead final : public TaskHead {
       dx = arena.zeros({B, C});
       ops::linear_backward_input(dx, ddense, params_.value(dense_w_));
     }
-    Tensor dpooled = arena.zeros({B, C});
-    drop1_.backward(dpooled, dx);
+    Tensor dpooled32 = arena.zeros({B, C});
+    drop1_.backward(dpooled32, dx);
+    Tensor dpooled = dpooled32;  // in the frozen model's dtype
+    if (dhidden.dtype() != DType::kF32) {
+      dpooled = arena.zeros({B, C}, dhidden.dtype());
+      accumulate_converted(dpooled, dpooled32, arena);
+    }
     if (pooler_) pooler_->backward(dhidden, dpooled, arena);
     else scatter_rows(dhidden, dpooled, positions_);
   }
@@ -180,7 +204,8 @@ class ClassificationHead final : public TaskHead {
   size_t dense_w_ = 0, dense_b_ = 0, out_w_ = 0, out_b_ = 0;
   Dropout drop1_, drop2_;
   Loss loss_;
-  Tensor pooled_, positions_, x1_, dense_out_, tanh_out_, x2_, head_in_;
+  Tensor pooled_, x1_, dense_out_, tanh_out_, x2_, head_in_;
+  std::vector<int64_t> positions_;
 };
 
 class VerbalizerHead final : public TaskHead {
@@ -195,28 +220,27 @@ class VerbalizerHead final : public TaskHead {
   HeadOutput forward(const Tensor& hidden, const HeadBatch& batch, Arena& arena, Mode, Rng&) override {
     const int64_t B = hidden.size(0), T = hidden.size(1), C = hidden.size(2), V = model_.spec().vocab_size;
     const int64_t K = int64_t(words_.size());
-    positions_ = arena.alloc({B}, DType::kI32);
-    last_real_tokens(positions_, batch.attention_mask, T);
+    last_real_tokens(positions_, batch.attention_mask, B, T);
     for (int64_t b = 0; b < B; ++b) {
       const int32_t m = batch.mask_positions.defined() ? batch.mask_positions.data<int32_t>()[b] : -1;
-      if (m >= 0) positions_.data<int32_t>()[b] = m;
+      if (m >= 0) positions_[size_t(b)] = m;
     }
-    rows_ = arena.alloc({B, C});
+    rows_ = arena.alloc({B, C}, hidden.dtype());
     gather_rows(rows_, hidden, positions_);
-    logits_ = arena.alloc({B, V});
+    logits_ = arena.alloc({B, V}, hidden.dtype());
     lm_.forward(logits_, rows_, arena);
+    // scores (B, K) f32: column k is the logit column of label word k.
     Tensor scores = arena.alloc({B, K});
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t k = 0; k < K; ++k) scores.data<float>()[b * K + k] = logits_.data<float>()[b * V + words_[size_t(k)]];
+    for (int64_t k = 0; k < K; ++k) ops::copy_columns(scores, k, logits_, words_[size_t(k)], 1, false);
     return loss_.apply(scores, batch.labels, arena);
   }
 
   void backward(const Tensor& dhidden, float loss_scale, Arena& arena) override {
     const int64_t B = rows_.size(0), C = rows_.size(1), V = model_.spec().vocab_size, K = int64_t(words_.size());
-    Tensor dscores = arena.zeros({B, K}), dlogits = arena.zeros({B, V}), drows = arena.zeros({B, C});
+    const DType act = dhidden.dtype();
+    Tensor dscores = arena.zeros({B, K}), dlogits = arena.zeros({B, V}, act), drows = arena.zeros({B, C}, act);
     loss_.backward(dscores, loss_scale);
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t k = 0; k < K; ++k) dlogits.data<float>()[b * V + words_[size_t(k)]] += dscores.data<float>()[b * K + k];
+    for (int64_t k = 0; k < K; ++k) ops::copy_columns(dlogits, words_[size_t(k)], dscores, k, 1, true);
     lm_.backward(drows, dlogits, arena);
     scatter_rows(dhidden, drows, positions_);
   }
@@ -226,7 +250,8 @@ class VerbalizerHead final : public TaskHead {
   LmHead lm_;
   std::vector<int32_t> words_;
   Loss loss_;
-  Tensor positions_, rows_, logits_;
+  Tensor rows_, logits_;
+  std::vector<int64_t> positions_;
 };
 
 class CausalLmHead final : public TaskHead {
@@ -239,18 +264,18 @@ class CausalLmHead final : public TaskHead {
 
   HeadOutput forward(const Tensor& hidden, const HeadBatch& batch, Arena& arena, Mode, Rng&) override {
     const int64_t B = hidden.size(0), T = hidden.size(1), V = model_.spec().vocab_size;
-    Tensor logits = arena.alloc({B, T, V});
+    Tensor logits = arena.alloc({B, T, V}, hidden.dtype());
     lm_.forward(logits, hidden, arena);
-    // Position t predicts token t + 1: shift the labels left.
-    Tensor targets = arena.alloc({B, T}, DType::kI32);
+    // Position t predicts token t + 1: shift the (host) labels left.
+    targets_.resize(size_t(B * T));
     for (int64_t b = 0; b < B; ++b)
       for (int64_t t = 0; t < T; ++t)
-        targets.data<int32_t>()[b * T + t] = t + 1 < T ? batch.lm_labels.data<int32_t>()[b * T + t + 1] : ops::kIgnoreIndex;
-    return loss_.apply(logits, targets, arena);
+        targets_[size_t(b * T + t)] = t + 1 < T ? batch.lm_labels.data<int32_t>()[b * T + t + 1] : ops::kIgnoreIndex;
+    return loss_.apply(logits, Tensor::borrow(targets_.data(), {B, T}, DType::kI32), arena);
   }
 
   void backward(const Tensor& dhidden, float loss_scale, Arena& arena) override {
-    Tensor dlogits = arena.zeros(loss_.scores.shape());
+    Tensor dlogits = arena.zeros(loss_.scores.shape(), loss_.scores.dtype());
     loss_.backward(dlogits, loss_scale);
     lm_.backward(dhidden, dlogits, arena);
   }
@@ -259,6 +284,7 @@ class CausalLmHead final : public TaskHead {
   const Transformer& model_;
   LmHead lm_;
   Loss loss_;
+  std::vector<int32_t> targets_;  // host, reused
 };
 
 }  // namespace

@@ -35,6 +35,8 @@ void Transformer::embed_tokens(const Tensor& out, const Tensor& ids) const {
 }
 
 void Transformer::default_position_ids(const Tensor& out, const Tensor& ids, int64_t prefix_length) const {
+  PTUNE_CHECK(out.device().is_cpu() && (!ids.defined() || ids.device().is_cpu()),
+              "default_position_ids works on host tensors");
   const int64_t B = out.size(0), T = out.size(1);
   int32_t* pos = out.data<int32_t>();
   const bool by_padding = spec_.arch == Arch::kRoberta && ids.defined();
@@ -58,21 +60,33 @@ void Transformer::default_position_ids(const Tensor& out, const Tensor& ids, int
 
 Tensor Transformer::forward(const ModelInputs& in, Arena& arena) {
   const int64_t B = in.input_embeds.size(0), T = in.input_embeds.size(1), C = spec_.hidden;
-  check_tensor(in.input_embeds, "input_embeds", {B, T, C});
+  const DType act = dtype();
+  check_tensor(in.input_embeds, "input_embeds", {B, T, C}, act);
   check_tensor(in.position_ids, "position_ids", {B, T}, DType::kI32);
   if (in.attention_mask.defined()) check_tensor(in.attention_mask, "attention_mask", {B, T}, DType::kI32);
+  PTUNE_CHECK(arena.device() == device() && in.input_embeds.device() == device(),
+              "forward: the model runs on {}, its arena is on {} and input_embeds on {}", device().str(),
+              arena.device().str(), in.input_embeds.device().str());
   batch_ = B;
   seq_ = T;
   const EmbeddingWeights& e = weights_->embeddings;
+  const Tensor position_ids = arena.copy_of(in.position_ids);
+  const Tensor mask = arena.copy_of(in.attention_mask);
 
   // Embeddings: words (given) + positions (+ token types), then BERT's norm.
-  Tensor x = arena.alloc({B, T, C});
+  Tensor x = arena.alloc({B, T, C}, act);
   x.copy_from(in.input_embeds);
   if (spec_.positions == PositionKind::kLearned) {
-    ops::embedding_add(x, in.position_ids, e.position);
+    ops::embedding_add(x, position_ids, e.position);
   } else {
-    // RoPE: positions rotate queries and keys inside every block.
+    // RoPE: positions rotate queries and keys inside every block. They are
+    // range-checked (and their maximum taken) on the host.
     const int32_t* pos = in.position_ids.data<int32_t>();
+    if (!in.position_ids.device().is_cpu()) {
+      host_positions_.resize(size_t(B * T));
+      Tensor::borrow(host_positions_.data(), {B, T}, DType::kI32).copy_from(in.position_ids);
+      pos = host_positions_.data();
+    }
     int64_t max_pos = 0;
     for (int64_t i = 0; i < B * T; ++i) {
       PTUNE_CHECK(pos[i] >= 0, "position_ids: negative position {} at {}", pos[i], i);
@@ -82,15 +96,15 @@ Tensor Transformer::forward(const ModelInputs& in, Arena& arena) {
     PTUNE_CHECK(spec_.sliding_window == 0 || P + T <= spec_.sliding_window,
                 "{}: a prefix of {} + {} tokens reaches past 'sliding_window' {}, which ptune does not implement",
                 spec_.model_type, P, T, spec_.sliding_window);
-    positions_ = in.position_ids;
-    const std::vector<float> inv = spec_.rope_inv_freq(max_pos);
+    positions_ = position_ids;
+    std::vector<float> inv = spec_.rope_inv_freq(max_pos);
     rope_inv_freq_ = arena.alloc({int64_t(inv.size())});
-    std::copy(inv.begin(), inv.end(), rope_inv_freq_.data<float>());
+    rope_inv_freq_.copy_from(Tensor::borrow(inv.data(), {int64_t(inv.size())}, DType::kF32));
   }
   if (e.token_type.defined()) {
     if (in.token_type_ids.defined()) {
       check_tensor(in.token_type_ids, "token_type_ids", {B, T}, DType::kI32);
-      ops::embedding_add(x, in.token_type_ids, e.token_type);
+      ops::embedding_add(x, arena.copy_of(in.token_type_ids), e.token_type);
     } else {
       Tensor zeros = arena.zeros({B, T}, DType::kI32);
       ops::embedding_add(x, zeros, e.token_type);
@@ -100,7 +114,7 @@ Tensor Transformer::forward(const ModelInputs& in, Arena& arena) {
     embed_sum_ = x;
     embed_mean_ = arena.alloc({B * T});
     embed_rstd_ = arena.alloc({B * T});
-    x = arena.alloc({B, T, C});
+    x = arena.alloc({B, T, C}, act);
     ops::norm_forward(spec_.norm, x, embed_mean_, embed_rstd_, embed_sum_, e.norm_w, e.norm_b, spec_.norm_eps);
   }
 
@@ -112,10 +126,10 @@ Tensor Transformer::forward(const ModelInputs& in, Arena& arena) {
     a.input = x;
     a.prefix_k = in.prefix && size_t(l) < in.prefix->keys.size() ? in.prefix->keys[size_t(l)] : Tensor();
     a.prefix_v = in.prefix && size_t(l) < in.prefix->values.size() ? in.prefix->values[size_t(l)] : Tensor();
-    x = arena.alloc({B, T, C});
+    x = arena.alloc({B, T, C}, act);
     // Block l is unit 1 + l; the gate may gather it (and prefetch l + 1).
     if (gate_) gate_->acquire(1 + l, l + 1 < spec_.layers ? 2 + l : -1, WeightGate::Pass::kForward);
-    layer_forward(l, a, x, in.attention_mask, arena);
+    layer_forward(l, a, x, mask, arena);
     if (gate_) gate_->release(1 + l, WeightGate::Pass::kForward);
   }
 
@@ -123,7 +137,7 @@ Tensor Transformer::forward(const ModelInputs& in, Arena& arena) {
     final_input_ = x;
     final_mean_ = arena.alloc({B * T});
     final_rstd_ = arena.alloc({B * T});
-    x = arena.alloc({B, T, C});
+    x = arena.alloc({B, T, C}, act);
     const HeadWeights& h = weights_->heads;
     ops::norm_forward(spec_.norm, x, final_mean_, final_rstd_, final_input_, h.final_norm_w, h.final_norm_b,
                       spec_.norm_eps);
@@ -139,21 +153,22 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
   const ops::NormKind nk = spec_.norm;
   const float eps = spec_.norm_eps;
   const bool pre = spec_.placement == NormPlacement::kPre;
+  const DType act = dtype();  // activations; norm statistics and attention state stay f32
 
-  a.qkv = arena.alloc({B, T, attention_.qkv_width()});
-  a.probs = arena.alloc({B, attention_.heads, T, P + T});
-  a.attn = arena.alloc({B, T, attention_.q_width()});
-  a.residual = arena.alloc({B, T, C});
-  a.norm1 = arena.alloc({B, T, C});
+  a.qkv = arena.alloc({B, T, attention_.qkv_width()}, act);
+  a.probs = arena.alloc(ops::attention_saved_shape(device(), B, T, P, attention_));
+  a.attn = arena.alloc({B, T, attention_.q_width()}, act);
+  a.residual = arena.alloc({B, T, C}, act);
+  a.norm1 = arena.alloc({B, T, C}, act);
   a.mean1 = arena.alloc({B * T});
   a.rstd1 = arena.alloc({B * T});
-  a.norm2 = arena.alloc({B, T, C});
+  a.norm2 = arena.alloc({B, T, C}, act);
   a.mean2 = arena.alloc({B * T});
   a.rstd2 = arena.alloc({B * T});
-  a.fc = arena.alloc({B, T, FC});
-  a.act = arena.alloc({B, T, I});
-  Tensor proj = arena.alloc({B, T, C});
-  Tensor mlp = arena.alloc({B, T, C});
+  a.fc = arena.alloc({B, T, FC}, act);
+  a.act = arena.alloc({B, T, I}, act);
+  Tensor proj = arena.alloc({B, T, C}, act);
+  Tensor mlp = arena.alloc({B, T, C}, act);
 
   // Attention sub-block.
   if (pre) ops::norm_forward(nk, a.norm1, a.mean1, a.rstd1, a.input, w.norm1_w, w.norm1_b, eps);
@@ -175,7 +190,7 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
   if (pre) {
     ops::add_forward(out, a.residual, mlp);
   } else {
-    a.residual2 = arena.alloc({B, T, C});
+    a.residual2 = arena.alloc({B, T, C}, act);
     ops::add_forward(a.residual2, a.norm1, mlp);
     ops::norm_forward(nk, out, a.mean2, a.rstd2, a.residual2, w.norm2_w, w.norm2_b, eps);
   }
@@ -183,9 +198,10 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
 
 void Transformer::backward(const Tensor& dhidden, const ModelGrads& grads, Arena& arena) {
   const int64_t B = batch_, T = seq_, C = spec_.hidden;
-  check_tensor(dhidden, "dhidden", {B, T, C});
+  const DType act = dtype();
+  check_tensor(dhidden, "dhidden", {B, T, C}, act);
   const bool want_inputs = grads.input_embeds.defined();
-  if (want_inputs) check_tensor(grads.input_embeds, "d input_embeds", {B, T, C});
+  if (want_inputs) check_tensor(grads.input_embeds, "d input_embeds", {B, T, C}, act);
 
   // The lowest layer whose gradient anyone needs; nothing below it runs.
   int64_t lowest = spec_.layers;
@@ -200,7 +216,7 @@ void Transformer::backward(const Tensor& dhidden, const ModelGrads& grads, Arena
   }
   if (lowest == spec_.layers) return;
 
-  Tensor dx = arena.zeros({B, T, C});
+  Tensor dx = arena.zeros({B, T, C}, act);
   if (spec_.final_norm) {
     const HeadWeights& h = weights_->heads;
     ops::norm_backward(spec_.norm, dx, Tensor(), Tensor(), dhidden, final_input_, h.final_norm_w, final_mean_,
@@ -215,7 +231,7 @@ void Transformer::backward(const Tensor& dhidden, const ModelGrads& grads, Arena
     if (grads.prefix && i < grads.prefix->keys.size()) dk = grads.prefix->keys[i];
     if (grads.prefix && i < grads.prefix->values.size()) dv = grads.prefix->values[i];
     const bool need_input = l > lowest || want_inputs;
-    Tensor dinput = need_input ? arena.zeros({B, T, C}) : Tensor();
+    Tensor dinput = need_input ? arena.zeros({B, T, C}, act) : Tensor();
     if (gate_) gate_->acquire(1 + l, l > lowest ? l : -1, WeightGate::Pass::kBackward);
     layer_backward(l, saved_[i], dx, dinput, dk, dv, arena);
     if (gate_) gate_->release(1 + l, WeightGate::Pass::kBackward);
@@ -240,28 +256,29 @@ void Transformer::layer_backward(int64_t l, LayerActivations& a, const Tensor& d
   const int64_t B = batch_, T = seq_, C = spec_.hidden, I = spec_.intermediate;
   const ops::NormKind nk = spec_.norm;
   const bool pre = spec_.placement == NormPlacement::kPre;
+  const DType act = dtype();
 
   // d(residual stream after attention): pre-LN it is dout itself (plus the
   // MLP norm's share); post-LN it is what norm1 passes back.
-  Tensor dresidual = arena.zeros({B, T, C});
+  Tensor dresidual = arena.zeros({B, T, C}, act);
   Tensor dmlp_out;  // gradient at the MLP's output
   Tensor dmlp_in;   // gradient at the MLP's input (norm2 pre-LN, norm1 post-LN)
   if (pre) {
     ops::accumulate(dresidual, dout);
     dmlp_out = dout;
-    dmlp_in = arena.zeros({B, T, C});
+    dmlp_in = arena.zeros({B, T, C}, act);
   } else {
     // out = norm2(norm1 + mlp): both branches see dresidual2.
-    Tensor dresidual2 = arena.zeros({B, T, C});
+    Tensor dresidual2 = arena.zeros({B, T, C}, act);
     ops::norm_backward(nk, dresidual2, Tensor(), Tensor(), dout, a.residual2, w.norm2_w, a.mean2, a.rstd2);
     dmlp_out = dresidual2;
-    dmlp_in = arena.zeros({B, T, C});
+    dmlp_in = arena.zeros({B, T, C}, act);
     ops::accumulate(dmlp_in, dresidual2);  // the skip connection around the MLP
   }
 
-  Tensor dact = arena.zeros({B, T, I});
+  Tensor dact = arena.zeros({B, T, I}, act);
   ops::linear_backward_input(dact, dmlp_out, w.fc2_w);
-  Tensor dfc = arena.zeros(a.fc.shape());
+  Tensor dfc = arena.zeros(a.fc.shape(), act);
   if (spec_.gated_mlp) ops::gated_backward(spec_.activation, dfc, dact, a.fc);
   else ops::activation_backward(spec_.activation, dfc, dact, a.fc);
   ops::linear_backward_input(dmlp_in, dfc, w.fc_w);
@@ -274,17 +291,17 @@ void Transformer::layer_backward(int64_t l, LayerActivations& a, const Tensor& d
 
   // residual = input + proj(attn): the skip passes dresidual straight down.
   if (dinput.defined()) ops::accumulate(dinput, dresidual);
-  Tensor dattn = arena.zeros({B, T, attention_.q_width()});
+  Tensor dattn = arena.zeros({B, T, attention_.q_width()}, act);
   ops::linear_backward_input(dattn, dresidual, w.proj_w);
-  Tensor dqkv = arena.zeros({B, T, attention_.qkv_width()});
-  Tensor dscores = arena.alloc(a.probs.shape());
+  Tensor dqkv = arena.zeros({B, T, attention_.qkv_width()}, act);
+  const Tensor dscores = ops::attention_needs_scores(device()) ? arena.alloc(a.probs.shape()) : Tensor();
   ops::attention_backward(dqkv, dprefix_k, dprefix_v, dscores, dattn, a.qkv, a.probs, a.prefix_k, a.prefix_v,
                           attention_);
   if (!dinput.defined()) return;  // the lowest prompt layer: nothing below needs dx
   // Un-rotate ∂q, ∂k (prefix gradients above are already unrotated).
   if (spec_.positions == PositionKind::kRope) ops::rope_backward(dqkv, positions_, rope_inv_freq_, attention_);
   if (pre) {
-    Tensor dnorm1 = arena.zeros({B, T, C});
+    Tensor dnorm1 = arena.zeros({B, T, C}, act);
     ops::linear_backward_input(dnorm1, dqkv, w.qkv_w);
     ops::norm_backward(nk, dinput, Tensor(), Tensor(), dnorm1, a.input, w.norm1_w, a.mean1, a.rstd1);
   } else {

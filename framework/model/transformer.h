@@ -23,6 +23,8 @@ struct KvPrefix {
   int64_t length() const;  // P (0 without a prefix)
 };
 
+// input_embeds live on the model's device in its dtype; the integer inputs
+// may be host tensors (the batch as collated): forward copies them over.
 struct ModelInputs {
   Tensor input_embeds;    // (B, T, C) word-embedding rows; prompt rows may be spliced in
   Tensor position_ids;    // (B, T) i32
@@ -61,14 +63,20 @@ class Transformer {
 
   const ModelSpec& spec() const { return spec_; }
   const ModelWeights& weights() const { return *weights_; }
+  ModelWeights& weights() { return *weights_; }
+  // Where the model runs and its activation dtype: those of its weights
+  // (f32 on the CPU; bf16 or f32 on a GPU after weights().to()).
+  Device device() const { return weights_->device(); }
+  DType dtype() const { return weights_->dtype(); }
   // nullptr: every unit stays resident (the default).
   void set_weight_gate(WeightGate* gate) { gate_ = gate; }
 
-  // out (B, T, C) = word embeddings of ids (B, T) i32.
+  // out (B, T, C) = word embeddings of ids (B, T) i32, both on the model's device.
   void embed_tokens(const Tensor& out, const Tensor& ids) const;
   // Position ids (B, T) i32 as transformers derives them: real tokens start
   // at P (the prefix length) + the spec's offset; RoBERTa, given ids, also
   // gives padding the position padding_idx and counts only real tokens.
+  // Host tensors (positions are computed where the batch is collated).
   void default_position_ids(const Tensor& out, const Tensor& ids, int64_t prefix_length) const;
 
   // Returns the last hidden state (B, T, C) (after GPT-2's final norm).
@@ -108,7 +116,8 @@ class Transformer {
   std::vector<LayerActivations> saved_;
   Tensor embed_sum_, embed_mean_, embed_rstd_;  // BERT's embedding LayerNorm input and stats
   Tensor final_input_, final_mean_, final_rstd_;
-  Tensor positions_, rope_inv_freq_;  // RoPE: (B, T) i32 of the last forward, (D/2)
+  Tensor positions_, rope_inv_freq_;  // RoPE: (B, T) i32 of the last forward, (D/2), on the device
+  std::vector<int32_t> host_positions_;  // RoPE: the positions read on the host (range check, max)
   int64_t batch_ = 0, seq_ = 0;
 };
 

@@ -56,6 +56,18 @@ void WeightUnit::bind(const Tensor& flat_buffer) {
   for (Param& p : params) *p.slot = flat.slice(p.offset, p.offset + p.shape.numel()).view(p.shape);
 }
 
+void ModelWeights::to(Device device, DType dtype) {
+  device_ = device;
+  dtype_ = dtype;
+  for (WeightUnit& u : units_) {
+    if (!u.flat.defined()) continue;  // sharded away: the shards move with their owner
+    if (u.flat.device() == device && u.flat.dtype() == dtype) continue;
+    const Tensor host = u.flat.device().is_cpu() ? u.flat : u.flat.to(Device::cpu());
+    const Tensor converted = host.dtype() == dtype ? host : host.to(dtype);
+    u.bind(converted.device() == device ? converted : converted.to(device));
+  }
+}
+
 ModelWeights::ModelWeights(const ModelSpec& spec, std::set<Component> components, std::string prefix,
                            int64_t score_labels)
     : spec_(spec), components_(std::move(components)), prefix_(std::move(prefix)) {

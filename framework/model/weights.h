@@ -1,7 +1,7 @@
 // The frozen weights of a model, grouped in units.
 //
 // A unit (the embeddings, one block, the final norm and heads) is one flat
-// f32 buffer; every weight is a view into it. The unit is the granularity of
+// buffer (f32 as loaded; bf16 on a GPU after to()); every weight is a view into it. The unit is the granularity of
 // sharding: a rank can hold 1/N of a flat buffer and all-gather it before
 // the unit runs, then rebind the views (DESIGN.md §4).
 //
@@ -99,6 +99,14 @@ class ModelWeights {
   // Hugging Face names and layouts, for save_pretrained-compatible output.
   std::vector<std::pair<std::string, Tensor>> to_checkpoint() const;
 
+  // Moves every resident unit to `device`, converted to `dtype` (bf16
+  // frozen weights on a GPU); the views rebind, so anything that copied a
+  // view before the move (a task head) must be built after it.
+  void to(Device device, DType dtype);
+  // Where the units live and their dtype (also while sharded away).
+  Device device() const { return device_; }
+  DType dtype() const { return dtype_; }
+
   bool has(Component c) const { return components_.count(c) != 0; }
   int64_t parameter_count() const;
   const std::vector<WeightUnit>& units() const { return units_; }
@@ -114,6 +122,8 @@ class ModelWeights {
   std::set<Component> components_;
   std::string prefix_;  // "transformer.", "bert.", "roberta.", "model." or ""
   std::vector<WeightUnit> units_;
+  Device device_;
+  DType dtype_ = DType::kF32;
 };
 
 }  // namespace ptune::model

@@ -101,6 +101,10 @@ void Lstm::cell_forward(Cell& cell, int dir, const Tensor& x, const Tensor& y, A
 void Lstm::forward(const Tensor& y, const Tensor& x, Arena& arena, float dropout_p, uint64_t seed,
                    uint64_t offset) {
   const int64_t T = x.size(0), H = hidden_;
+  // The recurrence's pointwise cells are host loops (no CUDA kernel yet).
+  PTUNE_CHECK(x.device().is_cpu(),
+              "P-Tuning's LSTM encoder runs on the CPU only in this version; on {} use method.encoder: mlp",
+              x.device().str());
   check_tensor(x, "LSTM input", {T, input_});
   check_tensor(y, "LSTM output", {T, 2 * H});
   PTUNE_CHECK(dropout_p >= 0.0f && dropout_p < 1.0f, "LSTM dropout {} outside [0, 1)", dropout_p);

@@ -54,18 +54,16 @@ void PromptModel::init(Rng& rng, const std::vector<int32_t>& text_ids) {
 }
 
 void PromptModel::split_prefix(const Tensor& prompt, Arena& arena) {
-  // prompt (P, Lp·2·W'): slot s holds layer layers_[s]'s keys then values.
+  // prompt (P, Lp·2·W) f32: slot s holds layer layers_[s]'s keys then values,
+  // each becoming a (P, W) tensor in the model's dtype.
   const model::ModelSpec& spec = model_.spec();
-  const int64_t P = config_.num_virtual_tokens, W = kv_width(spec), width = prompt.size(1);
+  const int64_t P = config_.num_virtual_tokens, W = kv_width(spec);
   prefix_.keys.assign(size_t(spec.layers), Tensor());
   prefix_.values.assign(size_t(spec.layers), Tensor());
-  const float* src = prompt.data<float>();
   for (size_t s = 0; s < layers_.size(); ++s) {
     for (int kv = 0; kv < 2; ++kv) {
-      Tensor t = arena.alloc({P, W});
-      float* dst = t.data<float>();
-      for (int64_t p = 0; p < P; ++p)
-        std::copy_n(src + p * width + (2 * int64_t(s) + kv) * W, W, dst + p * W);
+      Tensor t = arena.alloc({P, W}, model_.dtype());
+      ops::copy_columns(t, 0, prompt, (2 * int64_t(s) + kv) * W, W, false);
       (kv ? prefix_.values : prefix_.keys)[size_t(layers_[s])] = t;
     }
   }
@@ -75,17 +73,25 @@ Tensor PromptModel::forward(const Tensor& ids, const Tensor& type_ids, const Ten
                             Mode mode, Rng& rng) {
   const model::ModelSpec& spec = model_.spec();
   const int64_t B = ids.size(0), T = ids.size(1), C = spec.hidden;
-  ids_ = ids;
+  PTUNE_CHECK(ids.device().is_cpu(), "PromptModel::forward takes the batch's host ids");
+  ids_ = arena.copy_of(ids);  // on the model's device
   prompt_ = arena.alloc({config_.num_virtual_tokens, encoder_->dims().out_width});
   encoder_->forward(prompt_, arena, mode, &rng);
 
   model::ModelInputs in;
-  in.input_embeds = arena.alloc({B, T, C});
-  in.position_ids = arena.alloc({B, T}, DType::kI32);
+  in.input_embeds = arena.alloc({B, T, C}, model_.dtype());
+  host_positions_.resize(size_t(B * T));
+  in.position_ids = Tensor::borrow(host_positions_.data(), {B, T}, DType::kI32);  // the model uploads it
   in.token_type_ids = type_ids;
   in.attention_mask = attention_mask;
   if (config_.placement == Placement::kInput) {
-    ops::prompt_embedding_forward(in.input_embeds, ids, model_.weights().embeddings.word, prompt_);
+    // The f32 prompt rows enter a bf16 model as bf16.
+    Tensor rows = prompt_;
+    if (model_.dtype() != rows.dtype()) {
+      rows = arena.alloc(prompt_.shape(), model_.dtype());
+      ops::convert(rows, prompt_);
+    }
+    ops::prompt_embedding_forward(in.input_embeds, ids_, model_.weights().embeddings.word, rows);
     // As transformers numbers inputs_embeds: 0…T−1 (+ RoBERTa's offset),
     // virtual tokens included.
     model_.default_position_ids(in.position_ids, Tensor(), 0);
@@ -99,7 +105,7 @@ Tensor PromptModel::forward(const Tensor& ids, const Tensor& type_ids, const Ten
       ops::dropout_forward(prefix, prompt_, config_.prefix_dropout, dropout_seed_, dropout_offset_);
     }
     split_prefix(prefix, arena);
-    model_.embed_tokens(in.input_embeds, ids);
+    model_.embed_tokens(in.input_embeds, ids_);
     model_.default_position_ids(in.position_ids, ids, config_.num_virtual_tokens);
     in.prefix = &prefix_;
   }
@@ -112,11 +118,11 @@ void PromptModel::backward(const Tensor& dhidden, Arena& arena) {
   Tensor dprompt = arena.zeros(prompt_.shape());
   model::ModelGrads grads;
   if (config_.placement == Placement::kInput) {
-    grads.input_embeds = arena.zeros({B, T, C});
+    grads.input_embeds = arena.zeros({B, T, C}, model_.dtype());
     model_.backward(dhidden, grads, arena);
     ops::prompt_embedding_backward(dprompt, grads.input_embeds, ids_);
   } else {
-    const int64_t P = config_.num_virtual_tokens, W = kv_width(spec), width = dprompt.size(1);
+    const int64_t P = config_.num_virtual_tokens, W = kv_width(spec);
     model::KvPrefix dprefix;
     dprefix.keys.assign(size_t(spec.layers), Tensor());
     dprefix.values.assign(size_t(spec.layers), Tensor());
@@ -128,13 +134,10 @@ void PromptModel::backward(const Tensor& dhidden, Arena& arena) {
     model_.backward(dhidden, grads, arena);
     // Gather the per-layer gradients back into the encoder's layout.
     Tensor dprefix_flat = dropout_applied_ ? arena.zeros(prompt_.shape()) : dprompt;
-    float* dst = dprefix_flat.data<float>();
     for (size_t s = 0; s < layers_.size(); ++s)
-      for (int kv = 0; kv < 2; ++kv) {
-        const float* src = (kv ? dprefix.values : dprefix.keys)[size_t(layers_[s])].data<float>();
-        for (int64_t p = 0; p < P; ++p)
-          for (int64_t j = 0; j < W; ++j) dst[p * width + (2 * int64_t(s) + kv) * W + j] += src[p * W + j];
-      }
+      for (int kv = 0; kv < 2; ++kv)
+        ops::copy_columns(dprefix_flat, (2 * int64_t(s) + kv) * W, (kv ? dprefix.values : dprefix.keys)[size_t(layers_[s])],
+                          0, W, true);
     if (dropout_applied_)
       ops::dropout_backward(dprompt, dprefix_flat, config_.prefix_dropout, dropout_seed_, dropout_offset_);
   }
@@ -142,9 +145,9 @@ void PromptModel::backward(const Tensor& dhidden, Arena& arena) {
 }
 
 Tensor PromptModel::prompt_embeddings(Arena& arena) {
-  Tensor out = Tensor::empty({config_.num_virtual_tokens, encoder_->dims().out_width}, DType::kF32);
+  Tensor out = arena.alloc({config_.num_virtual_tokens, encoder_->dims().out_width});
   encoder_->forward(out, arena, Mode::kEval, nullptr);
-  return out;
+  return out.to(Device::cpu());
 }
 
 }  // namespace ptune::peft

@@ -23,19 +23,21 @@ class PromptModel {
   PromptModel(const PromptConfig& config, model::Transformer& model, ParameterSet& params);
 
   // After params.finalize(): the method's initialisation. `text_ids` are
-  // the tokenized init_text (PromptInit::kText only).
+  // the tokenized init_text (PromptInit::kText only). Runs on the CPU, before
+  // the model and the parameters move to a GPU.
   void init(Rng& rng, const std::vector<int32_t>& text_ids = {});
 
   // ids, type_ids, attention_mask (B, T) i32; virtual tokens are ids
   // −1…−P (input placement). type_ids may be undefined. Returns the last
-  // hidden state (B, T, C); state for backward stays in `arena`.
+  // hidden state (B, T, C) on the model's device in its dtype; state for
+  // backward stays in `arena` (on that device). The inputs are host tensors.
   Tensor forward(const Tensor& ids, const Tensor& type_ids, const Tensor& attention_mask, Arena& arena, Mode mode,
                  Rng& rng);
   // Accumulates the prompt parameters' gradients from dhidden (B, T, C).
   void backward(const Tensor& dhidden, Arena& arena);
 
   // The prompt as peft saves it (`prompt_embeddings`): the encoder's output
-  // (P, W) in eval mode — (P, C) rows, or (P, Lp·2·KVH·D) prefixes.
+  // (P, W) in eval mode — (P, C) rows, or (P, Lp·2·KVH·D) prefixes — on the host.
   Tensor prompt_embeddings(Arena& arena);
 
   const PromptConfig& config() const { return config_; }
@@ -54,7 +56,8 @@ class PromptModel {
   std::vector<int64_t> layers_;  // model layers that hold a prefix, in encoder-slot order
 
   // Saved by forward for backward.
-  Tensor ids_, prompt_;
+  Tensor ids_, prompt_;  // on the model's device
+  std::vector<int32_t> host_positions_;
   model::KvPrefix prefix_;
   bool dropout_applied_ = false;
   uint64_t dropout_seed_ = 0, dropout_offset_ = 0;

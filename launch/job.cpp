@@ -1,6 +1,8 @@
 #include "job.h"
 
 #include "framework/core/rng.h"
+#include "framework/core/stream.h"
+#include "framework/dist/mpi_communicator.h"
 
 namespace ptune::launch {
 
@@ -67,7 +69,26 @@ std::unique_ptr<Job> build_job(const recipe::Recipe& recipe, Datasets datasets) 
   }
   job->prompt->init(rng, text_ids);
   job->head->init(rng);
+  place(*job);
   return job;
+}
+
+void place(Job& job) {
+  const recipe::ModelOptions& m = job.recipe.model;
+  if (m.device == recipe::DeviceKind::kCpu) return;
+  const int gpus = cuda_device_count();
+#ifdef PTUNE_CUDA
+  PTUNE_CHECK(gpus > 0, "model.device is cuda, but no GPU is visible to this process (CUDA_VISIBLE_DEVICES?)");
+#else
+  PTUNE_CHECK(gpus > 0, "model.device is cuda, but this ptune was built without CUDA (cmake -DPTUNE_CUDA=ON)");
+#endif
+  // One process per GPU: local rank r of a node drives GPU r.
+  const int local = dist::launch_env().local_rank;
+  PTUNE_CHECK(local < gpus, "local rank {} has no GPU of its own ({} visible): start at most {} ranks per node",
+              local, gpus, gpus);
+  const Device device = Device::cuda(local);
+  job.model->weights().to(device, m.dtype == recipe::ModelDType::kF32 ? DType::kF32 : DType::kBF16);
+  job.params.to(device);
 }
 
 }  // namespace ptune::launch

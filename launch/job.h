@@ -34,7 +34,11 @@ struct Job {
 
 enum class Datasets : uint8_t { kNone, kEvalOnly, kTrainAndEval };
 
-// Builds and initialises everything (parameters from the recipe's init).
+// Builds and initialises everything (parameters from the recipe's init),
+// then places it on the recipe's device.
 std::unique_ptr<Job> build_job(const recipe::Recipe& recipe, Datasets datasets);
+// Moves the initialised frozen model (in model.dtype) and the trainable
+// parameters (f32) to model.device; on a GPU, local rank r takes GPU r.
+void place(Job& job);
 
 }  // namespace ptune::launch

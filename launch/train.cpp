@@ -11,6 +11,7 @@
 #include "framework/data/sampler.h"
 #include "framework/dist/communicator.h"
 #include "framework/dist/mpi_communicator.h"
+#include "framework/dist/nccl_communicator.h"
 #include "framework/dist/sharded_weights.h"
 #include "framework/dist/signals.h"
 #include "framework/io/json_file.h"
@@ -62,6 +63,16 @@ std::unique_ptr<dist::Communicator> world_communicator() {
   return std::make_unique<dist::SingleCommunicator>();
 }
 
+// The communicator for GPU tensors across the world's ranks.
+std::unique_ptr<dist::Communicator> device_communicator(dist::Communicator& world) {
+#ifdef PTUNE_HAS_NCCL
+  return dist::make_nccl_communicator(world, dist::launch_env().local_rank);
+#else
+  (void)world;
+  PTUNE_FAIL("several ranks on GPUs need NCCL, which this ptune was built without (install libnccl-dev, rebuild)");
+#endif
+}
+
 std::string shard_name(recipe::ShardMode m) {
   switch (m) {
     case recipe::ShardMode::kNone: return "none";
@@ -90,7 +101,7 @@ int train(const RecipeArgs& args, bool print_config) {
   train::RunLog log(rank0 ? t.output_dir + "/metrics.jsonl" : std::string(), !rank0);
   log.message(fmt::format("{}: {} train examples, {} eval, {} trainable parameters", r.model.path, job->train->size(),
                           job->eval ? job->eval->size() : 0, job->params.numel()));
-  Arena adapter_arena;
+  Arena adapter_arena(job->model->device());
   auto save = [&](const std::string& dir) {
     peft::save_adapter(dir, *job->prompt, job->params, adapter_info(*job), adapter_arena);
     adapter_arena.reset();
@@ -102,20 +113,33 @@ int train(const RecipeArgs& args, bool print_config) {
   train::Trainer trainer(t, *job->prompt, *job->head, job->params, *job->train, std::move(sampler),
                          job->eval ? &*job->eval : nullptr, log, save);
 
+  // GPU tensors travel over NCCL (bootstrapped by MPI); host values (counts,
+  // metrics, the stop flag) over MPI.
+  const bool on_gpu = job->model->device().is_cuda();
+  std::unique_ptr<dist::Communicator> tensor_comm;
+  if (on_gpu && comm->size() > 1) tensor_comm = device_communicator(*comm);
+
   // Frozen weights sharded over all ranks or over this node's ranks.
   std::unique_ptr<dist::Communicator> node_comm;
-  dist::Communicator* shard_comm = comm.get();
+  dist::Communicator* shard_comm = tensor_comm ? tensor_comm.get() : comm.get();
   if (r.model.shard == recipe::ShardMode::kNode && dist::launch_env().under_launcher) {
+    PTUNE_CHECK(!on_gpu, "model.shard node is not implemented on GPUs yet: use model.shard world");
     node_comm = dist::make_mpi_node_communicator();
     shard_comm = node_comm.get();
   }
   std::unique_ptr<dist::ShardedWeights> shard;
   if (r.model.shard != recipe::ShardMode::kNone)
     shard = std::make_unique<dist::ShardedWeights>(*job->model, *shard_comm, r.model.shard_keep_for_backward);
+  // The verbalizer and causal-LM heads of a tied model decode with the word
+  // embeddings after the transformer ran.
+  const bool tied_decoder = r.task.kind != model::TaskKind::kClassification &&
+                            !job->model->weights().has(model::Component::kLmHead);
+  if (shard && tied_decoder) shard->keep_embeddings();
 
   dist::StopSignals signals;
   train::Distributed d;
   d.comm = comm.get();
+  d.tensor_comm = tensor_comm.get();
   d.shard = shard.get();
   d.shard_mode = shard_name(r.model.shard);
   d.stop_requested = [&signals] { return signals.requested(); };
@@ -141,7 +165,7 @@ int evaluate(const RecipeArgs& args, const std::string& adapter, const std::stri
   if (!data.empty()) r.data.eval = data;
   PTUNE_CHECK(!r.data.eval.empty(), "nothing to evaluate: set data.eval or --data");
   auto job = job_from_adapter(r, adapter, Datasets::kEvalOnly);
-  Arena arena;
+  Arena arena(job->model->device());
   const train::EvalResult result = train::evaluate(*job->prompt, *job->head, *job->eval, r.train.eval_batch, arena);
   fmt::print("{}\n", result.to_json().dump());
   return 0;
@@ -152,7 +176,7 @@ int predict(const RecipeArgs& args, const std::string& adapter, const std::strin
   PTUNE_CHECK(r.task.kind != model::TaskKind::kCausalLm, "predict covers classification and verbalizer tasks");
   auto job = job_from_adapter(r, adapter, Datasets::kNone);
   const data::Dataset d = job->load_dataset(input);
-  Arena arena;
+  Arena arena(job->model->device());
   const train::EvalResult result = train::evaluate(*job->prompt, *job->head, d, r.train.eval_batch, arena);
   std::ofstream out(output);
   PTUNE_CHECK(out.good(), "cannot write {}", output);
@@ -171,7 +195,7 @@ int export_adapter(const RecipeArgs& args, const std::string& checkpoint, const 
   auto job = build_job(r, Datasets::kNone);
   train::AdamW optimizer(r.train.optimizer, job->params);
   train::load_checkpoint(checkpoint, job->params, optimizer);
-  Arena arena;
+  Arena arena(job->model->device());
   peft::save_adapter(out, *job->prompt, job->params, adapter_info(*job), arena);
   fmt::print("wrote the adapter of {} to {}\n", checkpoint, out);
   return 0;

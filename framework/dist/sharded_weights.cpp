@@ -112,7 +112,8 @@ void ShardedWeights::acquire(int64_t unit, int64_t next, Pass) {
 }
 
 void ShardedWeights::release(int64_t unit, Pass pass) {
-  if (!(pass == Pass::kForward && keep_ && backward_)) drop(size_t(unit));
+  const bool kept = (unit == 0 && keep_embeddings_) || (pass == Pass::kForward && keep_ && backward_);
+  if (!kept) drop(size_t(unit));
   // Block 0's gather starts once the embeddings are done with (not with
   // them: the peak stays at the shards + the embeddings or two blocks).
   if (unit == 0 && pass == Pass::kForward && model_.spec().layers > 0) start_gather(1);

@@ -23,9 +23,9 @@
 // Memory: frozen_bytes() counts the shards plus every gathered buffer alive;
 // peak_frozen_bytes() its maximum, against full_bytes() unsharded: Ψ/N +
 // Ψ_heads + max(Ψ_emb, 2 blocks) without keep. Every byte count is real
-// bytes: numel · dtype size. (A task
-// head that copied a view of a unit at construction — the tied LM decoder —
-// keeps that unit's original buffer alive: such tasks save less.)
+// bytes: numel · dtype size. (A task head that decodes with the tied word
+// embeddings keeps the embeddings gathered for the micro-batch —
+// keep_embeddings() — so such tasks save Ψ_emb less.)
 #pragma once
 
 #include <memory>
@@ -49,6 +49,11 @@ class ShardedWeights final : public model::WeightGate {
   // one follows (keep_for_backward only keeps blocks then).
   void begin_micro_batch(bool backward);
   void end_micro_batch();
+
+  // Keeps the embeddings (unit 0) gathered from begin_micro_batch() to
+  // end_micro_batch(): for a task head that reads the tied word embeddings
+  // (the LM decoder) after the transformer ran.
+  void keep_embeddings() { keep_embeddings_ = true; }
 
   void acquire(int64_t unit, int64_t next, Pass pass) override;
   void release(int64_t unit, Pass pass) override;
@@ -81,6 +86,7 @@ class ShardedWeights final : public model::WeightGate {
   model::Transformer& model_;
   Communicator& comm_;
   bool keep_;
+  bool keep_embeddings_ = false;
   bool backward_ = false;
   std::vector<Unit> units_;
   int64_t full_bytes_ = 0, live_bytes_ = 0, peak_bytes_ = 0;

@@ -309,6 +309,14 @@ std::vector<Field> make_schema() {
                             {"model_name_or_path", "name_or_path", "model_dir"});
   path.required = true;
   s.push_back(std::move(path));
+  s.push_back(choice_field("model", "device", [](auto& r) -> auto& { return r.model.device; },
+                           std::vector<std::pair<DeviceKind, std::string>>{{DeviceKind::kCpu, "cpu"},
+                                                                           {DeviceKind::kCuda, "cuda"}},
+                           {"accelerator"}));
+  s.push_back(choice_field("model", "dtype", [](auto& r) -> auto& { return r.model.dtype; },
+                           std::vector<std::pair<ModelDType, std::string>>{
+                               {ModelDType::kAuto, "auto"}, {ModelDType::kF32, "f32"}, {ModelDType::kBF16, "bf16"}},
+                           {"torch_dtype", "precision"}));
   s.push_back(choice_field("model", "shard", [](auto& r) -> auto& { return r.model.shard; },
                            std::vector<std::pair<ShardMode, std::string>>{
                                {ShardMode::kNone, "none"}, {ShardMode::kWorld, "world"}, {ShardMode::kNode, "node"}},
@@ -614,6 +622,10 @@ void check_consistency(const Recipe& r, const Entries& entries, const std::strin
   };
   const peft::PromptConfig& m = r.method;
   const bool input = m.placement == peft::Placement::kInput;
+
+  if (r.model.dtype == ModelDType::kBF16 && r.model.device == DeviceKind::kCpu)
+    PTUNE_FAIL("{}: model.dtype bf16 needs model.device cuda (the CPU computes in f32)",
+               where({"model.dtype", "model.device"}));
 
   if (entries.count("method.projection") && entries.count("method.encoder"))
     PTUNE_FAIL("{}: set one of method.projection and method.encoder, not both",

@@ -44,8 +44,15 @@ namespace ptune::recipe {
 // replicated, sharded over every rank, or sharded over the ranks of a node.
 enum class ShardMode : uint8_t { kNone, kWorld, kNode };
 
+// Where the model runs, and the dtype of its frozen weights and
+// activations (the trainable prompt and head stay f32 either way).
+enum class DeviceKind : uint8_t { kCpu, kCuda };
+enum class ModelDType : uint8_t { kAuto, kF32, kBF16 };  // auto: f32 on the CPU, bf16 on a GPU
+
 struct ModelOptions {
   std::string path;  // Hugging Face model directory (config.json, *.safetensors, tokenizer.json)
+  DeviceKind device = DeviceKind::kCpu;
+  ModelDType dtype = ModelDType::kAuto;
   ShardMode shard = ShardMode::kNone;
   // Keep each gathered block from its forward to its backward: Ψ gathered
   // per step instead of 2Ψ, for the memory of the whole model.

@@ -45,6 +45,9 @@ int64_t count_targets(const data::Dataset& d, const std::vector<int64_t>& indice
   return n;
 }
 
+// Where the prompt gradients and parameters are reduced and broadcast.
+dist::Communicator* tensor_comm(const Distributed& d) { return d.tensor_comm ? d.tensor_comm : d.comm; }
+
 int world_of(const Distributed& d) { return d.comm ? d.comm->size() : 1; }
 int rank_of(const Distributed& d) { return d.comm ? d.comm->rank() : 0; }
 
@@ -56,16 +59,20 @@ std::vector<int64_t> stand_in(const std::vector<int64_t>& indices, const Distrib
   return {0};
 }
 
-// Bytes and seconds of the world's collectives plus, under shard: node,
-// those of the node communicator the gathers run on.
+// Bytes and seconds of every communicator the step uses, each counted
+// once: the world's, the tensors' (NCCL on GPUs) and, under shard: node,
+// the node's that the gathers run on.
 dist::CommStats comm_totals(const Distributed& d) {
-  dist::CommStats s = d.comm ? d.comm->stats() : dist::CommStats{};
-  if (d.shard && &d.shard->communicator() != d.comm) {
-    const dist::CommStats& n = d.shard->communicator().stats();
-    s.all_gather_bytes += n.all_gather_bytes;
-    s.all_reduce_bytes += n.all_reduce_bytes;
-    s.broadcast_bytes += n.broadcast_bytes;
-    s.seconds += n.seconds;
+  dist::CommStats s;
+  std::vector<const dist::Communicator*> seen;
+  const dist::Communicator* used[] = {d.comm, tensor_comm(d), d.shard ? &d.shard->communicator() : nullptr};
+  for (const dist::Communicator* c : used) {
+    if (!c || std::find(seen.begin(), seen.end(), c) != seen.end()) continue;
+    seen.push_back(c);
+    s.all_gather_bytes += c->stats().all_gather_bytes;
+    s.all_reduce_bytes += c->stats().all_reduce_bytes;
+    s.broadcast_bytes += c->stats().broadcast_bytes;
+    s.seconds += c->stats().seconds;
   }
   return s;
 }
@@ -100,6 +107,8 @@ EvalResult evaluate(peft::PromptModel& prompt, model::TaskHead& head, const data
   MetricAccumulator metrics(classes ? std::max<int64_t>(num_classes(dataset), 1) : 1);
   EvalResult result;
   Rng unused(0);
+  Arena host(Device::cpu());  // collated batches (the compute arena may be a GPU's)
+  Arena& batch_arena = arena.device().is_cpu() ? arena : host;
   const data::Sampler sampler = data::Sampler::sequential(dataset.size(), batch_size, rank_of(dist), world_of(dist));
   data::Batch batch;
   for (const std::vector<int64_t>& slice : sampler.epoch(0)) {
@@ -107,20 +116,22 @@ EvalResult evaluate(peft::PromptModel& prompt, model::TaskHead& head, const data
     if (indices.empty()) continue;
     const bool real = !slice.empty();
     if (dist.shard) dist.shard->begin_micro_batch(false);
-    data::collate(dataset, indices, batch, arena);
+    data::collate(dataset, indices, batch, batch_arena);
     Tensor hidden = prompt.forward(batch.ids, batch.type_ids, batch.attention_mask, arena, Mode::kEval, unused);
     const model::HeadOutput out = head.forward(hidden, head_batch(batch), arena, Mode::kEval, unused);
     if (dist.shard) dist.shard->end_micro_batch();
     if (!real) {
       arena.reset();
+      host.reset();
       continue;
     }
     metrics.add_loss(out.loss_sum, double(out.count));
     if (classes) {
       const int64_t K = out.scores.size(1);
+      const Tensor scores = out.scores.device().is_cpu() ? out.scores : out.scores.to(Device::cpu());
       std::vector<int32_t> predictions, labels;
       for (int64_t b = 0; b < int64_t(indices.size()); ++b) {
-        const float* s = out.scores.data<float>() + b * K;
+        const float* s = scores.data<float>() + b * K;
         predictions.push_back(int32_t(std::max_element(s, s + K) - s));
         labels.push_back(batch.labels.data<int32_t>()[b]);
         result.scores.emplace_back(s, s + K);
@@ -129,6 +140,7 @@ EvalResult evaluate(peft::PromptModel& prompt, model::TaskHead& head, const data
       result.predictions.insert(result.predictions.end(), predictions.begin(), predictions.end());
     }
     arena.reset();
+    host.reset();
   }
   if (dist.comm && dist.comm->size() > 1) {
     std::vector<double> flat = metrics.to_flat();
@@ -158,7 +170,9 @@ Trainer::Trainer(const TrainOptions& options, peft::PromptModel& prompt, model::
       sampler_(std::move(sampler)),
       optimizer_(options.optimizer, params),
       schedule_(LrSchedule::from_options(options, 1)),
-      rng_(options.seed) {
+      rng_(options.seed),
+      arena_(prompt.model().device()),
+      batch_arena_(Device::cpu()) {
   PTUNE_CHECK(train.size() > 0, "{}: the training set is empty", train.origin());
   const int64_t batches = sampler_.batches_per_epoch();
   steps_per_epoch_ = (batches + options.grad_accum - 1) / options.grad_accum;
@@ -184,22 +198,24 @@ double Trainer::step(const std::vector<std::vector<int64_t>>& micro_batches, int
     if (indices.empty()) continue;
     const bool real = !slice.empty();
     if (dist_.shard) dist_.shard->begin_micro_batch(true);
-    data::collate(train_, indices, batch, arena_);
+    data::collate(train_, indices, batch, batch_arena_);
     if (real) tokens += batch.tokens;
     Tensor hidden = prompt_.forward(batch.ids, batch.type_ids, batch.attention_mask, arena_, Mode::kTrain, rng_);
     const model::HeadOutput out = head_.forward(hidden, head_batch(batch), arena_, Mode::kTrain, rng_);
     if (real) loss_sum += out.loss_sum;
-    Tensor dhidden = arena_.zeros(hidden.shape());
+    Tensor dhidden = arena_.zeros(hidden.shape(), hidden.dtype());
     head_.backward(dhidden, real ? scale : 0.0f, arena_);
     prompt_.backward(dhidden, arena_);
     if (dist_.shard) dist_.shard->end_micro_batch();
     arena_.reset();
+    batch_arena_.reset();
   }
   if (dist_.comm) {
     // One all-reduce of the flat gradient buffer per optimizer step.
-    const int64_t before = dist_.comm->stats().all_reduce_bytes;
-    dist_.comm->all_reduce(std::span<float>(params_.grads().data<float>(), size_t(params_.numel())));
-    last_grad_reduce_bytes_ = dist_.comm->stats().all_reduce_bytes - before;
+    dist::Communicator& tc = *tensor_comm(dist_);
+    const int64_t before = tc.stats().all_reduce_bytes;
+    tc.all_reduce(std::span<float>(params_.grads().data<float>(), size_t(params_.numel())));
+    last_grad_reduce_bytes_ = tc.stats().all_reduce_bytes - before;
     dist_.comm->all_reduce(std::span<double>(&loss_sum, 1));
   }
   return loss_sum / double(count);
@@ -213,7 +229,8 @@ bool Trainer::run() {
   if (rank0()) fs::create_directories(options_.output_dir);
   const int world = world_of(dist_);
   // Rank 0's initial parameters are everyone's.
-  if (dist_.comm) dist_.comm->broadcast(std::span<float>(params_.values().data<float>(), size_t(params_.numel())));
+  if (dist_.comm)
+    tensor_comm(dist_)->broadcast(std::span<float>(params_.values().data<float>(), size_t(params_.numel())));
   if (fs::exists(path("checkpoint-last") + "/trainer_state.json")) {
     // The data position counts this rank's micro-batches, which only means
     // the same examples at the same world size: another one is refused.

@@ -33,7 +33,10 @@ namespace ptune::train {
 // How a trainer runs as one rank of a data-parallel job. The default (no
 // communicator) is a single process.
 struct Distributed {
-  dist::Communicator* comm = nullptr;     // all ranks: gradients, counts, metrics, the stop flag
+  dist::Communicator* comm = nullptr;     // all ranks: counts, metrics, the stop flag (host values)
+  // All ranks, for the prompt gradients and parameters where they live (NCCL
+  // on GPUs); nullptr: `comm` carries them too (CPU tensors).
+  dist::Communicator* tensor_comm = nullptr;
   dist::ShardedWeights* shard = nullptr;  // set when the frozen weights are sharded
   std::string shard_mode = "none";        // for the report only
   // This rank was asked to stop (SIGTERM/SIGUSR1): the ranks agree on it at
@@ -57,7 +60,8 @@ struct EvalResult {
   double metric(const std::string& name) const;
 };
 
-// Runs the model on a dataset in eval mode (no dropout, no gradients).
+// Runs the model on a dataset in eval mode (no dropout, no gradients);
+// `arena` is on the model's device.
 // With a communicator of N ranks each rank evaluates its slice and the
 // metrics (loss, accuracy, macro-F1, examples) are reduced over all ranks;
 // predictions and scores then hold this rank's slice only.
@@ -109,7 +113,8 @@ class Trainer {
   AdamW optimizer_;
   LrSchedule schedule_;
   Rng rng_;
-  Arena arena_;
+  Arena arena_;        // the step's activations, on the model's device
+  Arena batch_arena_;  // the collated batch, on the host
   TrainState state_;
   std::vector<double> losses_;
   Distributed dist_;

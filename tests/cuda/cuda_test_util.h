@@ -14,6 +14,7 @@
 
 #include "framework/core/memory_cuda.h"
 #include "framework/core/rng.h"
+#include "framework/core/stream.h"
 #include "framework/core/tensor.h"
 
 namespace ptune::cuda_test {

@@ -16,41 +16,14 @@
 #include "framework/io/json_file.h"
 #include "framework/io/safetensors.h"
 #include "framework/recipe/recipe.h"
+#include "cli_util.h"
 
 namespace ptune {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct CliRun {
-  int status;
-  std::string output;  // stdout + stderr
-};
-
-// Runs ptune from the source tree (recipes name paths relative to it).
-CliRun ptune(const std::string& args) {
-  const fs::path log = fs::temp_directory_path() / ("ptune_cli_" + std::to_string(::getpid()) + ".log");
-  const std::string cmd =
-      fmt::format("cd {} && OMP_NUM_THREADS=1 {} {} > {} 2>&1", PTUNE_SOURCE_DIR, PTUNE_BINARY, args, log.string());
-  const int status = std::system(cmd.c_str());
-  CliRun r{status, io::read_text_file(log.string())};
-  fs::remove(log);
-  return r;
-}
-
-std::vector<nlohmann::json> metrics(const fs::path& run) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(run / "metrics.jsonl");
-  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
-
-std::vector<double> step_losses(const fs::path& run) {
-  std::vector<double> losses;
-  for (const auto& m : metrics(run))
-    if (m.contains("loss") && !m.contains("split")) losses.push_back(m["loss"]);
-  return losses;
-}
+using testing::CliRun, testing::ptune, testing::metrics, testing::step_losses;
 
 class TrainCli : public ::testing::Test {
  protected:

@@ -452,8 +452,20 @@ TEST(RecipeErrors, Overrides) {
 TEST(Recipe, KeysListTheSchema) {
   const std::vector<std::string> keys = recipe_keys();
   EXPECT_EQ(keys.front(), "model.path");
-  EXPECT_EQ(keys[3], "method.name");
-  EXPECT_EQ(keys.size(), 3u + 12u + 2u + 12u + 20u);  // model, method (+projection), task, data, train
+  EXPECT_EQ(keys[5], "method.name");
+  EXPECT_EQ(keys.size(), 5u + 12u + 2u + 12u + 20u);  // model, method (+projection), task, data, train
+}
+
+TEST(Recipe, DeviceKeys) {
+  const std::string base = "model: {path: m}\nmethod: {name: p-tuning-v2}\ndata: {labels: [a, b]}\n";
+  const Recipe cpu = parse(base);
+  EXPECT_EQ(cpu.model.device, DeviceKind::kCpu);
+  EXPECT_EQ(cpu.model.dtype, ModelDType::kAuto);
+  const Recipe gpu = parse(base, {"model.device=cuda", "model.dtype=f32"});
+  EXPECT_EQ(gpu.model.device, DeviceKind::kCuda);
+  EXPECT_EQ(gpu.model.dtype, ModelDType::kF32);
+  expect_error_in(base, {"model.dtype bf16 needs model.device cuda"}, {"model.dtype=bf16"});
+  expect_error_in(base, {"model.device", "tpu"}, {"model.device=tpu"});
 }
 
 TEST(Recipe, ShardKeys) {

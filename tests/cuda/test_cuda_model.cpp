@@ -1,0 +1,175 @@
+// The whole model on a GPU against the transformers + peft golden fixtures
+// (the same fixtures tests/model checks the CPU against): GPT-2, BERT,
+// RoBERTa and LLaMA, each with a KV prefix in every layer — hidden states,
+// logits, and the gradients to the input embeddings and to the prefix —
+// with the frozen weights and activations in f32 and in bf16.
+//
+// Tolerances (relative L2 error, cuda_test_util.h): f32 1e-4 — the GPU sums
+// in another order than torch and than the CPU (no TF32: linear_cuda.cu);
+// bf16 5e-2 — weights, activations and stored gradients are rounded to 8
+// mantissa bits (2⁻⁸ ≈ 3.9e-3 a rounding) at each of the ~15 stored
+// tensors a 2-layer block stack passes through; the errors add up
+// mostly incoherently, to ~1–2e-2 measured on such stacks, bounded by 5e-2.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "cuda/cuda_test_util.h"
+#include "framework/core/arena.h"
+#include "framework/io/safetensors.h"
+#include "framework/model/heads.h"
+#include "framework/model/transformer.h"
+#include "framework/ops/elementwise.h"
+
+namespace ptune::model {
+namespace {
+
+using namespace cuda_test;  // NOLINT: the shared helpers
+
+struct Case {
+  std::string fixture;  // under tests/golden/fixtures
+  DType dtype;
+};
+
+std::string name_of(const ::testing::TestParamInfo<Case>& info) {
+  std::string n = info.param.fixture.substr(info.param.fixture.rfind('/') + 1);
+  return n + (info.param.dtype == DType::kF32 ? "_f32" : "_bf16");
+}
+
+class CudaModel : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
+    dir = std::string(PTUNE_FIXTURES) + "/" + GetParam().fixture;
+    model = Transformer::load(dir);
+    model->weights().to(kGpu, GetParam().dtype);
+    golden = std::make_unique<io::SafetensorsFile>(io::SafetensorsFile::open(dir + "/golden.safetensors"));
+  }
+  float tol() const { return GetParam().dtype == DType::kF32 ? 1e-4f : 5e-2f; }
+  Tensor f32(const char* name) const { return golden->load(name, DType::kF32); }
+  // A host f32 fixture on the GPU in the model's dtype.
+  Tensor on_gpu(const Tensor& host) const { return to_gpu(host, model->dtype()); }
+
+  std::string dir;
+  std::unique_ptr<Transformer> model;
+  std::unique_ptr<io::SafetensorsFile> golden;
+};
+
+TEST_P(CudaModel, KvPrefixForwardAndGradientsMatchTransformers) {
+  const ModelSpec& spec = model->spec();
+  const DType act = model->dtype();
+  Arena arena(kGpu);
+  const Tensor ids = golden->load("input_ids", DType::kI32), mask = golden->load("attention_mask", DType::kI32);
+  const int64_t B = ids.size(0), T = ids.size(1), C = spec.hidden, L = spec.layers;
+  const int64_t W = spec.kv_heads * spec.head_dim;
+  // peft's prefix row: layer l's keys at columns [2l·W, (2l+1)·W), values next.
+  const Tensor table = to_gpu(f32("prefix_embedding"), DType::kF32);  // (P, 2·L·W)
+  const int64_t P = table.size(0);
+  KvPrefix prefix, dprefix;
+  for (int64_t l = 0; l < L; ++l)
+    for (int kv = 0; kv < 2; ++kv) {
+      Tensor t = arena.alloc({P, W}, act);
+      ops::copy_columns(t, 0, table, (2 * l + kv) * W, W, false);
+      (kv ? prefix.values : prefix.keys).push_back(t);
+      (kv ? dprefix.values : dprefix.keys).push_back(arena.zeros({P, W}));
+    }
+
+  ModelInputs in;
+  in.input_embeds = arena.alloc({B, T, C}, act);
+  model->embed_tokens(in.input_embeds, arena.copy_of(ids));
+  in.position_ids = golden->load("prefix_position_ids", DType::kI32);  // host: the model uploads it
+  in.attention_mask = mask;
+  if (golden->contains("token_type_ids")) in.token_type_ids = golden->load("token_type_ids", DType::kI32);
+  in.prefix = &prefix;
+  const Tensor hidden = model->forward(in, arena);
+  EXPECT_CLOSE(hidden, f32("prefix_hidden_states"), tol());
+
+  // The fixtures' probe loss Σ hidden·w_hidden (+ Σ logits·w_logits where
+  // the fixture has prefix logits: the decoders).
+  Tensor dhidden = on_gpu(f32("w_hidden"));
+  if (golden->contains("prefix_logits")) {
+    LmHead head(*model);
+    Tensor logits = arena.alloc({B, T, spec.vocab_size}, act);
+    head.forward(logits, hidden, arena);
+    EXPECT_CLOSE(logits, f32("prefix_logits"), tol());
+    head.backward(dhidden, on_gpu(f32("w_logits")), arena);
+  }
+  ModelGrads grads;
+  grads.input_embeds = arena.zeros({B, T, C}, act);
+  grads.prefix = &dprefix;
+  model->backward(dhidden, grads, arena);
+  EXPECT_CLOSE(grads.input_embeds, f32("prefix_grad_inputs_embeds"), tol());
+
+  Tensor dtable = arena.zeros(table.shape());
+  for (int64_t l = 0; l < L; ++l)
+    for (int kv = 0; kv < 2; ++kv)
+      ops::copy_columns(dtable, (2 * l + kv) * W, (kv ? dprefix.values : dprefix.keys)[size_t(l)], 0, W, true);
+  EXPECT_CLOSE(dtable, f32("grad_prefix_embedding"), tol());
+}
+
+TEST_P(CudaModel, ForwardAndInputGradientsMatchTransformers) {
+  const DType act = model->dtype();
+  Arena arena(kGpu);
+  const Tensor ids = golden->load("input_ids", DType::kI32);
+  const int64_t B = ids.size(0), T = ids.size(1), C = model->spec().hidden;
+  ModelInputs in;
+  in.input_embeds = arena.alloc({B, T, C}, act);
+  model->embed_tokens(in.input_embeds, arena.copy_of(ids));
+  in.position_ids = golden->load("position_ids", DType::kI32);
+  in.attention_mask = golden->load("attention_mask", DType::kI32);
+  if (golden->contains("token_type_ids")) in.token_type_ids = golden->load("token_type_ids", DType::kI32);
+  const Tensor hidden = model->forward(in, arena);
+  EXPECT_CLOSE(hidden, f32("hidden_states"), tol());
+
+  // Probe Σ hidden·w_hidden + Σ logits·w_logits (+ Σ pooled·w_pooler).
+  LmHead head(*model);
+  Tensor logits = arena.alloc({B, T, model->spec().vocab_size}, act);
+  head.forward(logits, hidden, arena);
+  EXPECT_CLOSE(logits, f32("logits"), tol());
+  Tensor dhidden = on_gpu(f32("w_hidden"));
+  head.backward(dhidden, on_gpu(f32("w_logits")), arena);
+  if (golden->contains("pooler_output")) {
+    Pooler pooler(*model);
+    Tensor pooled = arena.alloc({B, C}, act);
+    pooler.forward(pooled, hidden, arena);
+    EXPECT_CLOSE(pooled, f32("pooler_output"), tol());
+    pooler.backward(dhidden, on_gpu(f32("w_pooler")), arena);
+  }
+  ModelGrads grads;
+  grads.input_embeds = arena.zeros({B, T, C}, act);
+  model->backward(dhidden, grads, arena);
+  EXPECT_CLOSE(grads.input_embeds, f32("grad_inputs_embeds"), tol());
+}
+
+// A second step in the same arena allocates nothing (the arena folded).
+TEST_P(CudaModel, SteadyStateStepAllocatesNothing) {
+  Arena arena(kGpu);
+  const Tensor ids = golden->load("input_ids", DType::kI32);
+  const int64_t B = ids.size(0), T = ids.size(1), C = model->spec().hidden;
+  size_t after_first = 0;
+  for (int step = 0; step < 3; ++step) {
+    ModelInputs in;
+    in.input_embeds = arena.alloc({B, T, C}, model->dtype());
+    model->embed_tokens(in.input_embeds, arena.copy_of(ids));
+    in.position_ids = golden->load("position_ids", DType::kI32);
+    in.attention_mask = golden->load("attention_mask", DType::kI32);
+    const Tensor hidden = model->forward(in, arena);
+    ModelGrads grads;
+    grads.input_embeds = arena.zeros({B, T, C}, model->dtype());
+    model->backward(arena.zeros(hidden.shape(), hidden.dtype()), grads, arena);
+    arena.reset();
+    if (step == 1) after_first = arena.system_allocations();
+  }
+  EXPECT_EQ(arena.system_allocations(), after_first);
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, CudaModel,
+                         ::testing::Values(Case{"model/gpt2", DType::kF32}, Case{"model/gpt2", DType::kBF16},
+                                           Case{"model/bert", DType::kF32}, Case{"model/bert", DType::kBF16},
+                                           Case{"model/roberta", DType::kF32}, Case{"model/roberta", DType::kBF16},
+                                           Case{"llama/llama", DType::kF32}, Case{"llama/llama", DType::kBF16}),
+                         name_of);
+
+}  // namespace
+}  // namespace ptune::model

@@ -1,0 +1,120 @@
+// Training on one GPU against the same run on the CPU, through the binary:
+// `ptune train` with model.device=cuda on tiny random BERT and LLaMA models
+// (P-Tuning v2, prompt tuning, prefix tuning with its MLP), the step losses
+// compared with the CPU run's; then `ptune eval` of the GPU-trained adapter
+// on both devices.
+//
+// Tolerances: f32 — the GPU only reorders sums (no TF32), so the losses of
+// five AdamW steps agree to 1e-3 relative (AdamW's g/√v amplifies the
+// rounding of small gradients a little each step). bf16 — the frozen model
+// and its activations round to 8 mantissa bits (cuda_test_util.h); the
+// loss of a 2-layer model then moves by ~1e-2, bounded here by 5e-2
+// absolute on losses near ln 2.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "cli_util.h"
+#include "cuda/cuda_test_util.h"
+
+namespace ptune {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::ptune;
+using testing::step_losses;
+
+class CudaTrain : public ::testing::Test {
+ public:
+  static void SetUpTestSuite() {
+    if (cuda_device_count() == 0) return;
+    root_ = new fs::path(fs::temp_directory_path() / ("ptune_cuda_train_" + std::to_string(::getpid())));
+    fs::remove_all(*root_);
+    fs::create_directories(*root_);
+    for (const char* arch : {"bert", "llama"}) {
+      const auto r = ptune(fmt::format("init-model --arch {} --tokenizer recipes/data/quickstart/tokenizer.json --out {}",
+                                       arch, (*root_ / arch).string()));
+      ASSERT_EQ(r.status, 0) << r.output;
+    }
+  }
+  static void TearDownTestSuite() {
+    if (!root_) return;
+    fs::remove_all(*root_);
+    delete root_;
+    root_ = nullptr;
+  }
+  void SetUp() override {
+    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
+  }
+
+  // Trains `steps` steps of a recipe; returns the run directory.
+  static fs::path train(const std::string& recipe, const std::string& arch, const std::string& run,
+                        const std::string& extra) {
+    const fs::path dir = *root_ / run;
+    const auto r = ptune(fmt::format(
+        "train recipes/{}.yaml model.path={} train.output_dir={} train.max_steps=5 train.log_every=1 "
+        "train.eval_every=0 train.micro_batch=8 train.schedule=constant {}",
+        recipe, (*root_ / arch).string(), dir.string(), extra));
+    EXPECT_EQ(r.status, 0) << r.output;
+    return dir;
+  }
+
+  static fs::path* root_;
+};
+fs::path* CudaTrain::root_ = nullptr;
+
+struct Method {
+  std::string recipe, arch, overrides;
+};
+
+void expect_gpu_trains_as_cpu(const Method& m, const std::string& tag) {
+  SCOPED_TRACE(tag);
+  const fs::path cpu = CudaTrain::train(m.recipe, m.arch, tag + "_cpu", m.overrides);
+  const fs::path f32 = CudaTrain::train(m.recipe, m.arch, tag + "_f32", m.overrides + " model.device=cuda model.dtype=f32");
+  const fs::path bf16 = CudaTrain::train(m.recipe, m.arch, tag + "_bf16", m.overrides + " model.device=cuda");
+  const std::vector<double> a = step_losses(cpu), b = step_losses(f32), c = step_losses(bf16);
+  ASSERT_EQ(a.size(), 5u);
+  ASSERT_EQ(b.size(), 5u);
+  ASSERT_EQ(c.size(), 5u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_NEAR(b[i], a[i], 1e-3 * std::abs(a[i])) << "f32 step " << i + 1;
+    EXPECT_NEAR(c[i], a[i], 5e-2) << "bf16 step " << i + 1;
+  }
+  EXPECT_TRUE(fs::exists(f32 / "adapter" / "adapter_model.safetensors"));
+  EXPECT_TRUE(fs::exists(bf16 / "checkpoint-last" / "trainer_state.json"));
+}
+
+TEST_F(CudaTrain, PTuningV2OnBertMatchesTheCpuRun) {
+  expect_gpu_trains_as_cpu({"quickstart", "bert", ""}, "bert_ptv2");
+}
+
+TEST_F(CudaTrain, PromptTuningAndPrefixMlpMatchTheCpuRun) {
+  expect_gpu_trains_as_cpu({"quickstart", "bert", "method.name=prompt-tuning"}, "bert_prompt");
+  expect_gpu_trains_as_cpu({"quickstart", "bert", "method.name=prefix-tuning"}, "bert_prefix");
+}
+
+TEST_F(CudaTrain, LlamaScoreHeadMatchesTheCpuRun) {
+  expect_gpu_trains_as_cpu({"llama_prefix_score_classification", "llama", ""}, "llama_ptv2");
+}
+
+// The GPU-trained adapter evaluates the same on both devices.
+TEST_F(CudaTrain, EvalOnGpuMatchesEvalOnCpu) {
+  const fs::path run = train("quickstart", "bert", "eval_src", "model.device=cuda model.dtype=f32");
+  const std::string base = fmt::format("eval recipes/quickstart.yaml model.path={} --adapter {}",
+                                       (*root_ / "bert").string(), (run / "adapter").string());
+  const auto cpu = ptune(base), gpu = ptune(base + " model.device=cuda model.dtype=f32");
+  ASSERT_EQ(cpu.status, 0) << cpu.output;
+  ASSERT_EQ(gpu.status, 0) << gpu.output;
+  const auto last_json = [](const std::string& out) {
+    return nlohmann::json::parse(out.substr(out.rfind('{', out.find_last_of('}'))));
+  };
+  const nlohmann::json a = last_json(cpu.output), b = last_json(gpu.output);
+  EXPECT_EQ(a["accuracy"], b["accuracy"]);
+  EXPECT_NEAR(double(b["loss"]), double(a["loss"]), 1e-4);
+}
+
+}  // namespace
+}  // namespace ptune

@@ -6,13 +6,19 @@ namespace ptune::model {
 
 namespace {
 
+// Every weight starts at a multiple of 64 elements of its unit (256 bytes
+// in f32, 128 in bf16): GPU kernels and cuBLASLt's bias epilogues want
+// aligned operands, and a bias at an odd bf16 offset has no algorithm.
+constexpr int64_t kWeightAlignment = 64;
+
 // Appends a parameter to a unit; its sources are the checkpoint tensors
 // stacked along rows.
 void add(WeightUnit& unit, Tensor* slot, std::string name, Shape shape, std::vector<Source> sources) {
   for (Source& s : sources)
     if (s.rows == 0) s.rows = shape[0];
-  Param p{std::move(name), shape, std::move(sources), slot, unit.numel};
-  unit.numel += shape.numel();
+  const int64_t offset = (unit.numel + kWeightAlignment - 1) / kWeightAlignment * kWeightAlignment;
+  Param p{std::move(name), shape, std::move(sources), slot, offset};
+  unit.numel = offset + shape.numel();
   unit.params.push_back(std::move(p));
 }
 
@@ -187,12 +193,19 @@ ModelWeights::ModelWeights(const ModelSpec& spec, std::set<Component> components
 }
 
 void ModelWeights::allocate() {
-  for (WeightUnit& u : units_) u.bind(Tensor::empty({u.numel}, DType::kF32));
+  // Zeroed: the alignment gaps must hold the same bytes on every rank.
+  for (WeightUnit& u : units_) u.bind(Tensor::zeros({u.numel}, DType::kF32));
+}
+
+int64_t WeightUnit::parameter_count() const {
+  int64_t n = 0;
+  for (const Param& p : params) n += p.shape.numel();
+  return n;
 }
 
 int64_t ModelWeights::parameter_count() const {
   int64_t n = 0;
-  for (const WeightUnit& u : units_) n += u.numel;
+  for (const WeightUnit& u : units_) n += u.parameter_count();
   return n;
 }
 

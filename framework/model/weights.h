@@ -71,8 +71,10 @@ struct Param {
 struct WeightUnit {
   std::string name;
   std::vector<Param> params;
-  int64_t numel = 0;
-  Tensor flat;  // (numel)
+  int64_t numel = 0;  // of the flat buffer: the parameters plus alignment gaps
+  Tensor flat;        // (numel)
+
+  int64_t parameter_count() const;  // the weights' elements, gaps excluded
 
   void bind(const Tensor& flat_buffer);  // points every slot into it
 };

@@ -62,7 +62,7 @@ struct PlanKey {
   bool a_trans, b_trans, has_bias, beta_nonzero;
   cublasLtEpilogue_t epilogue;
   int64_t a_rows, a_cols, lda, b_rows, b_cols, ldb, m, n, ldd;
-  uint32_t a_align, b_align, d_align;
+  uint32_t a_align, b_align, d_align, bias_align;
   bool operator==(const PlanKey&) const = default;
 };
 
@@ -74,7 +74,7 @@ struct PlanKeyHash {
         uint64_t(k.a_trans) << 32 | uint64_t(k.b_trans) << 33 | uint64_t(k.has_bias) << 34 |
         uint64_t(k.beta_nonzero) << 35 | uint64_t(k.epilogue) << 40);
     for (int64_t v : {k.a_rows, k.a_cols, k.lda, k.b_rows, k.b_cols, k.ldb, k.m, k.n, k.ldd}) mix(uint64_t(v));
-    mix(uint64_t(k.a_align) | uint64_t(k.b_align) << 16 | uint64_t(k.d_align) << 32);
+    mix(uint64_t(k.a_align) | uint64_t(k.b_align) << 16 | uint64_t(k.d_align) << 32 | uint64_t(k.bias_align) << 48);
     return h;
   }
 };
@@ -185,7 +185,7 @@ bool matmul(const Operand& a, const Operand& b, void* d, DType d_type, int64_t m
   const PlanKey key{a.dtype, b.dtype, d_type, has_bias ? bias_type : DType::kF32,
                     a.trans, b.trans, has_bias, beta != 0.0f,
                     epilogue, a.rows, a.cols, a.ld, b.rows, b.cols, b.ld, m, n, ldd,
-                    alignment(a.data), alignment(b.data), alignment(d)};
+                    alignment(a.data), alignment(b.data), alignment(d), has_bias ? alignment(bias) : 0u};
   auto lt = static_cast<cublasLtHandle_t>(ptune::cuda::cublaslt_handle(device.index));
   DevicePlans& dev = plan_cache().at(device.index);
   std::lock_guard<std::mutex> lock(dev.mutex);
@@ -198,9 +198,20 @@ bool matmul(const Operand& a, const Operand& b, void* d, DType d_type, int64_t m
     PTUNE_CUBLAS_CHECK(
         cublasLtMatmulDescSetAttribute(plan.desc.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
   const float alpha = 1.0f;
-  PTUNE_CUBLAS_CHECK(cublasLtMatmul(lt, plan.desc.get(), &alpha, a.data, plan.a.get(), b.data, plan.b.get(), &beta,
-                                    d, plan.d.get(), d, plan.d.get(), &plan.algo, dev.workspace, kWorkspaceBytes,
-                                    raw(stream)));
+  const cublasStatus_t status = cublasLtMatmul(lt, plan.desc.get(), &alpha, a.data, plan.a.get(), b.data,
+                                               plan.b.get(), &beta, d, plan.d.get(), d, plan.d.get(), &plan.algo,
+                                               dev.workspace, kWorkspaceBytes, raw(stream));
+  // A fused epilogue the chosen algorithm turns down at launch (a bias the
+  // heuristic could not see): remember it and let the caller apply the
+  // epilogue itself.
+  if (status == CUBLAS_STATUS_NOT_SUPPORTED && epilogue != CUBLASLT_EPILOGUE_DEFAULT) {
+    plan.found = false;
+    return false;
+  }
+  PTUNE_CHECK(status == CUBLAS_STATUS_SUCCESS,
+              "cuBLASLt matmul ({} x {} from {} {}x{} ld {} and {} {}x{} ld {}, epilogue {}): {}", m, n,
+              dtype_name(a.dtype), a.rows, a.cols, a.ld, dtype_name(b.dtype), b.rows, b.cols, b.ld, int(epilogue),
+              cublasGetStatusString(status));
   return true;
 }
 

@@ -3,7 +3,9 @@
 // effective GFLOP/s: 4·N per token for the N non-embedding weights (2N
 // forward, 2N backward to activations — no weight gradients) plus the
 // attention products (forward 4·S·C, backward 8·S·C per token and layer,
-// S = P + T keys, every key counted as computed).
+// S = P + T keys, every key counted as computed). --device cuda runs the
+// same model on GPU 0 (bf16 by default) and adds the MFU against a dense
+// bf16 peak (989 TFLOP/s, H100 SXM).
 #include <fmt/format.h>
 #include <omp.h>
 
@@ -15,6 +17,7 @@
 #include "commands.h"
 #include "framework/core/arena.h"
 #include "framework/core/rng.h"
+#include "framework/core/stream.h"
 #include "framework/model/transformer.h"
 
 namespace ptune::launch {
@@ -25,50 +28,63 @@ struct BenchOptions {
   std::string arch = "gpt2";
   int64_t layers = 12, hidden = 768, heads = 12, vocab = 50257;
   int64_t batch = 4, seq = 64, prefix = 20;
-  int64_t kv_heads = 0;  // LLaMA family: 0 = heads / 4 (GQA 4:1)
+  int64_t kv_heads = 0;      // LLaMA family: 0 = heads / 4 (GQA 4:1)
+  int64_t intermediate = 0;  // MLP width; 0 = 4·C (GPT-2, BERT) or 8/3·C rounded to 256 (LLaMA)
   int steps = 10, warmup = 2;
+  std::string device = "cpu", dtype = "bf16";  // dtype: of the model on a GPU (the CPU computes in f32)
+  double peak_tflops = 989.0;
 };
 
 int bench(const BenchOptions& o) {
   nlohmann::json config = model::ModelSpec::tiny(model::arch_from_name(o.arch)).to_config();
   if (o.arch == "gpt2") {
-    config.update({{"n_layer", o.layers}, {"n_embd", o.hidden}, {"n_head", o.heads}, {"n_inner", 4 * o.hidden},
+    config.update({{"n_layer", o.layers}, {"n_embd", o.hidden}, {"n_head", o.heads}, {"n_inner", o.intermediate > 0 ? o.intermediate : 4 * o.hidden},
                    {"vocab_size", o.vocab}, {"n_positions", 1024}});
   } else if (model::arch_from_name(o.arch) == model::Arch::kLlama || o.arch == "mistral" || o.arch == "qwen2") {
     // LLaMA shape: SwiGLU width ≈ 8/3·C rounded to 256, GQA, RoPE.
     const int64_t kv = o.kv_heads > 0 ? o.kv_heads : std::max<int64_t>(1, o.heads / 4);
     config.update({{"num_hidden_layers", o.layers}, {"hidden_size", o.hidden}, {"num_attention_heads", o.heads},
                    {"num_key_value_heads", kv}, {"head_dim", o.hidden / o.heads},
-                   {"intermediate_size", (8 * o.hidden / 3 + 255) / 256 * 256}, {"vocab_size", o.vocab},
+                   {"intermediate_size", o.intermediate > 0 ? o.intermediate : (8 * o.hidden / 3 + 255) / 256 * 256}, {"vocab_size", o.vocab},
                    {"max_position_embeddings", 2048}});
   } else {
     config.update({{"num_hidden_layers", o.layers}, {"hidden_size", o.hidden}, {"num_attention_heads", o.heads},
-                   {"intermediate_size", 4 * o.hidden}, {"vocab_size", o.vocab}, {"max_position_embeddings", 1024}});
+                   {"intermediate_size", o.intermediate > 0 ? o.intermediate : 4 * o.hidden}, {"vocab_size", o.vocab},
+                   {"max_position_embeddings", 1024}});
   }
   const model::ModelSpec spec = model::ModelSpec::from_config(config, "bench");
   Rng rng(0);
   model::Transformer model(spec, model::ModelWeights::random(spec, {}, rng));
+  PTUNE_CHECK(o.device == "cpu" || o.device == "cuda", "bench: --device is cpu or cuda, not '{}'", o.device);
+  PTUNE_CHECK(o.dtype == "bf16" || o.dtype == "f32", "bench: --dtype is bf16 or f32, not '{}'", o.dtype);
+  const bool gpu = o.device == "cuda";
+  PTUNE_CHECK(!gpu || cuda_device_count() > 0, "bench --device cuda: no GPU visible (or a build without CUDA)");
+  const Device device = gpu ? Device::cuda(0) : Device::cpu();
+  if (gpu) model.weights().to(device, o.dtype == "bf16" ? DType::kBF16 : DType::kF32);
+  const DType act = model.dtype();
   const int64_t B = o.batch, T = o.seq, P = o.prefix, C = spec.hidden, L = spec.layers;
   const int64_t KVW = spec.kv_heads * spec.head_dim;  // prefix width (C without GQA)
+  // Random host f32 values, on the bench's device in dtype `dt`.
+  const auto random = [&](const Shape& shape, DType dt) {
+    Tensor t = Tensor::empty(shape, DType::kF32);
+    rng.fill_normal(t, 0.0f, 1.0f);
+    return (dt == DType::kF32 ? t : t.to(dt)).to(device);
+  };
 
   model::KvPrefix prefix, dprefix;
   for (int64_t l = 0; l < L; ++l) {
-    for (auto* kv : {&prefix.keys, &prefix.values}) {
-      Tensor t = Tensor::empty({P, KVW}, DType::kF32);
-      rng.fill_normal(t, 0.0f, 1.0f);
-      kv->push_back(t);
-    }
-    dprefix.keys.push_back(Tensor::zeros({P, KVW}, DType::kF32));
-    dprefix.values.push_back(Tensor::zeros({P, KVW}, DType::kF32));
+    for (auto* kv : {&prefix.keys, &prefix.values}) kv->push_back(random({P, KVW}, act));
+    dprefix.keys.push_back(Tensor::zeros({P, KVW}, DType::kF32, device));
+    dprefix.values.push_back(Tensor::zeros({P, KVW}, DType::kF32, device));
   }
   Tensor ids = Tensor::empty({B, T}, DType::kI32), positions = Tensor::empty({B, T}, DType::kI32);
   for (int64_t i = 0; i < B * T; ++i) ids.data<int32_t>()[i] = int32_t((i * 7919) % spec.vocab_size);
   model.default_position_ids(positions, ids, P);
-  Tensor embeds = Tensor::empty({B, T, C}, DType::kF32), dhidden = Tensor::empty({B, T, C}, DType::kF32);
-  model.embed_tokens(embeds, ids);
-  rng.fill_normal(dhidden, 0.0f, 1.0f);
+  Tensor embeds = Tensor::empty({B, T, C}, act, device);
+  model.embed_tokens(embeds, ids.to(device));
+  const Tensor dhidden = random({B, T, C}, act);
 
-  Arena arena;
+  Arena arena(device);
   model::ModelInputs in;
   in.input_embeds = embeds;
   in.position_ids = positions;
@@ -81,22 +97,28 @@ int bench(const BenchOptions& o) {
     model.backward(dhidden, grads, arena);
     arena.reset();
   };
+  const Stream stream = Stream::default_stream(device);
   for (int i = 0; i < o.warmup; ++i) step();
+  stream.synchronize();
   const size_t allocations = arena.system_allocations();
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < o.steps; ++i) step();
+  stream.synchronize();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  const double n = double(model.weights().parameter_count() - model.weights().units()[0].numel);  // minus embeddings
+  const double n = double(model.weights().parameter_count() - model.weights().units()[0].parameter_count());  // minus embeddings
   const double S = double(P + T);
   const double flops_per_token = 4.0 * n + 12.0 * double(L) * S * double(C);
   const double tokens = double(B * T) * o.steps;
-  fmt::print("bench {} layers={} hidden={} heads={} batch={} seq={} prefix={} threads={}\n", o.arch, L, C, o.heads,
-             B, T, P, omp_get_max_threads());
+  fmt::print("bench {} layers={} hidden={} heads={} batch={} seq={} prefix={} device={} dtype={} threads={}\n",
+             o.arch, L, C, o.heads, B, T, P, device.str(), dtype_name(act), omp_get_max_threads());
   fmt::print("non-embedding parameters {:.1f}M, {:.2f} GFLOP per token\n", n / 1e6, flops_per_token / 1e9);
   fmt::print("step {:.1f} ms, {:.1f} tokens/s, {:.1f} GFLOP/s, arena {:.1f} MiB, steady-state allocations {}\n",
              1e3 * seconds / o.steps, tokens / seconds, tokens * flops_per_token / seconds / 1e9,
              double(arena.peak_bytes()) / (1 << 20), arena.system_allocations() - allocations);
+  if (gpu)
+    fmt::print("MFU {:.1f}% of {:.0f} TFLOP/s\n", 100.0 * tokens * flops_per_token / seconds / (o.peak_tflops * 1e12),
+               o.peak_tflops);
   return 0;
 }
 
@@ -111,11 +133,15 @@ Command add_bench(CLI::App& app) {
   cmd->add_option("--hidden", o->hidden)->capture_default_str();
   cmd->add_option("--heads", o->heads)->capture_default_str();
   cmd->add_option("--vocab", o->vocab)->capture_default_str();
+  cmd->add_option("--intermediate", o->intermediate, "MLP width (0: the architecture's rule)")->capture_default_str();
   cmd->add_option("--batch", o->batch)->capture_default_str();
   cmd->add_option("--seq", o->seq)->capture_default_str();
   cmd->add_option("--prefix", o->prefix, "virtual tokens per layer")->capture_default_str();
   cmd->add_option("--steps", o->steps)->capture_default_str();
   cmd->add_option("--warmup", o->warmup)->capture_default_str();
+  cmd->add_option("--device", o->device, "cpu | cuda")->capture_default_str();
+  cmd->add_option("--dtype", o->dtype, "bf16 | f32 (the model's dtype on a GPU)")->capture_default_str();
+  cmd->add_option("--peak-tflops", o->peak_tflops, "dense bf16 peak for the MFU")->capture_default_str();
   return [cmd, o] { return cmd->parsed() ? bench(*o) : -1; };
 }
 

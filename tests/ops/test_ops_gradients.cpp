@@ -201,3 +201,36 @@ TEST(Elementwise, AddAccumulateScale) {
 
 }  // namespace
 }  // namespace ptune
+
+namespace ptune {
+namespace {
+
+// copy_columns moves column blocks and, accumulating, adds them back: the
+// prefix split and its gradient gather. convert rounds f32 to bf16 as
+// Tensor::to does.
+TEST(CopyColumns, SplitThenGatherIsTheIdentityAndConvertRounds) {
+  const Tensor src = testing::random_tensor({3, 10}, 1);
+  Tensor a = Tensor::empty({3, 4}, DType::kF32), b = Tensor::empty({3, 6}, DType::kF32);
+  ops::copy_columns(a, 0, src, 0, 4, false);
+  ops::copy_columns(b, 0, src, 4, 6, false);
+  for (int64_t r = 0; r < 3; ++r) {
+    EXPECT_EQ(a.data<float>()[r * 4 + 3], src.data<float>()[r * 10 + 3]);
+    EXPECT_EQ(b.data<float>()[r * 6 + 0], src.data<float>()[r * 10 + 4]);
+  }
+  Tensor back = Tensor::zeros({3, 10}, DType::kF32);
+  ops::copy_columns(back, 4, b, 0, 6, true);
+  ops::copy_columns(back, 0, a, 0, 4, true);
+  ops::copy_columns(back, 0, a, 0, 4, true);  // accumulates: columns 0..3 doubled
+  for (int64_t i = 0; i < 30; ++i)
+    EXPECT_EQ(back.data<float>()[i], (i % 10 < 4 ? 2.0f : 1.0f) * src.data<float>()[i]) << i;
+
+  Tensor half = Tensor::empty({3, 10}, DType::kBF16), wide = Tensor::empty({3, 10}, DType::kF32);
+  ops::convert(half, src);
+  ops::convert(wide, half);
+  const Tensor want = src.to(DType::kBF16).to(DType::kF32);
+  for (int64_t i = 0; i < 30; ++i) EXPECT_EQ(wide.data<float>()[i], want.data<float>()[i]) << i;
+  EXPECT_THROW(ops::copy_columns(a, 1, src, 0, 4, false), Error);  // past a's 4 columns
+}
+
+}  // namespace
+}  // namespace ptune

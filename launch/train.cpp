@@ -123,7 +123,8 @@ int train(const RecipeArgs& args, bool print_config) {
   std::unique_ptr<dist::Communicator> node_comm;
   dist::Communicator* shard_comm = tensor_comm ? tensor_comm.get() : comm.get();
   if (r.model.shard == recipe::ShardMode::kNode && dist::launch_env().under_launcher) {
-    PTUNE_CHECK(!on_gpu, "model.shard node needs a node-local NCCL communicator, which this version does not build: use model.shard world on GPUs");
+    PTUNE_CHECK(!on_gpu, "model.shard node needs a node-local NCCL communicator, which this version does not "
+                         "build: use model.shard world on GPUs");
     node_comm = dist::make_mpi_node_communicator();
     shard_comm = node_comm.get();
   }

@@ -19,6 +19,7 @@
 #include "framework/core/rng.h"
 #include "framework/core/stream.h"
 #include "framework/model/transformer.h"
+#include "framework/ops/profile.h"
 
 namespace ptune::launch {
 
@@ -33,6 +34,7 @@ struct BenchOptions {
   int steps = 10, warmup = 2;
   std::string device = "cpu", dtype = "bf16";  // dtype: of the model on a GPU (the CPU computes in f32)
   double peak_tflops = 989.0;
+  bool profile = false;  // GPU: per-op time of the step (ops/profile.h), after the timed steps
 };
 
 int bench(const BenchOptions& o) {
@@ -119,6 +121,20 @@ int bench(const BenchOptions& o) {
   if (gpu)
     fmt::print("MFU {:.1f}% of {:.0f} TFLOP/s\n", 100.0 * tokens * flops_per_token / seconds / (o.peak_tflops * 1e12),
                o.peak_tflops);
+  if (gpu && o.profile) {
+    // Separate steps: the events add a little time of their own.
+    ops::OpProfile::enable(true);
+    for (int i = 0; i < o.steps; ++i) step();
+    const std::vector<ops::OpProfile::Row> rows = ops::OpProfile::collect();
+    ops::OpProfile::enable(false);
+    double total = 0.0;
+    for (const auto& r : rows) total += r.ms;
+    fmt::print("profile: GPU time per step by op ({:.2f} ms in ops of {:.2f} ms measured above)\n", total / o.steps,
+               1e3 * seconds / o.steps);
+    for (const auto& r : rows)
+      fmt::print("  {:<32} {:8.3f} ms {:5.1f}%  {:5} calls\n", r.op, r.ms / o.steps, 100.0 * r.ms / total,
+                 r.calls / o.steps);
+  }
   return 0;
 }
 
@@ -142,6 +158,7 @@ Command add_bench(CLI::App& app) {
   cmd->add_option("--device", o->device, "cpu | cuda")->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "bf16 | f32 (the model's dtype on a GPU)")->capture_default_str();
   cmd->add_option("--peak-tflops", o->peak_tflops, "dense bf16 peak for the MFU")->capture_default_str();
+  cmd->add_flag("--profile", o->profile, "GPU: print the step's time per op");
   return [cmd, o] { return cmd->parsed() ? bench(*o) : -1; };
 }
 

@@ -15,13 +15,17 @@
 #ifdef PTUNE_CUDA
 #include "framework/core/stream.h"
 #include "framework/ops/cuda/kernels.h"
+#include "framework/ops/profile.h"
 
 // PTUNE_ROUTE(x, op, args...): when x is on a GPU, returns
 // ptune::ops::cuda::op(args..., default stream of x's device).
+// Under `ptune bench --profile` the call is timed (ops/profile.h).
 #define PTUNE_ROUTE(tensor, op, ...)                                                                   \
   do {                                                                                                 \
-    if ((tensor).device().is_cuda())                                                                   \
+    if ((tensor).device().is_cuda()) {                                                                 \
+      const ::ptune::ops::ProfileScope profile_scope(#op, (tensor).device());                          \
       return ::ptune::ops::cuda::op(__VA_ARGS__, ::ptune::Stream::default_stream((tensor).device())); \
+    }                                                                                                  \
   } while (0)
 #else
 #define PTUNE_ROUTE(tensor, op, ...) PTUNE_REQUIRE_CPU(tensor, #op)

@@ -242,8 +242,9 @@ TEST_F(DistTrain, UnevenLastBatchesTrainAndEvaluateAsOneProcess) {
 }
 
 // The masked-LM verbalizer reads the heads unit (MLM dense, norm, bias)
-// through the gate and the tied decoder through the view it copied at
-// construction: sharded over 2 ranks it trains what one process trains.
+// through the gate and the tied decoder from the embeddings, which stay
+// gathered (keep_embeddings): sharded over 2 ranks it trains what one
+// process trains.
 TEST_F(DistTrain, VerbalizerWithTheTiedDecoderShards) {
   const fs::path recipe = *root_ / "verbalizer.yaml";
   {

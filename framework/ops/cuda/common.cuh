@@ -80,11 +80,12 @@ __device__ __forceinline__ float block_max(float v, float* shared) {
   return warp_max(v);
 }
 
-// core/rng.cpp's philox4x32 + philox_uniform, on the device.
-__device__ __forceinline__ float philox_uniform(uint64_t seed, uint64_t index) {
+// core/rng.cpp's philox4x32 + philox_uniform, on the device. One block of
+// 4 words serves indices 4k .. 4k+3, so kernels that draw for consecutive
+// indices (philox_uniforms) run the rounds once per 4 elements.
+__device__ __forceinline__ uint4 philox4x32(uint64_t seed, uint64_t counter_lo) {
   constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
   constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
-  const uint64_t counter_lo = index >> 2;
   uint32_t c0 = uint32_t(counter_lo), c1 = uint32_t(counter_lo >> 32), c2 = 0, c3 = 0;
   uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
 #pragma unroll
@@ -100,8 +101,90 @@ __device__ __forceinline__ float philox_uniform(uint64_t seed, uint64_t index) {
     k0 += kW0;
     k1 += kW1;
   }
-  const uint32_t words[4] = {c0, c1, c2, c3};
-  return float(words[index & 3] >> 8) * (1.0f / 16777216.0f);
+  return make_uint4(c0, c1, c2, c3);
+}
+
+// Word `index & 3` of a block, as a uniform in [0, 1) with 24 bits. Selects
+// (not an indexed array) so the block stays in registers.
+__device__ __forceinline__ float philox_word_uniform(uint4 words, uint64_t index) {
+  const uint32_t j = uint32_t(index & 3);
+  const uint32_t w = j == 0 ? words.x : j == 1 ? words.y : j == 2 ? words.z : words.w;
+  return float(w >> 8) * (1.0f / 16777216.0f);
+}
+
+__device__ __forceinline__ float philox_uniform(uint64_t seed, uint64_t index) {
+  return philox_word_uniform(philox4x32(seed, index >> 2), index);
+}
+
+// u[k] = philox_uniform(seed, first + k) for k < N, the rounds run once per
+// block of 4 indices touched (N = 8 at an unaligned first: 3 blocks, not 8).
+template <int N>
+__device__ __forceinline__ void philox_uniforms(uint64_t seed, uint64_t first, float (&u)[N]) {
+  uint4 words = philox4x32(seed, first >> 2);
+#pragma unroll
+  for (int k = 0; k < N; ++k) {
+    const uint64_t index = first + uint64_t(k);
+    if (k > 0 && (index & 3) == 0) words = philox4x32(seed, index >> 2);
+    u[k] = philox_word_uniform(words, index);
+  }
+}
+
+// N consecutive elements of T in registers, moved with 16-byte accesses
+// where N·sizeof(T) allows (8 bf16 or 4 f32: one access; 8 f32: two), else
+// 8- / 4-byte ones, else element by element (N = 1, the scalar fallback).
+// The pointer must be aligned to min(16, N·sizeof(T)) bytes: launchers check
+// vector_aligned() on every operand and fall back to N = 1 otherwise.
+template <class T, int N>
+struct Vec {
+  static constexpr int kBytes = N * int(sizeof(T));
+  alignas(kBytes >= 16 ? 16 : kBytes) T v[N];
+
+  __device__ __forceinline__ static Vec load(const T* p) {
+    Vec r;
+    if constexpr (kBytes % 16 == 0) {
+#pragma unroll
+      for (int k = 0; k < kBytes / 16; ++k) reinterpret_cast<uint4*>(r.v)[k] = reinterpret_cast<const uint4*>(p)[k];
+    } else if constexpr (kBytes == 8) {
+      *reinterpret_cast<uint2*>(r.v) = *reinterpret_cast<const uint2*>(p);
+    } else if constexpr (kBytes == 4) {
+      *reinterpret_cast<uint32_t*>(r.v) = *reinterpret_cast<const uint32_t*>(p);
+    } else {
+#pragma unroll
+      for (int k = 0; k < N; ++k) r.v[k] = p[k];
+    }
+    return r;
+  }
+  __device__ __forceinline__ void store(T* p) const {
+    if constexpr (kBytes % 16 == 0) {
+#pragma unroll
+      for (int k = 0; k < kBytes / 16; ++k) reinterpret_cast<uint4*>(p)[k] = reinterpret_cast<const uint4*>(v)[k];
+    } else if constexpr (kBytes == 8) {
+      *reinterpret_cast<uint2*>(p) = *reinterpret_cast<const uint2*>(v);
+    } else if constexpr (kBytes == 4) {
+      *reinterpret_cast<uint32_t*>(p) = *reinterpret_cast<const uint32_t*>(v);
+    } else {
+#pragma unroll
+      for (int k = 0; k < N; ++k) p[k] = v[k];
+    }
+  }
+  // Element k in f32, and its f32 → T rounded store.
+  __device__ __forceinline__ float operator[](int k) const { return to_f(v[k]); }
+  __device__ __forceinline__ void set(int k, float x) { v[k] = from_f<T>(x); }
+};
+
+// Elements per 16-byte access for the narrowest of the types (8 when any
+// is bf16), so mixed f32/bf16 operands step through the same indices.
+template <class T, class... Ts>
+constexpr int vec_width() {
+  size_t narrowest = sizeof(T);
+  ((narrowest = sizeof(Ts) < narrowest ? sizeof(Ts) : narrowest), ...);
+  return int(16 / narrowest);
+}
+
+// True when every pointer (null ones ignored) is 16-byte aligned.
+template <class... Ps>
+inline bool vector_aligned(const Ps*... p) {
+  return ((p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 == 0) && ...);
 }
 
 // Scratch from the caching allocator, returned on scope exit (stream

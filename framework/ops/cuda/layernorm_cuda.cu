@@ -1,82 +1,214 @@
-// LayerNorm / RMSNorm on the GPU: one block per row, statistics in f32,
-// x / y in f32 or bf16, w / b in f32 or bf16. dw / db are f32 master
-// gradients, accumulated with atomics (a frozen norm passes none).
+// LayerNorm / RMSNorm on the GPU, statistics in f32, x / y in f32 or bf16,
+// w / b in f32 or bf16. Forward writes; backward accumulates into dx and
+// into the f32 master gradients dw / db (a frozen norm passes none).
+//
+// A block walks rows (grid-stride); a thread owns chunks threadIdx.x +
+// i·blockDim.x of N columns, the same in every row, moved with 16-byte
+// accesses (Vec: N = 8 bf16 / 4 f32). The first kRegs chunks of a thread
+// stay in registers, so x is read once (rows up to kMaxThreads·kRegs·N
+// wide: 16384 bf16, 8192 f32); wider rows re-read the rest. A row whose
+// width is not a multiple of N or an operand off 16-byte alignment takes
+// the N = 1 instantiation, same math.
 #include "framework/ops/cuda/common.cuh"
 #include "framework/ops/cuda/kernels.h"
+
+#include <algorithm>
+#include <climits>
 
 namespace ptune::ops::cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kMaxThreads = 512;  // ≤ 128 registers a thread: the cache fits
+constexpr int kRegs = 4;
+constexpr int64_t kPartialBlocks = 512;  // backward blocks when dw / db are summed per block
 
-// One row: h = residual + dropout(a) (written to sum) when residual is
-// given, else h = x; then y = norm(h)·w + b.
-template <class T, class W>
-__global__ void norm_forward_kernel(bool layer, T* y, T* sum, float* mean, float* rstd, const T* x, const T* residual,
-                                    const W* w, const W* b, int64_t c, float eps, float p, float keep_scale,
-                                    uint64_t seed, uint64_t offset) {
+// Calls f(k, slot) for every chunk k of the row this thread owns; slot < kRegs
+// names its register slot, slot == kRegs a chunk beyond the cache.
+template <class F>
+__device__ __forceinline__ void for_each_chunk(int64_t chunks, F&& f) {
+#pragma unroll
+  for (int i = 0; i < kRegs; ++i) {
+    const int64_t k = threadIdx.x + int64_t(i) * blockDim.x;
+    if (k < chunks) f(k, i);
+  }
+  for (int64_t k = threadIdx.x + int64_t(kRegs) * blockDim.x; k < chunks; k += blockDim.x) f(k, kRegs);
+}
+
+// Rows (n, c): h = residual + dropout(a) (written to sum) when residual is
+// given, else h = x; then y = norm(h)·w + b, mean / rstd (n) per row.
+template <class T, class W, int N>
+__global__ void __launch_bounds__(kMaxThreads)
+    norm_forward_kernel(bool layer, T* y, T* sum, float* mean, float* rstd, const T* x, const T* residual,
+                        const W* w, const W* b, int64_t n, int64_t c, float eps, float p, float keep_scale,
+                        uint64_t seed, uint64_t offset) {
   __shared__ float shared[32];
-  const int64_t row = blockIdx.x;
-  const T* xi = x ? x + row * c : nullptr;
-  T* yi = y + row * c;
-  if (residual) {  // fused entry: materialise h into sum first
-    const T* ri = residual + row * c;
-    T* si = sum + row * c;
-    for (int64_t j = threadIdx.x; j < c; j += blockDim.x) {
-      float a = 0.0f;
-      if (xi) {
-        a = to_f(xi[j]);
-        if (p > 0.0f) a = philox_uniform(seed, offset + uint64_t(row * c + j)) >= p ? a * keep_scale : 0.0f;
+  const int64_t chunks = c / N;
+  const T* h_src = residual ? sum : x;  // where h lives once materialised
+  for (int64_t row = blockIdx.x; row < n; row += gridDim.x) {
+    const int64_t base = row * c;
+    float h[kRegs][N];
+    auto load_h = [&](int64_t k, int slot, float(&hk)[N]) {
+      if (slot < kRegs) {
+#pragma unroll
+        for (int e = 0; e < N; ++e) hk[e] = h[slot][e];
+      } else {
+        const Vec<T, N> v = Vec<T, N>::load(h_src + base + k * N);
+#pragma unroll
+        for (int e = 0; e < N; ++e) hk[e] = v[e];
       }
-      si[j] = from_f<T>(to_f(ri[j]) + a);
+    };
+
+    float s = 0.0f;
+    for_each_chunk(chunks, [&](int64_t k, int slot) {
+      const int64_t j = base + k * N;
+      Vec<T, N> hv;
+      if (residual) {  // fused entry: h is rounded to T as stored in sum, then normalised
+        const Vec<T, N> r = Vec<T, N>::load(residual + j);
+        Vec<T, N> a;
+        float u[N] = {};
+        if (x) a = Vec<T, N>::load(x + j);
+        if (x && p > 0.0f) philox_uniforms<N>(seed, offset + uint64_t(j), u);
+#pragma unroll
+        for (int e = 0; e < N; ++e) {
+          float av = 0.0f;
+          if (x) {
+            av = a[e];
+            if (p > 0.0f) av = u[e] >= p ? av * keep_scale : 0.0f;
+          }
+          hv.set(e, r[e] + av);
+        }
+        hv.store(sum + j);
+      } else {
+        hv = Vec<T, N>::load(x + j);
+      }
+#pragma unroll
+      for (int e = 0; e < N; ++e) {
+        if (slot < kRegs) h[slot][e] = hv[e];
+        s += hv[e];
+      }
+    });
+    const float m = layer ? block_sum(s, shared) / float(c) : 0.0f;
+
+    float v = 0.0f;
+    for_each_chunk(chunks, [&](int64_t k, int slot) {
+      float hk[N];
+      load_h(k, slot, hk);
+#pragma unroll
+      for (int e = 0; e < N; ++e) v += (hk[e] - m) * (hk[e] - m);
+    });
+    const float r = rsqrtf(block_sum(v, shared) / float(c) + eps);
+
+    for_each_chunk(chunks, [&](int64_t k, int slot) {
+      float hk[N];
+      load_h(k, slot, hk);
+      const Vec<W, N> wv = Vec<W, N>::load(w + k * N);
+      Vec<W, N> bv;
+      if (b) bv = Vec<W, N>::load(b + k * N);
+      Vec<T, N> yv;
+#pragma unroll
+      for (int e = 0; e < N; ++e) yv.set(e, (hk[e] - m) * r * wv[e] + (b ? bv[e] : 0.0f));
+      yv.store(y + base + k * N);
+    });
+    if (threadIdx.x == 0) {
+      if (mean) mean[row] = m;
+      rstd[row] = r;
     }
-    __syncthreads();
-    xi = si;
-  }
-  float s = 0.0f;
-  if (layer)
-    for (int64_t j = threadIdx.x; j < c; j += blockDim.x) s += to_f(xi[j]);
-  const float m = layer ? block_sum(s, shared) / float(c) : 0.0f;
-  float v = 0.0f;
-  for (int64_t j = threadIdx.x; j < c; j += blockDim.x) {
-    const float d = to_f(xi[j]) - m;
-    v += d * d;
-  }
-  const float r = rsqrtf(block_sum(v, shared) / float(c) + eps);
-  for (int64_t j = threadIdx.x; j < c; j += blockDim.x)
-    yi[j] = from_f<T>((to_f(xi[j]) - m) * r * to_f(w[j]) + (b ? to_f(b[j]) : 0.0f));
-  if (threadIdx.x == 0) {
-    if (mean) mean[row] = m;
-    rstd[row] = r;
   }
 }
 
-template <class T, class W>
-__global__ void norm_backward_kernel(bool layer, T* dx, float* dw, float* db, const T* dy, const T* x, const W* w,
-                                     const float* mean, const float* rstd, int64_t c) {
+// x̂ = (x − μ)·r, g = dy·w: dx += r·(g − mean(g) − x̂·mean(g·x̂)) (no mean(g)
+// for RMSNorm); dw += Σ_rows dy·x̂, db += Σ_rows dy. With `partial`, a block
+// sums its rows' dw / db in shared memory (2c floats, each column owned by
+// one thread) and adds them with one atomic per column at the end, instead
+// of one per row.
+template <class T, class W, int N>
+__global__ void __launch_bounds__(kMaxThreads)
+    norm_backward_kernel(bool layer, T* dx, float* dw, float* db, const T* dy, const T* x, const W* w,
+                         const float* mean, const float* rstd, int64_t n, int64_t c, bool partial) {
+  extern __shared__ float partial_sums[];  // (2, c) when partial
   __shared__ float shared[32];
-  const int64_t row = blockIdx.x;
-  const T* xi = x + row * c;
-  const T* dyi = dy + row * c;
-  T* dxi = dx + row * c;
-  const float m = layer ? mean[row] : 0.0f, r = rstd[row];
-  float g_sum = 0.0f, gx_sum = 0.0f;
-  for (int64_t j = threadIdx.x; j < c; j += blockDim.x) {
-    const float g = to_f(dyi[j]) * to_f(w[j]);
-    g_sum += g;
-    gx_sum += g * (to_f(xi[j]) - m) * r;
+  float* dw_part = partial && dw ? partial_sums : nullptr;
+  float* db_part = partial && db ? partial_sums + c : nullptr;
+  if (partial) {
+    for (int64_t j = threadIdx.x; j < 2 * c; j += blockDim.x) partial_sums[j] = 0.0f;
+    __syncthreads();
   }
-  const float g_mean = layer ? block_sum(g_sum, shared) / float(c) : 0.0f;
-  const float gx_mean = block_sum(gx_sum, shared) / float(c);
-  for (int64_t j = threadIdx.x; j < c; j += blockDim.x) {
-    const float xhat = (to_f(xi[j]) - m) * r;
-    const float d = to_f(dyi[j]);
-    dxi[j] = from_f<T>(to_f(dxi[j]) + r * (d * to_f(w[j]) - g_mean - xhat * gx_mean));
-    if (dw) atomicAdd(dw + j, d * xhat);
-    if (db) atomicAdd(db + j, d);
+  const int64_t chunks = c / N;
+  for (int64_t row = blockIdx.x; row < n; row += gridDim.x) {
+    const int64_t base = row * c;
+    const float m = layer ? mean[row] : 0.0f, r = rstd[row];
+    float xhat[kRegs][N], g[kRegs][N];
+    // x̂, g and dy of chunk k from memory.
+    auto read = [&](int64_t k, float(&xk)[N], float(&gk)[N], float(&dk)[N]) {
+      const Vec<T, N> xv = Vec<T, N>::load(x + base + k * N), dv = Vec<T, N>::load(dy + base + k * N);
+      const Vec<W, N> wv = Vec<W, N>::load(w + k * N);
+#pragma unroll
+      for (int e = 0; e < N; ++e) {
+        xk[e] = (xv[e] - m) * r;
+        dk[e] = dv[e];
+        gk[e] = dv[e] * wv[e];
+      }
+    };
+
+    float g_sum = 0.0f, gx_sum = 0.0f;
+    for_each_chunk(chunks, [&](int64_t k, int slot) {
+      float xk[N], gk[N], dk[N];
+      read(k, xk, gk, dk);
+#pragma unroll
+      for (int e = 0; e < N; ++e) {
+        g_sum += gk[e];
+        gx_sum += gk[e] * xk[e];
+        const int64_t j = k * N + e;
+        if (dw_part) dw_part[j] += dk[e] * xk[e];
+        else if (dw) atomicAdd(dw + j, dk[e] * xk[e]);
+        if (db_part) db_part[j] += dk[e];
+        else if (db) atomicAdd(db + j, dk[e]);
+        if (slot < kRegs) {
+          xhat[slot][e] = xk[e];
+          g[slot][e] = gk[e];
+        }
+      }
+    });
+    const float g_mean = layer ? block_sum(g_sum, shared) / float(c) : 0.0f;
+    const float gx_mean = block_sum(gx_sum, shared) / float(c);
+
+    for_each_chunk(chunks, [&](int64_t k, int slot) {
+      float xk[N], gk[N], dk[N];
+      if (slot < kRegs) {
+#pragma unroll
+        for (int e = 0; e < N; ++e) {
+          xk[e] = xhat[slot][e];
+          gk[e] = g[slot][e];
+        }
+      } else {
+        read(k, xk, gk, dk);
+      }
+      T* dxk = dx + base + k * N;
+      Vec<T, N> o = Vec<T, N>::load(dxk);
+#pragma unroll
+      for (int e = 0; e < N; ++e) o.set(e, o[e] + r * (gk[e] - g_mean - xk[e] * gx_mean));
+      o.store(dxk);
+    });
+  }
+  if (partial) {
+    __syncthreads();
+    for (int64_t j = threadIdx.x; j < c; j += blockDim.x) {
+      if (dw) atomicAdd(dw + j, partial_sums[j]);
+      if (db) atomicAdd(db + j, partial_sums[c + j]);
+    }
   }
 }
+
+// Threads for a row of `chunks`: enough that kRegs chunks each cover it,
+// at least a warp and up to 128 while there is work.
+int row_threads(int64_t chunks) {
+  int64_t t = std::max((chunks + kRegs - 1) / kRegs, std::min<int64_t>(chunks, 128));
+  t = (t + 31) / 32 * 32;
+  return int(std::clamp<int64_t>(t, 32, kMaxThreads));
+}
+
+unsigned row_blocks(int64_t rows, int64_t cap) { return unsigned(std::min(rows, cap)); }
 
 template <class T>
 const T* ptr(const Tensor& t) { return t.defined() ? static_cast<const T*>(t.raw()) : nullptr; }
@@ -101,11 +233,17 @@ void launch_forward(NormKind kind, const Tensor& y, const Tensor& sum, const Ten
   if (b.defined()) PTUNE_CHECK(b.numel() == c && b.dtype() == w.dtype(), "{}: bias {} for width {}", op,
                                b.shape().str(), c);
   if (n == 0) return;
+  const float keep_scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
   PTUNE_FLOAT_DISPATCH(y.dtype(), T, op,
-    PTUNE_FLOAT_DISPATCH(w.dtype(), W, op,
-      norm_forward_kernel<T, W><<<unsigned(n), kThreads, 0, raw(stream)>>>(
+    PTUNE_FLOAT_DISPATCH(w.dtype(), W, op, {
+      constexpr int kN = vec_width<T>();
+      const bool vec = c % kN == 0 && vector_aligned(mptr<T>(y), mptr<T>(sum), ptr<T>(x), ptr<T>(residual)) &&
+                       vector_aligned(ptr<W>(w), ptr<W>(b));
+      const auto kernel = vec ? norm_forward_kernel<T, W, kN> : norm_forward_kernel<T, W, 1>;
+      kernel<<<row_blocks(n, INT32_MAX), row_threads(vec ? c / kN : c), 0, raw(stream)>>>(
           layer, mptr<T>(y), mptr<T>(sum), layer ? mptr<float>(mean) : nullptr, mptr<float>(rstd), ptr<T>(x),
-          ptr<T>(residual), ptr<W>(w), ptr<W>(b), c, eps, p, p > 0.0f ? 1.0f / (1.0f - p) : 1.0f, seed, offset)));
+          ptr<T>(residual), ptr<W>(w), ptr<W>(b), n, c, eps, p, keep_scale, seed, offset);
+    }));
   PTUNE_CUDA_LAUNCH_CHECK();
 }
 
@@ -139,11 +277,19 @@ void norm_backward(NormKind kind, const Tensor& dx, const Tensor& dw, const Tens
   if (dw.defined()) PTUNE_CHECK(dw.numel() == c && dw.dtype() == DType::kF32, "{}: dw must be ({}) f32", op, c);
   if (db.defined()) PTUNE_CHECK(db.numel() == c && db.dtype() == DType::kF32, "{}: db must be ({}) f32", op, c);
   if (n == 0) return;
+  // Per-block dw / db partials while 2c floats fit the default shared memory.
+  const size_t partial_bytes = 2 * size_t(c) * sizeof(float);
+  const bool partial = (dw.defined() || db.defined()) && partial_bytes <= 48 * 1024;
   PTUNE_FLOAT_DISPATCH(x.dtype(), T, op,
-    PTUNE_FLOAT_DISPATCH(w.dtype(), W, op,
-      norm_backward_kernel<T, W><<<unsigned(n), kThreads, 0, raw(stream)>>>(
+    PTUNE_FLOAT_DISPATCH(w.dtype(), W, op, {
+      constexpr int kN = vec_width<T>();
+      const bool vec = c % kN == 0 && vector_aligned(mptr<T>(dx), ptr<T>(dy), ptr<T>(x)) && vector_aligned(ptr<W>(w));
+      const auto kernel = vec ? norm_backward_kernel<T, W, kN> : norm_backward_kernel<T, W, 1>;
+      kernel<<<row_blocks(n, partial ? kPartialBlocks : INT32_MAX), row_threads(vec ? c / kN : c),
+               partial ? partial_bytes : 0, raw(stream)>>>(
           layer, mptr<T>(dx), mptr<float>(dw), mptr<float>(db), ptr<T>(dy), ptr<T>(x), ptr<W>(w),
-          layer ? ptr<float>(mean) : nullptr, ptr<float>(rstd), c)));
+          layer ? ptr<float>(mean) : nullptr, ptr<float>(rstd), n, c, partial);
+    }));
   PTUNE_CUDA_LAUNCH_CHECK();
 }
 

@@ -183,9 +183,12 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
   // MLP sub-block: pre-LN reads norm2(residual), post-LN reads norm1.
   const Tensor& mlp_in = pre ? a.norm2 : a.norm1;
   if (pre) ops::norm_forward(nk, a.norm2, a.mean2, a.rstd2, a.residual, w.norm2_w, w.norm2_b, eps);
-  ops::linear_forward(a.fc, mlp_in, w.fc_w, w.fc_b);
-  if (spec_.gated_mlp) ops::gated_forward(spec_.activation, a.act, a.fc);
-  else ops::activation_forward(spec_.activation, a.act, a.fc);
+  if (spec_.gated_mlp) {
+    ops::linear_forward(a.fc, mlp_in, w.fc_w, w.fc_b);
+    ops::gated_forward(spec_.activation, a.act, a.fc);
+  } else {  // one fused GEMM on CUDA; a.fc keeps the pre-activation for backward
+    ops::linear_activation_forward(spec_.activation, a.act, a.fc, mlp_in, w.fc_w, w.fc_b);
+  }
   ops::linear_forward(mlp, a.act, w.fc2_w, w.fc2_b);
   if (pre) {
     ops::add_forward(out, a.residual, mlp);
@@ -276,11 +279,19 @@ void Transformer::layer_backward(int64_t l, LayerActivations& a, const Tensor& d
     ops::accumulate(dmlp_in, dresidual2);  // the skip connection around the MLP
   }
 
-  Tensor dact = arena.zeros({B, T, I}, act);
-  ops::linear_backward_input(dact, dmlp_out, w.fc2_w);
-  Tensor dfc = arena.zeros(a.fc.shape(), act);
-  if (spec_.gated_mlp) ops::gated_backward(spec_.activation, dfc, dact, a.fc);
-  else ops::activation_backward(spec_.activation, dfc, dact, a.fc);
+  Tensor dfc;
+  if (spec_.gated_mlp) {
+    Tensor dact = arena.zeros({B, T, I}, act);
+    ops::linear_backward_input(dact, dmlp_out, w.fc2_w);
+    dfc = arena.zeros(a.fc.shape(), act);
+    ops::gated_backward(spec_.activation, dfc, dact, a.fc);
+  } else {
+    // dfc = f'(fc) ⊙ (dmlp_out · fc2_w) is written whole (one DGELU GEMM on
+    // CUDA), so neither buffer needs zeroing; dact is the unfused path's scratch.
+    Tensor dact = arena.alloc({B, T, I}, act);
+    dfc = arena.alloc(a.fc.shape(), act);
+    ops::linear_activation_backward_input(spec_.activation, dfc, dact, dmlp_out, w.fc2_w, a.fc);
+  }
   ops::linear_backward_input(dmlp_in, dfc, w.fc_w);
 
   if (pre) {

@@ -1,3 +1,6 @@
+#include <algorithm>
+
+#include "framework/ops/activation.h"
 #include "framework/ops/cpu/gemm_cpu.h"
 #include "framework/ops/dispatch.h"
 #include "framework/ops/linear.h"
@@ -37,6 +40,34 @@ void linear_backward_input(const Tensor& dx, const Tensor& dy, const Tensor& w) 
               dy.shape().str(), w.shape().str(), dx.shape().str());
   gemm(Trans::kNo, Trans::kNo, n, in, out, 1.0f, dy.data<float>(), out, w.data<float>(), in, 1.0f,
        dx.data<float>(), in);
+}
+
+// Exactly linear_forward then activation_forward: the CPU result is the
+// unfused model's, bit for bit.
+void linear_activation_forward(Activation f, const Tensor& act, const Tensor& pre, const Tensor& x, const Tensor& w,
+                               const Tensor& bias) {
+  PTUNE_ROUTE(x, linear_activation_forward, f, act, pre, x, w, bias);
+  PTUNE_CHECK(act.numel() == pre.numel(), "linear_activation_forward: act {} pre {}", act.shape().str(),
+              pre.shape().str());
+  linear_forward(pre, x, w, bias);
+  activation_forward(f, act, pre);
+}
+
+// dact = dy · w (a GEMM with beta 0, so dact need not be zeroed), then
+// dpre = 0 + dact ⊙ f'(pre): the same roundings as linear_backward_input
+// and activation_backward into zeroed buffers.
+void linear_activation_backward_input(Activation f, const Tensor& dpre, const Tensor& dact, const Tensor& dy,
+                                      const Tensor& w, const Tensor& pre) {
+  PTUNE_ROUTE(dy, linear_activation_backward_input, f, dpre, dact, dy, w, pre);
+  const int64_t n = rows(dy), out = dy.size(-1), in = w.size(1);
+  PTUNE_CHECK(w.size(0) == out && dpre.size(-1) == in && rows(dpre) == n && dact.numel() == dpre.numel() &&
+                  pre.numel() == dpre.numel(),
+              "linear_activation_backward_input: dy {} w {} dpre {} dact {} pre {}", dy.shape().str(),
+              w.shape().str(), dpre.shape().str(), dact.shape().str(), pre.shape().str());
+  gemm(Trans::kNo, Trans::kNo, n, in, out, 1.0f, dy.data<float>(), out, w.data<float>(), in, 0.0f,
+       dact.data<float>(), in);
+  std::fill_n(dpre.data<float>(), dpre.numel(), 0.0f);
+  activation_backward(f, dpre, dact, pre);
 }
 
 void linear_backward_params(const Tensor& dw, const Tensor& dbias, const Tensor& dy, const Tensor& x) {

@@ -4,6 +4,9 @@
 // mode must match the CPU to rounding); bf16 tensors run on the tensor
 // cores with f32 accumulation. Bias and GELU ride in the epilogue; when
 // cuBLASLt offers no algorithm for an epilogue, a small kernel applies it.
+// The MLP's GELU also rides in its GEMMs' epilogues for training: forward
+// writes gelu(pre) and saves pre in an aux matrix (GELU_AUX_BIAS), backward
+// multiplies dy · w by gelu'(pre) read back from it (DGELU).
 //
 // A training step repeats the same few GEMM shapes, so each shape's
 // descriptors and heuristic choice are built once and cached per device
@@ -55,14 +58,27 @@ uint32_t alignment(const void* p) {
   return al;
 }
 
+// What rides in the epilogue besides alpha · op(A) · op(B) + beta · D: a
+// bias vector (m) and an aux matrix (m, n) col-major in D's dtype with
+// leading dimension aux_ld (the GELU input: written by GELU_AUX*, read by
+// DGELU). Defaults: a plain GEMM.
+struct EpilogueArgs {
+  cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+  const void* bias = nullptr;
+  DType bias_type = DType::kF32;
+  const void* aux = nullptr;
+  int64_t aux_ld = 0;
+};
+
 // Everything the descriptors and the heuristic's choice depend on; no
-// pointer, only the pointers' alignment (the bias pointer is set per call).
+// pointer, only the pointers' alignment (bias and aux pointers are set per
+// call).
 struct PlanKey {
   DType a_type, b_type, d_type, bias_type;
-  bool a_trans, b_trans, has_bias, beta_nonzero;
+  bool a_trans, b_trans, has_bias, beta_nonzero, has_aux;
   cublasLtEpilogue_t epilogue;
-  int64_t a_rows, a_cols, lda, b_rows, b_cols, ldb, m, n, ldd;
-  uint32_t a_align, b_align, d_align, bias_align;
+  int64_t a_rows, a_cols, lda, b_rows, b_cols, ldb, m, n, ldd, aux_ld;
+  uint32_t a_align, b_align, d_align, bias_align, aux_align;
   bool operator==(const PlanKey&) const = default;
 };
 
@@ -72,9 +88,11 @@ struct PlanKeyHash {
     auto mix = [&h](uint64_t v) { h ^= std::hash<uint64_t>{}(v) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2); };
     mix(uint64_t(k.a_type) | uint64_t(k.b_type) << 8 | uint64_t(k.d_type) << 16 | uint64_t(k.bias_type) << 24 |
         uint64_t(k.a_trans) << 32 | uint64_t(k.b_trans) << 33 | uint64_t(k.has_bias) << 34 |
-        uint64_t(k.beta_nonzero) << 35 | uint64_t(k.epilogue) << 40);
-    for (int64_t v : {k.a_rows, k.a_cols, k.lda, k.b_rows, k.b_cols, k.ldb, k.m, k.n, k.ldd}) mix(uint64_t(v));
+        uint64_t(k.beta_nonzero) << 35 | uint64_t(k.has_aux) << 36 | uint64_t(k.epilogue) << 40);
+    for (int64_t v : {k.a_rows, k.a_cols, k.lda, k.b_rows, k.b_cols, k.ldb, k.m, k.n, k.ldd, k.aux_ld})
+      mix(uint64_t(v));
     mix(uint64_t(k.a_align) | uint64_t(k.b_align) << 16 | uint64_t(k.d_align) << 32 | uint64_t(k.bias_align) << 48);
+    mix(uint64_t(k.aux_align));
     return h;
   }
 };
@@ -110,7 +128,9 @@ struct Plan {
   cublasLtMatmulAlgo_t algo{};
   bool found = false;
 
-  Plan(const PlanKey& key, cublasLtHandle_t lt) {
+  // aux: this call's aux pointer; the heuristic reads its alignment from
+  // the descriptor (cublasLt.h, EPILOGUE_AUX_POINTER), the key records it.
+  Plan(const PlanKey& key, const void* aux, cublasLtHandle_t lt) {
     cublasLtMatmulDesc_t raw_desc = nullptr;
     PTUNE_CUBLAS_CHECK(cublasLtMatmulDescCreate(&raw_desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     desc.reset(raw_desc);
@@ -122,6 +142,12 @@ struct Plan {
     if (key.has_bias) {
       const cudaDataType_t bt = cuda_type(key.bias_type);
       PTUNE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(raw_desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)));
+    }
+    if (key.has_aux) {  // aux dtype left at its default: D's
+      PTUNE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(raw_desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &key.aux_ld,
+                                                        sizeof(key.aux_ld)));
+      PTUNE_CUBLAS_CHECK(
+          cublasLtMatmulDescSetAttribute(raw_desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)));
     }
     a = make_layout(key.a_type, key.a_rows, key.a_cols, key.lda);
     b = make_layout(key.b_type, key.b_rows, key.b_cols, key.ldb);
@@ -146,7 +172,7 @@ struct Plan {
 };
 
 // The plans and the workspace of one device. The mutex is held from the
-// lookup through the launch: the bias pointer is written into the shared
+// lookup through the launch: the bias and aux pointers are written into the shared
 // descriptor, and the workspace is shared by every GEMM on the device, so
 // GEMMs must be stream-ordered with each other (one compute stream per
 // device, the caching allocator's rule too — core/memory_cuda.h).
@@ -177,34 +203,44 @@ PlanCache& plan_cache() {
   return *cache;
 }
 
-// D (m, n) col-major = alpha · op(A) · op(B) + beta · D, with an epilogue.
+// D (m, n) col-major = epilogue(alpha · op(A) · op(B) + beta · D).
 // Returns false when cuBLASLt has no algorithm for that combination.
 bool matmul(const Operand& a, const Operand& b, void* d, DType d_type, int64_t m, int64_t n, int64_t ldd, float beta,
-            cublasLtEpilogue_t epilogue, const void* bias, DType bias_type, Device device, const Stream& stream) {
-  const bool has_bias = bias != nullptr;
-  const PlanKey key{a.dtype, b.dtype, d_type, has_bias ? bias_type : DType::kF32,
-                    a.trans, b.trans, has_bias, beta != 0.0f,
-                    epilogue, a.rows, a.cols, a.ld, b.rows, b.cols, b.ld, m, n, ldd,
-                    alignment(a.data), alignment(b.data), alignment(d), has_bias ? alignment(bias) : 0u};
+            const EpilogueArgs& ep, Device device, const Stream& stream) {
+  const cublasLtEpilogue_t epilogue = ep.epilogue;
+  const void* bias = ep.bias;
+  const void* aux = ep.aux;
+  const bool has_bias = bias != nullptr, has_aux = aux != nullptr;
+  const PlanKey key{a.dtype, b.dtype, d_type, has_bias ? ep.bias_type : DType::kF32,
+                    a.trans, b.trans, has_bias, beta != 0.0f, has_aux,
+                    epilogue, a.rows, a.cols, a.ld, b.rows, b.cols, b.ld, m, n, ldd, has_aux ? ep.aux_ld : 0,
+                    alignment(a.data), alignment(b.data), alignment(d), has_bias ? alignment(bias) : 0u,
+                    has_aux ? alignment(aux) : 0u};
   auto lt = static_cast<cublasLtHandle_t>(ptune::cuda::cublaslt_handle(device.index));
   DevicePlans& dev = plan_cache().at(device.index);
   std::lock_guard<std::mutex> lock(dev.mutex);
   auto it = dev.plans.find(key);
-  if (it == dev.plans.end()) it = dev.plans.emplace(key, std::make_unique<Plan>(key, lt)).first;
+  if (it == dev.plans.end()) it = dev.plans.emplace(key, std::make_unique<Plan>(key, aux, lt)).first;
   Plan& plan = *it->second;
   if (!plan.found) return false;
   if (dev.workspace == nullptr) dev.workspace = ptune::cuda::allocate(device.index, kWorkspaceBytes);
   if (has_bias)
     PTUNE_CUBLAS_CHECK(
         cublasLtMatmulDescSetAttribute(plan.desc.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+  if (has_aux)
+    PTUNE_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(plan.desc.get(), CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)));
   const float alpha = 1.0f;
   const cublasStatus_t status = cublasLtMatmul(lt, plan.desc.get(), &alpha, a.data, plan.a.get(), b.data,
                                                plan.b.get(), &beta, d, plan.d.get(), d, plan.d.get(), &plan.algo,
                                                dev.workspace, kWorkspaceBytes, raw(stream));
   // A fused epilogue the chosen algorithm turns down at launch (a bias the
-  // heuristic could not see): remember it and let the caller apply the
+  // heuristic could not see; an aux layout it rejects, which cuBLASLt
+  // reports as an invalid value): remember it and let the caller apply the
   // epilogue itself.
-  if (status == CUBLAS_STATUS_NOT_SUPPORTED && epilogue != CUBLASLT_EPILOGUE_DEFAULT) {
+  const bool turned_down =
+      status == CUBLAS_STATUS_NOT_SUPPORTED || (has_aux && status == CUBLAS_STATUS_INVALID_VALUE);
+  if (turned_down && epilogue != CUBLASLT_EPILOGUE_DEFAULT) {
     plan.found = false;
     return false;
   }
@@ -235,6 +271,28 @@ __global__ void bias_grad_kernel(float* dbias, const D* dy, int64_t n, int64_t o
 
 int64_t rows(const Tensor& t) { return t.numel() / t.size(-1); }
 
+// yᵀ (out, N) = w (in, out col-major)ᵀ · xᵀ (in, N): linear_forward's A, B.
+struct Operands {
+  Operand a, b;
+};
+Operands forward_operands(const Tensor& x, const Tensor& w) {
+  const int64_t n = rows(x), in = x.size(-1), out = w.size(0);
+  return {{w.raw(), w.dtype(), in, out, in, true}, {x.raw(), x.dtype(), in, n, in, false}};
+}
+// dxᵀ (in, N) = w (in, out col-major) · dyᵀ (out, N): linear_backward_input's A, B.
+Operands backward_input_operands(const Tensor& dy, const Tensor& w) {
+  const int64_t n = rows(dy), out = dy.size(-1), in = w.size(1);
+  return {{w.raw(), w.dtype(), in, out, in, false}, {dy.raw(), dy.dtype(), out, n, out, false}};
+}
+
+// Whether `pre` (N, ld) can be a GELU aux matrix next to the GEMM output d:
+// cuBLASLt wants its leading dimension a multiple of 8 (cublasLt.h,
+// EPILOGUE_AUX_LD) and its type D's; 16-byte alignment keeps vector stores.
+bool gelu_aux_fits(Activation f, const Tensor& pre, const Tensor& d) {
+  return f == Activation::kGeluTanh && pre.dtype() == d.dtype() && pre.size(-1) % 8 == 0 &&
+         alignment(pre.raw()) >= 16;
+}
+
 }  // namespace
 
 void linear_forward_epilogue(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& bias, Epilogue epilogue,
@@ -253,18 +311,16 @@ void linear_forward_epilogue(const Tensor& y, const Tensor& x, const Tensor& w, 
     PTUNE_CHECK(bias.defined() && bias.numel() == out, "{}: bias {} for {} outputs", op,
                 bias.defined() ? bias.shape().str() : "undefined", out);
   if (n == 0) return;
-  const Operand a{w.raw(), w.dtype(), in, out, in, true};
-  const Operand b{x.raw(), x.dtype(), in, n, in, false};
+  const auto [a, b] = forward_operands(x, w);
   cublasLtEpilogue_t e = CUBLASLT_EPILOGUE_DEFAULT;
   if (has_bias && gelu) e = CUBLASLT_EPILOGUE_GELU_BIAS;
   else if (has_bias) e = CUBLASLT_EPILOGUE_BIAS;
   else if (gelu) e = CUBLASLT_EPILOGUE_GELU;
-  if (matmul(a, b, y.raw(), y.dtype(), out, n, out, 0.0f, e, has_bias ? bias.raw() : nullptr,
-             has_bias ? bias.dtype() : DType::kF32, x.device(), stream))
+  if (matmul(a, b, y.raw(), y.dtype(), out, n, out, 0.0f,
+             {e, has_bias ? bias.raw() : nullptr, has_bias ? bias.dtype() : DType::kF32}, x.device(), stream))
     return;
   // No fused algorithm: plain GEMM, then bias / GELU in one pass.
-  PTUNE_CHECK(matmul(a, b, y.raw(), y.dtype(), out, n, out, 0.0f, CUBLASLT_EPILOGUE_DEFAULT, nullptr, DType::kF32,
-                     x.device(), stream),
+  PTUNE_CHECK(matmul(a, b, y.raw(), y.dtype(), out, n, out, 0.0f, {}, x.device(), stream),
               "{}: cuBLASLt has no algorithm for x {} {} · w {}", op, x.shape().str(), dtype_name(x.dtype()),
               w.shape().str());
   if (!has_bias && !gelu) return;
@@ -287,12 +343,66 @@ void linear_backward_input(const Tensor& dx, const Tensor& dy, const Tensor& w, 
               w.shape().str(), dx.shape().str());
   PTUNE_CHECK(dy.dtype() == w.dtype(), "{}: dy is {} but w is {}", op, dtype_name(dy.dtype()), dtype_name(w.dtype()));
   if (n == 0) return;
-  // dxᵀ (in, N) += w (in, out col-major) · dyᵀ (out, N)
-  const Operand a{w.raw(), w.dtype(), in, out, in, false};
-  const Operand b{dy.raw(), dy.dtype(), out, n, out, false};
-  PTUNE_CHECK(matmul(a, b, dx.raw(), dx.dtype(), in, n, in, 1.0f, CUBLASLT_EPILOGUE_DEFAULT, nullptr,
-                     DType::kF32, dy.device(), stream),
+  const auto [a, b] = backward_input_operands(dy, w);  // dxᵀ (in, N) += w · dyᵀ
+  PTUNE_CHECK(matmul(a, b, dx.raw(), dx.dtype(), in, n, in, 1.0f, {}, dy.device(), stream),
               "{}: cuBLASLt has no algorithm for dy {} · w {}", op, dy.shape().str(), w.shape().str());
+}
+
+void linear_activation_forward(Activation f, const Tensor& act, const Tensor& pre, const Tensor& x, const Tensor& w,
+                               const Tensor& bias, const Stream& stream) {
+  const char* op = "linear_activation_forward";
+  check_cuda_tensor(x, "x", op);
+  check_cuda_tensor(w, "w", op);
+  check_cuda_tensor(pre, "pre", op);
+  check_cuda_tensor(act, "act", op);
+  const int64_t n = rows(x), in = x.size(-1), out = w.size(0);
+  PTUNE_CHECK(w.size(1) == in && pre.size(-1) == out && rows(pre) == n && act.numel() == pre.numel(),
+              "{}: x {} w {} pre {} act {}", op, x.shape().str(), w.shape().str(), pre.shape().str(),
+              act.shape().str());
+  PTUNE_CHECK(x.dtype() == w.dtype(), "{}: x is {} but w is {} (cast activations to the weight dtype)", op,
+              dtype_name(x.dtype()), dtype_name(w.dtype()));
+  const bool has_bias = bias.defined();
+  if (has_bias) PTUNE_CHECK(bias.numel() == out, "{}: bias {} for {} outputs", op, bias.shape().str(), out);
+  if (n == 0) return;
+  if (gelu_aux_fits(f, pre, act)) {
+    // actᵀ (out, N) = gelu(w · xᵀ + bias); preᵀ, the GELU input, in the aux buffer.
+    const auto [a, b] = forward_operands(x, w);
+    const EpilogueArgs ep{has_bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX,
+                          has_bias ? bias.raw() : nullptr, has_bias ? bias.dtype() : DType::kF32, pre.raw(), out};
+    if (matmul(a, b, act.raw(), act.dtype(), out, n, out, 0.0f, ep, x.device(), stream)) return;
+  }
+  linear_forward(pre, x, w, bias, stream);
+  activation_forward(f, act, pre, stream);
+}
+
+void linear_activation_backward_input(Activation f, const Tensor& dpre, const Tensor& dact, const Tensor& dy,
+                                      const Tensor& w, const Tensor& pre, const Stream& stream) {
+  const char* op = "linear_activation_backward_input";
+  check_cuda_tensor(dy, "dy", op);
+  check_cuda_tensor(w, "w", op);
+  check_cuda_tensor(pre, "pre", op);
+  check_cuda_tensor(dpre, "dpre", op);
+  check_cuda_tensor(dact, "dact", op);
+  const int64_t n = rows(dy), out = dy.size(-1), in = w.size(1);
+  PTUNE_CHECK(w.size(0) == out && dpre.size(-1) == in && rows(dpre) == n && dact.numel() == dpre.numel() &&
+                  pre.numel() == dpre.numel(),
+              "{}: dy {} w {} dpre {} dact {} pre {}", op, dy.shape().str(), w.shape().str(), dpre.shape().str(),
+              dact.shape().str(), pre.shape().str());
+  PTUNE_CHECK(dy.dtype() == w.dtype(), "{}: dy is {} but w is {}", op, dtype_name(dy.dtype()), dtype_name(w.dtype()));
+  if (n == 0) return;
+  const auto [a, b] = backward_input_operands(dy, w);
+  // dpreᵀ (in, N) = gelu'(preᵀ) ⊙ (w · dyᵀ): beta 0, since the epilogue
+  // would scale an accumulated D by gelu' too.
+  if (gelu_aux_fits(f, pre, dpre) &&
+      matmul(a, b, dpre.raw(), dpre.dtype(), in, n, in, 0.0f, {CUBLASLT_EPILOGUE_DGELU, nullptr, DType::kF32,
+                                                               pre.raw(), in},
+             dy.device(), stream))
+    return;
+  // Unfused: dact = dy · w (beta 0: dact need not be zeroed), dpre = 0 + dact ⊙ f'(pre).
+  PTUNE_CHECK(matmul(a, b, dact.raw(), dact.dtype(), in, n, in, 0.0f, {}, dy.device(), stream),
+              "{}: cuBLASLt has no algorithm for dy {} · w {}", op, dy.shape().str(), w.shape().str());
+  PTUNE_CUDA_CHECK(cudaMemsetAsync(dpre.raw(), 0, dpre.nbytes(), raw(stream)));
+  activation_backward(f, dpre, dact, pre, stream);
 }
 
 void linear_backward_params(const Tensor& dw, const Tensor& dbias, const Tensor& dy, const Tensor& x,
@@ -309,8 +419,7 @@ void linear_backward_params(const Tensor& dw, const Tensor& dbias, const Tensor&
   // dwᵀ (in, out) += xᵀ (in, N) · dy (N, out)
   const Operand a{x.raw(), x.dtype(), in, n, in, false};
   const Operand b{dy.raw(), dy.dtype(), out, n, out, true};
-  PTUNE_CHECK(matmul(a, b, dw.raw(), dw.dtype(), in, out, in, 1.0f, CUBLASLT_EPILOGUE_DEFAULT, nullptr,
-                     DType::kF32, dy.device(), stream),
+  PTUNE_CHECK(matmul(a, b, dw.raw(), dw.dtype(), in, out, in, 1.0f, {}, dy.device(), stream),
               "{}: cuBLASLt has no algorithm for dyᵀ {} · x {}", op, dy.shape().str(), x.shape().str());
   if (dbias.defined()) {
     PTUNE_FLOAT_DISPATCH(dy.dtype(), D, op,

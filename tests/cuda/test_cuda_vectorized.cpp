@@ -1,5 +1,5 @@
-// The 16-byte (Vec) paths of the memory-bound CUDA kernels against the CPU
-// ops: sizes with a vector body and a scalar tail, row widths that are and
+// The 16-byte (Vec) paths of the memory-bound CUDA kernels (elementwise,
+// norms, the fused SwiGLU) against the CPU ops: sizes with a vector body and a scalar tail, row widths that are and
 // are not multiples of the vector width (8 bf16 / 4 f32), rows wider than
 // the norm kernels' register cache, and views that start 3 elements into
 // their buffer (not 16-byte aligned: the scalar fallback) or 8 elements in
@@ -13,6 +13,7 @@
 #include "framework/ops/cuda/kernels.h"
 #include "framework/ops/elementwise.h"
 #include "framework/ops/layernorm.h"
+#include "framework/ops/swiglu.h"
 #include "cuda/cuda_test_util.h"
 
 namespace ptune {
@@ -159,6 +160,27 @@ TEST_P(CudaVectorized, FusedResidualDropoutNormBodyTailAndMisaligned) {
       EXPECT_CLOSE(gh, h, tol());
       EXPECT_CLOSE(gy, y, tol());
       EXPECT_CLOSE(grstd, rstd, tol());
+    }
+  }
+}
+
+// The fused SiLU gate: I a multiple of 8 (16-byte chunks of y, gates and
+// ups) and not (scalar), on aligned and offset views.
+TEST_P(CudaVectorized, SwiGluBodyAndMisaligned) {
+  SKIP_WITHOUT_GPU();
+  for (int64_t I : {int64_t(64), int64_t(37)}) {
+    for (int64_t skip : {int64_t(0), int64_t(3)}) {
+      SCOPED_TRACE(testing::Message() << "I " << I << " skip " << skip);
+      const int64_t n = 9;
+      Tensor x = in({n, 2 * I}), dy = in({n, I}), dx = in({n, 2 * I});
+      Tensor gx = gpu_view(x, skip), gdy = gpu_view(dy, skip), gdx = gpu_view(dx, skip);
+      Tensor y = Tensor::empty({n, I}, DType::kF32), gy = gpu_view(randn({n, I}), skip);
+      ops::gated_forward(ops::Activation::kSilu, y, x);
+      ops::gated_forward(ops::Activation::kSilu, gy, gx);
+      EXPECT_CLOSE(gy, y, tol());
+      ops::gated_backward(ops::Activation::kSilu, dx, dy, x);
+      ops::gated_backward(ops::Activation::kSilu, gdx, gdy, gx);
+      EXPECT_CLOSE(gdx, dx, tol());
     }
   }
 }

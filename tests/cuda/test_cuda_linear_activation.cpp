@@ -1,9 +1,9 @@
 // The fused MLP ops on CUDA against the CPU reference (ops/linear.h), in f32
-// and bf16. GELU tanh with an intermediate width that is a multiple of 8
-// takes cuBLASLt's GELU_AUX(_BIAS) / DGELU epilogues; ReLU, and GELU with an
-// odd width (cuBLASLt's aux leading dimension must be a multiple of 8), take
-// the unfused GEMM + activation path. Rows are odd throughout. Skips
-// without a GPU.
+// and bf16. In bf16, GELU tanh with an intermediate width that is a
+// multiple of 8 takes cuBLASLt's GELU_AUX(_BIAS) / DGELU epilogues; f32,
+// ReLU, and GELU with an odd width (cuBLASLt's aux leading dimension must
+// be a multiple of 8) take the unfused GEMM + activation path. Rows are odd
+// throughout. Tolerances: cuda_test_util.h. Skips without a GPU.
 #include <gtest/gtest.h>
 
 #include "framework/core/tensor.h"
@@ -16,15 +16,7 @@ namespace {
 
 using namespace cuda_test;  // NOLINT: the shared helpers
 
-class CudaLinearActivation : public CudaOps {
- protected:
-  // cuBLASLt's GELU epilogue evaluates its own tanh: in f32 it agrees with
-  // the CPU's to ~1e-5 per element, not to summation rounding (the same
-  // bound test_cuda_ops.cpp uses for the GELU_BIAS epilogue).
-  float act_tol(ops::Activation f) const {
-    return dt() == DType::kF32 && f == ops::Activation::kGeluTanh ? 1e-4f : tol();
-  }
-};
+class CudaLinearActivation : public CudaOps {};
 
 struct MlpShape {
   int64_t batch, seq, hidden, inter;  // x (B, T, C), w1 (I, C), w2 (C, I)
@@ -46,7 +38,7 @@ TEST_P(CudaLinearActivation, ForwardMatchesCpu) {
         ops::linear_activation_forward(f, gact, gpre, to_gpu(x, dt()), to_gpu(w, dt()),
                                        with_bias ? to_gpu(b, dt()) : Tensor());
         EXPECT_CLOSE(gpre, pre, tol()) << int(f) << " I " << s.inter << " bias " << with_bias;
-        EXPECT_CLOSE(gact, act, act_tol(f)) << int(f) << " I " << s.inter << " bias " << with_bias;
+        EXPECT_CLOSE(gact, act, tol()) << int(f) << " I " << s.inter << " bias " << with_bias;
       }
 }
 
@@ -63,7 +55,7 @@ TEST_P(CudaLinearActivation, BackwardMatchesCpu) {
       Tensor gdpre = to_gpu(randn(ps), dt()), gscratch = to_gpu(randn(ps), dt());
       ops::linear_activation_backward_input(f, gdpre, gscratch, to_gpu(dy, dt()), to_gpu(w, dt()),
                                             to_gpu(pre, dt()));
-      EXPECT_CLOSE(gdpre, dpre, act_tol(f)) << int(f) << " I " << s.inter;
+      EXPECT_CLOSE(gdpre, dpre, tol()) << int(f) << " I " << s.inter;
     }
 }
 
@@ -89,9 +81,9 @@ TEST_P(CudaLinearActivation, ChainedMlpMatchesCpu) {
   ops::linear_activation_forward(f, gact, gpre, to_gpu(x, dt()), gw1, to_gpu(b1, dt()));
   ops::linear_activation_backward_input(f, gdpre, gscratch, to_gpu(dy, dt()), gw2, gpre);
   ops::linear_backward_input(gdx, gdpre, gw1);
-  EXPECT_CLOSE(gact, act, act_tol(f));
-  EXPECT_CLOSE(gdpre, dpre, act_tol(f));
-  EXPECT_CLOSE(gdx, dx, act_tol(f));
+  EXPECT_CLOSE(gact, act, tol());
+  EXPECT_CLOSE(gdpre, dpre, tol());
+  EXPECT_CLOSE(gdx, dx, tol());
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, CudaLinearActivation, ::testing::Values(DType::kF32, DType::kBF16),

@@ -71,12 +71,13 @@ void linear_forward(const Tensor& y, const Tensor& x, const Tensor& w, const Ten
 void linear_forward_epilogue(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& bias, Epilogue epilogue,
                              const Stream& stream);
 void linear_backward_input(const Tensor& dx, const Tensor& dy, const Tensor& w, const Stream& stream);
-// The MLP's activation fused into its GEMMs (ops/linear.h). With kGeluTanh,
-// forward is one GELU_AUX(_BIAS) GEMM (act in D, pre in the aux buffer) and
-// backward one DGELU GEMM (dpre = gelu'(pre) ⊙ (dy · w), written, not
-// accumulated); other activations, or shapes cuBLASLt turns down (aux ld
-// not a multiple of 8, an aux pointer under 16-byte alignment), run the
-// unfused GEMM + activation kernels.
+// The MLP's activation fused into its GEMMs (ops/linear.h). With kGeluTanh
+// in bf16, forward is one GELU_AUX(_BIAS) GEMM (act in D, pre in the aux
+// buffer) and backward one DGELU GEMM (dpre = gelu'(pre) ⊙ (dy · w),
+// written, not accumulated); f32 (which must match the CPU to rounding),
+// other activations, or shapes cuBLASLt turns down (aux ld not a multiple
+// of 8, an aux pointer under 16-byte alignment) run the unfused GEMM +
+// activation kernels.
 void linear_activation_forward(Activation f, const Tensor& act, const Tensor& pre, const Tensor& x, const Tensor& w,
                                const Tensor& bias, const Stream& stream);
 void linear_activation_backward_input(Activation f, const Tensor& dpre, const Tensor& dact, const Tensor& dy,

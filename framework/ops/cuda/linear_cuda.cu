@@ -4,7 +4,7 @@
 // mode must match the CPU to rounding); bf16 tensors run on the tensor
 // cores with f32 accumulation. Bias and GELU ride in the epilogue; when
 // cuBLASLt offers no algorithm for an epilogue, a small kernel applies it.
-// The MLP's GELU also rides in its GEMMs' epilogues for training: forward
+// In bf16 the MLP's GELU also rides in its GEMMs' epilogues: forward
 // writes gelu(pre) and saves pre in an aux matrix (GELU_AUX_BIAS), backward
 // multiplies dy · w by gelu'(pre) read back from it (DGELU).
 //
@@ -285,12 +285,15 @@ Operands backward_input_operands(const Tensor& dy, const Tensor& w) {
   return {{w.raw(), w.dtype(), in, out, in, false}, {dy.raw(), dy.dtype(), out, n, out, false}};
 }
 
-// Whether `pre` (N, ld) can be a GELU aux matrix next to the GEMM output d:
-// cuBLASLt wants its leading dimension a multiple of 8 (cublasLt.h,
-// EPILOGUE_AUX_LD) and its type D's; 16-byte alignment keeps vector stores.
+// Whether the MLP's GELU rides in the epilogue, with `pre` (N, ld) as the
+// aux matrix next to the GEMM output d. bf16 only: cuBLASLt's GELU uses its
+// own tanh, ~1e-5 off per element, and the f32 mode must match the CPU to
+// rounding, so f32 keeps the unfused kernels. cuBLASLt wants the aux
+// leading dimension a multiple of 8 (cublasLt.h, EPILOGUE_AUX_LD) and its
+// type D's; 16-byte alignment keeps vector stores.
 bool gelu_aux_fits(Activation f, const Tensor& pre, const Tensor& d) {
-  return f == Activation::kGeluTanh && pre.dtype() == d.dtype() && pre.size(-1) % 8 == 0 &&
-         alignment(pre.raw()) >= 16;
+  return f == Activation::kGeluTanh && pre.dtype() == DType::kBF16 && d.dtype() == DType::kBF16 &&
+         pre.size(-1) % 8 == 0 && alignment(pre.raw()) >= 16;
 }
 
 }  // namespace

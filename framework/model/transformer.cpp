@@ -306,8 +306,8 @@ void Transformer::layer_backward(int64_t l, LayerActivations& a, const Tensor& d
   ops::linear_backward_input(dattn, dresidual, w.proj_w);
   Tensor dqkv = arena.zeros({B, T, attention_.qkv_width()}, act);
   const Tensor dscores = ops::attention_needs_scores(device()) ? arena.alloc(a.probs.shape()) : Tensor();
-  ops::attention_backward(dqkv, dprefix_k, dprefix_v, dscores, dattn, a.qkv, a.probs, a.prefix_k, a.prefix_v,
-                          attention_);
+  ops::attention_backward(dqkv, dprefix_k, dprefix_v, dscores, dattn, a.attn, a.qkv, a.probs, a.prefix_k,
+                          a.prefix_v, attention_);
   if (!dinput.defined()) return;  // the lowest prompt layer: nothing below needs dx
   // Un-rotate ∂q, ∂k (prefix gradients above are already unrotated).
   if (spec_.positions == PositionKind::kRope) ops::rope_backward(dqkv, positions_, rope_inv_freq_, attention_);

@@ -43,8 +43,13 @@ inline bool attention_needs_scores(Device device) { return device.is_cpu(); }
 // dqkv (B, T, ·) += ∂L/∂qkv; dprefix_k, dprefix_v (P, KVH·D) += gradients
 // summed over the batch (undefined when no prefix or not wanted).
 // dscores (B, H, T, P + T) is scratch, overwritten.
+// out (B, T, H·D) is the output attention_forward wrote for these inputs:
+// CUDA takes the softmax-backward row term δ_i = Σ_j p_ij·dp_ij from it as
+// Σ_d dout·out (FlashAttention's identity), saving a sweep over the keys;
+// the CPU, which keeps the probabilities, ignores it.
 void attention_backward(const Tensor& dqkv, const Tensor& dprefix_k, const Tensor& dprefix_v,
-                        const Tensor& dscores, const Tensor& dout, const Tensor& qkv, const Tensor& probs,
-                        const Tensor& prefix_k, const Tensor& prefix_v, const AttentionConfig& cfg);
+                        const Tensor& dscores, const Tensor& dout, const Tensor& out, const Tensor& qkv,
+                        const Tensor& probs, const Tensor& prefix_k, const Tensor& prefix_v,
+                        const AttentionConfig& cfg);
 
 }  // namespace ptune::ops

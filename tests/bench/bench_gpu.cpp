@@ -199,7 +199,7 @@ int run(const Options& o) {
       Tensor datt = arena.zeros({B, T, C}, dt);
       ops::cuda::linear_backward_input(datt, dh, l.o_w, stream);
       Tensor dqkv = arena.zeros({B, T, cfg.qkv_width()}, dt);
-      ops::cuda::attention_backward(dqkv, l.dprefix_k, l.dprefix_v, none, datt, v.qkv, v.state, l.prefix_k,
+      ops::cuda::attention_backward(dqkv, l.dprefix_k, l.dprefix_v, none, datt, v.att, v.qkv, v.state, l.prefix_k,
                                     l.prefix_v, cfg, stream);
       Tensor dln1 = arena.zeros({B, T, C}, dt);
       ops::cuda::linear_backward_input(dln1, dqkv, l.qkv_w, stream);

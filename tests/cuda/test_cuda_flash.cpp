@@ -80,13 +80,13 @@ TEST_P(CudaFlash, Bf16MatchesCpu) {
   Tensor dpk = c.p ? Tensor::zeros({c.p, cfg.kv_width()}, DType::kF32) : Tensor();
   Tensor dpv = c.p ? Tensor::zeros({c.p, cfg.kv_width()}, DType::kF32) : Tensor();
   Tensor dscores = Tensor::empty(probs.shape(), DType::kF32);
-  ops::attention_backward(dqkv, dpk, dpv, dscores, dout, qkv, probs, pk, pv, cfg);
+  ops::attention_backward(dqkv, dpk, dpv, dscores, dout, out, qkv, probs, pk, pv, cfg);
 
   Tensor gdout = to_gpu(dout, dt);
   auto gpu_backward = [&] {
     Grads g{to_gpu(dqkv0, dt), c.p ? Tensor::zeros({c.p, cfg.kv_width()}, DType::kF32, kGpu) : Tensor(),
             c.p ? Tensor::zeros({c.p, cfg.kv_width()}, DType::kF32, kGpu) : Tensor()};
-    ops::attention_backward(g.dqkv, g.dpk, g.dpv, Tensor(), gdout, gqkv, state, gpk, gpv, cfg);
+    ops::attention_backward(g.dqkv, g.dpk, g.dpv, Tensor(), gdout, gout, gqkv, state, gpk, gpv, cfg);
     return g;
   };
   const Grads g = gpu_backward();

@@ -244,8 +244,8 @@ TEST_P(CudaAttention, FlashMatchesCpu) {
   Tensor dpk = c.p ? randn({c.p, cfg.kv_width()}) : Tensor(), dpv = c.p ? randn({c.p, cfg.kv_width()}) : Tensor();
   Tensor gdqkv = to_gpu(dqkv, dt), gdpk = c.p ? dpk.to(kGpu) : Tensor(), gdpv = c.p ? dpv.to(kGpu) : Tensor();
   Tensor dscores = Tensor::empty(probs.shape(), DType::kF32);
-  ops::attention_backward(dqkv, dpk, dpv, dscores, dout, qkv, probs, pk, pv, cfg);
-  ops::attention_backward(gdqkv, gdpk, gdpv, Tensor(), to_gpu(dout, dt), gqkv, state, gpk, gpv, cfg);
+  ops::attention_backward(dqkv, dpk, dpv, dscores, dout, out, qkv, probs, pk, pv, cfg);
+  ops::attention_backward(gdqkv, gdpk, gdpv, Tensor(), to_gpu(dout, dt), gout, gqkv, state, gpk, gpv, cfg);
   EXPECT_CLOSE(gdqkv, dqkv, tol);
   if (c.p) {
     EXPECT_CLOSE(gdpk, dpk, tol);
@@ -258,6 +258,11 @@ const AttnCase kCases[] = {
     {2, 70, 5, 4, 4, 16, ops::AttentionMask::kCausal, false},     // GPT-2 + prefix, several tiles
     {3, 40, 8, 8, 2, 64, ops::AttentionMask::kCausal, true},      // GQA (LLaMA) + prefix + padding
     {2, 33, 3, 2, 1, 128, ops::AttentionMask::kBidirectional, true},  // BERT-style with padding, D = 128
+    // The δ = rowsum(dout ∘ out) kernel's other layouts: D = 40 reads 16-byte
+    // vectors, 10 (f32) or 5 (bf16) per row, not a power of two; D = 18 fits
+    // no vector and takes the scalar loads, here with 3 kv heads for 6 queries.
+    {2, 45, 0, 2, 2, 40, ops::AttentionMask::kBidirectional, false},
+    {2, 21, 3, 6, 3, 18, ops::AttentionMask::kCausal, true},
 };
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, CudaOps, ::testing::Values(DType::kF32, DType::kBF16),

@@ -104,7 +104,7 @@ TEST_P(Attention, BackwardMatchesFiniteDifferences) {
   Tensor dscores = Tensor::empty(probs.shape(), DType::kF32);
   Tensor dk = c.prefix ? Tensor::zeros(prefix_k.shape(), DType::kF32) : Tensor();
   Tensor dv = c.prefix ? Tensor::zeros(prefix_v.shape(), DType::kF32) : Tensor();
-  ops::attention_backward(dqkv, dk, dv, dscores, r, qkv, probs, prefix_k, prefix_v, cfg);
+  ops::attention_backward(dqkv, dk, dv, dscores, r, out, qkv, probs, prefix_k, prefix_v, cfg);
   expect_gradient("dqkv", qkv, dqkv, loss, 1e-2f, 1e-2, 2e-3);
   if (c.prefix) {
     expect_gradient("dprefix_k", prefix_k, dk, loss, 1e-2f, 1e-2, 2e-3);

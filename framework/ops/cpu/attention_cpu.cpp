@@ -119,9 +119,11 @@ void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv
 }
 
 void attention_backward(const Tensor& dqkv, const Tensor& dprefix_k, const Tensor& dprefix_v, const Tensor& dscores,
-                        const Tensor& dout, const Tensor& qkv, const Tensor& probs, const Tensor& prefix_k,
-                        const Tensor& prefix_v, const AttentionConfig& cfg) {
-  PTUNE_ROUTE(qkv, attention_backward, dqkv, dprefix_k, dprefix_v, dscores, dout, qkv, probs, prefix_k, prefix_v, cfg);
+                        const Tensor& dout, const Tensor& out, const Tensor& qkv, const Tensor& probs,
+                        const Tensor& prefix_k, const Tensor& prefix_v, const AttentionConfig& cfg) {
+  PTUNE_ROUTE(qkv, attention_backward, dqkv, dprefix_k, dprefix_v, dscores, dout, out, qkv, probs, prefix_k, prefix_v,
+              cfg);
+  (void)out;  // the saved probabilities give δ = Σ p·dp directly
   const Layout l = make_layout(qkv, prefix_k, cfg);
   check_tensor(dqkv, "attention dqkv", qkv.shape());
   check_tensor(dscores, "attention dscores", probs.shape());

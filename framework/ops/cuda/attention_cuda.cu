@@ -13,9 +13,8 @@
 //   forward (query block): S = Q·Kᵀ, online softmax in f32 (log2 domain),
 //     O += P·V; saves the row logsumexp. Under causal masking key tiles past
 //     the block's last query are skipped.
-//   dq (query block): two sweeps over the key tiles. The first gives
-//     δ = Σ p·dp = rowsum(dO∘O) (the backward has no O), the second
-//     dS = P∘(dP − δ) and dQ += dS·K; δ is saved for the dkv kernel.
+//   dq (query block): one sweep over the key tiles, dS = P∘(dP − δ) and
+//     dQ += dS·K, with δ from the δ kernel below.
 //   dkv (64 keys of one (b, kv head)): sweeps the group's query heads and
 //     query tiles: Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ, dV += Pᵀ·dO, dK += dSᵀ·Q, with
 //     dK, dV in registers for the whole sweep.
@@ -23,15 +22,23 @@
 // SIMT (f32, the exact mode, and other head dims): one thread per query
 // row, 64 rows of one (b, h) per block, f32 math. Backward, with
 // p = exp(s − lse) recomputed:
-//   dq kernel (one thread per query): δ = Σ p·dp, dq = scale·(Σ p·dp·k − δ·Σ p·k)
+//   dq kernel (one thread per query): dq = scale·Σ p(dp − δ)·k
 //   dkv kernel (one thread per key and kv head, looping over the group's
 //   query heads): dv = Σ p·dout, dk = scale·Σ p(dp − δ)·q.
+//
+// Both backwards start with the δ kernel: the softmax-backward row term
+// δ_i = Σ_j p_ij·dp_ij equals Σ_d dO_id·O_id (O = P·V, FlashAttention's
+// identity), so one pass over dO and the forward's O replaces a whole
+// sweep over the keys. In bf16 O is rounded, so δ carries a relative error
+// of ~2⁻⁹, the same as FlashAttention-2's; a query that sees no key has
+// O = 0 and p = 0, so its δ = 0 is never used.
 //
 // Both: prefix gradients are written per batch row and summed over b after,
 // so no two threads ever write the same element (no atomics, deterministic).
 #include "framework/ops/cuda/common.cuh"
 
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 
 #include "framework/ops/cuda/attention_mma.cuh"
@@ -126,8 +133,8 @@ __global__ void flash_forward_kernel(Geometry g, T* out, float* lse, const T* qk
 }
 
 template <class T, int kD>
-__global__ void flash_dq_kernel(Geometry g, T* dqkv, float* delta, const T* dout, const T* qkv, const T* pk,
-                                const T* pv, const float* lse, const int32_t* mask) {
+__global__ void flash_dq_kernel(Geometry g, T* dqkv, const T* dout, const T* qkv, const T* pk, const T* pv,
+                                const float* lse, const float* delta, const int32_t* mask) {
   __shared__ float ks[kTile][kD];
   __shared__ float vs[kTile][kD];
   __shared__ bool ok[kTile];
@@ -135,16 +142,15 @@ __global__ void flash_dq_kernel(Geometry g, T* dqkv, float* delta, const T* dout
   const int64_t i = int64_t(blockIdx.x) * kRows + threadIdx.x;
   const float row_lse = i < g.T ? lse[bh * g.T + i] : -INFINITY;
   const bool active = i < g.T && row_lse != -INFINITY;
-  float q[kD], go[kD], a[kD], pk_sum[kD];
+  const float dl = active ? delta[bh * g.T + i] : 0.0f;
+  float q[kD], go[kD], a[kD];
 #pragma unroll
   for (int d = 0; d < kD; ++d) {
     const bool in = active && d < g.D;
     q[d] = in ? to_f(qkv[(b * g.T + i) * g.W + h * g.D + d]) * g.scale : 0.0f;
     go[d] = in ? to_f(dout[(b * g.T + i) * g.qw + h * g.D + d]) : 0.0f;
     a[d] = 0.0f;
-    pk_sum[d] = 0.0f;
   }
-  float dl = 0.0f;
   const int64_t last = g.causal ? min(g.S, g.P + int64_t(blockIdx.x + 1) * kRows) : g.S;
   for (int64_t start = 0; start < last; start += kTile) {
     for (int idx = threadIdx.x; idx < kTile * kD; idx += blockDim.x) {
@@ -166,25 +172,19 @@ __global__ void flash_dq_kernel(Geometry g, T* dqkv, float* delta, const T* dout
           s += q[d] * ks[r][d];
           dp += go[d] * vs[r][d];
         }
-        const float p = __expf(s - row_lse);
-        dl += p * dp;
+        const float dsc = __expf(s - row_lse) * (dp - dl);
 #pragma unroll
-        for (int d = 0; d < kD; ++d) {
-          a[d] += p * dp * ks[r][d];
-          pk_sum[d] += p * ks[r][d];
-        }
+        for (int d = 0; d < kD; ++d) a[d] += dsc * ks[r][d];
       }
     }
     __syncthreads();
   }
-  if (i >= g.T) return;
-  delta[bh * g.T + i] = active ? dl : 0.0f;
   if (!active) return;
 #pragma unroll
   for (int d = 0; d < kD; ++d) {
     if (d >= g.D) continue;
     T& dst = dqkv[(b * g.T + i) * g.W + h * g.D + d];
-    dst = from_f<T>(to_f(dst) + g.scale * (a[d] - dl * pk_sum[d]));
+    dst = from_f<T>(to_f(dst) + g.scale * a[d]);
   }
 }
 
@@ -281,6 +281,58 @@ __global__ void prefix_reduce_kernel(float* dk, float* dv, const float* part, in
     }
     if (dk) dk[k] += sk;
     if (dv) dv[k] += sv;
+  }
+}
+
+// dout · out over one 16-byte vector of each (4 f32 or 8 bf16), or over a
+// single element when kVec = 1.
+__device__ __forceinline__ float dot_vec(const float* a, const float* b) {
+  const float4 x = *reinterpret_cast<const float4*>(a), y = *reinterpret_cast<const float4*>(b);
+  return x.x * y.x + x.y * y.y + x.z * y.z + x.w * y.w;
+}
+__device__ __forceinline__ float dot_vec(const bf16* a, const bf16* b) {
+  const uint4 x = *reinterpret_cast<const uint4*>(a), y = *reinterpret_cast<const uint4*>(b);
+  __nv_bfloat162 xa[4], ya[4];
+  memcpy(xa, &x, sizeof(xa));
+  memcpy(ya, &y, sizeof(ya));
+  float sum = 0.0f;
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const float2 u = __bfloat1622float2(xa[k]), v = __bfloat1622float2(ya[k]);
+    sum += u.x * v.x + u.y * v.y;
+  }
+  return sum;
+}
+template <int kVec, class T>
+__device__ __forceinline__ float dot_chunk(const T* a, const T* b) {
+  if constexpr (kVec == 1) return to_f(*a) * to_f(*b);
+  else return dot_vec(a, b);
+}
+
+// δ (B, H, T) f32 = Σ_d dout·out for every (token, head) row r = (b·T + t)·H + h
+// of the (B, T, H·D) tensors (rows of D contiguous elements). `lanes` (a
+// power of two ≤ 32) adjacent lanes share a row, kVec elements per read,
+// so a warp reads 32/lanes consecutive rows as one contiguous span.
+template <class T, int kVec>
+__global__ void attention_delta_kernel(float* delta, const T* dout, const T* out, int64_t rows, int64_t seq,
+                                       int64_t heads, int D, int lanes) {
+  const int lane = int(threadIdx.x) % 32, per_warp = 32 / lanes;
+  const int64_t warp = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int64_t warps = int64_t(gridDim.x) * blockDim.x / 32;
+  // The trip count is uniform over the warp, so every lane reaches the shuffles.
+  for (int64_t base = warp * per_warp; base < rows; base += warps * per_warp) {
+    const int64_t r = base + lane / lanes;
+    float sum = 0.0f;
+    if (r < rows) {
+      const T* a = dout + r * D;
+      const T* o = out + r * D;
+      for (int c = (lane % lanes) * kVec; c < D; c += lanes * kVec) sum += dot_chunk<kVec>(a + c, o + c);
+    }
+    for (int off = lanes / 2; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+    if (r < rows && lane % lanes == 0) {
+      const int64_t b = r / (seq * heads), t = (r / heads) % seq, h = r % heads;
+      delta[(b * heads + h) * seq + t] = sum;
+    }
   }
 }
 
@@ -521,12 +573,12 @@ template <int kD>
 constexpr size_t dq_smem() { return size_t(2 * kBlock + 4 * kDqKeys<kD>) * (kD + kPad) * 2 + 2 * kDqKeys<kD>; }
 
 // Grid (⌈T/64⌉, B·H); smem: Q, dO (64, D), K and V 2 × (kN, D) each, flags.
-// Sweep 1 (n < tiles) sums δ, sweep 2 accumulates dQ; the copy pipeline
-// runs straight through both.
+// One sweep over the visible key tiles: S = Q·Kᵀ, dP = dO·Vᵀ,
+// dS = P∘(dP − δ) with δ (B, H, T) from the δ kernel, dQ += dS·K.
 template <int kD>
 __global__ void __launch_bounds__(kMmaThreads)
-    flash_dq_mma_kernel(Geometry g, bf16* dqkv, float* delta, const bf16* dout, const bf16* qkv, const bf16* pk,
-                        const bf16* pv, const float* lse, const int32_t* mask) {
+    flash_dq_mma_kernel(Geometry g, bf16* dqkv, const bf16* dout, const bf16* qkv, const bf16* pk, const bf16* pv,
+                        const float* lse, const float* delta, const int32_t* mask) {
   constexpr int kN = kDqKeys<kD>, kS = kD + kPad;
   extern __shared__ __align__(16) unsigned char smem[];
   bf16* sq = reinterpret_cast<bf16*>(smem);
@@ -549,30 +601,29 @@ __global__ void __launch_bounds__(kMmaThreads)
   mma::cp_async_commit();
   const int tiles = (visible_key_end(g, q0) + kN - 1) / kN;
   const float scale2 = g.scale * kLog2e;
-  float lse2[2];  // −∞: the query sees no key (or does not exist), p = 0
+  float lse2[2], dlt[2];  // lse2 −∞: the query sees no key (or does not exist), p = 0
 #pragma unroll
-  for (int r = 0; r < 2; ++r) lse2[r] = row + r * 8 < T ? lse[bh * g.T + row + r * 8] * kLog2e : -INFINITY;
+  for (int r = 0; r < 2; ++r) {
+    const bool in = row + r * 8 < T;
+    lse2[r] = in ? lse[bh * g.T + row + r * 8] * kLog2e : -INFINITY;
+    dlt[r] = in ? delta[bh * g.T + row + r * 8] : 0.0f;
+  }
 
   uint32_t qa[kD / 16][4], da[kD / 16][4];
   float dq[kD / 8][4] = {};
-  float dsum[2] = {0.0f, 0.0f}, dlt[2] = {0.0f, 0.0f};
-  for (int n = 0; n < 2 * tiles; ++n) {
-    const int buf = n & 1, tile = n < tiles ? n : n - tiles;
-    if (n + 1 < 2 * tiles) {
-      load_kv_tile<kD, kN>(g, sk, sv, sok, n + 1 < tiles ? n + 1 : n + 1 - tiles, buf ^ 1, qkv, pk, pv, mask, b, kvh);
+  for (int it = 0; it < tiles; ++it) {
+    const int buf = it & 1;
+    if (it + 1 < tiles) {
+      load_kv_tile<kD, kN>(g, sk, sv, sok, it + 1, buf ^ 1, qkv, pk, pv, mask, b, kvh);
       mma::cp_async_commit();
       mma::cp_async_wait<1>();
     } else {
       mma::cp_async_wait<0>();
     }
     __syncthreads();
-    if (n == 0) {
+    if (it == 0) {
       load_a<kD>(qa, sq, warp * 16, lane);
       load_a<kD>(da, sdo, warp * 16, lane);
-    }
-    if (n == tiles) {
-#pragma unroll
-      for (int r = 0; r < 2; ++r) dlt[r] = quad_sum(dsum[r]);
     }
     const bool* ok = sok + buf * kN;
     float s[kN / 8][4] = {}, dp[kN / 8][4] = {};
@@ -582,22 +633,20 @@ __global__ void __launch_bounds__(kMmaThreads)
     for (int nt = 0; nt < kN / 8; ++nt) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int col = nt * 8 + 2 * tq + (e & 1), j = tile * kN + col, r = e >> 1;
+        const int col = nt * 8 + 2 * tq + (e & 1), j = it * kN + col, r = e >> 1;
         const bool vis = ok[col] && lse2[r] != -INFINITY && causal_visible(g, j, row + r * 8);
         const float p = vis ? mma::exp2_approx(s[nt][e] * scale2 - lse2[r]) : 0.0f;
-        if (n < tiles) dsum[r] += p * dp[nt][e];
-        else s[nt][e] = p * (dp[nt][e] - dlt[r]);  // dS, unscaled
+        s[nt][e] = p * (dp[nt][e] - dlt[r]);  // dS, unscaled
       }
     }
-    if (n >= tiles) mma_cb<kD, kN>(dq, s, sk + buf * kN * kS, lane);
-    __syncthreads();
+    mma_cb<kD, kN>(dq, s, sk + buf * kN * kS, lane);
+    __syncthreads();  // the next iteration's copies overwrite this buffer
   }
 
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int i = row + r * 8;
     if (i >= T) continue;
-    if (tq == 0) delta[bh * g.T + i] = dlt[r];
     bf16* dst = dqkv + (b * g.T + i) * g.W + h * g.D + 2 * tq;
 #pragma unroll
     for (int dn = 0; dn < kD / 8; ++dn) add_pair(dst + dn * 8, g.scale * dq[dn][2 * r], g.scale * dq[dn][2 * r + 1]);
@@ -800,18 +849,39 @@ void forward_mma(const Geometry& g, bf16* out, float* lse, const bf16* qkv, cons
 }
 
 template <int kD>
-void backward_mma(const Geometry& g, bf16* dqkv, float* delta, float* part, const bf16* dout, const bf16* qkv,
+void backward_mma(const Geometry& g, bf16* dqkv, const float* delta, float* part, const bf16* dout, const bf16* qkv,
                   const bf16* pk, const bf16* pv, const float* lse, const int32_t* mask, const Stream& stream) {
   constexpr size_t dq_bytes = dq_smem<kD>(), dkv_bytes = dkv_smem<kD>();
   allow_smem(flash_dq_mma_kernel<kD>, dq_bytes);
   allow_smem(flash_dkv_mma_kernel<kD>, dkv_bytes);
   const dim3 qgrid(unsigned((g.T + kBlock - 1) / kBlock), unsigned(g.B * g.H));
   const dim3 kgrid(unsigned((g.S + kBlock - 1) / kBlock), unsigned(g.B * g.KVH));
-  flash_dq_mma_kernel<kD><<<qgrid, kMmaThreads, dq_bytes, raw(stream)>>>(g, dqkv, delta, dout, qkv, pk, pv, lse,
+  flash_dq_mma_kernel<kD><<<qgrid, kMmaThreads, dq_bytes, raw(stream)>>>(g, dqkv, dout, qkv, pk, pv, lse, delta,
                                                                           mask);
   PTUNE_CUDA_LAUNCH_CHECK();
   flash_dkv_mma_kernel<kD><<<kgrid, kMmaThreads, dkv_bytes, raw(stream)>>>(g, dqkv, part, dout, qkv, pk, pv, lse,
                                                                             delta, mask);
+  PTUNE_CUDA_LAUNCH_CHECK();
+}
+
+// δ = rowsum(dout ∘ out) into delta (B, H, T), 16-byte vector reads when
+// D and both bases allow.
+template <class T>
+void launch_delta(const Geometry& g, float* delta, const T* dout, const T* out, const Stream& stream) {
+  constexpr int kVec = int(16 / sizeof(T));
+  const bool vec = g.D % kVec == 0 && reinterpret_cast<uintptr_t>(dout) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(out) % 16 == 0;
+  const int64_t chunks = vec ? g.D / kVec : g.D;
+  int lanes = 1;
+  while (lanes < chunks && lanes < 32) lanes *= 2;
+  const int64_t rows = g.B * g.T * g.H, warps = (rows + 32 / lanes - 1) / (32 / lanes);
+  const unsigned blocks = blocks_for(warps * 32, 256);
+  if (vec) {
+    attention_delta_kernel<T, kVec><<<blocks, 256, 0, raw(stream)>>>(delta, dout, out, rows, g.T, g.H, int(g.D),
+                                                                    lanes);
+  } else {
+    attention_delta_kernel<T, 1><<<blocks, 256, 0, raw(stream)>>>(delta, dout, out, rows, g.T, g.H, int(g.D), lanes);
+  }
   PTUNE_CUDA_LAUNCH_CHECK();
 }
 
@@ -859,8 +929,9 @@ void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv
 }
 
 void attention_backward(const Tensor& dqkv, const Tensor& dprefix_k, const Tensor& dprefix_v, const Tensor& dscores,
-                        const Tensor& dout, const Tensor& qkv, const Tensor& probs, const Tensor& prefix_k,
-                        const Tensor& prefix_v, const AttentionConfig& cfg, const Stream& stream) {
+                        const Tensor& dout, const Tensor& out, const Tensor& qkv, const Tensor& probs,
+                        const Tensor& prefix_k, const Tensor& prefix_v, const AttentionConfig& cfg,
+                        const Stream& stream) {
   const char* op = "attention_backward";
   (void)dscores;  // the CPU's scratch; flash attention needs none of that size
   check_cuda_tensor(qkv, "qkv", op);
@@ -868,6 +939,10 @@ void attention_backward(const Tensor& dqkv, const Tensor& dprefix_k, const Tenso
   PTUNE_CHECK(dqkv.numel() == qkv.numel() && dqkv.dtype() == qkv.dtype(), "{}: dqkv {} for qkv {}", op,
               dqkv.shape().str(), qkv.shape().str());
   PTUNE_CHECK(dout.numel() == g.B * g.T * g.qw && dout.dtype() == qkv.dtype(), "{}: dout {}", op, dout.shape().str());
+  check_cuda_tensor(out, "out", op);
+  PTUNE_CHECK(out.numel() == g.B * g.T * g.qw && out.dtype() == qkv.dtype(),
+              "{}: out {} {} must be the forward's output ({}, {}, {}) {}", op, out.shape().str(),
+              dtype_name(out.dtype()), g.B, g.T, g.qw, dtype_name(qkv.dtype()));
   PTUNE_CHECK(probs.dtype() == DType::kF32 && probs.numel() >= flash_state_numel(g.B, g.H, g.T),
               "{}: probs must hold the flash state written by attention_forward", op);
   for (const Tensor* t : {&dprefix_k, &dprefix_v})
@@ -881,6 +956,7 @@ void attention_backward(const Tensor& dqkv, const Tensor& dprefix_k, const Tenso
   Scratch part(qkv.device(), {want_prefix ? g.B * g.P * 2 * g.kvw : 1}, DType::kF32);
   float* pdelta = static_cast<float*>(delta.tensor().raw());
   float* ppart = want_prefix ? static_cast<float*>(part.tensor().raw()) : nullptr;
+  PTUNE_FLOAT_DISPATCH(qkv.dtype(), T, op, launch_delta<T>(g, pdelta, cptr<T>(dout), cptr<T>(out), stream));
   if (use_tensor_cores(g, qkv.dtype(), {&dqkv, &dout, &qkv, &prefix_k, &prefix_v})) {
     auto launch = g.D == 64 ? backward_mma<64> : backward_mma<128>;
     launch(g, static_cast<bf16*>(dqkv.raw()), pdelta, ppart, cptr<bf16>(dout), cptr<bf16>(qkv), cptr<bf16>(prefix_k),
@@ -890,9 +966,9 @@ void attention_backward(const Tensor& dqkv, const Tensor& dprefix_k, const Tenso
     const dim3 kgrid(unsigned((g.S + kRows - 1) / kRows), unsigned(g.B * g.KVH));
     PTUNE_FLOAT_DISPATCH(qkv.dtype(), T, op,
       PTUNE_HEAD_DIM_DISPATCH(g.D, kD,
-        flash_dq_kernel<T, kD><<<qgrid, kRows, 0, raw(stream)>>>(g, static_cast<T*>(dqkv.raw()), pdelta,
-                                                                 cptr<T>(dout), cptr<T>(qkv), cptr<T>(prefix_k),
-                                                                 cptr<T>(prefix_v), lse, mask);
+        flash_dq_kernel<T, kD><<<qgrid, kRows, 0, raw(stream)>>>(g, static_cast<T*>(dqkv.raw()), cptr<T>(dout),
+                                                                 cptr<T>(qkv), cptr<T>(prefix_k), cptr<T>(prefix_v),
+                                                                 lse, pdelta, mask);
         PTUNE_CUDA_LAUNCH_CHECK();
         flash_dkv_kernel<T, kD><<<kgrid, kRows, 0, raw(stream)>>>(g, static_cast<T*>(dqkv.raw()), ppart,
                                                                   cptr<T>(dout), cptr<T>(qkv), cptr<T>(prefix_k),

@@ -95,9 +95,12 @@ int64_t flash_state_numel(int64_t batch, int64_t heads, int64_t seq);
 void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv, const Tensor& prefix_k,
                        const Tensor& prefix_v, const Tensor& key_mask, const AttentionConfig& cfg,
                        const Stream& stream);
+// out: the forward's output (B, T, H·D), same dtype as qkv; backward
+// takes δ = rowsum(dout ∘ out) from it instead of sweeping the keys twice.
 void attention_backward(const Tensor& dqkv, const Tensor& dprefix_k, const Tensor& dprefix_v, const Tensor& dscores,
-                        const Tensor& dout, const Tensor& qkv, const Tensor& probs, const Tensor& prefix_k,
-                        const Tensor& prefix_v, const AttentionConfig& cfg, const Stream& stream);
+                        const Tensor& dout, const Tensor& out, const Tensor& qkv, const Tensor& probs,
+                        const Tensor& prefix_k, const Tensor& prefix_v, const AttentionConfig& cfg,
+                        const Stream& stream);
 
 // --- rope.h: in place on the fused qkv (B, T, H·D + 2·KVH·D); position_ids
 // (B, T) i32 and inv_freq (D/2) f32 on the qkv's device. Value columns untouched.

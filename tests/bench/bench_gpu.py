@@ -1,20 +1,25 @@
 #!/usr/bin/env python3
-"""GPU P-Tuning v2 step: ptune (bench_gpu) vs PyTorch + peft, side by side.
+"""GPU P-Tuning v2 step: ptune vs PyTorch + peft, side by side, same GPU.
 
-The step for both: a frozen decoder (random weights, bf16), a P-Tuning v2
-prefix in every layer (peft prefix tuning, num_virtual_tokens = P), forward
-of B sequences of T tokens and backward to the prefix (and, through the
-frozen layers, to the inputs). PyTorch uses SDPA attention in bf16.
+The step for both: a frozen decoder body (random weights, bf16, no LM head),
+a P-Tuning v2 prefix in every layer (peft prefix tuning, num_virtual_tokens
+= P), forward of B sequences of T tokens, a loss Σ h·w on the last hidden
+state (w fixed and random), and backward to the prefix through every frozen
+layer. ptune runs its real model path (`ptune bench --device cuda`: the
+Transformer with flash attention and cuBLASLt); PyTorch runs peft's prefix
+tuning on transformers' base model (GPT2Model / LlamaModel) with SDPA
+attention in bf16. Neither computes weight gradients of the frozen model.
 Reports tokens/s and MFU = tokens/s · (4·N + 12·L·(P+T)·C) / peak, N the
 non-embedding weights, peak 989 TFLOP/s (H100 SXM dense bf16).
 
-    python3 tests/bench/bench_gpu.py --bench-gpu build/tests/bench_gpu --out report.json
+    python3 tests/bench/bench_gpu.py --ptune build/launch/ptune --out report.json
 
 The PyTorch half needs torch, transformers and peft (skipped, with a note
 in the report, when they are not importable).
 """
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -35,10 +40,26 @@ def flops_per_token(shape, seq, prefix):
     return 4.0 * n + 12.0 * L * (prefix + seq) * C
 
 
+def ptune_rate(binary, shape, batch, seq, prefix, steps, warmup, profile):
+    arch, L, C, H, KVH, I, V = SHAPES[shape]
+    cmd = [binary, "bench", "--device", "cuda", "--arch", arch, "--layers", str(L), "--hidden", str(C), "--heads",
+           str(H), "--kv-heads", str(KVH), "--intermediate", str(I), "--vocab", str(V), "--batch", str(batch),
+           "--seq", str(seq), "--prefix", str(prefix), "--steps", str(steps), "--warmup", str(warmup)]
+    if profile:
+        cmd.append("--profile")  # per-op GPU time, printed after the timed steps
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    sys.stdout.write(p.stdout + p.stderr)
+    m = re.search(r"step ([\d.]+) ms, ([\d.]+) tokens/s", p.stdout)
+    if p.returncode != 0 or not m:
+        return {"engine": "ptune", "error": (p.stderr or p.stdout)[-2000:]}
+    return {"engine": "ptune", "step_ms": float(m.group(1)), "tokens_per_s": float(m.group(2)),
+            "command": " ".join(cmd)}
+
+
 def torch_rate(shape, batch, seq, prefix, steps, warmup):
     import torch
     from peft import PrefixTuningConfig, TaskType, get_peft_model
-    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
+    from transformers import AutoModel, GPT2Config, LlamaConfig
 
     arch, L, C, H, KVH, I, V = SHAPES[shape]
     if arch == "gpt2":
@@ -47,15 +68,16 @@ def torch_rate(shape, batch, seq, prefix, steps, warmup):
     else:
         cfg = LlamaConfig(num_hidden_layers=L, hidden_size=C, num_attention_heads=H, num_key_value_heads=KVH,
                           intermediate_size=I, vocab_size=V, max_position_embeddings=2048)
-    cfg._attn_implementation = "sdpa"
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.bfloat16, attn_implementation="sdpa").cuda()
-    model = get_peft_model(model, PrefixTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=prefix))
+    base = AutoModel.from_config(cfg, torch_dtype=torch.bfloat16, attn_implementation="sdpa").cuda()
+    model = get_peft_model(base, PrefixTuningConfig(task_type=TaskType.FEATURE_EXTRACTION,
+                                                    num_virtual_tokens=prefix))
     ids = torch.randint(0, V, (batch, seq), device="cuda")
+    w = torch.randn(batch, seq, C, device="cuda", dtype=torch.bfloat16)
 
     def step():
-        out = model(input_ids=ids, labels=ids)
-        out.loss.backward()
+        h = model(input_ids=ids).last_hidden_state
+        (h * w).float().sum().backward()
 
     for _ in range(warmup):
         step()
@@ -70,12 +92,13 @@ def torch_rate(shape, batch, seq, prefix, steps, warmup):
         times.append(a.elapsed_time(b))
     times.sort()
     ms = times[len(times) // 2]
-    return {"engine": "torch+peft", "step_ms": ms, "tokens_per_s": batch * seq / (ms / 1e3)}
+    return {"engine": "torch+peft (base model, prefix tuning, SDPA, bf16)", "step_ms": ms,
+            "tokens_per_s": batch * seq / (ms / 1e3)}
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bench-gpu", default="build/tests/bench_gpu")
+    ap.add_argument("--ptune", default="build/launch/ptune")
     ap.add_argument("--shapes", default="gpt2-medium,llama-1b")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=512)
@@ -83,6 +106,7 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--peak-tflops", type=float, default=989.0)
+    ap.add_argument("--profile", action="store_true", help="also print ptune's per-op GPU time")
     ap.add_argument("--out", default="bench_gpu.json")
     args = ap.parse_args()
 
@@ -90,30 +114,32 @@ def main():
     for shape in args.shapes.split(","):
         f = flops_per_token(shape, args.seq, args.prefix)
         row = {"shape": shape, "batch": args.batch, "seq": args.seq, "prefix": args.prefix, "flops_per_token": f}
-        tmp = f"/tmp/bench_gpu_{shape}.json"
-        cmd = [args.bench_gpu, "--preset", shape, "--batch", str(args.batch), "--seq", str(args.seq), "--prefix",
-               str(args.prefix), "--steps", str(args.steps), "--warmup", str(args.warmup), "--json", tmp]
-        p = subprocess.run(cmd, capture_output=True, text=True)
-        sys.stdout.write(p.stdout + p.stderr)
-        if p.returncode == 0:
-            row["ptune"] = json.load(open(tmp))
-        else:
-            row["ptune"] = {"error": (p.stderr or p.stdout)[-2000:]}
-        try:
-            t = torch_rate(shape, args.batch, args.seq, args.prefix, args.steps, args.warmup)
-            t["mfu"] = t["tokens_per_s"] * f / (args.peak_tflops * 1e12)
-            row["torch"] = t
-        except Exception as e:  # noqa: BLE001 - the report says why
-            row["torch"] = {"error": f"{type(e).__name__}: {e}"[-2000:]}
+        for name, rate in (("ptune", lambda: ptune_rate(args.ptune, shape, args.batch, args.seq, args.prefix,
+                                                          args.steps, args.warmup, args.profile)),
+                           ("torch", lambda: torch_rate(shape, args.batch, args.seq, args.prefix, args.steps,
+                                                        args.warmup))):
+            try:
+                r = rate()
+            except Exception as e:  # noqa: BLE001 - the report says why
+                r = {"error": f"{type(e).__name__}: {e}"[-2000:]}
+            if "tokens_per_s" in r:
+                r["mfu"] = r["tokens_per_s"] * f / (args.peak_tflops * 1e12)
+            row[name] = r
+        if "tokens_per_s" in row["ptune"] and "tokens_per_s" in row["torch"]:
+            row["ratio"] = row["ptune"]["tokens_per_s"] / row["torch"]["tokens_per_s"]
         results.append(row)
 
     json.dump({"results": results, "peak_tflops": args.peak_tflops, "time": time.time()}, open(args.out, "w"),
               indent=1)
-    print(f"{'shape':<12} {'ptune tok/s':>12} {'ptune MFU':>10} {'torch tok/s':>12} {'torch MFU':>10}")
+    print(f"{'shape':<12} {'ptune tok/s':>12} {'ptune MFU':>10} {'torch tok/s':>12} {'torch MFU':>10} {'ratio':>6}")
     for r in results:
         pt, tt = r["ptune"], r["torch"]
         print(f"{r['shape']:<12} {pt.get('tokens_per_s', float('nan')):>12.0f} {100 * pt.get('mfu', float('nan')):>9.1f}% "
-              f"{tt.get('tokens_per_s', float('nan')):>12.0f} {100 * tt.get('mfu', float('nan')):>9.1f}%")
+              f"{tt.get('tokens_per_s', float('nan')):>12.0f} {100 * tt.get('mfu', float('nan')):>9.1f}% "
+              f"{r.get('ratio', float('nan')):>6.2f}")
+        for name in ("ptune", "torch"):
+            if "error" in r[name]:
+                print(f"  {name} failed: {r[name]['error'][-300:]}")
 
 
 if __name__ == "__main__":

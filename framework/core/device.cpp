@@ -15,9 +15,11 @@ namespace ptune {
 namespace {
 constexpr size_t kAlignment = 256;
 
+#ifndef PTUNE_CUDA
 [[noreturn]] void no_cuda() {
   PTUNE_FAIL("this ptune was built without CUDA (configure with -DPTUNE_CUDA=ON)");
 }
+#endif
 }  // namespace
 
 std::string Device::str() const { return is_cpu() ? "cpu" : fmt::format("cuda:{}", index); }

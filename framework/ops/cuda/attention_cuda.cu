@@ -73,6 +73,23 @@ __device__ __forceinline__ bool causal_ok(const Geometry& g, int64_t j, int64_t 
   return !g.causal || j < g.P || j - g.P <= i;
 }
 
+// Stages keys and values [start, start + kTile) of (b, kvh) in shared
+// memory as f32 (zero past S or D), and whether each key is visible under
+// the padding mask (the forward and dq kernels share it).
+template <class T, int kD>
+__device__ __forceinline__ void stage_keys(const Geometry& g, const T* qkv, const T* pk, const T* pv,
+                                           const int32_t* mask, int64_t b, int64_t kvh, int64_t start,
+                                           float (&ks)[kTile][kD], float (&vs)[kTile][kD], bool (&ok)[kTile]) {
+  for (int idx = threadIdx.x; idx < kTile * kD; idx += blockDim.x) {
+    const int r = idx / kD, d = idx % kD;
+    const int64_t j = start + r;
+    const bool in = j < g.S && d < g.D;
+    ks[r][d] = in ? to_f(key_row(g, qkv, pk, b, kvh, j)[d]) : 0.0f;
+    vs[r][d] = in ? to_f(value_row(g, qkv, pv, b, kvh, j)[d]) : 0.0f;
+    if (d == 0) ok[r] = j < g.S && (j < g.P || mask == nullptr || mask[b * g.T + (j - g.P)] != 0);
+  }
+}
+
 template <class T, int kD>
 __global__ void flash_forward_kernel(Geometry g, T* out, float* lse, const T* qkv, const T* pk, const T* pv,
                                      const int32_t* mask) {
@@ -92,14 +109,7 @@ __global__ void flash_forward_kernel(Geometry g, T* out, float* lse, const T* qk
   // Causal: keys past the block's last query are never visible.
   const int64_t last = g.causal ? min(g.S, g.P + int64_t(blockIdx.x + 1) * kRows) : g.S;
   for (int64_t start = 0; start < last; start += kTile) {
-    for (int idx = threadIdx.x; idx < kTile * kD; idx += blockDim.x) {
-      const int r = idx / kD, d = idx % kD;
-      const int64_t j = start + r;
-      const bool in = j < g.S && d < g.D;
-      ks[r][d] = in ? to_f(key_row(g, qkv, pk, b, kvh, j)[d]) : 0.0f;
-      vs[r][d] = in ? to_f(value_row(g, qkv, pv, b, kvh, j)[d]) : 0.0f;
-      if (d == 0) ok[r] = j < g.S && (j < g.P || mask == nullptr || mask[b * g.T + (j - g.P)] != 0);
-    }
+    stage_keys<T, kD>(g, qkv, pk, pv, mask, b, kvh, start, ks, vs, ok);
     __syncthreads();
     if (active) {
       for (int r = 0; r < kTile; ++r) {
@@ -153,14 +163,7 @@ __global__ void flash_dq_kernel(Geometry g, T* dqkv, const T* dout, const T* qkv
   }
   const int64_t last = g.causal ? min(g.S, g.P + int64_t(blockIdx.x + 1) * kRows) : g.S;
   for (int64_t start = 0; start < last; start += kTile) {
-    for (int idx = threadIdx.x; idx < kTile * kD; idx += blockDim.x) {
-      const int r = idx / kD, d = idx % kD;
-      const int64_t j = start + r;
-      const bool in = j < g.S && d < g.D;
-      ks[r][d] = in ? to_f(key_row(g, qkv, pk, b, kvh, j)[d]) : 0.0f;
-      vs[r][d] = in ? to_f(value_row(g, qkv, pv, b, kvh, j)[d]) : 0.0f;
-      if (d == 0) ok[r] = j < g.S && (j < g.P || mask == nullptr || mask[b * g.T + (j - g.P)] != 0);
-    }
+    stage_keys<T, kD>(g, qkv, pk, pv, mask, b, kvh, start, ks, vs, ok);
     __syncthreads();
     if (active) {
       for (int r = 0; r < kTile; ++r) {

@@ -33,6 +33,15 @@ struct AttentionConfig {
 void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv, const Tensor& prefix_k,
                        const Tensor& prefix_v, const Tensor& key_mask, const AttentionConfig& cfg);
 
+// The sizes of one call, checked once for every backend: B, T, P (0
+// without a prefix) and S = P + T keys; `group` query heads share a kv head.
+struct AttentionShape {
+  int64_t batch, seq, prefix, keys, group;
+};
+// Checks qkv (B, T, qkv_width) and prefix_k (P, kv_width) against cfg,
+// naming the mismatch.
+AttentionShape attention_shape(const Tensor& qkv, const Tensor& prefix_k, const AttentionConfig& cfg);
+
 // What attention_forward keeps for backward in `probs` (f32), by device:
 // the CPU keeps the probabilities (B, H, T, P + T); CUDA's flash attention
 // keeps only the row logsumexp and the key mask (no T × (P + T) matrix).

@@ -27,26 +27,9 @@ struct Layout {
 };
 
 Layout make_layout(const Tensor& qkv, const Tensor& prefix_k, const AttentionConfig& cfg) {
-  PTUNE_CHECK(cfg.heads > 0 && cfg.kv_heads > 0 && cfg.heads % cfg.kv_heads == 0 && cfg.head_dim > 0,
-              "attention: {} heads, {} kv heads, head dim {}", cfg.heads, cfg.kv_heads, cfg.head_dim);
-  PTUNE_CHECK(qkv.dim() == 3 && qkv.size(2) == cfg.qkv_width(), "attention: qkv {} for width {}", qkv.shape().str(),
-              cfg.qkv_width());
-  Layout l{};
-  l.batch = qkv.size(0);
-  l.seq = qkv.size(1);
-  l.prefix = prefix_k.defined() ? prefix_k.size(0) : 0;
-  l.keys = l.prefix + l.seq;
-  l.heads = cfg.heads;
-  l.kv_heads = cfg.kv_heads;
-  l.head_dim = cfg.head_dim;
-  l.group = cfg.heads / cfg.kv_heads;
-  l.qkv_width = cfg.qkv_width();
-  l.q_width = cfg.q_width();
-  l.kv_width = cfg.kv_width();
-  if (l.prefix > 0)
-    PTUNE_CHECK(prefix_k.size(1) == l.kv_width, "attention: prefix keys {} for kv width {}", prefix_k.shape().str(),
-                l.kv_width);
-  return l;
+  const AttentionShape shape = attention_shape(qkv, prefix_k, cfg);
+  return {shape.batch,  shape.seq,   shape.prefix,    shape.keys,    cfg.heads,     cfg.kv_heads,
+          cfg.head_dim, shape.group, cfg.qkv_width(), cfg.q_width(), cfg.kv_width()};
 }
 
 // Softmax of one score row in place; masked keys get probability 0.
@@ -73,14 +56,6 @@ void masked_softmax_row(float* row, const Layout& l, const int32_t* key_mask, in
 }
 
 }  // namespace
-
-Shape attention_saved_shape(Device device, int64_t batch, int64_t seq, int64_t prefix, const AttentionConfig& cfg) {
-#ifdef PTUNE_CUDA
-  if (device.is_cuda()) return {cuda::flash_state_numel(batch, cfg.heads, seq)};
-#endif
-  PTUNE_CHECK(device.is_cpu(), "attention: no kernel for tensors on {} in this build", device.str());
-  return {batch, cfg.heads, seq, prefix + seq};
-}
 
 void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv, const Tensor& prefix_k,
                        const Tensor& prefix_v, const Tensor& key_mask, const AttentionConfig& cfg) {

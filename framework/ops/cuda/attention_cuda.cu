@@ -789,30 +789,11 @@ __global__ void __launch_bounds__(kMmaThreads)
 }
 
 Geometry make_geometry(const Tensor& qkv, const Tensor& prefix_k, const AttentionConfig& cfg) {
-  PTUNE_CHECK(cfg.heads > 0 && cfg.kv_heads > 0 && cfg.heads % cfg.kv_heads == 0 && cfg.head_dim > 0,
-              "attention: {} heads, {} kv heads, head dim {}", cfg.heads, cfg.kv_heads, cfg.head_dim);
-  PTUNE_CHECK(qkv.dim() == 3 && qkv.size(2) == cfg.qkv_width(), "attention: qkv {} for width {}", qkv.shape().str(),
-              cfg.qkv_width());
+  const AttentionShape shape = attention_shape(qkv, prefix_k, cfg);
   PTUNE_CHECK(cfg.head_dim <= 128, "attention: head dim {} > 128 is not supported by the CUDA kernel", cfg.head_dim);
-  Geometry g{};
-  g.B = qkv.size(0);
-  g.T = qkv.size(1);
-  g.P = prefix_k.defined() ? prefix_k.size(0) : 0;
-  g.S = g.P + g.T;
-  g.H = cfg.heads;
-  g.KVH = cfg.kv_heads;
-  g.D = cfg.head_dim;
-  g.group = cfg.heads / cfg.kv_heads;
-  g.W = cfg.qkv_width();
-  g.qw = cfg.q_width();
-  g.kvw = cfg.kv_width();
-  g.scale = cfg.scale;
-  g.causal = cfg.mask == AttentionMask::kCausal;
-  if (g.P > 0)
-    PTUNE_CHECK(prefix_k.size(1) == g.kvw && prefix_k.dtype() == qkv.dtype(),
-                "attention: prefix keys {} {} for kv width {} {}", prefix_k.shape().str(),
-                dtype_name(prefix_k.dtype()), g.kvw, dtype_name(qkv.dtype()));
-  return g;
+  return {shape.batch,    shape.seq,       shape.prefix,  shape.keys,     cfg.heads,
+          cfg.kv_heads,   cfg.head_dim,    shape.group,   cfg.qkv_width(), cfg.q_width(),
+          cfg.kv_width(), cfg.scale,       cfg.mask == AttentionMask::kCausal};
 }
 
 template <class T>

@@ -64,19 +64,12 @@ void scatter_rows(const Tensor& dhidden, const Tensor& drows, const std::vector<
 }
 
 // The trainable heads compute in f32 whatever the frozen model's dtype:
-// x in f32 (x itself when it already is), and the way back into `dx`'s
-// dtype (accumulating).
+// x in f32 (x itself when it already is).
 Tensor as_f32(const Tensor& x, Arena& arena) {
   if (x.dtype() == DType::kF32) return x;
   Tensor y = arena.alloc(x.shape());
   ops::convert(y, x);
   return y;
-}
-void accumulate_converted(const Tensor& dx, const Tensor& dy_f32, Arena& arena) {
-  if (dx.dtype() == DType::kF32) return ops::accumulate(dx, dy_f32);
-  Tensor d = arena.alloc(dx.shape(), dx.dtype());
-  ops::convert(d, dy_f32);
-  ops::accumulate(dx, d);
 }
 
 // Dropout that remembers its mask's (seed, offset) for backward.
@@ -186,10 +179,10 @@ class ClassificationHead final : public TaskHead {
     }
     Tensor dpooled32 = arena.zeros({B, C});
     drop1_.backward(dpooled32, dx);
-    Tensor dpooled = dpooled32;  // in the frozen model's dtype
+    Tensor dpooled = dpooled32;  // into the frozen model's dtype
     if (dhidden.dtype() != DType::kF32) {
-      dpooled = arena.zeros({B, C}, dhidden.dtype());
-      accumulate_converted(dpooled, dpooled32, arena);
+      dpooled = arena.alloc({B, C}, dhidden.dtype());
+      ops::convert(dpooled, dpooled32);
     }
     if (pooler_) pooler_->backward(dhidden, dpooled, arena);
     else scatter_rows(dhidden, dpooled, positions_);

@@ -1,6 +1,6 @@
 // The tensor-core flash attention (bf16, head dim 64 or 128) against the CPU
 // reference: forward output, dqkv, dprefix_k and dprefix_v on shapes that
-// cut tiles unevenly (T = 17, 77, 130, 200 against 64-row tiles; P = 70
+// cut tiles unevenly (T = 17, 77, 130, 200, 300 against 64-row tiles; P = 70
 // spans a whole key tile), with and
 // without a prefix, causal and bidirectional, padding whose tail covers
 // whole key tiles and a batch row padded entirely (with P = 0 its queries
@@ -115,6 +115,11 @@ const FlashCase kFlashCases[] = {
     {1, 200, 20, 8, 2, 128, AttentionMask::kCausal, Padding::kNone},       // GQA at D = 128, 4 key tiles
     {2, 17, 5, 2, 1, 64, AttentionMask::kCausal, Padding::kTails},         // one partial tile
     {2, 64, 70, 4, 1, 64, AttentionMask::kCausal, Padding::kTails},        // prefix longer than a key tile
+    // Long unpadded rows: most key tiles skip the mask (the kernels' fast
+    // path), the diagonal and ragged last tiles take it.
+    {2, 300, 20, 4, 4, 64, AttentionMask::kCausal, Padding::kNone},
+    {1, 300, 0, 8, 2, 128, AttentionMask::kBidirectional, Padding::kNone},
+    {3, 300, 20, 32, 8, 64, AttentionMask::kCausal, Padding::kTails},
 };
 
 INSTANTIATE_TEST_SUITE_P(Cases, CudaFlash, ::testing::ValuesIn(kFlashCases), [](const auto& info) {

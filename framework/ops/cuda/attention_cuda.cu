@@ -349,7 +349,6 @@ constexpr int kBlock = 64;        // query rows (forward, dq) or key rows (dkv) 
 // every row still starts 16-byte aligned for cp.async.
 constexpr int kPad = 8;
 constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
 
 // Key j of batch row b exists and is not padding (prefix keys always are).
 __device__ __forceinline__ bool key_real(const Geometry& g, const int32_t* mask, int64_t b, int j) {
@@ -455,6 +454,36 @@ __device__ __forceinline__ int visible_key_end(const Geometry& g, int q0) {
   return g.causal ? int(min(g.S, g.P + q0 + kBlock)) : int(g.S);
 }
 
+// Masking is per tile, not per score: most tiles are wholly visible, and
+// there the softmax is one FFMA and one exp2 per score (the masks' index
+// arithmetic and flag reads had cost more issue slots than the MMAs).
+//
+// Whether key tile [j0, j0 + kN) needs a mask for the warp's queries
+// [row0, row0 + 16): some key is padding or past the end (the tile's real
+// flags `ok`), or under causal masking a token key comes after row0.
+// Warp-uniform, so the branch on it never diverges.
+template <int kN>
+__device__ __forceinline__ bool keys_need_mask(const Geometry& g, const bool* ok, int j0, int row0, int lane) {
+  bool real = true;
+#pragma unroll
+  for (int c = lane; c < kN; c += 32) real = real && ok[c];
+  if (!__all_sync(0xffffffffu, real)) return true;
+  return g.causal && j0 + kN - 1 - int(g.P) > row0;  // token index of the last key vs the first query
+}
+
+// Sets to −∞ the entries of a warp's 16 × kN accumulator tile c that
+// visible(r, col) rejects: r ∈ {0, 1} picks the lane's row (g or g + 8 of
+// the m16n8 C layout, attention_mma.cuh), col the column.
+template <int kN, class Visible>
+__device__ __forceinline__ void mask_tile(float (&c)[kN / 8][4], int tq, Visible visible) {
+#pragma unroll
+  for (int nt = 0; nt < kN / 8; ++nt) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      if (!visible(e >> 1, nt * 8 + 2 * tq + (e & 1))) c[nt][e] = -INFINITY;
+  }
+}
+
 // Key/value tile `tile` of kN rows into buffer `buf` (2 buffers of each),
 // plus its real-key flags.
 template <int kD, int kN>
@@ -475,7 +504,8 @@ __device__ __forceinline__ void load_kv_tile(const Geometry& g, bf16* sk, bf16* 
 template <int kD, int kN>
 constexpr size_t forward_smem() { return size_t(kBlock + 4 * kN) * (kD + kPad) * 2 + 2 * kN; }
 
-// Grid (⌈T/64⌉, B·H); smem: Q (64, D), K and V 2 × (64, D) each, flags.
+// Grid (B·H, ⌈T/64⌉), query blocks launched last-first (see mma_grid);
+// smem: Q (64, D), K and V 2 × (64, D) each, flags.
 template <int kD>
 __global__ void __launch_bounds__(kMmaThreads)
     flash_forward_mma_kernel(Geometry g, bf16* out, float* lse, const bf16* qkv, const bf16* pk, const bf16* pv,
@@ -487,8 +517,8 @@ __global__ void __launch_bounds__(kMmaThreads)
   bf16* sv = sk + 2 * kN * kS;
   bool* sok = reinterpret_cast<bool*>(sv + 2 * kN * kS);
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, tq = lane % 4;
-  const int64_t bh = blockIdx.y, b = bh / g.H, h = bh % g.H, kvh = h / g.group;
-  const int T = int(g.T), q0 = int(blockIdx.x) * kBlock;
+  const int64_t bh = blockIdx.x, b = bh / g.H, h = bh % g.H, kvh = h / g.group;
+  const int T = int(g.T), q0 = int(gridDim.y - 1 - blockIdx.y) * kBlock;
   const int row = q0 + warp * 16 + lane / 4;  // query of accumulator rows g; row + 8 for rows g + 8
 
   load_tile<kD, kBlock>(sq, qkv, [&](int r) -> const bf16* {
@@ -497,7 +527,7 @@ __global__ void __launch_bounds__(kMmaThreads)
   load_kv_tile<kD, kN>(g, sk, sv, sok, 0, 0, qkv, pk, pv, mask, b, kvh);
   mma::cp_async_commit();
   const int tiles = (visible_key_end(g, q0) + kN - 1) / kN;
-  const float scale2 = g.scale * kLog2e;  // scores in log2 units: exp2 is one SFU op
+  const float scale2 = g.scale * kLog2e;  // score → log2 units: exp2 is one SFU op
 
   uint32_t qa[kD / 16][4];
   float o[kD / 8][4] = {};
@@ -514,26 +544,26 @@ __global__ void __launch_bounds__(kMmaThreads)
     __syncthreads();
     if (it == 0) load_a<kD>(qa, sq, warp * 16, lane);
     const bool* ok = sok + buf * kN;
+    const int j0 = it * kN;
     float s[kN / 8][4] = {};
     mma_abt<kD, kN>(s, qa, sk + buf * kN * kS, lane);
+    if (keys_need_mask<kN>(g, ok, j0, row - lane / 4, lane))
+      mask_tile<kN>(s, tq, [&](int r, int col) { return ok[col] && causal_visible(g, j0 + col, row + r * 8); });
 
+    // m and mx are raw scores; base is the row max in log2 units, so
+    // p = 2^(s·scale2 − base) is one FFMA and one exp2.
     float mx[2] = {m[0], m[1]};
 #pragma unroll
     for (int nt = 0; nt < kN / 8; ++nt) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int col = nt * 8 + 2 * tq + (e & 1), j = it * kN + col;
-        const bool vis = ok[col] && causal_visible(g, j, row + (e >> 1) * 8);
-        s[nt][e] = vis ? s[nt][e] * scale2 : -INFINITY;
-        mx[e >> 1] = fmaxf(mx[e >> 1], s[nt][e]);
-      }
+      for (int e = 0; e < 4; ++e) mx[e >> 1] = fmaxf(mx[e >> 1], s[nt][e]);
     }
     float base[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       mx[r] = quad_max(mx[r]);
-      base[r] = mx[r] == -INFINITY ? 0.0f : mx[r];  // a row with nothing visible yet keeps p = 0, no NaN
-      const float corr = mma::exp2_approx(m[r] - base[r]);  // 0 while m = −∞
+      base[r] = mx[r] == -INFINITY ? 0.0f : mx[r] * scale2;  // a row with nothing visible yet keeps p = 0, no NaN
+      const float corr = mma::exp2_approx(m[r] * scale2 - base[r]);  // 0 while m = −∞
       m[r] = mx[r];
       l[r] *= corr;
 #pragma unroll
@@ -546,7 +576,7 @@ __global__ void __launch_bounds__(kMmaThreads)
     for (int nt = 0; nt < kN / 8; ++nt) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        s[nt][e] = mma::exp2_approx(s[nt][e] - base[e >> 1]);
+        s[nt][e] = mma::exp2_approx(fmaf(s[nt][e], scale2, -base[e >> 1]));
         l[e >> 1] += s[nt][e];
       }
     }
@@ -564,7 +594,7 @@ __global__ void __launch_bounds__(kMmaThreads)
 #pragma unroll
     for (int dn = 0; dn < kD / 8; ++dn)
       *reinterpret_cast<__nv_bfloat162*>(dst + dn * 8) = __floats2bfloat162_rn(o[dn][2 * r] * inv, o[dn][2 * r + 1] * inv);
-    if (tq == 0) lse[bh * g.T + i] = sum > 0.0f ? m[r] * kLn2 + logf(sum) : -INFINITY;
+    if (tq == 0) lse[bh * g.T + i] = sum > 0.0f ? m[r] * g.scale + logf(sum) : -INFINITY;
   }
 }
 
@@ -575,7 +605,7 @@ constexpr int kDqKeys = kD == 128 ? 32 : 64;
 template <int kD>
 constexpr size_t dq_smem() { return size_t(2 * kBlock + 4 * kDqKeys<kD>) * (kD + kPad) * 2 + 2 * kDqKeys<kD>; }
 
-// Grid (⌈T/64⌉, B·H); smem: Q, dO (64, D), K and V 2 × (kN, D) each, flags.
+// Grid (B·H, ⌈T/64⌉) as the forward's; smem: Q, dO (64, D), K and V 2 × (kN, D) each, flags.
 // One sweep over the visible key tiles: S = Q·Kᵀ, dP = dO·Vᵀ,
 // dS = P∘(dP − δ) with δ (B, H, T) from the δ kernel, dQ += dS·K.
 template <int kD>
@@ -590,8 +620,8 @@ __global__ void __launch_bounds__(kMmaThreads)
   bf16* sv = sk + 2 * kN * kS;
   bool* sok = reinterpret_cast<bool*>(sv + 2 * kN * kS);
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, tq = lane % 4;
-  const int64_t bh = blockIdx.y, b = bh / g.H, h = bh % g.H, kvh = h / g.group;
-  const int T = int(g.T), q0 = int(blockIdx.x) * kBlock;
+  const int64_t bh = blockIdx.x, b = bh / g.H, h = bh % g.H, kvh = h / g.group;
+  const int T = int(g.T), q0 = int(gridDim.y - 1 - blockIdx.y) * kBlock;
   const int row = q0 + warp * 16 + lane / 4;
 
   load_tile<kD, kBlock>(sq, qkv, [&](int r) -> const bf16* {
@@ -604,11 +634,14 @@ __global__ void __launch_bounds__(kMmaThreads)
   mma::cp_async_commit();
   const int tiles = (visible_key_end(g, q0) + kN - 1) / kN;
   const float scale2 = g.scale * kLog2e;
-  float lse2[2], dlt[2];  // lse2 −∞: the query sees no key (or does not exist), p = 0
+  // lse2 (log2 units) is +∞ where the query sees no key or does not exist,
+  // so p = 2^(s·scale2 − lse2) = 0 there without a test per score.
+  float lse2[2], dlt[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const bool in = row + r * 8 < T;
-    lse2[r] = in ? lse[bh * g.T + row + r * 8] * kLog2e : -INFINITY;
+    const float row_lse = in ? lse[bh * g.T + row + r * 8] : -INFINITY;
+    lse2[r] = row_lse == -INFINITY ? INFINITY : row_lse * kLog2e;
     dlt[r] = in ? delta[bh * g.T + row + r * 8] : 0.0f;
   }
 
@@ -629,17 +662,18 @@ __global__ void __launch_bounds__(kMmaThreads)
       load_a<kD>(da, sdo, warp * 16, lane);
     }
     const bool* ok = sok + buf * kN;
+    const int j0 = it * kN;
     float s[kN / 8][4] = {}, dp[kN / 8][4] = {};
     mma_abt<kD, kN>(s, qa, sk + buf * kN * kS, lane);
     mma_abt<kD, kN>(dp, da, sv + buf * kN * kS, lane);  // dP = dO·Vᵀ
+    if (keys_need_mask<kN>(g, ok, j0, row - lane / 4, lane))
+      mask_tile<kN>(s, tq, [&](int r, int col) { return ok[col] && causal_visible(g, j0 + col, row + r * 8); });
 #pragma unroll
     for (int nt = 0; nt < kN / 8; ++nt) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int col = nt * 8 + 2 * tq + (e & 1), j = it * kN + col, r = e >> 1;
-        const bool vis = ok[col] && lse2[r] != -INFINITY && causal_visible(g, j, row + r * 8);
-        const float p = vis ? mma::exp2_approx(s[nt][e] * scale2 - lse2[r]) : 0.0f;
-        s[nt][e] = p * (dp[nt][e] - dlt[r]);  // dS, unscaled
+        const float p = mma::exp2_approx(fmaf(s[nt][e], scale2, -lse2[e >> 1]));
+        s[nt][e] = p * (dp[nt][e] - dlt[e >> 1]);  // dS, unscaled
       }
     }
     mma_cb<kD, kN>(dq, s, sk + buf * kN * kS, lane);
@@ -665,7 +699,7 @@ constexpr size_t dkv_smem() {
   return size_t(2 * kBlock + 4 * kDkvQueries<kD>) * (kD + kPad) * 2 + 4 * kDkvQueries<kD> * sizeof(float);
 }
 
-// Grid (⌈S/64⌉, B·KVH); smem: K, V (64, D), Q and dO 2 × (kM, D) each, the
+// Grid (B·KVH, ⌈S/64⌉); smem: K, V (64, D), Q and dO 2 × (kM, D) each, the
 // tiles' lse (log2 units) and δ. Token keys accumulate into dqkv; prefix
 // keys write their batch row's share into part (B, P, 2, KVH·D).
 template <int kD>
@@ -681,8 +715,8 @@ __global__ void __launch_bounds__(kMmaThreads)
   float* sl = reinterpret_cast<float*>(sdo + 2 * kM * kS);
   float* sd = sl + 2 * kM;
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, tq = lane % 4;
-  const int64_t bk = blockIdx.y, b = bk / g.KVH, kvh = bk % g.KVH;
-  const int T = int(g.T), P = int(g.P), j0 = int(blockIdx.x) * kBlock;
+  const int64_t bk = blockIdx.x, b = bk / g.KVH, kvh = bk % g.KVH;
+  const int T = int(g.T), P = int(g.P), j0 = int(blockIdx.y) * kBlock;
   const int key = j0 + warp * 16 + lane / 4;  // key of accumulator rows g; key + 8 for rows g + 8
 
   load_tile<kD, kBlock>(sk, qkv, [&](int r) -> const bf16* {
@@ -706,7 +740,9 @@ __global__ void __launch_bounds__(kMmaThreads)
     });
     if (threadIdx.x < kM) {
       const int i = i0 + int(threadIdx.x);
-      sl[buf * kM + threadIdx.x] = i < T ? lse[bh * g.T + i] * kLog2e : -INFINITY;
+      // +∞ where the query sees no key or does not exist: p = 0 (see the dq kernel)
+      const float row_lse = i < T ? lse[bh * g.T + i] : -INFINITY;
+      sl[buf * kM + threadIdx.x] = row_lse == -INFINITY ? INFINITY : row_lse * kLog2e;
       sd[buf * kM + threadIdx.x] = i < T ? delta[bh * g.T + i] : 0.0f;
     }
   };
@@ -749,13 +785,17 @@ __global__ void __launch_bounds__(kMmaThreads)
         mma::mma_bf16(dpt[2 * np + 1], va, f[2], f[3]);
       }
     }
+    // Rows are keys: a padding key's row may hold anything, since products
+    // are row-local and its dK, dV are never stored; only the causal mask
+    // (a token key after the tile's first query) needs the scores masked.
+    if (g.causal && key - lane / 4 + 15 - P > i0)
+      mask_tile<kM>(st, tq, [&](int r, int col) { return causal_visible(g, key + r * 8, i0 + col); });
 #pragma unroll
     for (int nt = 0; nt < kM / 8; ++nt) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int col = nt * 8 + 2 * tq + (e & 1), r = e >> 1;
-        const bool vis = real[r] && lt[col] != -INFINITY && causal_visible(g, key + r * 8, i0 + col);
-        const float p = vis ? mma::exp2_approx(st[nt][e] * scale2 - lt[col]) : 0.0f;
+        const int col = nt * 8 + 2 * tq + (e & 1);
+        const float p = mma::exp2_approx(fmaf(st[nt][e], scale2, -lt[col]));
         st[nt][e] = p;
         dpt[nt][e] = p * (dpt[nt][e] - delt[col]);  // dSᵀ, unscaled
       }
@@ -822,13 +862,22 @@ void allow_smem(Kernel kernel, size_t bytes) {
   PTUNE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
 }
 
+// (heads, ⌈rows/64⌉): x runs over the (b, head) pairs fastest, so blocks
+// launch row block by row block. Under causal masking the work of a block
+// is uneven — a late query block sees the most keys, an early key block the
+// most queries — and the kernels map blockIdx.y so that the heaviest
+// blocks launch first and the light ones fill the last wave.
+dim3 mma_grid(int64_t heads, int64_t rows) {
+  PTUNE_CHECK(heads < (int64_t(1) << 31), "attention: {} (batch, head) pairs exceed the CUDA grid", heads);
+  return dim3(unsigned(heads), unsigned((rows + kBlock - 1) / kBlock));
+}
+
 template <int kD>
 void forward_mma(const Geometry& g, bf16* out, float* lse, const bf16* qkv, const bf16* pk, const bf16* pv,
                  const int32_t* mask, const Stream& stream) {
   constexpr size_t smem = forward_smem<kD, 64>();
   allow_smem(flash_forward_mma_kernel<kD>, smem);
-  const dim3 grid(unsigned((g.T + kBlock - 1) / kBlock), unsigned(g.B * g.H));
-  flash_forward_mma_kernel<kD><<<grid, kMmaThreads, smem, raw(stream)>>>(g, out, lse, qkv, pk, pv, mask);
+  flash_forward_mma_kernel<kD><<<mma_grid(g.B * g.H, g.T), kMmaThreads, smem, raw(stream)>>>(g, out, lse, qkv, pk, pv, mask);
   PTUNE_CUDA_LAUNCH_CHECK();
 }
 
@@ -838,8 +887,7 @@ void backward_mma(const Geometry& g, bf16* dqkv, const float* delta, float* part
   constexpr size_t dq_bytes = dq_smem<kD>(), dkv_bytes = dkv_smem<kD>();
   allow_smem(flash_dq_mma_kernel<kD>, dq_bytes);
   allow_smem(flash_dkv_mma_kernel<kD>, dkv_bytes);
-  const dim3 qgrid(unsigned((g.T + kBlock - 1) / kBlock), unsigned(g.B * g.H));
-  const dim3 kgrid(unsigned((g.S + kBlock - 1) / kBlock), unsigned(g.B * g.KVH));
+  const dim3 qgrid = mma_grid(g.B * g.H, g.T), kgrid = mma_grid(g.B * g.KVH, g.S);
   flash_dq_mma_kernel<kD><<<qgrid, kMmaThreads, dq_bytes, raw(stream)>>>(g, dqkv, dout, qkv, pk, pv, lse, delta,
                                                                           mask);
   PTUNE_CUDA_LAUNCH_CHECK();

@@ -4,9 +4,12 @@
 //
 // A block walks rows (grid-stride); a thread owns chunks threadIdx.x +
 // i·blockDim.x of N columns, the same in every row, moved with 16-byte
-// accesses (Vec: N = 8 bf16 / 4 f32). The first kRegs chunks of a thread
-// stay in registers, so x is read once (rows up to kMaxThreads·kRegs·N
-// wide: 16384 bf16, 8192 f32); wider rows re-read the rest. A row whose
+// accesses (Vec: N = 8 bf16 / 4 f32). The first R chunks of a thread stay
+// in registers, so x is read once (rows up to kMaxThreads·kMaxRegs·N wide:
+// 16384 bf16, 8192 f32); wider rows re-read the rest. R (1, 2 or 4) is
+// picked per launch for the row width: these kernels are bandwidth-bound
+// and their registers set the occupancy, so a GPT-2 row (1024 bf16, one
+// chunk a thread) must not pay for a cache sized for 4. A row whose
 // width is not a multiple of N or an operand off 16-byte alignment takes
 // the N = 1 instantiation, same math.
 #include "framework/ops/cuda/common.cuh"
@@ -20,24 +23,24 @@ namespace ptune::ops::cuda {
 namespace {
 
 constexpr int kMaxThreads = 512;  // ≤ 128 registers a thread: the cache fits
-constexpr int kRegs = 4;
+constexpr int kMaxRegs = 4;
 constexpr int64_t kPartialBlocks = 512;  // backward blocks when dw / db are summed per block
 
-// Calls f(k, slot) for every chunk k of the row this thread owns; slot < kRegs
-// names its register slot, slot == kRegs a chunk beyond the cache.
-template <class F>
+// Calls f(k, slot) for every chunk k of the row this thread owns; slot < R
+// names its register slot, slot == R a chunk beyond the cache.
+template <int R, class F>
 __device__ __forceinline__ void for_each_chunk(int64_t chunks, F&& f) {
 #pragma unroll
-  for (int i = 0; i < kRegs; ++i) {
+  for (int i = 0; i < R; ++i) {
     const int64_t k = threadIdx.x + int64_t(i) * blockDim.x;
     if (k < chunks) f(k, i);
   }
-  for (int64_t k = threadIdx.x + int64_t(kRegs) * blockDim.x; k < chunks; k += blockDim.x) f(k, kRegs);
+  for (int64_t k = threadIdx.x + int64_t(R) * blockDim.x; k < chunks; k += blockDim.x) f(k, R);
 }
 
 // Rows (n, c): h = residual + dropout(a) (written to sum) when residual is
 // given, else h = x; then y = norm(h)·w + b, mean / rstd (n) per row.
-template <class T, class W, int N>
+template <class T, class W, int N, int R>
 __global__ void __launch_bounds__(kMaxThreads)
     norm_forward_kernel(bool layer, T* y, T* sum, float* mean, float* rstd, const T* x, const T* residual,
                         const W* w, const W* b, int64_t n, int64_t c, float eps, float p, float keep_scale,
@@ -47,9 +50,9 @@ __global__ void __launch_bounds__(kMaxThreads)
   const T* h_src = residual ? sum : x;  // where h lives once materialised
   for (int64_t row = blockIdx.x; row < n; row += gridDim.x) {
     const int64_t base = row * c;
-    float h[kRegs][N];
+    float h[R][N];
     auto load_h = [&](int64_t k, int slot, float(&hk)[N]) {
-      if (slot < kRegs) {
+      if (slot < R) {
 #pragma unroll
         for (int e = 0; e < N; ++e) hk[e] = h[slot][e];
       } else {
@@ -60,7 +63,7 @@ __global__ void __launch_bounds__(kMaxThreads)
     };
 
     float s = 0.0f;
-    for_each_chunk(chunks, [&](int64_t k, int slot) {
+    for_each_chunk<R>(chunks, [&](int64_t k, int slot) {
       const int64_t j = base + k * N;
       Vec<T, N> hv;
       if (residual) {  // fused entry: h is rounded to T as stored in sum, then normalised
@@ -84,14 +87,14 @@ __global__ void __launch_bounds__(kMaxThreads)
       }
 #pragma unroll
       for (int e = 0; e < N; ++e) {
-        if (slot < kRegs) h[slot][e] = hv[e];
+        if (slot < R) h[slot][e] = hv[e];
         s += hv[e];
       }
     });
     const float m = layer ? block_sum(s, shared) / float(c) : 0.0f;
 
     float v = 0.0f;
-    for_each_chunk(chunks, [&](int64_t k, int slot) {
+    for_each_chunk<R>(chunks, [&](int64_t k, int slot) {
       float hk[N];
       load_h(k, slot, hk);
 #pragma unroll
@@ -99,7 +102,7 @@ __global__ void __launch_bounds__(kMaxThreads)
     });
     const float r = rsqrtf(block_sum(v, shared) / float(c) + eps);
 
-    for_each_chunk(chunks, [&](int64_t k, int slot) {
+    for_each_chunk<R>(chunks, [&](int64_t k, int slot) {
       float hk[N];
       load_h(k, slot, hk);
       const Vec<W, N> wv = Vec<W, N>::load(w + k * N);
@@ -122,7 +125,7 @@ __global__ void __launch_bounds__(kMaxThreads)
 // sums its rows' dw / db in shared memory (2c floats, each column owned by
 // one thread) and adds them with one atomic per column at the end, instead
 // of one per row.
-template <class T, class W, int N>
+template <class T, class W, int N, int R>
 __global__ void __launch_bounds__(kMaxThreads)
     norm_backward_kernel(bool layer, T* dx, float* dw, float* db, const T* dy, const T* x, const W* w,
                          const float* mean, const float* rstd, int64_t n, int64_t c, bool partial) {
@@ -138,7 +141,7 @@ __global__ void __launch_bounds__(kMaxThreads)
   for (int64_t row = blockIdx.x; row < n; row += gridDim.x) {
     const int64_t base = row * c;
     const float m = layer ? mean[row] : 0.0f, r = rstd[row];
-    float xhat[kRegs][N], g[kRegs][N];
+    float xhat[R][N], g[R][N];
     // x̂, g and dy of chunk k from memory.
     auto read = [&](int64_t k, float(&xk)[N], float(&gk)[N], float(&dk)[N]) {
       const Vec<T, N> xv = Vec<T, N>::load(x + base + k * N), dv = Vec<T, N>::load(dy + base + k * N);
@@ -152,7 +155,7 @@ __global__ void __launch_bounds__(kMaxThreads)
     };
 
     float g_sum = 0.0f, gx_sum = 0.0f;
-    for_each_chunk(chunks, [&](int64_t k, int slot) {
+    for_each_chunk<R>(chunks, [&](int64_t k, int slot) {
       float xk[N], gk[N], dk[N];
       read(k, xk, gk, dk);
 #pragma unroll
@@ -164,7 +167,7 @@ __global__ void __launch_bounds__(kMaxThreads)
         else if (dw) atomicAdd(dw + j, dk[e] * xk[e]);
         if (db_part) db_part[j] += dk[e];
         else if (db) atomicAdd(db + j, dk[e]);
-        if (slot < kRegs) {
+        if (slot < R) {
           xhat[slot][e] = xk[e];
           g[slot][e] = gk[e];
         }
@@ -173,9 +176,9 @@ __global__ void __launch_bounds__(kMaxThreads)
     const float g_mean = layer ? block_sum(g_sum, shared) / float(c) : 0.0f;
     const float gx_mean = block_sum(gx_sum, shared) / float(c);
 
-    for_each_chunk(chunks, [&](int64_t k, int slot) {
+    for_each_chunk<R>(chunks, [&](int64_t k, int slot) {
       float xk[N], gk[N], dk[N];
-      if (slot < kRegs) {
+      if (slot < R) {
 #pragma unroll
         for (int e = 0; e < N; ++e) {
           xk[e] = xhat[slot][e];
@@ -200,13 +203,26 @@ __global__ void __launch_bounds__(kMaxThreads)
   }
 }
 
-// Threads for a row of `chunks`: enough that kRegs chunks each cover it,
-// at least a warp and up to 128 while there is work.
-int row_threads(int64_t chunks) {
-  int64_t t = std::max((chunks + kRegs - 1) / kRegs, std::min<int64_t>(chunks, 128));
-  t = (t + 31) / 32 * 32;
-  return int(std::clamp<int64_t>(t, 32, kMaxThreads));
+// A row of `chunks` gets up to 128 threads while there is work, more (up to
+// kMaxThreads) only when kMaxRegs chunks each would not cover it; regs is
+// the register cache that then holds a thread's share (1, 2 or 4).
+struct RowLaunch {
+  int threads, regs;
+};
+RowLaunch row_launch(int64_t chunks) {
+  int64_t t = std::max((chunks + kMaxRegs - 1) / kMaxRegs, std::min<int64_t>(chunks, 128));
+  t = std::clamp<int64_t>((t + 31) / 32 * 32, 32, kMaxThreads);
+  const int64_t per_thread = (chunks + t - 1) / t;
+  return {int(t), per_thread <= 1 ? 1 : per_thread <= 2 ? 2 : kMaxRegs};
 }
+
+// Instantiates a kernel for the register cache of a RowLaunch.
+#define PTUNE_ROW_REGS_DISPATCH(regs, R, ...)              \
+  do {                                                     \
+    if ((regs) == 1) { constexpr int R = 1; __VA_ARGS__; } \
+    else if ((regs) == 2) { constexpr int R = 2; __VA_ARGS__; } \
+    else { constexpr int R = kMaxRegs; __VA_ARGS__; }      \
+  } while (0)
 
 unsigned row_blocks(int64_t rows, int64_t cap) { return unsigned(std::min(rows, cap)); }
 
@@ -239,10 +255,13 @@ void launch_forward(NormKind kind, const Tensor& y, const Tensor& sum, const Ten
       constexpr int kN = vec_width<T>();
       const bool vec = c % kN == 0 && vector_aligned(mptr<T>(y), mptr<T>(sum), ptr<T>(x), ptr<T>(residual)) &&
                        vector_aligned(ptr<W>(w), ptr<W>(b));
-      const auto kernel = vec ? norm_forward_kernel<T, W, kN> : norm_forward_kernel<T, W, 1>;
-      kernel<<<row_blocks(n, INT32_MAX), row_threads(vec ? c / kN : c), 0, raw(stream)>>>(
-          layer, mptr<T>(y), mptr<T>(sum), layer ? mptr<float>(mean) : nullptr, mptr<float>(rstd), ptr<T>(x),
-          ptr<T>(residual), ptr<W>(w), ptr<W>(b), n, c, eps, p, keep_scale, seed, offset);
+      const RowLaunch rl = row_launch(vec ? c / kN : c);
+      PTUNE_ROW_REGS_DISPATCH(rl.regs, R, {
+        const auto kernel = vec ? norm_forward_kernel<T, W, kN, R> : norm_forward_kernel<T, W, 1, R>;
+        kernel<<<row_blocks(n, INT32_MAX), rl.threads, 0, raw(stream)>>>(
+            layer, mptr<T>(y), mptr<T>(sum), layer ? mptr<float>(mean) : nullptr, mptr<float>(rstd), ptr<T>(x),
+            ptr<T>(residual), ptr<W>(w), ptr<W>(b), n, c, eps, p, keep_scale, seed, offset);
+      });
     }));
   PTUNE_CUDA_LAUNCH_CHECK();
 }
@@ -284,11 +303,13 @@ void norm_backward(NormKind kind, const Tensor& dx, const Tensor& dw, const Tens
     PTUNE_FLOAT_DISPATCH(w.dtype(), W, op, {
       constexpr int kN = vec_width<T>();
       const bool vec = c % kN == 0 && vector_aligned(mptr<T>(dx), ptr<T>(dy), ptr<T>(x)) && vector_aligned(ptr<W>(w));
-      const auto kernel = vec ? norm_backward_kernel<T, W, kN> : norm_backward_kernel<T, W, 1>;
-      kernel<<<row_blocks(n, partial ? kPartialBlocks : INT32_MAX), row_threads(vec ? c / kN : c),
-               partial ? partial_bytes : 0, raw(stream)>>>(
-          layer, mptr<T>(dx), mptr<float>(dw), mptr<float>(db), ptr<T>(dy), ptr<T>(x), ptr<W>(w),
-          layer ? ptr<float>(mean) : nullptr, ptr<float>(rstd), n, c, partial);
+      const RowLaunch rl = row_launch(vec ? c / kN : c);
+      PTUNE_ROW_REGS_DISPATCH(rl.regs, R, {
+        const auto kernel = vec ? norm_backward_kernel<T, W, kN, R> : norm_backward_kernel<T, W, 1, R>;
+        kernel<<<row_blocks(n, partial ? kPartialBlocks : INT32_MAX), rl.threads, partial ? partial_bytes : 0,
+                 raw(stream)>>>(layer, mptr<T>(dx), mptr<float>(dw), mptr<float>(db), ptr<T>(dy), ptr<T>(x),
+                                ptr<W>(w), layer ? ptr<float>(mean) : nullptr, ptr<float>(rstd), n, c, partial);
+      });
     }));
   PTUNE_CUDA_LAUNCH_CHECK();
 }

@@ -3,14 +3,16 @@
 
 #include "framework/core/tensor.h"
 #include "framework/ops/activation.h"
+#include "framework/ops/grad_mode.h"
 
 namespace ptune::ops {
 
 // y (N, out) = x (N, in) · wᵀ + bias (out). bias may be undefined.
 void linear_forward(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& bias);
 
-// dx (N, in) += dy (N, out) · w. The only GEMM a frozen layer needs.
-void linear_backward_input(const Tensor& dx, const Tensor& dy, const Tensor& w);
+// dx (N, in) += dy (N, out) · w (= with GradMode::kWrite: a GEMM with beta
+// 0 that never reads dx). The only GEMM a frozen layer needs.
+void linear_backward_input(const Tensor& dx, const Tensor& dy, const Tensor& w, GradMode mode = GradMode::kAdd);
 
 // The MLP's up-projection and its activation as one op, so a backend can
 // fuse them (cuBLASLt's GELU_AUX_BIAS epilogue on CUDA):

@@ -33,12 +33,15 @@ void linear_forward(const Tensor& y, const Tensor& x, const Tensor& w, const Ten
   gemm(Trans::kNo, Trans::kYes, n, out, in, 1.0f, x.data<float>(), in, w.data<float>(), in, beta, py, out);
 }
 
-void linear_backward_input(const Tensor& dx, const Tensor& dy, const Tensor& w) {
-  PTUNE_ROUTE(dy, linear_backward_input, dx, dy, w);
+// beta 0 for kWrite: BLAS then sets C without reading it (garbage and NaN
+// included), and into a zeroed dx beta 0 and beta 1 give the same sums.
+void linear_backward_input(const Tensor& dx, const Tensor& dy, const Tensor& w, GradMode mode) {
+  PTUNE_ROUTE(dy, linear_backward_input, dx, dy, w, mode);
   const int64_t n = rows(dy), out = dy.size(-1), in = w.size(1);
   PTUNE_CHECK(w.size(0) == out && dx.size(-1) == in && rows(dx) == n, "linear_backward_input: dy {} w {} dx {}",
               dy.shape().str(), w.shape().str(), dx.shape().str());
-  gemm(Trans::kNo, Trans::kNo, n, in, out, 1.0f, dy.data<float>(), out, w.data<float>(), in, 1.0f,
+  const float beta = mode == GradMode::kWrite ? 0.0f : 1.0f;
+  gemm(Trans::kNo, Trans::kNo, n, in, out, 1.0f, dy.data<float>(), out, w.data<float>(), in, beta,
        dx.data<float>(), in);
 }
 

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 
 #include "framework/ops/dispatch.h"
@@ -41,14 +42,16 @@ void gated_forward(Activation f, const Tensor& y, const Tensor& x) {
   }
 }
 
-void gated_backward(Activation f, const Tensor& dx, const Tensor& dy, const Tensor& x) {
-  PTUNE_ROUTE(x, gated_backward, f, dx, dy, x);
+void gated_backward(Activation f, const Tensor& dx, const Tensor& dy, const Tensor& x, GradMode mode) {
+  PTUNE_ROUTE(x, gated_backward, f, dx, dy, x, mode);
   check(x, dy, "gated_backward");
   PTUNE_CHECK(dx.numel() == x.numel(), "gated_backward: dx {} for x {}", dx.shape().str(), x.shape().str());
   const int64_t I = dy.size(-1), N = dy.numel() / I;
   const float* px = x.data<float>();
   const float* pdy = dy.data<float>();
   float* pdx = dx.data<float>();
+  // kWrite stores what kAdd adds to a zeroed dx: 0 + v is v, so both modes agree exactly.
+  const bool write = mode == GradMode::kWrite;
   if (f == Activation::kSilu) {
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < N; ++n) {
@@ -59,8 +62,10 @@ void gated_backward(Activation f, const Tensor& dx, const Tensor& dy, const Tens
       float* du = dg + I;
       for (int64_t i = 0; i < I; ++i) {
         const float s = sigmoid(g[i]);
-        du[i] += d[i] * g[i] * s;
-        dg[i] += d[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+        const float vu = d[i] * g[i] * s;
+        const float vg = d[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+        du[i] = write ? vu : du[i] + vu;
+        dg[i] = write ? vg : dg[i] + vg;
       }
     }
     return;
@@ -68,13 +73,17 @@ void gated_backward(Activation f, const Tensor& dx, const Tensor& dy, const Tens
   Tensor act = Tensor::empty({I}, DType::kF32), dup = Tensor::empty({I}, DType::kF32);
   for (int64_t n = 0; n < N; ++n) {
     Tensor gate = Tensor::borrow(const_cast<float*>(px) + n * 2 * I, {I}, DType::kF32);
-    Tensor dgate = Tensor::borrow(pdx + n * 2 * I, {I}, DType::kF32);
+    float* dg = pdx + n * 2 * I;
+    float* du = dg + I;
+    // activation_backward accumulates, so a written row's gate half starts at 0.
+    if (write) std::fill_n(dg, I, 0.0f);
     activation_forward(f, act, gate);
     for (int64_t i = 0; i < I; ++i) {
-      pdx[n * 2 * I + I + i] += pdy[n * I + i] * act.data<float>()[i];  // ∂/∂up = f(gate)
-      dup.data<float>()[i] = pdy[n * I + i] * px[n * 2 * I + I + i];     // dy · up
+      const float v = pdy[n * I + i] * act.data<float>()[i];  // ∂/∂up = f(gate)
+      du[i] = write ? v : du[i] + v;
+      dup.data<float>()[i] = pdy[n * I + i] * px[n * 2 * I + I + i];  // dy · up
     }
-    activation_backward(f, dgate, dup, gate);
+    activation_backward(f, Tensor::borrow(dg, {I}, DType::kF32), dup, gate);
   }
 }
 

@@ -17,6 +17,7 @@
 #include "framework/core/tensor.h"
 #include "framework/ops/activation.h"
 #include "framework/ops/attention.h"
+#include "framework/ops/grad_mode.h"
 #include "framework/ops/layernorm.h"
 #include "framework/ops/optimizer.h"
 
@@ -70,7 +71,8 @@ void linear_forward(const Tensor& y, const Tensor& x, const Tensor& w, const Ten
 // y = epilogue(x·wᵀ + bias) in one cuBLASLt call (GPT-2 MLP up-projection).
 void linear_forward_epilogue(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& bias, Epilogue epilogue,
                              const Stream& stream);
-void linear_backward_input(const Tensor& dx, const Tensor& dy, const Tensor& w, const Stream& stream);
+// GradMode::kWrite runs the GEMM with beta 0 (dx is not read).
+void linear_backward_input(const Tensor& dx, const Tensor& dy, const Tensor& w, GradMode mode, const Stream& stream);
 // The MLP's activation fused into its GEMMs (ops/linear.h). With kGeluTanh
 // in bf16, forward is one GELU_AUX(_BIAS) GEMM (act in D, pre in the aux
 // buffer) and backward one DGELU GEMM (dpre = gelu'(pre) ⊙ (dy · w),
@@ -109,9 +111,11 @@ void rope_forward(const Tensor& qkv, const Tensor& position_ids, const Tensor& i
 void rope_backward(const Tensor& dqkv, const Tensor& position_ids, const Tensor& inv_freq,
                    const AttentionConfig& cfg, const Stream& stream);
 
-// --- swiglu.h: x (N, 2I) = [gate | up], y (N, I); backward accumulates into dx.
+// --- swiglu.h: x (N, 2I) = [gate | up], y (N, I); backward accumulates
+// into dx, or writes it whole with GradMode::kWrite.
 void gated_forward(Activation f, const Tensor& y, const Tensor& x, const Stream& stream);
-void gated_backward(Activation f, const Tensor& dx, const Tensor& dy, const Tensor& x, const Stream& stream);
+void gated_backward(Activation f, const Tensor& dx, const Tensor& dy, const Tensor& x, GradMode mode,
+                    const Stream& stream);
 
 // --- train/optimizer (ops/optimizer.h): the same f32 math as the CPU,
 // operation for operation, so GPU and CPU steps agree to the bit. The two

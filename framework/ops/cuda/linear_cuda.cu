@@ -338,7 +338,8 @@ void linear_forward(const Tensor& y, const Tensor& x, const Tensor& w, const Ten
   linear_forward_epilogue(y, x, w, bias, bias.defined() ? Epilogue::kBias : Epilogue::kNone, stream);
 }
 
-void linear_backward_input(const Tensor& dx, const Tensor& dy, const Tensor& w, const Stream& stream) {
+void linear_backward_input(const Tensor& dx, const Tensor& dy, const Tensor& w, GradMode mode,
+                           const Stream& stream) {
   const char* op = "linear_backward_input";
   check_cuda_tensor(dy, "dy", op);
   const int64_t n = rows(dy), out = dy.size(-1), in = w.size(1);
@@ -346,8 +347,11 @@ void linear_backward_input(const Tensor& dx, const Tensor& dy, const Tensor& w, 
               w.shape().str(), dx.shape().str());
   PTUNE_CHECK(dy.dtype() == w.dtype(), "{}: dy is {} but w is {}", op, dtype_name(dy.dtype()), dtype_name(w.dtype()));
   if (n == 0) return;
-  const auto [a, b] = backward_input_operands(dy, w);  // dxᵀ (in, N) += w · dyᵀ
-  PTUNE_CHECK(matmul(a, b, dx.raw(), dx.dtype(), in, n, in, 1.0f, {}, dy.device(), stream),
+  // dxᵀ (in, N) += w · dyᵀ; kWrite: beta 0, so cuBLASLt never reads dx
+  // (which may hold garbage) and picks its plan under a beta-0 key.
+  const auto [a, b] = backward_input_operands(dy, w);
+  const float beta = mode == GradMode::kWrite ? 0.0f : 1.0f;
+  PTUNE_CHECK(matmul(a, b, dx.raw(), dx.dtype(), in, n, in, beta, {}, dy.device(), stream),
               "{}: cuBLASLt has no algorithm for dy {} · w {}", op, dy.shape().str(), w.shape().str());
 }
 

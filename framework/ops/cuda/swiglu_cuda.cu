@@ -1,6 +1,7 @@
 // The gated MLP activation on the GPU: x (N, 2I) holds per row the gate
 // then the up projection; y (N, I) = f(gate) · up. Forward writes, backward
-// accumulates into dx, exactly as ops/cpu/swiglu_cpu.cpp.
+// accumulates into dx (or, with GradMode::kWrite, writes it without reading
+// it), exactly as ops/cpu/swiglu_cpu.cpp.
 //
 // SiLU (LLaMA, Mistral, Qwen) is one fused elementwise kernel per
 // direction. Other gates (GeGLU) are composed from the activation
@@ -42,18 +43,29 @@ __global__ void swiglu_forward_kernel(T* y, const T* x, int64_t n, int64_t I) {
   }
 }
 
-// dgate += dy · up · s(1 + g(1 − s)), dup += dy · g · s, with s = sigmoid(g).
-template <class T, int N>
+// dgate += dy · up · s(1 + g(1 − s)), dup += dy · g · s, with s = sigmoid(g);
+// Write: = instead of +=, and dx is never loaded (it may hold garbage).
+template <class T, int N, bool Write>
 __global__ void swiglu_backward_kernel(T* dx, const T* dy, const T* x, int64_t n, int64_t I) {
   GRID_STRIDE(c, n / N) {
     const int64_t k = c * N, j = gate_index(k, I);
     const Vec<T, N> g = Vec<T, N>::load(x + j), u = Vec<T, N>::load(x + j + I), d = Vec<T, N>::load(dy + k);
-    Vec<T, N> dg = Vec<T, N>::load(dx + j), du = Vec<T, N>::load(dx + j + I);
+    Vec<T, N> dg, du;
+    if constexpr (!Write) {
+      dg = Vec<T, N>::load(dx + j);
+      du = Vec<T, N>::load(dx + j + I);
+    }
 #pragma unroll
     for (int e = 0; e < N; ++e) {
       const float s = sigmoid(g[e]);
-      du.set(e, du[e] + d[e] * g[e] * s);
-      dg.set(e, dg[e] + d[e] * u[e] * s * (1.0f + g[e] * (1.0f - s)));
+      const float vu = d[e] * g[e] * s, vg = d[e] * u[e] * s * (1.0f + g[e] * (1.0f - s));
+      if constexpr (Write) {
+        du.set(e, vu);
+        dg.set(e, vg);
+      } else {
+        du.set(e, du[e] + vu);
+        dg.set(e, dg[e] + vg);
+      }
     }
     du.store(dx + j + I);
     dg.store(dx + j);
@@ -77,11 +89,14 @@ struct ForwardLaunch {
     swiglu_forward_kernel<T, N><<<blocks, kThreads, 0, s>>>(y, x, n, I);
   }
 };
-template <class T, int N>
+template <bool Write>
 struct BackwardLaunch {
-  static void run(unsigned blocks, cudaStream_t s, T* dx, const T* dy, const T* x, int64_t n, int64_t I) {
-    swiglu_backward_kernel<T, N><<<blocks, kThreads, 0, s>>>(dx, dy, x, n, I);
-  }
+  template <class T, int N>
+  struct Of {
+    static void run(unsigned blocks, cudaStream_t s, T* dx, const T* dy, const T* x, int64_t n, int64_t I) {
+      swiglu_backward_kernel<T, N, Write><<<blocks, kThreads, 0, s>>>(dx, dy, x, n, I);
+    }
+  };
 };
 
 // --- The composed path for any other activation; scratch is f32 (N, I).
@@ -98,25 +113,26 @@ __global__ void gated_product_kernel(T* y, const float* act, const T* x, int64_t
   GRID_STRIDE(k, n) y[k] = from_f<T>(act[k] * to_f(x[gate_index(k, I) + I]));
 }
 
-// dup += dy · act; dy_up ← dy · up (the upstream gradient of f(gate));
-// act ← 0, so activation_backward can accumulate f'(gate) · dy_up into it.
+// dup += dy · act (= when write); dy_up ← dy · up (the upstream gradient of
+// f(gate)); act ← 0, so activation_backward can accumulate f'(gate) · dy_up into it.
 template <class T>
-__global__ void gated_split_kernel(T* dx, float* dy_up, float* act, const T* dy, const T* x, int64_t n, int64_t I) {
+__global__ void gated_split_kernel(T* dx, float* dy_up, float* act, const T* dy, const T* x, int64_t n, int64_t I,
+                                   bool write) {
   GRID_STRIDE(k, n) {
     const int64_t j = gate_index(k, I) + I;
     const float d = to_f(dy[k]);
-    dx[j] = from_f<T>(to_f(dx[j]) + d * act[k]);
+    dx[j] = from_f<T>(write ? d * act[k] : to_f(dx[j]) + d * act[k]);
     dy_up[k] = d * to_f(x[j]);
     act[k] = 0.0f;
   }
 }
 
-// dgate += dg (N, I) f32.
+// dgate += dg (N, I) f32 (= when write).
 template <class T>
-__global__ void scatter_gate_kernel(T* dx, const float* dg, int64_t n, int64_t I) {
+__global__ void scatter_gate_kernel(T* dx, const float* dg, int64_t n, int64_t I, bool write) {
   GRID_STRIDE(k, n) {
     const int64_t j = gate_index(k, I);
-    dx[j] = from_f<T>(to_f(dx[j]) + dg[k]);
+    dx[j] = from_f<T>(write ? dg[k] : to_f(dx[j]) + dg[k]);
   }
 }
 
@@ -156,7 +172,8 @@ void gated_forward(Activation f, const Tensor& y, const Tensor& x, const Stream&
   PTUNE_CUDA_LAUNCH_CHECK();
 }
 
-void gated_backward(Activation f, const Tensor& dx, const Tensor& dy, const Tensor& x, const Stream& stream) {
+void gated_backward(Activation f, const Tensor& dx, const Tensor& dy, const Tensor& x, GradMode mode,
+                    const Stream& stream) {
   const char* op = "gated_backward";
   const int64_t I = check(x, dy, op), n = dy.numel();
   check_cuda_tensor(dx, "dx", op);
@@ -165,14 +182,20 @@ void gated_backward(Activation f, const Tensor& dx, const Tensor& dy, const Tens
               dtype_name(x.dtype()));
   if (n == 0) return;
   const unsigned blocks = blocks_for(n, kThreads);
+  const bool write = mode == GradMode::kWrite;
   if (f == Activation::kSilu) {
-    PTUNE_FLOAT_DISPATCH(x.dtype(), T, op,
-                         launch_fused<T, BackwardLaunch>(n, I, stream, static_cast<T*>(dx.raw()),
-                                                         static_cast<const T*>(dy.raw()),
-                                                         static_cast<const T*>(x.raw())));
+    PTUNE_FLOAT_DISPATCH(x.dtype(), T, op, {
+      T* pdx = static_cast<T*>(dx.raw());
+      const T* pdy = static_cast<const T*>(dy.raw());
+      const T* px = static_cast<const T*>(x.raw());
+      if (write)
+        launch_fused<T, BackwardLaunch<true>::Of>(n, I, stream, pdx, pdy, px);
+      else
+        launch_fused<T, BackwardLaunch<false>::Of>(n, I, stream, pdx, pdy, px);
+    });
     return;
   }
-  // gate, act = f(gate); dup += dy·act; dgate += f'(gate)·(dy·up).
+  // gate, act = f(gate); dup += dy·act; dgate += f'(gate)·(dy·up) (= when write).
   Scratch gate(x.device(), {n}, DType::kF32), act(x.device(), {n}, DType::kF32), dy_up(x.device(), {n}, DType::kF32);
   PTUNE_FLOAT_DISPATCH(x.dtype(), T, op,
                        gather_gate_kernel<T><<<blocks, kThreads, 0, raw(stream)>>>(
@@ -182,12 +205,12 @@ void gated_backward(Activation f, const Tensor& dx, const Tensor& dy, const Tens
   PTUNE_FLOAT_DISPATCH(x.dtype(), T, op,
                        gated_split_kernel<T><<<blocks, kThreads, 0, raw(stream)>>>(
                            static_cast<T*>(dx.raw()), dy_up.data<float>(), act.data<float>(),
-                           static_cast<const T*>(dy.raw()), static_cast<const T*>(x.raw()), n, I));
+                           static_cast<const T*>(dy.raw()), static_cast<const T*>(x.raw()), n, I, write));
   PTUNE_CUDA_LAUNCH_CHECK();
   activation_backward(f, act.tensor(), dy_up.tensor(), gate.tensor(), stream);  // act now holds ∂L/∂gate
   PTUNE_FLOAT_DISPATCH(x.dtype(), T, op,
                        scatter_gate_kernel<T><<<blocks, kThreads, 0, raw(stream)>>>(
-                           static_cast<T*>(dx.raw()), act.data<float>(), n, I));
+                           static_cast<T*>(dx.raw()), act.data<float>(), n, I, write));
   PTUNE_CUDA_LAUNCH_CHECK();
 }
 

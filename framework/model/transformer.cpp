@@ -219,6 +219,8 @@ void Transformer::backward(const Tensor& dhidden, const ModelGrads& grads, Arena
   }
   if (lowest == spec_.layers) return;
 
+  // dx: the residual stream's gradient, one buffer from here down (pre-LN
+  // blocks update it in place), so never the caller's dhidden itself.
   Tensor dx = arena.zeros({B, T, C}, act);
   if (spec_.final_norm) {
     const HeadWeights& h = weights_->heads;
@@ -234,11 +236,9 @@ void Transformer::backward(const Tensor& dhidden, const ModelGrads& grads, Arena
     if (grads.prefix && i < grads.prefix->keys.size()) dk = grads.prefix->keys[i];
     if (grads.prefix && i < grads.prefix->values.size()) dv = grads.prefix->values[i];
     const bool need_input = l > lowest || want_inputs;
-    Tensor dinput = need_input ? arena.zeros({B, T, C}, act) : Tensor();
     if (gate_) gate_->acquire(1 + l, l > lowest ? l : -1, WeightGate::Pass::kBackward);
-    layer_backward(l, saved_[i], dx, dinput, dk, dv, arena);
+    dx = layer_backward(l, saved_[i], dx, need_input, dk, dv, arena);
     if (gate_) gate_->release(1 + l, WeightGate::Pass::kBackward);
-    dx = dinput;
   }
   if (!want_inputs) return;
 
@@ -253,38 +253,47 @@ void Transformer::backward(const Tensor& dhidden, const ModelGrads& grads, Arena
   }
 }
 
-void Transformer::layer_backward(int64_t l, LayerActivations& a, const Tensor& dout, const Tensor& dinput,
-                                 const Tensor& dprefix_k, const Tensor& dprefix_v, Arena& arena) {
+// Buffers whose first writer writes them whole are allocated, not zeroed,
+// and written with GradMode::kWrite; only buffers that a norm's or the
+// attention's backward accumulates into are zeroed. Every value is the one
+// the zero-then-accumulate order gives (0 + v = v).
+Tensor Transformer::layer_backward(int64_t l, LayerActivations& a, const Tensor& dout, bool need_input,
+                                   const Tensor& dprefix_k, const Tensor& dprefix_v, Arena& arena) {
   const BlockWeights& w = weights_->blocks[size_t(l)];
   const int64_t B = batch_, T = seq_, C = spec_.hidden, I = spec_.intermediate;
   const ops::NormKind nk = spec_.norm;
   const bool pre = spec_.placement == NormPlacement::kPre;
   const DType act = dtype();
+  using ops::GradMode;
 
-  // d(residual stream after attention): pre-LN it is dout itself (plus the
-  // MLP norm's share); post-LN it is what norm1 passes back.
-  Tensor dresidual = arena.zeros({B, T, C}, act);
+  // dresidual: d(residual stream after attention). Pre-LN, out = residual +
+  // mlp(norm2(residual)), so it is dout plus norm2's share: dout's own buffer,
+  // added to once the MLP has read dout. Post-LN it is what norm1 passes back.
+  Tensor dresidual;
   Tensor dmlp_out;  // gradient at the MLP's output
   Tensor dmlp_in;   // gradient at the MLP's input (norm2 pre-LN, norm1 post-LN)
+  GradMode mlp_in_mode = GradMode::kWrite;
   if (pre) {
-    ops::accumulate(dresidual, dout);
+    dresidual = dout;
     dmlp_out = dout;
-    dmlp_in = arena.zeros({B, T, C}, act);
+    dmlp_in = arena.alloc({B, T, C}, act);
   } else {
-    // out = norm2(norm1 + mlp): both branches see dresidual2.
-    Tensor dresidual2 = arena.zeros({B, T, C}, act);
+    // out = norm2(norm1 + mlp): both branches see dresidual2. The MLP reads
+    // it first; then, as dmlp_in, it takes the MLP's input gradient on top
+    // (the skip connection around the MLP).
+    Tensor dresidual2 = arena.zeros({B, T, C}, act);  // norm_backward accumulates
     ops::norm_backward(nk, dresidual2, Tensor(), Tensor(), dout, a.residual2, w.norm2_w, a.mean2, a.rstd2);
     dmlp_out = dresidual2;
-    dmlp_in = arena.zeros({B, T, C}, act);
-    ops::accumulate(dmlp_in, dresidual2);  // the skip connection around the MLP
+    dmlp_in = dresidual2;
+    mlp_in_mode = GradMode::kAdd;
   }
 
   Tensor dfc;
   if (spec_.gated_mlp) {
-    Tensor dact = arena.zeros({B, T, I}, act);
-    ops::linear_backward_input(dact, dmlp_out, w.fc2_w);
-    dfc = arena.zeros(a.fc.shape(), act);
-    ops::gated_backward(spec_.activation, dfc, dact, a.fc);
+    Tensor dact = arena.alloc({B, T, I}, act);
+    ops::linear_backward_input(dact, dmlp_out, w.fc2_w, GradMode::kWrite);
+    dfc = arena.alloc(a.fc.shape(), act);
+    ops::gated_backward(spec_.activation, dfc, dact, a.fc, GradMode::kWrite);
   } else {
     // dfc = f'(fc) ⊙ (dmlp_out · fc2_w) is written whole (one DGELU GEMM on
     // CUDA), so neither buffer needs zeroing; dact is the unfused path's scratch.
@@ -292,32 +301,34 @@ void Transformer::layer_backward(int64_t l, LayerActivations& a, const Tensor& d
     dfc = arena.alloc(a.fc.shape(), act);
     ops::linear_activation_backward_input(spec_.activation, dfc, dact, dmlp_out, w.fc2_w, a.fc);
   }
-  ops::linear_backward_input(dmlp_in, dfc, w.fc_w);
+  ops::linear_backward_input(dmlp_in, dfc, w.fc_w, mlp_in_mode);
 
   if (pre) {
     ops::norm_backward(nk, dresidual, Tensor(), Tensor(), dmlp_in, a.residual, w.norm2_w, a.mean2, a.rstd2);
   } else {
+    dresidual = arena.zeros({B, T, C}, act);  // norm_backward accumulates
     ops::norm_backward(nk, dresidual, Tensor(), Tensor(), dmlp_in, a.residual, w.norm1_w, a.mean1, a.rstd1);
   }
 
-  // residual = input + proj(attn): the skip passes dresidual straight down.
-  if (dinput.defined()) ops::accumulate(dinput, dresidual);
-  Tensor dattn = arena.zeros({B, T, attention_.q_width()}, act);
-  ops::linear_backward_input(dattn, dresidual, w.proj_w);
-  Tensor dqkv = arena.zeros({B, T, attention_.qkv_width()}, act);
+  // residual = input + proj(attn): the skip passes dresidual straight down,
+  // so dresidual becomes d(input) once the attention branch has read it.
+  Tensor dattn = arena.alloc({B, T, attention_.q_width()}, act);
+  ops::linear_backward_input(dattn, dresidual, w.proj_w, GradMode::kWrite);
+  Tensor dqkv = arena.zeros({B, T, attention_.qkv_width()}, act);  // attention_backward accumulates
   const Tensor dscores = ops::attention_needs_scores(device()) ? arena.alloc(a.probs.shape()) : Tensor();
   ops::attention_backward(dqkv, dprefix_k, dprefix_v, dscores, dattn, a.attn, a.qkv, a.probs, a.prefix_k,
                           a.prefix_v, attention_);
-  if (!dinput.defined()) return;  // the lowest prompt layer: nothing below needs dx
+  if (!need_input) return Tensor();  // the lowest prompt layer: nothing below needs dx
   // Un-rotate ∂q, ∂k (prefix gradients above are already unrotated).
   if (spec_.positions == PositionKind::kRope) ops::rope_backward(dqkv, positions_, rope_inv_freq_, attention_);
   if (pre) {
-    Tensor dnorm1 = arena.zeros({B, T, C}, act);
-    ops::linear_backward_input(dnorm1, dqkv, w.qkv_w);
-    ops::norm_backward(nk, dinput, Tensor(), Tensor(), dnorm1, a.input, w.norm1_w, a.mean1, a.rstd1);
+    Tensor dnorm1 = arena.alloc({B, T, C}, act);
+    ops::linear_backward_input(dnorm1, dqkv, w.qkv_w, GradMode::kWrite);
+    ops::norm_backward(nk, dresidual, Tensor(), Tensor(), dnorm1, a.input, w.norm1_w, a.mean1, a.rstd1);
   } else {
-    ops::linear_backward_input(dinput, dqkv, w.qkv_w);
+    ops::linear_backward_input(dresidual, dqkv, w.qkv_w);
   }
+  return dresidual;
 }
 
 }  // namespace ptune::model

@@ -103,9 +103,17 @@ class Transformer {
   };
 
   void layer_forward(int64_t l, LayerActivations& a, const Tensor& out, const Tensor& mask, Arena& arena);
-  // Accumulates dinput (may be undefined below the last layer that needs it).
-  void layer_backward(int64_t l, LayerActivations& a, const Tensor& dout, const Tensor& dinput,
-                      const Tensor& dprefix_k, const Tensor& dprefix_v, Arena& arena);
+  // From dout (B, T, C), the gradient at the block's output, accumulates the
+  // prefix gradients and returns the gradient at the block's input, or an
+  // undefined tensor when !need_input (the lowest prompt layer). dout is
+  // consumed: pre-LN, the residual stream's gradient is one buffer updated
+  // in place down the layers — dout becomes d(residual) (norm2's share added
+  // after the MLP has read it), then d(input) (norm1's share added after the
+  // attention projection has read it), and is returned. Post-LN, dout is
+  // only read and the result is a fresh buffer. backward() hands it a
+  // buffer of its own, never the caller's dhidden.
+  Tensor layer_backward(int64_t l, LayerActivations& a, const Tensor& dout, bool need_input,
+                        const Tensor& dprefix_k, const Tensor& dprefix_v, Arena& arena);
 
   ModelSpec spec_;
   std::unique_ptr<ModelWeights> weights_;

@@ -117,6 +117,14 @@ void gated_forward(Activation f, const Tensor& y, const Tensor& x, const Stream&
 void gated_backward(Activation f, const Tensor& dx, const Tensor& dy, const Tensor& x, GradMode mode,
                     const Stream& stream);
 
+// --- recurrent.h: the LSTM cell's pointwise step, f32 (the prompt encoder's
+// master copies); rec, c_prev and dh_rec may be undefined (zeros). Backward
+// writes dgates and carries dc in place.
+void lstm_cell_forward(const Tensor& acts, const Tensor& c, const Tensor& h, const Tensor& gx, const Tensor& rec,
+                       const Tensor& b_hh, const Tensor& c_prev, const Stream& stream);
+void lstm_cell_backward(const Tensor& dgates, const Tensor& dc, const Tensor& dh_out, const Tensor& dh_rec,
+                        const Tensor& acts, const Tensor& c, const Tensor& c_prev, const Stream& stream);
+
 // --- train/optimizer (ops/optimizer.h): the same f32 math as the CPU,
 // operation for operation, so GPU and CPU steps agree to the bit. The two
 // reductions copy their result back: one synchronisation of `stream`.

@@ -1,6 +1,8 @@
 // Bidirectional LSTM: the input projections of all timesteps are one GEMM
 // per direction; the recurrence is one (1, H)·W_hhᵀ GEMV per step plus a
-// fused pointwise cell. Forward writes (=), backward accumulates (+=).
+// fused pointwise cell (ops/recurrent.h). Every step is a device op, so the
+// encoder runs wherever its parameters live (CPU or GPU). Forward writes
+// (=), backward accumulates (+=).
 #include "framework/peft/lstm.h"
 
 #include <cmath>
@@ -8,15 +10,17 @@
 #include "framework/core/rng.h"
 #include "framework/ops/elementwise.h"
 #include "framework/ops/linear.h"
+#include "framework/ops/recurrent.h"
 
 namespace ptune::peft {
 
 namespace {
 
-float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
-
-// A (1, n) view of n floats at p (a row of a larger matrix).
-Tensor row_view(float* p, int64_t n) { return Tensor::borrow(p, {1, n}, DType::kF32); }
+// Direction dir's half of row t of a (T, 2H) layer output (or its
+// gradient), as a (1, H) view: columns [dir·H, dir·H + H) are contiguous.
+Tensor half_row(const Tensor& y, int64_t t, int dir) {
+  return y.slice(t, t + 1).view({2, y.size(1) / 2}).slice(dir, dir + 1);
+}
 
 // The step order of a direction: s-th step processes time t.
 int64_t time_at(int dir, int64_t s, int64_t T) { return dir == 0 ? s : T - 1 - s; }
@@ -53,46 +57,20 @@ void Lstm::init(Rng& rng) const {
 
 void Lstm::cell_forward(Cell& cell, int dir, const Tensor& x, const Tensor& y, Arena& arena) {
   const int64_t T = x.size(0), H = hidden_, G = 4 * H;
-  const Tensor w_hh = params_.value(cell.w_hh);
-  const float* b_hh = params_.value(cell.b_hh).data<float>();
+  const Tensor w_hh = params_.value(cell.w_hh), b_hh = params_.value(cell.b_hh);
   // gx (T, 4H) = x W_ihᵀ + b_ih: every timestep's input projection at once.
   Tensor gx = arena.alloc({T, G});
   ops::linear_forward(gx, x, params_.value(cell.w_ih), params_.value(cell.b_ih));
   cell.acts = arena.alloc({T, G});
   cell.c = arena.alloc({T, H});
   Tensor rec = arena.alloc({1, G});  // h_{t−1} W_hhᵀ
-  float* py = y.data<float>();
-  const float* pgx = gx.data<float>();
-  float* pacts = cell.acts.data<float>();
-  float* pc = cell.c.data<float>();
-  float* prec = rec.data<float>();
-  float* h_prev = nullptr;
-  const float* c_prev = nullptr;
+  Tensor h_prev, c_prev;             // undefined (zeros) before the first step
   for (int64_t s = 0; s < T; ++s) {
     const int64_t t = time_at(dir, s, T);
-    if (h_prev) {
-      ops::linear_forward(rec, row_view(h_prev, H), w_hh, Tensor());
-    } else {
-      rec.zero_();
-    }
-    const float* g_in = pgx + t * G;
-    float* a = pacts + t * G;
-    float* c = pc + t * H;
-    float* h = py + t * 2 * H + dir * H;
-#pragma omp parallel for schedule(static) if (H >= 512)
-    for (int64_t j = 0; j < H; ++j) {
-      const float i_g = sigmoid(g_in[j] + prec[j] + b_hh[j]);
-      const float f_g = sigmoid(g_in[H + j] + prec[H + j] + b_hh[H + j]);
-      const float g_g = std::tanh(g_in[2 * H + j] + prec[2 * H + j] + b_hh[2 * H + j]);
-      const float o_g = sigmoid(g_in[3 * H + j] + prec[3 * H + j] + b_hh[3 * H + j]);
-      const float c_t = (c_prev ? f_g * c_prev[j] : 0.0f) + i_g * g_g;
-      a[j] = i_g;
-      a[H + j] = f_g;
-      a[2 * H + j] = g_g;
-      a[3 * H + j] = o_g;
-      c[j] = c_t;
-      h[j] = o_g * std::tanh(c_t);
-    }
+    if (h_prev.defined()) ops::linear_forward(rec, h_prev, w_hh, Tensor());
+    const Tensor c = cell.c.slice(t, t + 1), h = half_row(y, t, dir);
+    ops::lstm_cell_forward(cell.acts.slice(t, t + 1), c, h, gx.slice(t, t + 1), h_prev.defined() ? rec : Tensor(),
+                           b_hh, c_prev);
     h_prev = h;
     c_prev = c;
   }
@@ -101,10 +79,6 @@ void Lstm::cell_forward(Cell& cell, int dir, const Tensor& x, const Tensor& y, A
 void Lstm::forward(const Tensor& y, const Tensor& x, Arena& arena, float dropout_p, uint64_t seed,
                    uint64_t offset) {
   const int64_t T = x.size(0), H = hidden_;
-  // The recurrence's pointwise cells are host loops (no CUDA kernel yet).
-  PTUNE_CHECK(x.device().is_cpu(),
-              "P-Tuning's LSTM encoder runs on the CPU only in this version; on {} use method.encoder: mlp",
-              x.device().str());
   check_tensor(x, "LSTM input", {T, input_});
   check_tensor(y, "LSTM output", {T, 2 * H});
   PTUNE_CHECK(dropout_p >= 0.0f && dropout_p < 1.0f, "LSTM dropout {} outside [0, 1)", dropout_p);
@@ -134,46 +108,25 @@ void Lstm::cell_backward(const Cell& cell, int dir, const Tensor& x, const Tenso
                          const Tensor& dx, Arena& arena) {
   const int64_t T = x.size(0), H = hidden_, G = 4 * H;
   const Tensor w_hh = params_.value(cell.w_hh);
-  Tensor dgates = arena.alloc({T, G});  // ∂/∂ pre-activation gates
-  Tensor dh_next = arena.alloc({1, H});  // from step s + 1 through W_hh
-  Tensor dc_next = arena.zeros({H});
-  dh_next.zero_();
-  const float* pacts = cell.acts.data<float>();
-  const float* pc = cell.c.data<float>();
-  const float* pdy = dy.data<float>();
-  float* pdg = dgates.data<float>();
-  float* pdh = dh_next.data<float>();
-  float* pdc = dc_next.data<float>();
+  Tensor dgates = arena.alloc({T, G});   // ∂/∂ pre-activation gates
+  Tensor dh_next = arena.alloc({1, H});  // ∂/∂h_t from step s + 1 through W_hh
+  Tensor dc = arena.zeros({1, H});       // ∂/∂c_t from step s + 1, carried
   for (int64_t s = T - 1; s >= 0; --s) {
     const int64_t t = time_at(dir, s, T);
-    const float* a = pacts + t * G;
-    const float* c_prev = s > 0 ? pc + time_at(dir, s - 1, T) * H : nullptr;
-    const float* dh_out = pdy + t * 2 * H + dir * H;
-    float* dg = pdg + t * G;
-#pragma omp parallel for schedule(static) if (H >= 512)
-    for (int64_t j = 0; j < H; ++j) {
-      const float i_g = a[j], f_g = a[H + j], g_g = a[2 * H + j], o_g = a[3 * H + j];
-      const float tc = std::tanh(pc[t * H + j]);
-      const float dh = dh_out[j] + pdh[j];
-      const float dc = pdc[j] + dh * o_g * (1.0f - tc * tc);
-      dg[j] = dc * g_g * i_g * (1.0f - i_g);
-      dg[H + j] = (c_prev ? dc * c_prev[j] : 0.0f) * f_g * (1.0f - f_g);
-      dg[2 * H + j] = dc * i_g * (1.0f - g_g * g_g);
-      dg[3 * H + j] = dh * tc * o_g * (1.0f - o_g);
-      pdc[j] = dc * f_g;
-    }
-    dh_next.zero_();
-    if (s > 0) ops::linear_backward_input(dh_next, row_view(dg, G), w_hh);
+    const Tensor c_prev = s > 0 ? cell.c.slice(time_at(dir, s - 1, T), time_at(dir, s - 1, T) + 1) : Tensor();
+    const Tensor dg = dgates.slice(t, t + 1);
+    ops::lstm_cell_backward(dg, dc, half_row(dy, t, dir), s + 1 < T ? dh_next : Tensor(), cell.acts.slice(t, t + 1),
+                            cell.c.slice(t, t + 1), c_prev);
+    if (s > 0) ops::linear_backward_input(dh_next, dg, w_hh, ops::GradMode::kWrite);
   }
-  // h_{t−1} of each timestep in this direction's order, (T, H); zero at its start.
+  // h_{t−1} of each timestep in this direction's order, (T, H), zero at the
+  // direction's first step: y's column block dir shifted by one row (down
+  // for the forward direction, up for the reverse).
   Tensor h_prev = arena.alloc({T, H});
-  const float* py = y.data<float>();
-  float* php = h_prev.data<float>();
-  for (int64_t s = 0; s < T; ++s) {
-    float* dst = php + time_at(dir, s, T) * H;
-    const float* src = s > 0 ? py + time_at(dir, s - 1, T) * 2 * H + dir * H : nullptr;
-    for (int64_t j = 0; j < H; ++j) dst[j] = src ? src[j] : 0.0f;
-  }
+  const int64_t first = time_at(dir, 0, T);
+  h_prev.slice(first, first + 1).zero_();
+  if (dir == 0) ops::copy_columns(h_prev.slice(1, T), 0, y.slice(0, T - 1), 0, H, false);
+  else ops::copy_columns(h_prev.slice(0, T - 1), 0, y.slice(1, T), H, H, false);
   ops::linear_backward_params(params_.grad(cell.w_hh), params_.grad(cell.b_hh), dgates, h_prev);
   ops::linear_backward_params(params_.grad(cell.w_ih), params_.grad(cell.b_ih), dgates, x);
   if (dx.defined()) ops::linear_backward_input(dx, dgates, params_.value(cell.w_ih));

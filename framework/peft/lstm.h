@@ -12,7 +12,8 @@
 // applies to it while training, as torch does.
 //
 // Forward writes (=); backward accumulates (+=) into the parameter gradients
-// and into dx.
+// and into dx. Every step is a device op: x, y, the parameters and the
+// arena live on one device, the CPU or a GPU.
 #pragma once
 
 #include <cstdint>

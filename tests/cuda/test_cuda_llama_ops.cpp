@@ -1,11 +1,14 @@
 // The LLaMA-family ops on the GPU against the CPU reference: RoPE on the
 // fused qkv (GQA shapes, positions with an offset, both directions, value
 // columns untouched), the gated MLP activation (forward writes, backward
-// accumulates) and the cuBLASLt plan cache their projections go through.
+// accumulates), the cuBLASLt plan cache their projections go through, and
+// the backward ops' GradMode::kWrite (the model's first writer of a buffer).
 // f32 and bf16; tolerances in cuda_test_util.h.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "cuda/cuda_test_util.h"
@@ -133,6 +136,45 @@ TEST_P(CudaLlamaOps, LinearPlanReusedAcrossBuffers) {
   Tensor gyv = gys.slice(1, n + 1);
   ops::linear_forward(gyv, gxs.slice(1, n + 1), gw, Tensor());
   EXPECT_CLOSE(gyv, ys, tol()) << "misaligned row views";
+}
+
+// A GPU buffer of NaN in the dtype under test: what a recycled arena block
+// may hold. A kWrite op must overwrite every element without reading any.
+Tensor nan_gpu(const Shape& s, DType dtype) {
+  Tensor t = Tensor::empty(s, DType::kF32);
+  std::fill_n(t.data<float>(), t.numel(), std::numeric_limits<float>::quiet_NaN());
+  return to_gpu(t, dtype);  // f32 → bf16 keeps NaN
+}
+
+// GradMode::kWrite on the GPU into NaN against the CPU's kAdd into zeros:
+// a beta-0 GEMM that must not read dx.
+TEST_P(CudaLlamaOps, LinearBackwardInputWriteModeOverwritesGarbage) {
+  SKIP_WITHOUT_GPU();
+  const int64_t n = 21, in_f = 48, out_f = 40;
+  Tensor dy = in({n, out_f}), w = in({out_f, in_f}, 0.2f), dx = Tensor::zeros({n, in_f}, DType::kF32);
+  Tensor gdy = to_gpu(dy, dt()), gw = to_gpu(w, dt()), gdx = nan_gpu({n, in_f}, dt());
+  ops::linear_backward_input(dx, dy, w);
+  ops::linear_backward_input(gdx, gdy, gw, ops::GradMode::kWrite);
+  EXPECT_CLOSE(gdx, dx, tol()) << "kWrite";
+  // The same shape with beta 1 next (its own plan): accumulates onto what kWrite wrote.
+  ops::linear_backward_input(dx, dy, w);
+  ops::linear_backward_input(gdx, gdy, gw, ops::GradMode::kAdd);
+  EXPECT_CLOSE(gdx, dx, tol()) << "kAdd after kWrite";
+}
+
+// The SiLU kernel's store-only variant, vectorized (I = 64) and scalar
+// (I = 75), and the composed GeGLU path, into NaN.
+TEST_P(CudaLlamaOps, GatedBackwardWriteModeOverwritesGarbage) {
+  SKIP_WITHOUT_GPU();
+  for (ops::Activation f : {ops::Activation::kSilu, ops::Activation::kGeluTanh})
+    for (int64_t I : {64, 75}) {
+      const int64_t B = 2, T = 7;
+      Tensor x = in({B, T, 2 * I}), dy = in({B, T, I}), dx = Tensor::zeros({B, T, 2 * I}, DType::kF32);
+      Tensor gx = to_gpu(x, dt()), gdy = to_gpu(dy, dt()), gdx = nan_gpu({B, T, 2 * I}, dt());
+      ops::gated_backward(f, dx, dy, x);
+      ops::gated_backward(f, gdx, gdy, gx, ops::GradMode::kWrite);
+      EXPECT_CLOSE(gdx, dx, tol()) << "activation " << int(f) << ", I = " << I;
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, CudaLlamaOps, ::testing::Values(DType::kF32, DType::kBF16),

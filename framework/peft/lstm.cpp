@@ -16,10 +16,13 @@ namespace ptune::peft {
 
 namespace {
 
+// Row t of a (T, ·) matrix as a (1, ·) view.
+Tensor row(const Tensor& m, int64_t t) { return m.slice(t, t + 1); }
+
 // Direction dir's half of row t of a (T, 2H) layer output (or its
 // gradient), as a (1, H) view: columns [dir·H, dir·H + H) are contiguous.
 Tensor half_row(const Tensor& y, int64_t t, int dir) {
-  return y.slice(t, t + 1).view({2, y.size(1) / 2}).slice(dir, dir + 1);
+  return row(y, t).view({2, y.size(1) / 2}).slice(dir, dir + 1);
 }
 
 // The step order of a direction: s-th step processes time t.
@@ -68,9 +71,8 @@ void Lstm::cell_forward(Cell& cell, int dir, const Tensor& x, const Tensor& y, A
   for (int64_t s = 0; s < T; ++s) {
     const int64_t t = time_at(dir, s, T);
     if (h_prev.defined()) ops::linear_forward(rec, h_prev, w_hh, Tensor());
-    const Tensor c = cell.c.slice(t, t + 1), h = half_row(y, t, dir);
-    ops::lstm_cell_forward(cell.acts.slice(t, t + 1), c, h, gx.slice(t, t + 1), h_prev.defined() ? rec : Tensor(),
-                           b_hh, c_prev);
+    const Tensor c = row(cell.c, t), h = half_row(y, t, dir);
+    ops::lstm_cell_forward(row(cell.acts, t), c, h, row(gx, t), h_prev.defined() ? rec : Tensor(), b_hh, c_prev);
     h_prev = h;
     c_prev = c;
   }
@@ -113,10 +115,10 @@ void Lstm::cell_backward(const Cell& cell, int dir, const Tensor& x, const Tenso
   Tensor dc = arena.zeros({1, H});       // ∂/∂c_t from step s + 1, carried
   for (int64_t s = T - 1; s >= 0; --s) {
     const int64_t t = time_at(dir, s, T);
-    const Tensor c_prev = s > 0 ? cell.c.slice(time_at(dir, s - 1, T), time_at(dir, s - 1, T) + 1) : Tensor();
-    const Tensor dg = dgates.slice(t, t + 1);
-    ops::lstm_cell_backward(dg, dc, half_row(dy, t, dir), s + 1 < T ? dh_next : Tensor(), cell.acts.slice(t, t + 1),
-                            cell.c.slice(t, t + 1), c_prev);
+    const Tensor c_prev = s > 0 ? row(cell.c, time_at(dir, s - 1, T)) : Tensor();
+    const Tensor dg = row(dgates, t);
+    ops::lstm_cell_backward(dg, dc, half_row(dy, t, dir), s + 1 < T ? dh_next : Tensor(), row(cell.acts, t),
+                            row(cell.c, t), c_prev);
     if (s > 0) ops::linear_backward_input(dh_next, dg, w_hh, ops::GradMode::kWrite);
   }
   // h_{t−1} of each timestep in this direction's order, (T, H), zero at the
@@ -124,7 +126,7 @@ void Lstm::cell_backward(const Cell& cell, int dir, const Tensor& x, const Tenso
   // for the forward direction, up for the reverse).
   Tensor h_prev = arena.alloc({T, H});
   const int64_t first = time_at(dir, 0, T);
-  h_prev.slice(first, first + 1).zero_();
+  row(h_prev, first).zero_();
   if (dir == 0) ops::copy_columns(h_prev.slice(1, T), 0, y.slice(0, T - 1), 0, H, false);
   else ops::copy_columns(h_prev.slice(0, T - 1), 0, y.slice(1, T), H, H, false);
   ops::linear_backward_params(params_.grad(cell.w_hh), params_.grad(cell.b_hh), dgates, h_prev);

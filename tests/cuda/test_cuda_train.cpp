@@ -1,8 +1,8 @@
 // Training on one GPU against the same run on the CPU, through the binary:
 // `ptune train` with model.device=cuda on tiny random BERT and LLaMA models
-// (P-Tuning v2, prompt tuning, prefix tuning with its MLP), the step losses
-// compared with the CPU run's; then `ptune eval` of the GPU-trained adapter
-// on both devices.
+// (P-Tuning v2, prompt tuning, prefix tuning with its MLP, P-Tuning with its
+// bi-LSTM), the step losses compared with the CPU run's; then `ptune eval`
+// of the GPU-trained adapter on both devices.
 //
 // Tolerances: f32 — the GPU only reorders sums (no TF32), so the losses of
 // five AdamW steps agree to 1e-3 relative (AdamW's g/√v amplifies the
@@ -95,6 +95,16 @@ TEST_F(CudaTrain, PTuningV2OnBertMatchesTheCpuRun) {
 TEST_F(CudaTrain, PromptTuningAndPrefixMlpMatchTheCpuRun) {
   expect_gpu_trains_as_cpu({"quickstart", "bert", "method.name=prompt-tuning"}, "bert_prompt");
   expect_gpu_trains_as_cpu({"quickstart", "bert", "method.name=prefix-tuning"}, "bert_prefix");
+}
+
+// P-Tuning's bi-LSTM prompt encoder (ops/recurrent.h) on the GPU, with
+// dropout between its two layers (the same Philox masks on both devices).
+// At the quickstart's lr 0.05 AdamW's first near-sign steps throw the
+// LSTM's 190k parameters about and the loss doubles in five steps; 0.005
+// keeps the run smooth, so the comparison measures rounding, not chaos.
+TEST_F(CudaTrain, PTuningLstmMatchesTheCpuRun) {
+  expect_gpu_trains_as_cpu({"quickstart", "bert", "method.name=p-tuning method.encoder_dropout=0.1 train.lr=0.005"},
+                           "bert_ptuning_lstm");
 }
 
 TEST_F(CudaTrain, LlamaScoreHeadMatchesTheCpuRun) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "framework/core/tensor.h"
+#include "framework/ops/grad_mode.h"
 
 namespace ptune::ops {
 
@@ -49,8 +50,9 @@ Shape attention_saved_shape(Device device, int64_t batch, int64_t seq, int64_t p
 // Whether attention_backward needs its dscores scratch (the CPU does).
 inline bool attention_needs_scores(Device device) { return device.is_cpu(); }
 
-// dqkv (B, T, ·) += ∂L/∂qkv; dprefix_k, dprefix_v (P, KVH·D) += gradients
-// summed over the batch (undefined when no prefix or not wanted).
+// dqkv (B, T, ·) += ∂L/∂qkv (= with GradMode::kWrite); dprefix_k,
+// dprefix_v (P, KVH·D) += gradients summed over the batch (undefined when
+// no prefix or not wanted).
 // dscores (B, H, T, P + T) is scratch, overwritten.
 // out (B, T, H·D) is the output attention_forward wrote for these inputs:
 // CUDA takes the softmax-backward row term δ_i = Σ_j p_ij·dp_ij from it as
@@ -59,6 +61,6 @@ inline bool attention_needs_scores(Device device) { return device.is_cpu(); }
 void attention_backward(const Tensor& dqkv, const Tensor& dprefix_k, const Tensor& dprefix_v,
                         const Tensor& dscores, const Tensor& dout, const Tensor& out, const Tensor& qkv,
                         const Tensor& probs, const Tensor& prefix_k, const Tensor& prefix_v,
-                        const AttentionConfig& cfg);
+                        const AttentionConfig& cfg, GradMode mode = GradMode::kAdd);
 
 }  // namespace ptune::ops

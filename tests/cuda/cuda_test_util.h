@@ -10,7 +10,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "framework/core/memory_cuda.h"
 #include "framework/core/rng.h"
@@ -38,6 +40,13 @@ inline Tensor randn(const Shape& s, float stddev = 1.0f) {
 // Rounds an f32 CPU tensor through bf16 (so both sides see the same inputs).
 inline Tensor round_bf16(const Tensor& t) { return t.to(DType::kBF16).to(DType::kF32); }
 inline Tensor to_gpu(const Tensor& t, DType dtype) { return (dtype == DType::kF32 ? t : t.to(dtype)).to(kGpu); }
+// A GPU buffer of NaN in `dtype`: what a recycled arena block may hold. An
+// op in GradMode::kWrite must overwrite every element without reading any.
+inline Tensor nan_gpu(const Shape& s, DType dtype) {
+  Tensor t = Tensor::empty(s, DType::kF32);
+  std::fill_n(t.data<float>(), t.numel(), std::numeric_limits<float>::quiet_NaN());
+  return to_gpu(t, dtype);  // f32 → bf16 keeps NaN
+}
 inline Tensor to_cpu_f32(const Tensor& t) {
   Tensor c = t.to(Device::cpu());
   return c.dtype() == DType::kF32 ? c : c.to(DType::kF32);

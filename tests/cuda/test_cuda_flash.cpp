@@ -91,6 +91,15 @@ TEST_P(CudaFlash, Bf16MatchesCpu) {
   };
   const Grads g = gpu_backward();
   EXPECT_CLOSE(g.dqkv, dqkv, kFlashTol);
+
+  // GradMode::kWrite into NaN (a recycled arena block) equals the CPU's
+  // backward into zeros: every dqkv element is stored, padding keys' too.
+  Tensor dqkv_zero = Tensor::zeros(qkv.shape(), DType::kF32);
+  ops::attention_backward(dqkv_zero, Tensor(), Tensor(), dscores, dout, out, qkv, probs, pk, pv, cfg);
+  Tensor gw = nan_gpu(qkv.shape(), dt);
+  ops::attention_backward(gw, Tensor(), Tensor(), Tensor(), gdout, gout, gqkv, state, gpk, gpv, cfg,
+                          ops::GradMode::kWrite);
+  EXPECT_CLOSE(gw, dqkv_zero, kFlashTol) << "kWrite";
   if (c.p) {
     EXPECT_CLOSE(g.dpk, dpk, kFlashTol);
     EXPECT_CLOSE(g.dpv, dpv, kFlashTol);

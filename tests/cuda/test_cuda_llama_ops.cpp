@@ -138,14 +138,6 @@ TEST_P(CudaLlamaOps, LinearPlanReusedAcrossBuffers) {
   EXPECT_CLOSE(gyv, ys, tol()) << "misaligned row views";
 }
 
-// A GPU buffer of NaN in the dtype under test: what a recycled arena block
-// may hold. A kWrite op must overwrite every element without reading any.
-Tensor nan_gpu(const Shape& s, DType dtype) {
-  Tensor t = Tensor::empty(s, DType::kF32);
-  std::fill_n(t.data<float>(), t.numel(), std::numeric_limits<float>::quiet_NaN());
-  return to_gpu(t, dtype);  // f32 → bf16 keeps NaN
-}
-
 // GradMode::kWrite on the GPU into NaN against the CPU's kAdd into zeros:
 // a beta-0 GEMM that must not read dx.
 TEST_P(CudaLlamaOps, LinearBackwardInputWriteModeOverwritesGarbage) {

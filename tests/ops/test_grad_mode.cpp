@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "framework/ops/attention.h"
 #include "framework/ops/linear.h"
 #include "framework/ops/swiglu.h"
 #include "gradcheck.h"
@@ -56,6 +57,26 @@ TEST(GradMode, GatedBackwardWriteEqualsAddIntoZeros) {
     ops::gated_backward(f, written, dy, x, ops::GradMode::kWrite);
     expect_equal(written, added, f == ops::Activation::kSilu ? "silu dx" : "gelu dx");
   }
+}
+
+TEST(GradMode, AttentionBackwardWriteEqualsAddIntoZeros) {
+  // GQA with a prefix, causal, the second sequence ending in padding (keys
+  // that get no gradient must still be written).
+  const int64_t B = 2, T = 6, P = 3;
+  ops::AttentionConfig cfg{4, 2, 5, ops::AttentionMask::kCausal, 0.4f};
+  Tensor qkv = random_tensor({B, T, cfg.qkv_width()}, 35);
+  Tensor pk = random_tensor({P, cfg.kv_width()}, 36), pv = random_tensor({P, cfg.kv_width()}, 37);
+  Tensor mask = Tensor::empty({B, T}, DType::kI32);
+  for (int64_t i = 0; i < B * T; ++i) mask.data<int32_t>()[i] = i < B * T - 2;
+  Tensor out = Tensor::empty({B, T, cfg.q_width()}, DType::kF32);
+  Tensor probs = Tensor::empty(ops::attention_saved_shape(Device::cpu(), B, T, P, cfg), DType::kF32);
+  ops::attention_forward(out, probs, qkv, pk, pv, mask, cfg);
+  Tensor dout = random_tensor({B, T, cfg.q_width()}, 38), dscores = Tensor::empty(probs.shape(), DType::kF32);
+  Tensor added = Tensor::zeros(qkv.shape(), DType::kF32), written = nan_tensor(qkv.shape());
+  ops::attention_backward(added, Tensor(), Tensor(), dscores, dout, out, qkv, probs, pk, pv, cfg);
+  ops::attention_backward(written, Tensor(), Tensor(), dscores, dout, out, qkv, probs, pk, pv, cfg,
+                          ops::GradMode::kWrite);
+  expect_equal(written, added, "dqkv");
 }
 
 }  // namespace

@@ -95,14 +95,16 @@ void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv
 
 void attention_backward(const Tensor& dqkv, const Tensor& dprefix_k, const Tensor& dprefix_v, const Tensor& dscores,
                         const Tensor& dout, const Tensor& out, const Tensor& qkv, const Tensor& probs,
-                        const Tensor& prefix_k, const Tensor& prefix_v, const AttentionConfig& cfg) {
+                        const Tensor& prefix_k, const Tensor& prefix_v, const AttentionConfig& cfg, GradMode mode) {
   PTUNE_ROUTE(qkv, attention_backward, dqkv, dprefix_k, dprefix_v, dscores, dout, out, qkv, probs, prefix_k, prefix_v,
-              cfg);
+              cfg, mode);
   (void)out;  // the saved probabilities give δ = Σ p·dp directly
   const Layout l = make_layout(qkv, prefix_k, cfg);
   check_tensor(dqkv, "attention dqkv", qkv.shape());
   check_tensor(dscores, "attention dscores", probs.shape());
   check_tensor(dout, "attention dout", {l.batch, l.seq, l.q_width});
+  // The GEMMs below add into dqkv; the reference path starts kWrite from zero.
+  if (mode == GradMode::kWrite) Tensor(dqkv).zero_();
   const float* pqkv = qkv.data<float>();
   const float* pk = l.prefix ? prefix_k.data<float>() : nullptr;
   const float* pv = l.prefix ? prefix_v.data<float>() : nullptr;

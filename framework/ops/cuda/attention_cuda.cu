@@ -342,6 +342,17 @@ __global__ void attention_delta_kernel(float* delta, const T* dout, const T* out
 // --- Tensor-core path (bf16, D ∈ {64, 128}) --------------------------------
 
 constexpr int kMmaThreads = 128;  // 4 warps × 16 rows
+// Resident CTAs per SM the D = 64 kernels are compiled for (a register cap
+// through __launch_bounds__). Left alone ptxas takes 190–250 registers, 2
+// CTAs (8 warps) an SM, and the short causal blocks of a 512-token row wait
+// on memory; 3 for the forward and dq and 2 for dkv compile without spills
+// (ptxas -v, sm_90). D = 128 needs its registers.
+template <int kD>
+constexpr int kFwdBlocks = kD == 64 ? 3 : 1;
+template <int kD>
+constexpr int kDqBlocks = kD == 64 ? 3 : 1;
+template <int kD>
+constexpr int kDkvBlocks = kD == 64 ? 2 : 1;
 constexpr int kBlock = 64;        // query rows (forward, dq) or key rows (dkv) per CTA
 // Shared tiles are row-major (rows, D) bf16 with rows padded by 8 elements:
 // a row stride of D + 8 = 72 or 136 bf16 is 4 words mod 32 banks, so the 8
@@ -441,11 +452,16 @@ __device__ __forceinline__ float quad_sum(float v) {
   return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
-// dst[0, 1] = bf16(dst + (x0, x1)): the backward's accumulate into dqkv.
-__device__ __forceinline__ void add_pair(bf16* dst, float x0, float x1) {
+// dst[0, 1] = bf16(dst + (x0, x1)), or bf16(x0, x1) without `add`
+// (GradMode::kWrite): the backward's store into dqkv.
+__device__ __forceinline__ void store_pair(bf16* dst, float x0, float x1, bool add) {
   __nv_bfloat162* p = reinterpret_cast<__nv_bfloat162*>(dst);
-  const float2 old = __bfloat1622float2(*p);
-  *p = __floats2bfloat162_rn(old.x + x0, old.y + x1);
+  if (add) {
+    const float2 old = __bfloat1622float2(*p);
+    x0 += old.x;
+    x1 += old.y;
+  }
+  *p = __floats2bfloat162_rn(x0, x1);
 }
 
 // Keys a query block [q0, q0 + 64) can see: all, or under causal masking the
@@ -507,7 +523,7 @@ constexpr size_t forward_smem() { return size_t(kBlock + 4 * kN) * (kD + kPad) *
 // Grid (B·H, ⌈T/64⌉), query blocks launched last-first (see mma_grid);
 // smem: Q (64, D), K and V 2 × (64, D) each, flags.
 template <int kD>
-__global__ void __launch_bounds__(kMmaThreads)
+__global__ void __launch_bounds__(kMmaThreads, kFwdBlocks<kD>)
     flash_forward_mma_kernel(Geometry g, bf16* out, float* lse, const bf16* qkv, const bf16* pk, const bf16* pv,
                              const int32_t* mask) {
   constexpr int kN = 64, kS = kD + kPad;
@@ -609,9 +625,9 @@ constexpr size_t dq_smem() { return size_t(2 * kBlock + 4 * kDqKeys<kD>) * (kD +
 // One sweep over the visible key tiles: S = Q·Kᵀ, dP = dO·Vᵀ,
 // dS = P∘(dP − δ) with δ (B, H, T) from the δ kernel, dQ += dS·K.
 template <int kD>
-__global__ void __launch_bounds__(kMmaThreads)
-    flash_dq_mma_kernel(Geometry g, bf16* dqkv, const bf16* dout, const bf16* qkv, const bf16* pk, const bf16* pv,
-                        const float* lse, const float* delta, const int32_t* mask) {
+__global__ void __launch_bounds__(kMmaThreads, kDqBlocks<kD>)
+    flash_dq_mma_kernel(Geometry g, bf16* dqkv, bool add, const bf16* dout, const bf16* qkv, const bf16* pk,
+                        const bf16* pv, const float* lse, const float* delta, const int32_t* mask) {
   constexpr int kN = kDqKeys<kD>, kS = kD + kPad;
   extern __shared__ __align__(16) unsigned char smem[];
   bf16* sq = reinterpret_cast<bf16*>(smem);
@@ -686,7 +702,8 @@ __global__ void __launch_bounds__(kMmaThreads)
     if (i >= T) continue;
     bf16* dst = dqkv + (b * g.T + i) * g.W + h * g.D + 2 * tq;
 #pragma unroll
-    for (int dn = 0; dn < kD / 8; ++dn) add_pair(dst + dn * 8, g.scale * dq[dn][2 * r], g.scale * dq[dn][2 * r + 1]);
+    for (int dn = 0; dn < kD / 8; ++dn)
+      store_pair(dst + dn * 8, g.scale * dq[dn][2 * r], g.scale * dq[dn][2 * r + 1], add);
   }
 }
 
@@ -703,9 +720,9 @@ constexpr size_t dkv_smem() {
 // tiles' lse (log2 units) and δ. Token keys accumulate into dqkv; prefix
 // keys write their batch row's share into part (B, P, 2, KVH·D).
 template <int kD>
-__global__ void __launch_bounds__(kMmaThreads)
-    flash_dkv_mma_kernel(Geometry g, bf16* dqkv, float* part, const bf16* dout, const bf16* qkv, const bf16* pk,
-                         const bf16* pv, const float* lse, const float* delta, const int32_t* mask) {
+__global__ void __launch_bounds__(kMmaThreads, kDkvBlocks<kD>)
+    flash_dkv_mma_kernel(Geometry g, bf16* dqkv, bool add, float* part, const bf16* dout, const bf16* qkv,
+                         const bf16* pk, const bf16* pv, const float* lse, const float* delta, const int32_t* mask) {
   constexpr int kM = kDkvQueries<kD>, kS = kD + kPad;
   extern __shared__ __align__(16) unsigned char smem[];
   bf16* sk = reinterpret_cast<bf16*>(smem);
@@ -808,7 +825,19 @@ __global__ void __launch_bounds__(kMmaThreads)
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int j = key + r * 8;
-    if (!real[r]) continue;
+    if (j >= g.S) continue;
+    if (!real[r]) {
+      // A padding key's gradient is 0. Its registers hold garbage (its
+      // scores were never masked), so kWrite stores zeros, kAdd nothing.
+      if (add) continue;
+      bf16* dst = dqkv + (b * g.T + (j - P)) * g.W + g.qw + kvh * g.D + 2 * tq;
+#pragma unroll
+      for (int dn = 0; dn < kD / 8; ++dn) {
+        store_pair(dst + dn * 8, 0.0f, 0.0f, false);
+        store_pair(dst + g.kvw + dn * 8, 0.0f, 0.0f, false);
+      }
+      continue;
+    }
     if (j < P) {
       if (part == nullptr) continue;  // prefix gradients not wanted
       float* dst = part + ((b * g.P + j) * 2) * g.kvw + kvh * g.D + 2 * tq;
@@ -821,8 +850,8 @@ __global__ void __launch_bounds__(kMmaThreads)
       bf16* dst = dqkv + (b * g.T + (j - P)) * g.W + g.qw + kvh * g.D + 2 * tq;
 #pragma unroll
       for (int dn = 0; dn < kD / 8; ++dn) {
-        add_pair(dst + dn * 8, g.scale * dk[dn][2 * r], g.scale * dk[dn][2 * r + 1]);
-        add_pair(dst + g.kvw + dn * 8, dv[dn][2 * r], dv[dn][2 * r + 1]);
+        store_pair(dst + dn * 8, g.scale * dk[dn][2 * r], g.scale * dk[dn][2 * r + 1], add);
+        store_pair(dst + g.kvw + dn * 8, dv[dn][2 * r], dv[dn][2 * r + 1], add);
       }
     }
   }
@@ -882,17 +911,18 @@ void forward_mma(const Geometry& g, bf16* out, float* lse, const bf16* qkv, cons
 }
 
 template <int kD>
-void backward_mma(const Geometry& g, bf16* dqkv, const float* delta, float* part, const bf16* dout, const bf16* qkv,
-                  const bf16* pk, const bf16* pv, const float* lse, const int32_t* mask, const Stream& stream) {
+void backward_mma(const Geometry& g, bf16* dqkv, bool add, const float* delta, float* part, const bf16* dout,
+                  const bf16* qkv, const bf16* pk, const bf16* pv, const float* lse, const int32_t* mask,
+                  const Stream& stream) {
   constexpr size_t dq_bytes = dq_smem<kD>(), dkv_bytes = dkv_smem<kD>();
   allow_smem(flash_dq_mma_kernel<kD>, dq_bytes);
   allow_smem(flash_dkv_mma_kernel<kD>, dkv_bytes);
   const dim3 qgrid = mma_grid(g.B * g.H, g.T), kgrid = mma_grid(g.B * g.KVH, g.S);
-  flash_dq_mma_kernel<kD><<<qgrid, kMmaThreads, dq_bytes, raw(stream)>>>(g, dqkv, dout, qkv, pk, pv, lse, delta,
-                                                                          mask);
+  flash_dq_mma_kernel<kD><<<qgrid, kMmaThreads, dq_bytes, raw(stream)>>>(g, dqkv, add, dout, qkv, pk, pv, lse,
+                                                                          delta, mask);
   PTUNE_CUDA_LAUNCH_CHECK();
-  flash_dkv_mma_kernel<kD><<<kgrid, kMmaThreads, dkv_bytes, raw(stream)>>>(g, dqkv, part, dout, qkv, pk, pv, lse,
-                                                                            delta, mask);
+  flash_dkv_mma_kernel<kD><<<kgrid, kMmaThreads, dkv_bytes, raw(stream)>>>(g, dqkv, add, part, dout, qkv, pk, pv,
+                                                                            lse, delta, mask);
   PTUNE_CUDA_LAUNCH_CHECK();
 }
 
@@ -962,7 +992,7 @@ void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv
 
 void attention_backward(const Tensor& dqkv, const Tensor& dprefix_k, const Tensor& dprefix_v, const Tensor& dscores,
                         const Tensor& dout, const Tensor& out, const Tensor& qkv, const Tensor& probs,
-                        const Tensor& prefix_k, const Tensor& prefix_v, const AttentionConfig& cfg,
+                        const Tensor& prefix_k, const Tensor& prefix_v, const AttentionConfig& cfg, GradMode mode,
                         const Stream& stream) {
   const char* op = "attention_backward";
   (void)dscores;  // the CPU's scratch; flash attention needs none of that size
@@ -991,9 +1021,13 @@ void attention_backward(const Tensor& dqkv, const Tensor& dprefix_k, const Tenso
   PTUNE_FLOAT_DISPATCH(qkv.dtype(), T, op, launch_delta<T>(g, pdelta, cptr<T>(dout), cptr<T>(out), stream));
   if (use_tensor_cores(g, qkv.dtype(), {&dqkv, &dout, &qkv, &prefix_k, &prefix_v})) {
     auto launch = g.D == 64 ? backward_mma<64> : backward_mma<128>;
-    launch(g, static_cast<bf16*>(dqkv.raw()), pdelta, ppart, cptr<bf16>(dout), cptr<bf16>(qkv), cptr<bf16>(prefix_k),
+    launch(g, static_cast<bf16*>(dqkv.raw()), mode == GradMode::kAdd, pdelta, ppart, cptr<bf16>(dout), cptr<bf16>(qkv), cptr<bf16>(prefix_k),
            cptr<bf16>(prefix_v), lse, mask, stream);
   } else {
+    // The SIMT kernels (the exact f32 mode) skip the rows and keys that get
+    // no gradient, so kWrite zeroes first and adds.
+    if (mode == GradMode::kWrite)
+      PTUNE_CUDA_CHECK(cudaMemsetAsync(dqkv.raw(), 0, dqkv.nbytes(), raw(stream)));
     const dim3 qgrid(unsigned((g.T + kRows - 1) / kRows), unsigned(g.B * g.H));
     const dim3 kgrid(unsigned((g.S + kRows - 1) / kRows), unsigned(g.B * g.KVH));
     PTUNE_FLOAT_DISPATCH(qkv.dtype(), T, op,

@@ -101,7 +101,7 @@ void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv
 // takes δ = rowsum(dout ∘ out) from it instead of sweeping the keys twice.
 void attention_backward(const Tensor& dqkv, const Tensor& dprefix_k, const Tensor& dprefix_v, const Tensor& dscores,
                         const Tensor& dout, const Tensor& out, const Tensor& qkv, const Tensor& probs,
-                        const Tensor& prefix_k, const Tensor& prefix_v, const AttentionConfig& cfg,
+                        const Tensor& prefix_k, const Tensor& prefix_v, const AttentionConfig& cfg, GradMode mode,
                         const Stream& stream);
 
 // --- rope.h: in place on the fused qkv (B, T, H·D + 2·KVH·D); position_ids

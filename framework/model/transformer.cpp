@@ -177,12 +177,17 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
   if (spec_.positions == PositionKind::kRope) ops::rope_forward(a.qkv, positions_, rope_inv_freq_, attention_);
   ops::attention_forward(a.attn, a.probs, a.qkv, a.prefix_k, a.prefix_v, mask, attention_);
   ops::linear_forward(proj, a.attn, w.proj_w, w.proj_b);
-  ops::add_forward(a.residual, a.input, proj);
-  if (!pre) ops::norm_forward(nk, a.norm1, a.mean1, a.rstd1, a.residual, w.norm1_w, w.norm1_b, eps);
+  // residual = input + proj and the norm that reads it, as one op (one pass
+  // over the residual stream on CUDA): pre-LN's norm2 feeds the MLP, post-LN's
+  // norm1 is the sub-block's output.
+  if (pre) {
+    ops::residual_norm_forward(nk, a.norm2, a.residual, a.mean2, a.rstd2, proj, a.input, w.norm2_w, w.norm2_b, eps);
+  } else {
+    ops::residual_norm_forward(nk, a.norm1, a.residual, a.mean1, a.rstd1, proj, a.input, w.norm1_w, w.norm1_b, eps);
+  }
 
   // MLP sub-block: pre-LN reads norm2(residual), post-LN reads norm1.
   const Tensor& mlp_in = pre ? a.norm2 : a.norm1;
-  if (pre) ops::norm_forward(nk, a.norm2, a.mean2, a.rstd2, a.residual, w.norm2_w, w.norm2_b, eps);
   if (spec_.gated_mlp) {
     ops::linear_forward(a.fc, mlp_in, w.fc_w, w.fc_b);
     ops::gated_forward(spec_.activation, a.act, a.fc);
@@ -193,9 +198,8 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
   if (pre) {
     ops::add_forward(out, a.residual, mlp);
   } else {
-    a.residual2 = arena.alloc({B, T, C}, act);
-    ops::add_forward(a.residual2, a.norm1, mlp);
-    ops::norm_forward(nk, out, a.mean2, a.rstd2, a.residual2, w.norm2_w, w.norm2_b, eps);
+    a.residual2 = arena.alloc({B, T, C}, act);  // = norm1 + mlp, normalised into out
+    ops::residual_norm_forward(nk, out, a.residual2, a.mean2, a.rstd2, mlp, a.norm1, w.norm2_w, w.norm2_b, eps);
   }
 }
 

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <vector>
+
 #include "framework/ops/activation.h"
 #include "framework/ops/cross_entropy.h"
 #include "framework/ops/elementwise.h"
@@ -106,6 +108,34 @@ TEST_P(Norm, BackwardMatchesFiniteDifferences) {
   expect_gradient("dx", x, dx, loss, 1e-2f, 2e-2, 2e-3);
   expect_gradient("dw", w, dw, loss);
   if (layer) expect_gradient("db", b, db, loss);
+}
+
+// The fused residual entry the model uses is, on the CPU, exactly the two
+// ops it replaces: sum, y, mean and rstd bit for bit, with and without bias.
+TEST_P(Norm, ResidualNormEqualsAddThenNorm) {
+  const ops::NormKind kind = GetParam();
+  const bool layer = kind == ops::NormKind::kLayerNorm;
+  const int64_t n = 5, c = 24;
+  const Tensor a = random_tensor({n, c}, 21), residual = random_tensor({n, c}, 22, 3.0f), w = random_tensor({c}, 23);
+  for (const Tensor& b : {random_tensor({c}, 24), Tensor()}) {
+    auto run = [&](bool fused) {
+      Tensor y = Tensor::empty({n, c}, DType::kF32), sum = Tensor::empty({n, c}, DType::kF32),
+             mean = layer ? Tensor::empty({n}, DType::kF32) : Tensor(), rstd = Tensor::empty({n}, DType::kF32);
+      if (fused) {
+        ops::residual_norm_forward(kind, y, sum, mean, rstd, a, residual, w, b, 1e-5f);
+      } else {
+        ops::add_forward(sum, residual, a);
+        ops::norm_forward(kind, y, mean, rstd, sum, w, b, 1e-5f);
+      }
+      return std::vector<Tensor>{y, sum, mean, rstd};
+    };
+    const std::vector<Tensor> fused = run(true), unfused = run(false);
+    for (size_t t = 0; t < fused.size(); ++t) {
+      if (!fused[t].defined()) continue;
+      for (int64_t i = 0; i < fused[t].numel(); ++i)
+        ASSERT_EQ(fused[t].data<float>()[i], unfused[t].data<float>()[i]) << "tensor " << t << " bias " << b.defined();
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Kinds, Norm, ::testing::Values(ops::NormKind::kLayerNorm, ops::NormKind::kRmsNorm));

@@ -1,6 +1,7 @@
 #include <cmath>
 
 #include "framework/ops/dispatch.h"
+#include "framework/ops/elementwise.h"
 #include "framework/ops/layernorm.h"
 
 namespace ptune::ops {
@@ -34,6 +35,16 @@ void norm_forward(NormKind kind, const Tensor& y, const Tensor& mean, const Tens
     if (layer) pmean[i] = m;
     prstd[i] = r;
   }
+}
+
+void residual_norm_forward(NormKind kind, const Tensor& y, const Tensor& sum, const Tensor& mean, const Tensor& rstd,
+                           const Tensor& a, const Tensor& residual, const Tensor& w, const Tensor& b, float eps) {
+  // The CUDA kernel is the dropout-capable fused entry with p = 0.
+  PTUNE_ROUTE(residual, residual_dropout_norm_forward, kind, y, sum, mean, rstd, a, residual, w, b, eps, 0.0f,
+              uint64_t{0}, uint64_t{0});
+  // On the CPU the two passes are the reference: bit-identical to the unfused ops.
+  add_forward(sum, residual, a);
+  norm_forward(kind, y, mean, rstd, sum, w, b, eps);
 }
 
 void norm_backward(NormKind kind, const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,

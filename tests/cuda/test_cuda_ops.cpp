@@ -116,6 +116,33 @@ TEST_P(CudaOps, FusedResidualDropoutNorm) {
   EXPECT_CLOSE(gy, y, tol());
 }
 
+// The public fused entry the model's layer_forward calls (routed to the
+// kernel above with p = 0) against the CPU's add + norm, both norms, with
+// and without bias. On bf16 the GPU normalises sum rounded to bf16 as
+// stored, the CPU the f32 sum of the same bf16-exact inputs: within tol().
+TEST_P(CudaOps, ResidualNormMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  const int64_t n = 11, c = 200;
+  Tensor a = in({n, c}), r = in({n, c}), w = in({c}), bias = in({c});
+  Tensor ga = to_gpu(a, dt()), gr = to_gpu(r, dt()), gw = to_gpu(w, dt()), gbias = to_gpu(bias, dt());
+  for (ops::NormKind kind : {ops::NormKind::kLayerNorm, ops::NormKind::kRmsNorm}) {
+    const bool layer = kind == ops::NormKind::kLayerNorm;
+    for (bool with_bias : {true, false}) {
+      Tensor y = Tensor::empty({n, c}, DType::kF32), h = Tensor::empty({n, c}, DType::kF32),
+             mean = layer ? Tensor::empty({n}, DType::kF32) : Tensor(), rstd = Tensor::empty({n}, DType::kF32);
+      ops::residual_norm_forward(kind, y, h, mean, rstd, a, r, w, with_bias ? bias : Tensor(), 1e-5f);
+      Tensor gy = to_gpu(randn({n, c}), dt()), gh = to_gpu(randn({n, c}), dt());
+      Tensor gmean = layer ? Tensor::empty({n}, DType::kF32, kGpu) : Tensor(),
+             grstd = Tensor::empty({n}, DType::kF32, kGpu);
+      ops::residual_norm_forward(kind, gy, gh, gmean, grstd, ga, gr, gw, with_bias ? gbias : Tensor(), 1e-5f);
+      EXPECT_CLOSE(gh, h, tol()) << int(kind) << " bias " << with_bias;
+      EXPECT_CLOSE(gy, y, tol()) << int(kind) << " bias " << with_bias;
+      EXPECT_CLOSE(grstd, rstd, tol()) << int(kind) << " bias " << with_bias;
+      if (layer) EXPECT_CLOSE(gmean, mean, tol()) << int(kind) << " bias " << with_bias;
+    }
+  }
+}
+
 TEST_P(CudaOps, EmbeddingsAndPrompt) {
   SKIP_WITHOUT_GPU();
   const int64_t v = 50, c = 24, p = 4, n = 30;

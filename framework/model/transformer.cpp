@@ -258,9 +258,9 @@ void Transformer::backward(const Tensor& dhidden, const ModelGrads& grads, Arena
 }
 
 // Buffers whose first writer writes them whole are allocated, not zeroed,
-// and written with GradMode::kWrite; only buffers that a norm's or the
-// attention's backward accumulates into are zeroed. Every value is the one
-// the zero-then-accumulate order gives (0 + v = v).
+// and written with GradMode::kWrite; only buffers that a norm's backward
+// accumulates into are zeroed. Every value is the one the
+// zero-then-accumulate order gives (0 + v = v).
 Tensor Transformer::layer_backward(int64_t l, LayerActivations& a, const Tensor& dout, bool need_input,
                                    const Tensor& dprefix_k, const Tensor& dprefix_v, Arena& arena) {
   const BlockWeights& w = weights_->blocks[size_t(l)];
@@ -318,10 +318,10 @@ Tensor Transformer::layer_backward(int64_t l, LayerActivations& a, const Tensor&
   // so dresidual becomes d(input) once the attention branch has read it.
   Tensor dattn = arena.alloc({B, T, attention_.q_width()}, act);
   ops::linear_backward_input(dattn, dresidual, w.proj_w, GradMode::kWrite);
-  Tensor dqkv = arena.zeros({B, T, attention_.qkv_width()}, act);  // attention_backward accumulates
+  Tensor dqkv = arena.alloc({B, T, attention_.qkv_width()}, act);
   const Tensor dscores = ops::attention_needs_scores(device()) ? arena.alloc(a.probs.shape()) : Tensor();
   ops::attention_backward(dqkv, dprefix_k, dprefix_v, dscores, dattn, a.attn, a.qkv, a.probs, a.prefix_k,
-                          a.prefix_v, attention_);
+                          a.prefix_v, attention_, GradMode::kWrite);
   if (!need_input) return Tensor();  // the lowest prompt layer: nothing below needs dx
   // Un-rotate ∂q, ∂k (prefix gradients above are already unrotated).
   if (spec_.positions == PositionKind::kRope) ops::rope_backward(dqkv, positions_, rope_inv_freq_, attention_);

@@ -345,14 +345,18 @@ constexpr int kMmaThreads = 128;  // 4 warps × 16 rows
 // Resident CTAs per SM the D = 64 kernels are compiled for (a register cap
 // through __launch_bounds__). Left alone ptxas takes 190–250 registers, 2
 // CTAs (8 warps) an SM, and the short causal blocks of a 512-token row wait
-// on memory; 3 for the forward and dq and 2 for dkv compile without spills
-// (ptxas -v, sm_90). D = 128 needs its registers.
+// on memory. Measured on one H100, builds differing only in these caps
+// (`ptune bench --profile`, P-Tuning v2 step, B 8, T 512, P 20):
+// forward / dq / dkv at 4 / 3 / 3 CTAs cut attention from 5.13 to 4.67 ms
+// (GPT-2-medium) and 6.32 to 5.73 ms (1B LLaMA), against 4.93 / 6.01 ms at
+// 3 / 3 / 2; ptxas spills 20 and 52 bytes for the forward and dkv there.
+// D = 128 needs its registers.
 template <int kD>
-constexpr int kFwdBlocks = kD == 64 ? 3 : 1;
+constexpr int kFwdBlocks = kD == 64 ? 4 : 1;
 template <int kD>
 constexpr int kDqBlocks = kD == 64 ? 3 : 1;
 template <int kD>
-constexpr int kDkvBlocks = kD == 64 ? 2 : 1;
+constexpr int kDkvBlocks = kD == 64 ? 3 : 1;
 constexpr int kBlock = 64;        // query rows (forward, dq) or key rows (dkv) per CTA
 // Shared tiles are row-major (rows, D) bf16 with rows padded by 8 elements:
 // a row stride of D + 8 = 72 or 136 bf16 is 4 words mod 32 banks, so the 8

@@ -349,7 +349,8 @@ constexpr int kMmaThreads = 128;  // 4 warps × 16 rows
 // (`ptune bench --profile`, P-Tuning v2 step, B 8, T 512, P 20):
 // forward / dq / dkv at 4 / 3 / 3 CTAs cut attention from 5.13 to 4.67 ms
 // (GPT-2-medium) and 6.32 to 5.73 ms (1B LLaMA), against 4.93 / 6.01 ms at
-// 3 / 3 / 2; ptxas spills 20 and 52 bytes for the forward and dkv there.
+// 3 / 3 / 2 (at 4 / 3 / 3 ptxas spills 20 bytes in the forward and 52 in
+// dkv, which costs less than the occupancy gains).
 // D = 128 needs its registers.
 template <int kD>
 constexpr int kFwdBlocks = kD == 64 ? 4 : 1;

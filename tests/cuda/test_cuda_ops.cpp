@@ -109,7 +109,7 @@ TEST_P(CudaOps, FusedResidualDropoutNorm) {
   ops::norm_forward(ops::NormKind::kLayerNorm, y, mean, rstd, h, w, b, 1e-5f);
   Tensor gy = to_gpu(randn({n, c}), dt()), gh = to_gpu(randn({n, c}), dt());
   Tensor gmean = Tensor::empty({n}, DType::kF32, kGpu), grstd = Tensor::empty({n}, DType::kF32, kGpu);
-  ops::cuda::residual_dropout_norm_forward(ops::NormKind::kLayerNorm, gy, gh, gmean, grstd, to_gpu(a, dt()),
+  ops::cuda::residual_norm_forward(ops::NormKind::kLayerNorm, gy, gh, gmean, grstd, to_gpu(a, dt()),
                                            to_gpu(r, dt()), to_gpu(w, dt()), to_gpu(b, dt()), 1e-5f, 0.1f, 5, 0,
                                            Stream::default_stream(kGpu));
   EXPECT_CLOSE(gh, h, tol());

@@ -154,7 +154,7 @@ TEST_P(CudaVectorized, FusedResidualDropoutNormBodyTailAndMisaligned) {
       ops::norm_forward(ops::NormKind::kLayerNorm, y, mean, rstd, h, w, b, 1e-5f);
       Tensor gy = gpu_view(randn({n, c}), skip), gh = gpu_view(randn({n, c}), skip);
       Tensor gmean = Tensor::empty({n}, DType::kF32, kGpu), grstd = Tensor::empty({n}, DType::kF32, kGpu);
-      ops::cuda::residual_dropout_norm_forward(ops::NormKind::kLayerNorm, gy, gh, gmean, grstd, gpu_view(a, skip),
+      ops::cuda::residual_norm_forward(ops::NormKind::kLayerNorm, gy, gh, gmean, grstd, gpu_view(a, skip),
                                                gpu_view(r, skip), to_gpu(w, dt()), to_gpu(b, dt()), 1e-5f, 0.1f, 5,
                                                13, Stream::default_stream(kGpu));
       EXPECT_CLOSE(gh, h, tol());

@@ -40,7 +40,7 @@ void norm_forward(NormKind kind, const Tensor& y, const Tensor& mean, const Tens
 void residual_norm_forward(NormKind kind, const Tensor& y, const Tensor& sum, const Tensor& mean, const Tensor& rstd,
                            const Tensor& a, const Tensor& residual, const Tensor& w, const Tensor& b, float eps) {
   // The CUDA kernel is the dropout-capable fused entry with p = 0.
-  PTUNE_ROUTE(residual, residual_dropout_norm_forward, kind, y, sum, mean, rstd, a, residual, w, b, eps, 0.0f,
+  PTUNE_ROUTE(residual, residual_norm_forward, kind, y, sum, mean, rstd, a, residual, w, b, eps, 0.0f,
               uint64_t{0}, uint64_t{0});
   // On the CPU the two passes are the reference: bit-identical to the unfused ops.
   add_forward(sum, residual, a);

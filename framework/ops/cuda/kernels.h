@@ -45,7 +45,7 @@ void norm_backward(NormKind kind, const Tensor& dx, const Tensor& dw, const Tens
 // Fused pre-norm block entry: h = dropout(a) + residual (written to `sum`,
 // the new residual stream), then y = norm(h). One pass over memory instead
 // of three. p = 0 skips the dropout; a may be undefined (h = residual).
-void residual_dropout_norm_forward(NormKind kind, const Tensor& y, const Tensor& sum, const Tensor& mean,
+void residual_norm_forward(NormKind kind, const Tensor& y, const Tensor& sum, const Tensor& mean,
                                    const Tensor& rstd, const Tensor& a, const Tensor& residual, const Tensor& w,
                                    const Tensor& b, float eps, float p, uint64_t seed, uint64_t offset,
                                    const Stream& stream);

@@ -274,14 +274,14 @@ void norm_forward(NormKind kind, const Tensor& y, const Tensor& mean, const Tens
   launch_forward(kind, y, Tensor(), mean, rstd, x, Tensor(), w, b, eps, 0.0f, 0, 0, stream);
 }
 
-void residual_dropout_norm_forward(NormKind kind, const Tensor& y, const Tensor& sum, const Tensor& mean,
+void residual_norm_forward(NormKind kind, const Tensor& y, const Tensor& sum, const Tensor& mean,
                                    const Tensor& rstd, const Tensor& a, const Tensor& residual, const Tensor& w,
                                    const Tensor& b, float eps, float p, uint64_t seed, uint64_t offset,
                                    const Stream& stream) {
   PTUNE_CHECK(p >= 0.0f && p < 1.0f, "dropout probability {} must be in [0, 1)", p);
   PTUNE_CHECK(residual.defined() && sum.defined() && residual.numel() == y.numel() && sum.numel() == y.numel() &&
                   residual.dtype() == y.dtype() && sum.dtype() == y.dtype(),
-              "residual_dropout_norm_forward: residual and sum must match y {}", y.shape().str());
+              "residual_norm_forward: residual and sum must match y {}", y.shape().str());
   launch_forward(kind, y, sum, mean, rstd, a, residual, w, b, eps, p, seed, offset, stream);
 }
 

@@ -9,30 +9,13 @@ ROOT=$(pwd)
 OUT=${OUT:-$ROOT/gpu_report}
 mkdir -p "$OUT"
 BUILD=${BUILD:-$ROOT/build-gpu}
-ARCH=$(uname -m)-linux-gnu
-
-# The carried archive of unpacked Debian packages (scripts/fetch_gpu_deps.sh).
-if [ ! -d .deps/usr ] && [ -f .deps.tar.xz ]; then mkdir -p .deps && tar xJf .deps.tar.xz -C .deps; fi
-if [ -d .deps/usr ]; then
-  D=$ROOT/.deps/usr
-  export CMAKE_PREFIX_PATH="$D:$D/lib/$ARCH/cmake:${CMAKE_PREFIX_PATH:-}"
-  export LD_LIBRARY_PATH="$D/lib/$ARCH:$D/lib/$ARCH/openblas-openmp:$D/lib/$ARCH/openmpi/lib:${LD_LIBRARY_PATH:-}"
-  export CPATH="$D/include:$D/include/$ARCH:$D/include/$ARCH/openblas-openmp:${CPATH:-}"
-  export LIBRARY_PATH="$D/lib/$ARCH:$D/lib/$ARCH/openblas-openmp:${LIBRARY_PATH:-}"
-  export PATH="$D/bin:$PATH"
-  export OPAL_PREFIX=$D MPI_HOME=$D/lib/$ARCH/openmpi
-  EXTRA=(-DOPENBLAS_LIB="$D/lib/$ARCH/openblas-openmp/libopenblas.so.0" -DOPENBLAS_INCLUDE="$D/include/$ARCH/openblas-openmp"
-         -DMPI_CXX_COMPILER="$D/bin/mpicxx.openmpi" -DGTest_DIR="$D/lib/$ARCH/cmake/GTest")
-else
-  EXTRA=()
-fi
-export PATH=/usr/local/cuda/bin:$PATH
+. scripts/gpu_env.sh
 
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm --format=csv > "$OUT/gpu.csv" 2>&1 || true
 step() { local name=$1; shift; local t0=$(date +%s); "$@" > "$OUT/$name.log" 2>&1; local rc=$?
          echo "\"$name\": {\"rc\": $rc, \"seconds\": $(( $(date +%s) - t0 ))}"; }
 
-R1=$(step configure cmake -S . -B "$BUILD" -G Ninja -DPTUNE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 "${EXTRA[@]}")
+R1=$(step configure cmake -S . -B "$BUILD" -G Ninja -DPTUNE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 "${CMAKE_DEPS[@]}")
 # Without the dist tests only the CUDA tests and the CLI are needed (the CPU
 # test binaries are most of the build).
 TARGETS=()

@@ -476,8 +476,8 @@ __device__ __forceinline__ int visible_key_end(const Geometry& g, int q0) {
 }
 
 // Masking is per tile, not per score: most tiles are wholly visible, and
-// there the softmax is one FFMA and one exp2 per score (the masks' index
-// arithmetic and flag reads had cost more issue slots than the MMAs).
+// there the softmax is one FFMA and one exp2 per score (tested per score,
+// the masks' index arithmetic and flag reads outnumbered the MMAs).
 //
 // Whether key tile [j0, j0 + kN) needs a mask for the warp's queries
 // [row0, row0 + 16): some key is padding or past the end (the tile's real

@@ -5,6 +5,7 @@
 
 #include "framework/ops/attention.h"
 #include "framework/ops/cpu/gemm_cpu.h"
+#include "framework/ops/cpu/vec_math.h"
 #include "framework/ops/dispatch.h"
 
 namespace ptune::ops {
@@ -48,7 +49,7 @@ void masked_softmax_row(float* row, const Layout& l, const int32_t* key_mask, in
   }
   float sum = 0.0f;
   for (int64_t j = 0; j < l.keys; ++j) {
-    row[j] = visible(j) ? std::exp(row[j] - mx) : 0.0f;
+    row[j] = visible(j) ? exp_simd(row[j] - mx) : 0.0f;
     sum += row[j];
   }
   const float inv = 1.0f / sum;

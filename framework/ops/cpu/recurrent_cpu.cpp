@@ -3,14 +3,13 @@
 // writes dgates and updates dc in place.
 #include <cmath>
 
+#include "framework/ops/cpu/vec_math.h"
 #include "framework/ops/dispatch.h"
 #include "framework/ops/recurrent.h"
 
 namespace ptune::ops {
 
 namespace {
-
-inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
 // Checks `t` (required or, when `optional`, possibly undefined) against
 // `shape`, f32, on `device`.
@@ -85,7 +84,8 @@ void lstm_cell_forward(const Tensor& acts, const Tensor& c, const Tensor& h, con
       float pre[4];
       for (int q = 0; q < 4; ++q)
         pre[q] = pgx[row + q * H] + (prec ? prec[row + q * H] : 0.0f) + pb[q * H + j];
-      const float i_g = sigmoid(pre[0]), f_g = sigmoid(pre[1]), g_g = std::tanh(pre[2]), o_g = sigmoid(pre[3]);
+      const float i_g = sigmoid_simd(pre[0]), f_g = sigmoid_simd(pre[1]), g_g = std::tanh(pre[2]),
+                  o_g = sigmoid_simd(pre[3]);
       const float c_t = (pcp ? f_g * pcp[n * H + j] : 0.0f) + i_g * g_g;
       float* a = pa + row;
       a[0] = i_g;

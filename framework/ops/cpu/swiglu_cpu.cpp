@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
+#include "framework/ops/cpu/vec_math.h"
 #include "framework/ops/dispatch.h"
 #include "framework/ops/swiglu.h"
 
@@ -12,8 +14,6 @@ void check(const Tensor& x, const Tensor& y, const char* op) {
   PTUNE_CHECK(x.dim() >= 1 && y.dim() >= 1 && x.size(-1) == 2 * y.size(-1) && x.numel() == 2 * y.numel(),
               "{}: x {} must be (N, 2I) for y {} (N, I)", op, x.shape().str(), y.shape().str());
 }
-
-inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
 }  // namespace
 
@@ -29,7 +29,7 @@ void gated_forward(Activation f, const Tensor& y, const Tensor& x) {
       const float* g = px + n * 2 * I;
       const float* u = g + I;
       float* o = py + n * I;
-      for (int64_t i = 0; i < I; ++i) o[i] = g[i] * sigmoid(g[i]) * u[i];
+      for (int64_t i = 0; i < I; ++i) o[i] = g[i] * sigmoid_simd(g[i]) * u[i];
     }
     return;
   }
@@ -53,21 +53,28 @@ void gated_backward(Activation f, const Tensor& dx, const Tensor& dy, const Tens
   // kWrite stores what kAdd adds to a zeroed dx: 0 + v is v, so both modes agree exactly.
   const bool write = mode == GradMode::kWrite;
   if (f == Activation::kSilu) {
+    // Write is a compile-time constant, so neither loop loads dx
+    // conditionally, which would keep it from vectorising.
+    auto rows = [&](auto write) {
 #pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < N; ++n) {
-      const float* g = px + n * 2 * I;
-      const float* u = g + I;
-      const float* d = pdy + n * I;
-      float* dg = pdx + n * 2 * I;
-      float* du = dg + I;
-      for (int64_t i = 0; i < I; ++i) {
-        const float s = sigmoid(g[i]);
-        const float vu = d[i] * g[i] * s;
-        const float vg = d[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
-        du[i] = write ? vu : du[i] + vu;
-        dg[i] = write ? vg : dg[i] + vg;
+      for (int64_t n = 0; n < N; ++n) {
+        const float* g = px + n * 2 * I;
+        const float* u = g + I;
+        const float* d = pdy + n * I;
+        float* dg = pdx + n * 2 * I;
+        float* du = dg + I;
+#pragma omp simd
+        for (int64_t i = 0; i < I; ++i) {
+          const float s = sigmoid_simd(g[i]);
+          const float vu = d[i] * g[i] * s;
+          const float vg = d[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+          du[i] = write ? vu : du[i] + vu;
+          dg[i] = write ? vg : dg[i] + vg;
+        }
       }
-    }
+    };
+    if (write) rows(std::true_type{});
+    else rows(std::false_type{});
     return;
   }
   Tensor act = Tensor::empty({I}, DType::kF32), dup = Tensor::empty({I}, DType::kF32);

@@ -522,6 +522,23 @@ __device__ __forceinline__ void load_kv_tile(const Geometry& g, bf16* sk, bf16* 
   if (threadIdx.x < kN) sok[buf * kN + threadIdx.x] = key_real(g, mask, b, j0 + int(threadIdx.x));
 }
 
+// The forward's and dq's double-buffered key sweep: starts copying tile
+// it + 1 into the other buffer, then waits until tile `it` (buffer it & 1)
+// is in shared memory for every thread.
+template <int kD, int kN>
+__device__ __forceinline__ void next_kv_tile(const Geometry& g, bf16* sk, bf16* sv, bool* sok, int it, int tiles,
+                                             const bf16* qkv, const bf16* pk, const bf16* pv, const int32_t* mask,
+                                             int64_t b, int64_t kvh) {
+  if (it + 1 < tiles) {
+    load_kv_tile<kD, kN>(g, sk, sv, sok, it + 1, (it + 1) & 1, qkv, pk, pv, mask, b, kvh);
+    mma::cp_async_commit();
+    mma::cp_async_wait<1>();
+  } else {
+    mma::cp_async_wait<0>();
+  }
+  __syncthreads();
+}
+
 template <int kD, int kN>
 constexpr size_t forward_smem() { return size_t(kBlock + 4 * kN) * (kD + kPad) * 2 + 2 * kN; }
 
@@ -555,14 +572,7 @@ __global__ void __launch_bounds__(kMmaThreads, kFwdBlocks<kD>)
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // l: this lane's share of the row sum
   for (int it = 0; it < tiles; ++it) {
     const int buf = it & 1;
-    if (it + 1 < tiles) {
-      load_kv_tile<kD, kN>(g, sk, sv, sok, it + 1, buf ^ 1, qkv, pk, pv, mask, b, kvh);
-      mma::cp_async_commit();
-      mma::cp_async_wait<1>();
-    } else {
-      mma::cp_async_wait<0>();
-    }
-    __syncthreads();
+    next_kv_tile<kD, kN>(g, sk, sv, sok, it, tiles, qkv, pk, pv, mask, b, kvh);
     if (it == 0) load_a<kD>(qa, sq, warp * 16, lane);
     const bool* ok = sok + buf * kN;
     const int j0 = it * kN;
@@ -670,14 +680,7 @@ __global__ void __launch_bounds__(kMmaThreads, kDqBlocks<kD>)
   float dq[kD / 8][4] = {};
   for (int it = 0; it < tiles; ++it) {
     const int buf = it & 1;
-    if (it + 1 < tiles) {
-      load_kv_tile<kD, kN>(g, sk, sv, sok, it + 1, buf ^ 1, qkv, pk, pv, mask, b, kvh);
-      mma::cp_async_commit();
-      mma::cp_async_wait<1>();
-    } else {
-      mma::cp_async_wait<0>();
-    }
-    __syncthreads();
+    next_kv_tile<kD, kN>(g, sk, sv, sok, it, tiles, qkv, pk, pv, mask, b, kvh);
     if (it == 0) {
       load_a<kD>(qa, sq, warp * 16, lane);
       load_a<kD>(da, sdo, warp * 16, lane);

@@ -16,17 +16,12 @@ namespace {
 
 constexpr int kThreads = 256;
 
-#define GRID_STRIDE(k, n) \
-  for (int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < (n); k += int64_t(gridDim.x) * blockDim.x)
-
-__device__ __forceinline__ float sigmoid(float v) { return 1.0f / (1.0f + expf(-v)); }
-
 // Unit u of (N, H) is column j = u mod H of row n = u div H; its gate q sits
 // at column qH + j of row n of the (N, 4H) gate matrices. rec and c_prev may
 // be null (zeros: the first step).
 __global__ void lstm_cell_forward_kernel(float* acts, float* c, float* h, const float* gx, const float* rec,
                                          const float* b_hh, const float* c_prev, int64_t n_units, int64_t H) {
-  GRID_STRIDE(u, n_units) {
+  PTUNE_GRID_STRIDE(u, n_units) {
     const int64_t j = u % H, row = (u / H) * 4 * H + j;
     float pre[4];
 #pragma unroll
@@ -47,7 +42,7 @@ __global__ void lstm_cell_forward_kernel(float* acts, float* c, float* h, const 
 __global__ void lstm_cell_backward_kernel(float* dgates, float* dc, const float* dh_out, const float* dh_rec,
                                           const float* acts, const float* c, const float* c_prev, int64_t n_units,
                                           int64_t H) {
-  GRID_STRIDE(u, n_units) {
+  PTUNE_GRID_STRIDE(u, n_units) {
     const int64_t j = u % H, row = (u / H) * 4 * H + j;
     const float i_g = acts[row], f_g = acts[row + H], g_g = acts[row + 2 * H], o_g = acts[row + 3 * H];
     const float tc = tanhf(c[u]);

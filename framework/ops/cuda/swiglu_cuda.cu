@@ -16,11 +16,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-#define GRID_STRIDE(k, n) \
-  for (int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < (n); k += int64_t(gridDim.x) * blockDim.x)
-
-__device__ __forceinline__ float sigmoid(float v) { return 1.0f / (1.0f + expf(-v)); }
-
 // Element k of (N, I) is column i = k mod I of row r = k div I; its gate
 // sits at x[r·2I + i], its up projection I further on.
 __device__ __forceinline__ int64_t gate_index(int64_t k, int64_t I) {
@@ -33,7 +28,7 @@ __device__ __forceinline__ int64_t gate_index(int64_t k, int64_t I) {
 // crosses a row and its gates are contiguous; else N = 1).
 template <class T, int N>
 __global__ void swiglu_forward_kernel(T* y, const T* x, int64_t n, int64_t I) {
-  GRID_STRIDE(c, n / N) {
+  PTUNE_GRID_STRIDE(c, n / N) {
     const int64_t k = c * N, j = gate_index(k, I);
     const Vec<T, N> g = Vec<T, N>::load(x + j), u = Vec<T, N>::load(x + j + I);
     Vec<T, N> o;
@@ -47,7 +42,7 @@ __global__ void swiglu_forward_kernel(T* y, const T* x, int64_t n, int64_t I) {
 // Write: = instead of +=, and dx is never loaded (it may hold garbage).
 template <class T, int N, bool Write>
 __global__ void swiglu_backward_kernel(T* dx, const T* dy, const T* x, int64_t n, int64_t I) {
-  GRID_STRIDE(c, n / N) {
+  PTUNE_GRID_STRIDE(c, n / N) {
     const int64_t k = c * N, j = gate_index(k, I);
     const Vec<T, N> g = Vec<T, N>::load(x + j), u = Vec<T, N>::load(x + j + I), d = Vec<T, N>::load(dy + k);
     Vec<T, N> dg, du;
@@ -104,13 +99,13 @@ struct BackwardLaunch {
 // gate (N, I) f32 ← the gate columns of x.
 template <class T>
 __global__ void gather_gate_kernel(float* gate, const T* x, int64_t n, int64_t I) {
-  GRID_STRIDE(k, n) gate[k] = to_f(x[gate_index(k, I)]);
+  PTUNE_GRID_STRIDE(k, n) gate[k] = to_f(x[gate_index(k, I)]);
 }
 
 // y = act · up.
 template <class T>
 __global__ void gated_product_kernel(T* y, const float* act, const T* x, int64_t n, int64_t I) {
-  GRID_STRIDE(k, n) y[k] = from_f<T>(act[k] * to_f(x[gate_index(k, I) + I]));
+  PTUNE_GRID_STRIDE(k, n) y[k] = from_f<T>(act[k] * to_f(x[gate_index(k, I) + I]));
 }
 
 // dup += dy · act (= when write); dy_up ← dy · up (the upstream gradient of
@@ -118,7 +113,7 @@ __global__ void gated_product_kernel(T* y, const float* act, const T* x, int64_t
 template <class T>
 __global__ void gated_split_kernel(T* dx, float* dy_up, float* act, const T* dy, const T* x, int64_t n, int64_t I,
                                    bool write) {
-  GRID_STRIDE(k, n) {
+  PTUNE_GRID_STRIDE(k, n) {
     const int64_t j = gate_index(k, I) + I;
     const float d = to_f(dy[k]);
     dx[j] = from_f<T>(write ? d * act[k] : to_f(dx[j]) + d * act[k]);
@@ -130,7 +125,7 @@ __global__ void gated_split_kernel(T* dx, float* dy_up, float* act, const T* dy,
 // dgate += dg (N, I) f32 (= when write).
 template <class T>
 __global__ void scatter_gate_kernel(T* dx, const float* dg, int64_t n, int64_t I, bool write) {
-  GRID_STRIDE(k, n) {
+  PTUNE_GRID_STRIDE(k, n) {
     const int64_t j = gate_index(k, I);
     dx[j] = from_f<T>(write ? dg[k] : to_f(dx[j]) + dg[k]);
   }

@@ -36,10 +36,10 @@ struct FlashCase {
 class CudaFlash : public ::testing::TestWithParam<FlashCase> {};
 
 // Tighter than kBf16Tol: these kernels round only the inputs, P and dS
-// (for the second product) and the stored results to bf16, and a host
-// emulation of the kernels (ldmatrix / mma.sync fragments modelled
-// lane by lane) gave ≤ 2.4e-3 on these cases, while a bug confined to a
-// few rows (e.g. a causal bound off by 3 queries) already gave 1.7e-2.
+// (for the second product) and the stored results to bf16; their host
+// emulation (tests/emulation, ldmatrix / mma.sync fragments modelled lane
+// by lane) gives ≤ 2.4e-3 on these cases, while a bug confined to a few
+// rows (e.g. a causal bound off by 3 queries) already gave 1.7e-2.
 constexpr float kFlashTol = 1e-2f;
 
 // Backward into fresh buffers: dqkv starts from small noise (backward

@@ -9,9 +9,7 @@
 //   B (16 × 8, k × n), 2 × b32:  b0 = B[2t, 2t+1][g]  b1 = B[2t+8, 2t+9][g]
 //   C (16 × 8) f32, 4 floats:    c0, c1 = C[g][2t, 2t+1]  c2, c3 = C[g+8][2t, 2t+1]
 // The lower-indexed element sits in the low 16 bits of a b32.
-// Two C tiles side by side (columns 0..7 and 8..15) are exactly the A
-// fragment of a 16 × 16 operand once packed to bf16: that is how the
-// probabilities of one product feed the next without touching memory.
+// (flash_attention.cuh's c_to_a turns two C tiles into an A fragment.)
 //
 // ldmatrix .x4: lane l gives the address of row l % 8 of 8×8 matrix l / 8
 // (16 contiguous bytes); register i receives matrix i, lane holding
@@ -21,7 +19,6 @@
 #include <cuda_bf16.h>
 
 #include <cstdint>
-#include <cstring>
 
 namespace ptune::ops::cuda::mma {
 
@@ -64,27 +61,11 @@ __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (lo) in the low half
-  uint32_t u;
-  memcpy(&u, &v, sizeof(u));
-  return u;
-}
-
 // 2^x on the SFU; 2^-inf = +0, which is what masked scores rely on.
 __device__ __forceinline__ float exp2_approx(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
   return y;
-}
-
-// The A fragment of a 16 × 16 bf16 operand built from two adjacent f32 C
-// tiles (c_lo: columns 0..7, c_hi: columns 8..15), see the header comment.
-__device__ __forceinline__ void c_to_a(uint32_t (&a)[4], const float (&c_lo)[4], const float (&c_hi)[4]) {
-  a[0] = pack_bf16(c_lo[0], c_lo[1]);
-  a[1] = pack_bf16(c_lo[2], c_lo[3]);
-  a[2] = pack_bf16(c_hi[0], c_hi[1]);
-  a[3] = pack_bf16(c_hi[2], c_hi[3]);
 }
 
 }  // namespace ptune::ops::cuda::mma

@@ -1,0 +1,606 @@
+// The tensor-core flash attention kernels (bf16, D ∈ {64, 128}) and the
+// launch geometry they share with the SIMT kernels of attention_cuda.cu.
+//
+// Plain enough C++ to compile on the host as well: the includer provides
+// bf16 / __nv_bfloat162 and the CUDA builtins, and the warp primitives of
+// namespace mma — attention_mma.cuh on the GPU, the lane-by-lane emulation
+// of tests/emulation on the CPU, where CI runs these kernels without a GPU.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+// The kernels' dynamic shared memory (the emulation gives each block its own).
+#ifndef PTUNE_DYNAMIC_SMEM
+#define PTUNE_DYNAMIC_SMEM(name) extern __shared__ __align__(16) unsigned char name[]
+#endif
+
+namespace ptune::ops::cuda::mma {
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (lo) in the low half
+  uint32_t u;
+  memcpy(&u, &v, sizeof(u));
+  return u;
+}
+
+// Two C tiles side by side (columns 0..7 and 8..15) are exactly the A
+// fragment of a 16 × 16 operand once packed to bf16 (layouts in
+// attention_mma.cuh): that is how the probabilities of one product feed the
+// next without touching memory (c_lo: columns 0..7, c_hi: columns 8..15).
+__device__ __forceinline__ void c_to_a(uint32_t (&a)[4], const float (&c_lo)[4], const float (&c_hi)[4]) {
+  a[0] = pack_bf16(c_lo[0], c_lo[1]);
+  a[1] = pack_bf16(c_lo[2], c_lo[3]);
+  a[2] = pack_bf16(c_hi[0], c_hi[1]);
+  a[3] = pack_bf16(c_hi[2], c_hi[3]);
+}
+
+}  // namespace ptune::ops::cuda::mma
+
+namespace ptune::ops::cuda::flash {
+
+struct Geometry {
+  int64_t B, T, P, S, H, KVH, D, group, W, qw, kvw;
+  float scale;
+  bool causal;
+};
+
+template <class T>
+__device__ __forceinline__ const T* key_row(const Geometry& g, const T* qkv, const T* pk, int64_t b, int64_t kvh,
+                                            int64_t j) {
+  return j < g.P ? pk + j * g.kvw + kvh * g.D : qkv + (b * g.T + (j - g.P)) * g.W + g.qw + kvh * g.D;
+}
+template <class T>
+__device__ __forceinline__ const T* value_row(const Geometry& g, const T* qkv, const T* pv, int64_t b, int64_t kvh,
+                                              int64_t j) {
+  return j < g.P ? pv + j * g.kvw + kvh * g.D : qkv + (b * g.T + (j - g.P)) * g.W + g.qw + g.kvw + kvh * g.D;
+}
+
+constexpr int kMmaThreads = 128;  // 4 warps × 16 rows
+// Resident CTAs per SM the D = 64 kernels are compiled for (a register cap
+// through __launch_bounds__). Left alone ptxas takes 190–250 registers, 2
+// CTAs (8 warps) an SM, and the short causal blocks of a 512-token row wait
+// on memory. Measured on one H100, builds differing only in these caps
+// (`ptune bench --profile`, P-Tuning v2 step, B 8, T 512, P 20):
+// forward / dq / dkv at 4 / 3 / 3 CTAs cut attention from 5.13 to 4.67 ms
+// (GPT-2-medium) and 6.32 to 5.73 ms (1B LLaMA), against 4.93 / 6.01 ms at
+// 3 / 3 / 2 (at 4 / 3 / 3 ptxas spills 20 bytes in the forward and 52 in
+// dkv, which costs less than the occupancy gains).
+// D = 128 needs its registers.
+template <int kD>
+constexpr int kFwdBlocks = kD == 64 ? 4 : 1;
+template <int kD>
+constexpr int kDqBlocks = kD == 64 ? 3 : 1;
+template <int kD>
+constexpr int kDkvBlocks = kD == 64 ? 3 : 1;
+constexpr int kBlock = 64;        // query rows (forward, dq) or key rows (dkv) per CTA
+// Shared tiles are row-major (rows, D) bf16 with rows padded by 8 elements:
+// a row stride of D + 8 = 72 or 136 bf16 is 4 words mod 32 banks, so the 8
+// rows one ldmatrix phase reads (16 bytes each) hit distinct banks, and
+// every row still starts 16-byte aligned for cp.async.
+constexpr int kPad = 8;
+constexpr float kLog2e = 1.4426950408889634f;
+
+// Key j of batch row b exists and is not padding (prefix keys always are).
+__device__ __forceinline__ bool key_real(const Geometry& g, const int32_t* mask, int64_t b, int j) {
+  return j < g.S && (j < g.P || mask == nullptr || mask[b * g.T + (j - g.P)] != 0);
+}
+__device__ __forceinline__ bool causal_visible(const Geometry& g, int j, int i) {
+  return !g.causal || j < g.P || j - int(g.P) <= i;
+}
+
+// All threads copy a (kRowsT, kD) tile into shared memory (row stride
+// kD + kPad), 16 bytes per cp.async; row(r) is the global row r or nullptr
+// (zero-filled).
+template <int kD, int kRowsT, class RowFn>
+__device__ __forceinline__ void load_tile(bf16* dst, const bf16* base, RowFn row) {
+  constexpr int kChunks = kD / 8;
+  static_assert(kRowsT * kChunks % kMmaThreads == 0, "whole copy rounds");
+#pragma unroll
+  for (int k = 0; k < kRowsT * kChunks / kMmaThreads; ++k) {
+    const int c = k * kMmaThreads + int(threadIdx.x), r = c / kChunks, chunk = c % kChunks;
+    const bf16* src = row(r);
+    mma::cp_async_16(dst + r * (kD + kPad) + chunk * 8, src ? src + chunk * 8 : base, src != nullptr);
+  }
+}
+
+// Lane addresses for ldmatrix_x4 over the 16 × 16 block at (row0, col0) of
+// a shared tile with row stride `stride`:
+//  frag_a: matrices (rows 0-7, cols 0-7), (8-15, 0-7), (0-7, 8-15), (8-15, 8-15)
+//    — the A fragment of a (rows = m, cols = k) tile; with .trans, the B
+//    fragments of two n tiles of a (rows = k, cols = n) tile: regs 0, 1 for
+//    columns 0-7 and regs 2, 3 for columns 8-15.
+//  frag_b: matrices (rows 0-7, cols 0-7), (0-7, 8-15), (8-15, 0-7), (8-15, 8-15)
+//    — the B fragments of two n tiles of a (rows = n, cols = k) tile: regs
+//    0, 1 for rows 0-7 and regs 2, 3 for rows 8-15.
+__device__ __forceinline__ const bf16* frag_a(const bf16* tile, int stride, int row0, int col0, int lane) {
+  return tile + (row0 + ((lane >> 3) & 1) * 8 + (lane & 7)) * stride + col0 + (lane >> 4) * 8;
+}
+__device__ __forceinline__ const bf16* frag_b(const bf16* tile, int stride, int row0, int col0, int lane) {
+  return tile + (row0 + (lane >> 4) * 8 + (lane & 7)) * stride + col0 + ((lane >> 3) & 1) * 8;
+}
+
+// c[n] += A · Bᵀ over k = kD for n tiles of 8 rows of B: A is the warp's
+// 16 × kD fragments (registers), B a (kN, kD) shared tile (rows = n).
+template <int kD, int kN>
+__device__ __forceinline__ void mma_abt(float (&c)[kN / 8][4], const uint32_t (&a)[kD / 16][4], const bf16* bt,
+                                        int lane) {
+#pragma unroll
+  for (int ks = 0; ks < kD / 16; ++ks) {
+#pragma unroll
+    for (int np = 0; np < kN / 16; ++np) {
+      uint32_t f[4];
+      mma::ldmatrix_x4(f, frag_b(bt, kD + kPad, np * 16, ks * 16, lane));
+      mma::mma_bf16(c[2 * np], a[ks], f[0], f[1]);
+      mma::mma_bf16(c[2 * np + 1], a[ks], f[2], f[3]);
+    }
+  }
+}
+
+// c += A · B with A (16 × kK) given as f32 C tiles (converted to bf16
+// fragments on the fly) and B a (kK, kD) shared tile (rows = k).
+template <int kD, int kK>
+__device__ __forceinline__ void mma_cb(float (&c)[kD / 8][4], const float (&a)[kK / 8][4], const bf16* bt, int lane) {
+#pragma unroll
+  for (int kk = 0; kk < kK / 16; ++kk) {
+    uint32_t af[4];
+    mma::c_to_a(af, a[2 * kk], a[2 * kk + 1]);
+#pragma unroll
+    for (int dp = 0; dp < kD / 16; ++dp) {
+      uint32_t f[4];
+      mma::ldmatrix_x4_trans(f, frag_a(bt, kD + kPad, kk * 16, dp * 16, lane));
+      mma::mma_bf16(c[2 * dp], af, f[0], f[1]);
+      mma::mma_bf16(c[2 * dp + 1], af, f[2], f[3]);
+    }
+  }
+}
+
+// The warp's 16 × kD A fragments of rows row0.. of a shared tile.
+template <int kD>
+__device__ __forceinline__ void load_a(uint32_t (&a)[kD / 16][4], const bf16* tile, int row0, int lane) {
+#pragma unroll
+  for (int ks = 0; ks < kD / 16; ++ks) mma::ldmatrix_x4(a[ks], frag_a(tile, kD + kPad, row0, ks * 16, lane));
+}
+
+// Max over the 4 lanes (t = 0..3) that hold one accumulator row.
+__device__ __forceinline__ float quad_max(float v) {
+  v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+  return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+__device__ __forceinline__ float quad_sum(float v) {
+  v += __shfl_xor_sync(0xffffffffu, v, 1);
+  return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+// dst[0, 1] = bf16(dst + (x0, x1)), or bf16(x0, x1) without `add`
+// (GradMode::kWrite): the backward's store into dqkv.
+__device__ __forceinline__ void store_pair(bf16* dst, float x0, float x1, bool add) {
+  __nv_bfloat162* p = reinterpret_cast<__nv_bfloat162*>(dst);
+  if (add) {
+    const float2 old = __bfloat1622float2(*p);
+    x0 += old.x;
+    x1 += old.y;
+  }
+  *p = __floats2bfloat162_rn(x0, x1);
+}
+
+// Keys a query block [q0, q0 + 64) can see: all, or under causal masking the
+// prefix and tokens up to the block's last query.
+__device__ __forceinline__ int visible_key_end(const Geometry& g, int q0) {
+  return g.causal ? int(min(g.S, g.P + q0 + kBlock)) : int(g.S);
+}
+
+// Masking is per tile, not per score: most tiles are wholly visible, and
+// there the softmax is one FFMA and one exp2 per score (tested per score,
+// the masks' index arithmetic and flag reads outnumbered the MMAs).
+//
+// Whether key tile [j0, j0 + kN) needs a mask for the warp's queries
+// [row0, row0 + 16): some key is padding or past the end (the tile's real
+// flags `ok`), or under causal masking a token key comes after row0.
+// Warp-uniform, so the branch on it never diverges.
+template <int kN>
+__device__ __forceinline__ bool keys_need_mask(const Geometry& g, const bool* ok, int j0, int row0, int lane) {
+  bool real = true;
+#pragma unroll
+  for (int c = lane; c < kN; c += 32) real = real && ok[c];
+  if (!__all_sync(0xffffffffu, real)) return true;
+  return g.causal && j0 + kN - 1 - int(g.P) > row0;  // token index of the last key vs the first query
+}
+
+// Sets to −∞ the entries of a warp's 16 × kN accumulator tile c that
+// visible(r, col) rejects: r ∈ {0, 1} picks the lane's row (g or g + 8 of
+// the m16n8 C layout, attention_mma.cuh), col the column.
+template <int kN, class Visible>
+__device__ __forceinline__ void mask_tile(float (&c)[kN / 8][4], int tq, Visible visible) {
+#pragma unroll
+  for (int nt = 0; nt < kN / 8; ++nt) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      if (!visible(e >> 1, nt * 8 + 2 * tq + (e & 1))) c[nt][e] = -INFINITY;
+  }
+}
+
+// Key/value tile `tile` of kN rows into buffer `buf` (2 buffers of each),
+// plus its real-key flags.
+template <int kD, int kN>
+__device__ __forceinline__ void load_kv_tile(const Geometry& g, bf16* sk, bf16* sv, bool* sok, int tile, int buf,
+                                             const bf16* qkv, const bf16* pk, const bf16* pv, const int32_t* mask,
+                                             int64_t b, int64_t kvh) {
+  constexpr int kS = kD + kPad;
+  const int j0 = tile * kN;
+  load_tile<kD, kN>(sk + buf * kN * kS, qkv, [&](int r) -> const bf16* {
+    return j0 + r < g.S ? key_row(g, qkv, pk, b, kvh, j0 + r) : nullptr;
+  });
+  load_tile<kD, kN>(sv + buf * kN * kS, qkv, [&](int r) -> const bf16* {
+    return j0 + r < g.S ? value_row(g, qkv, pv, b, kvh, j0 + r) : nullptr;
+  });
+  if (threadIdx.x < kN) sok[buf * kN + threadIdx.x] = key_real(g, mask, b, j0 + int(threadIdx.x));
+}
+
+// The forward's and dq's double-buffered key sweep: starts copying tile
+// it + 1 into the other buffer, then waits until tile `it` (buffer it & 1)
+// is in shared memory for every thread.
+template <int kD, int kN>
+__device__ __forceinline__ void next_kv_tile(const Geometry& g, bf16* sk, bf16* sv, bool* sok, int it, int tiles,
+                                             const bf16* qkv, const bf16* pk, const bf16* pv, const int32_t* mask,
+                                             int64_t b, int64_t kvh) {
+  if (it + 1 < tiles) {
+    load_kv_tile<kD, kN>(g, sk, sv, sok, it + 1, (it + 1) & 1, qkv, pk, pv, mask, b, kvh);
+    mma::cp_async_commit();
+    mma::cp_async_wait<1>();
+  } else {
+    mma::cp_async_wait<0>();
+  }
+  __syncthreads();
+}
+
+template <int kD, int kN>
+constexpr size_t forward_smem() { return size_t(kBlock + 4 * kN) * (kD + kPad) * 2 + 2 * kN; }
+
+// Grid (B·H, ⌈T/64⌉), query blocks launched last-first (see mma_grid);
+// smem: Q (64, D), K and V 2 × (64, D) each, flags.
+template <int kD>
+__global__ void __launch_bounds__(kMmaThreads, kFwdBlocks<kD>)
+    flash_forward_mma_kernel(Geometry g, bf16* out, float* lse, const bf16* qkv, const bf16* pk, const bf16* pv,
+                             const int32_t* mask) {
+  constexpr int kN = 64, kS = kD + kPad;
+  PTUNE_DYNAMIC_SMEM(smem);
+  bf16* sq = reinterpret_cast<bf16*>(smem);
+  bf16* sk = sq + kBlock * kS;
+  bf16* sv = sk + 2 * kN * kS;
+  bool* sok = reinterpret_cast<bool*>(sv + 2 * kN * kS);
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, tq = lane % 4;
+  const int64_t bh = blockIdx.x, b = bh / g.H, h = bh % g.H, kvh = h / g.group;
+  const int T = int(g.T), q0 = int(gridDim.y - 1 - blockIdx.y) * kBlock;
+  const int row = q0 + warp * 16 + lane / 4;  // query of accumulator rows g; row + 8 for rows g + 8
+
+  load_tile<kD, kBlock>(sq, qkv, [&](int r) -> const bf16* {
+    return q0 + r < T ? qkv + (b * g.T + q0 + r) * g.W + h * g.D : nullptr;
+  });
+  load_kv_tile<kD, kN>(g, sk, sv, sok, 0, 0, qkv, pk, pv, mask, b, kvh);
+  mma::cp_async_commit();
+  const int tiles = (visible_key_end(g, q0) + kN - 1) / kN;
+  const float scale2 = g.scale * kLog2e;  // score → log2 units: exp2 is one SFU op
+
+  uint32_t qa[kD / 16][4];
+  float o[kD / 8][4] = {};
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // l: this lane's share of the row sum
+  for (int it = 0; it < tiles; ++it) {
+    const int buf = it & 1;
+    next_kv_tile<kD, kN>(g, sk, sv, sok, it, tiles, qkv, pk, pv, mask, b, kvh);
+    if (it == 0) load_a<kD>(qa, sq, warp * 16, lane);
+    const bool* ok = sok + buf * kN;
+    const int j0 = it * kN;
+    float s[kN / 8][4] = {};
+    mma_abt<kD, kN>(s, qa, sk + buf * kN * kS, lane);
+    if (keys_need_mask<kN>(g, ok, j0, row - lane / 4, lane))
+      mask_tile<kN>(s, tq, [&](int r, int col) { return ok[col] && causal_visible(g, j0 + col, row + r * 8); });
+
+    // m and mx are raw scores; base is the row max in log2 units, so
+    // p = 2^(s·scale2 − base) is one FFMA and one exp2.
+    float mx[2] = {m[0], m[1]};
+#pragma unroll
+    for (int nt = 0; nt < kN / 8; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) mx[e >> 1] = fmaxf(mx[e >> 1], s[nt][e]);
+    }
+    float base[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      mx[r] = quad_max(mx[r]);
+      base[r] = mx[r] == -INFINITY ? 0.0f : mx[r] * scale2;  // a row with nothing visible yet keeps p = 0, no NaN
+      const float corr = mma::exp2_approx(m[r] * scale2 - base[r]);  // 0 while m = −∞
+      m[r] = mx[r];
+      l[r] *= corr;
+#pragma unroll
+      for (int dn = 0; dn < kD / 8; ++dn) {
+        o[dn][2 * r] *= corr;
+        o[dn][2 * r + 1] *= corr;
+      }
+    }
+#pragma unroll
+    for (int nt = 0; nt < kN / 8; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        s[nt][e] = mma::exp2_approx(fmaf(s[nt][e], scale2, -base[e >> 1]));
+        l[e >> 1] += s[nt][e];
+      }
+    }
+    mma_cb<kD, kN>(o, s, sv + buf * kN * kS, lane);
+    __syncthreads();  // the next iteration's copies overwrite this buffer
+  }
+
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float sum = quad_sum(l[r]);
+    const int i = row + r * 8;
+    if (i >= T) continue;
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;  // a query that sees nothing outputs 0
+    bf16* dst = out + (b * g.T + i) * g.qw + h * g.D + 2 * tq;
+#pragma unroll
+    for (int dn = 0; dn < kD / 8; ++dn)
+      *reinterpret_cast<__nv_bfloat162*>(dst + dn * 8) = __floats2bfloat162_rn(o[dn][2 * r] * inv, o[dn][2 * r + 1] * inv);
+    if (tq == 0) lse[bh * g.T + i] = sum > 0.0f ? m[r] * g.scale + logf(sum) : -INFINITY;
+  }
+}
+
+// Keys per dq tile: 32 at D = 128 keeps the registers (Q, dO fragments and
+// dQ, 160 at D = 128) clear of spilling.
+template <int kD>
+constexpr int kDqKeys = kD == 128 ? 32 : 64;
+template <int kD>
+constexpr size_t dq_smem() { return size_t(2 * kBlock + 4 * kDqKeys<kD>) * (kD + kPad) * 2 + 2 * kDqKeys<kD>; }
+
+// Grid (B·H, ⌈T/64⌉) as the forward's; smem: Q, dO (64, D), K and V 2 × (kN, D) each, flags.
+// One sweep over the visible key tiles: S = Q·Kᵀ, dP = dO·Vᵀ,
+// dS = P∘(dP − δ) with δ (B, H, T) from the δ kernel, dQ += dS·K.
+template <int kD>
+__global__ void __launch_bounds__(kMmaThreads, kDqBlocks<kD>)
+    flash_dq_mma_kernel(Geometry g, bf16* dqkv, bool add, const bf16* dout, const bf16* qkv, const bf16* pk,
+                        const bf16* pv, const float* lse, const float* delta, const int32_t* mask) {
+  constexpr int kN = kDqKeys<kD>, kS = kD + kPad;
+  PTUNE_DYNAMIC_SMEM(smem);
+  bf16* sq = reinterpret_cast<bf16*>(smem);
+  bf16* sdo = sq + kBlock * kS;
+  bf16* sk = sdo + kBlock * kS;
+  bf16* sv = sk + 2 * kN * kS;
+  bool* sok = reinterpret_cast<bool*>(sv + 2 * kN * kS);
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, tq = lane % 4;
+  const int64_t bh = blockIdx.x, b = bh / g.H, h = bh % g.H, kvh = h / g.group;
+  const int T = int(g.T), q0 = int(gridDim.y - 1 - blockIdx.y) * kBlock;
+  const int row = q0 + warp * 16 + lane / 4;
+
+  load_tile<kD, kBlock>(sq, qkv, [&](int r) -> const bf16* {
+    return q0 + r < T ? qkv + (b * g.T + q0 + r) * g.W + h * g.D : nullptr;
+  });
+  load_tile<kD, kBlock>(sdo, dout, [&](int r) -> const bf16* {
+    return q0 + r < T ? dout + (b * g.T + q0 + r) * g.qw + h * g.D : nullptr;
+  });
+  load_kv_tile<kD, kN>(g, sk, sv, sok, 0, 0, qkv, pk, pv, mask, b, kvh);
+  mma::cp_async_commit();
+  const int tiles = (visible_key_end(g, q0) + kN - 1) / kN;
+  const float scale2 = g.scale * kLog2e;
+  // lse2 (log2 units) is +∞ where the query sees no key or does not exist,
+  // so p = 2^(s·scale2 − lse2) = 0 there without a test per score.
+  float lse2[2], dlt[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const bool in = row + r * 8 < T;
+    const float row_lse = in ? lse[bh * g.T + row + r * 8] : -INFINITY;
+    lse2[r] = row_lse == -INFINITY ? INFINITY : row_lse * kLog2e;
+    dlt[r] = in ? delta[bh * g.T + row + r * 8] : 0.0f;
+  }
+
+  uint32_t qa[kD / 16][4], da[kD / 16][4];
+  float dq[kD / 8][4] = {};
+  for (int it = 0; it < tiles; ++it) {
+    const int buf = it & 1;
+    next_kv_tile<kD, kN>(g, sk, sv, sok, it, tiles, qkv, pk, pv, mask, b, kvh);
+    if (it == 0) {
+      load_a<kD>(qa, sq, warp * 16, lane);
+      load_a<kD>(da, sdo, warp * 16, lane);
+    }
+    const bool* ok = sok + buf * kN;
+    const int j0 = it * kN;
+    float s[kN / 8][4] = {}, dp[kN / 8][4] = {};
+    mma_abt<kD, kN>(s, qa, sk + buf * kN * kS, lane);
+    mma_abt<kD, kN>(dp, da, sv + buf * kN * kS, lane);  // dP = dO·Vᵀ
+    if (keys_need_mask<kN>(g, ok, j0, row - lane / 4, lane))
+      mask_tile<kN>(s, tq, [&](int r, int col) { return ok[col] && causal_visible(g, j0 + col, row + r * 8); });
+#pragma unroll
+    for (int nt = 0; nt < kN / 8; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float p = mma::exp2_approx(fmaf(s[nt][e], scale2, -lse2[e >> 1]));
+        s[nt][e] = p * (dp[nt][e] - dlt[e >> 1]);  // dS, unscaled
+      }
+    }
+    mma_cb<kD, kN>(dq, s, sk + buf * kN * kS, lane);
+    __syncthreads();  // the next iteration's copies overwrite this buffer
+  }
+
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int i = row + r * 8;
+    if (i >= T) continue;
+    bf16* dst = dqkv + (b * g.T + i) * g.W + h * g.D + 2 * tq;
+#pragma unroll
+    for (int dn = 0; dn < kD / 8; ++dn)
+      store_pair(dst + dn * 8, g.scale * dq[dn][2 * r], g.scale * dq[dn][2 * r + 1], add);
+  }
+}
+
+// Queries per dkv tile: 32 at D = 128 keeps the registers (dK, dV: 128 at
+// D = 128) clear of spilling.
+template <int kD>
+constexpr int kDkvQueries = kD == 128 ? 32 : 64;
+template <int kD>
+constexpr size_t dkv_smem() {
+  return size_t(2 * kBlock + 4 * kDkvQueries<kD>) * (kD + kPad) * 2 + 4 * kDkvQueries<kD> * sizeof(float);
+}
+
+// Grid (B·KVH, ⌈S/64⌉); smem: K, V (64, D), Q and dO 2 × (kM, D) each, the
+// tiles' lse (log2 units) and δ. Token keys accumulate into dqkv; prefix
+// keys write their batch row's share into part (B, P, 2, KVH·D).
+template <int kD>
+__global__ void __launch_bounds__(kMmaThreads, kDkvBlocks<kD>)
+    flash_dkv_mma_kernel(Geometry g, bf16* dqkv, bool add, float* part, const bf16* dout, const bf16* qkv,
+                         const bf16* pk, const bf16* pv, const float* lse, const float* delta, const int32_t* mask) {
+  constexpr int kM = kDkvQueries<kD>, kS = kD + kPad;
+  PTUNE_DYNAMIC_SMEM(smem);
+  bf16* sk = reinterpret_cast<bf16*>(smem);
+  bf16* sv = sk + kBlock * kS;
+  bf16* sq = sv + kBlock * kS;
+  bf16* sdo = sq + 2 * kM * kS;
+  float* sl = reinterpret_cast<float*>(sdo + 2 * kM * kS);
+  float* sd = sl + 2 * kM;
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, tq = lane % 4;
+  const int64_t bk = blockIdx.x, b = bk / g.KVH, kvh = bk % g.KVH;
+  const int T = int(g.T), P = int(g.P), j0 = int(blockIdx.y) * kBlock;
+  const int key = j0 + warp * 16 + lane / 4;  // key of accumulator rows g; key + 8 for rows g + 8
+
+  load_tile<kD, kBlock>(sk, qkv, [&](int r) -> const bf16* {
+    return j0 + r < g.S ? key_row(g, qkv, pk, b, kvh, j0 + r) : nullptr;
+  });
+  load_tile<kD, kBlock>(sv, qkv, [&](int r) -> const bf16* {
+    return j0 + r < g.S ? value_row(g, qkv, pv, b, kvh, j0 + r) : nullptr;
+  });
+  // Causal: queries before the block's first token key never see it.
+  const int q_begin = g.causal ? max(0, j0 - P) : 0;
+  const int qtiles = (T - q_begin + kM - 1) / kM, steps = int(g.group) * qtiles;
+  // Step n: query head kvh·group + n / qtiles, queries q_begin + (n % qtiles)·kM + [0, kM).
+  auto load_queries = [&](int n, int buf) {
+    const int64_t h = kvh * g.group + n / qtiles, bh = b * g.H + h;
+    const int i0 = q_begin + (n % qtiles) * kM;
+    load_tile<kD, kM>(sq + buf * kM * kS, qkv, [&](int r) -> const bf16* {
+      return i0 + r < T ? qkv + (b * g.T + i0 + r) * g.W + h * g.D : nullptr;
+    });
+    load_tile<kD, kM>(sdo + buf * kM * kS, dout, [&](int r) -> const bf16* {
+      return i0 + r < T ? dout + (b * g.T + i0 + r) * g.qw + h * g.D : nullptr;
+    });
+    if (threadIdx.x < kM) {
+      const int i = i0 + int(threadIdx.x);
+      // +∞ where the query sees no key or does not exist: p = 0 (see the dq kernel)
+      const float row_lse = i < T ? lse[bh * g.T + i] : -INFINITY;
+      sl[buf * kM + threadIdx.x] = row_lse == -INFINITY ? INFINITY : row_lse * kLog2e;
+      sd[buf * kM + threadIdx.x] = i < T ? delta[bh * g.T + i] : 0.0f;
+    }
+  };
+  load_queries(0, 0);
+  mma::cp_async_commit();
+  const bool real[2] = {key_real(g, mask, b, key), key_real(g, mask, b, key + 8)};
+  const float scale2 = g.scale * kLog2e;
+
+  float dk[kD / 8][4] = {}, dv[kD / 8][4] = {};
+  for (int n = 0; n < steps; ++n) {
+    const int buf = n & 1, i0 = q_begin + (n % qtiles) * kM;
+    if (n + 1 < steps) {
+      load_queries(n + 1, buf ^ 1);
+      mma::cp_async_commit();
+      mma::cp_async_wait<1>();
+    } else {
+      mma::cp_async_wait<0>();
+    }
+    __syncthreads();
+    const bf16* qt = sq + buf * kM * kS;
+    const bf16* dt = sdo + buf * kM * kS;
+    const float* lt = sl + buf * kM;
+    const float* delt = sd + buf * kM;
+    // Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ for the warp's 16 keys × kM queries; K and V
+    // fragments are re-read from shared memory (registers go to dK, dV).
+    float st[kM / 8][4] = {}, dpt[kM / 8][4] = {};
+#pragma unroll
+    for (int ks = 0; ks < kD / 16; ++ks) {
+      uint32_t ka[4], va[4];
+      mma::ldmatrix_x4(ka, frag_a(sk, kS, warp * 16, ks * 16, lane));
+      mma::ldmatrix_x4(va, frag_a(sv, kS, warp * 16, ks * 16, lane));
+#pragma unroll
+      for (int np = 0; np < kM / 16; ++np) {
+        uint32_t f[4];
+        mma::ldmatrix_x4(f, frag_b(qt, kS, np * 16, ks * 16, lane));
+        mma::mma_bf16(st[2 * np], ka, f[0], f[1]);
+        mma::mma_bf16(st[2 * np + 1], ka, f[2], f[3]);
+        mma::ldmatrix_x4(f, frag_b(dt, kS, np * 16, ks * 16, lane));
+        mma::mma_bf16(dpt[2 * np], va, f[0], f[1]);
+        mma::mma_bf16(dpt[2 * np + 1], va, f[2], f[3]);
+      }
+    }
+    // Rows are keys: a padding key's row may hold anything, since products
+    // are row-local and its dK, dV are never stored; only the causal mask
+    // (a token key after the tile's first query) needs the scores masked.
+    if (g.causal && key - lane / 4 + 15 - P > i0)
+      mask_tile<kM>(st, tq, [&](int r, int col) { return causal_visible(g, key + r * 8, i0 + col); });
+#pragma unroll
+    for (int nt = 0; nt < kM / 8; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int col = nt * 8 + 2 * tq + (e & 1);
+        const float p = mma::exp2_approx(fmaf(st[nt][e], scale2, -lt[col]));
+        st[nt][e] = p;
+        dpt[nt][e] = p * (dpt[nt][e] - delt[col]);  // dSᵀ, unscaled
+      }
+    }
+    mma_cb<kD, kM>(dv, st, dt, lane);   // dV += Pᵀ·dO
+    mma_cb<kD, kM>(dk, dpt, qt, lane);  // dK += dSᵀ·Q
+    __syncthreads();
+  }
+
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int j = key + r * 8;
+    if (j >= g.S) continue;
+    if (!real[r]) {
+      // A padding key's gradient is 0. Its registers hold garbage (its
+      // scores were never masked), so kWrite stores zeros, kAdd nothing.
+      if (add) continue;
+      bf16* dst = dqkv + (b * g.T + (j - P)) * g.W + g.qw + kvh * g.D + 2 * tq;
+#pragma unroll
+      for (int dn = 0; dn < kD / 8; ++dn) {
+        store_pair(dst + dn * 8, 0.0f, 0.0f, false);
+        store_pair(dst + g.kvw + dn * 8, 0.0f, 0.0f, false);
+      }
+      continue;
+    }
+    if (j < P) {
+      if (part == nullptr) continue;  // prefix gradients not wanted
+      float* dst = part + ((b * g.P + j) * 2) * g.kvw + kvh * g.D + 2 * tq;
+#pragma unroll
+      for (int dn = 0; dn < kD / 8; ++dn) {
+        *reinterpret_cast<float2*>(dst + dn * 8) = make_float2(g.scale * dk[dn][2 * r], g.scale * dk[dn][2 * r + 1]);
+        *reinterpret_cast<float2*>(dst + g.kvw + dn * 8) = make_float2(dv[dn][2 * r], dv[dn][2 * r + 1]);
+      }
+    } else {
+      bf16* dst = dqkv + (b * g.T + (j - P)) * g.W + g.qw + kvh * g.D + 2 * tq;
+#pragma unroll
+      for (int dn = 0; dn < kD / 8; ++dn) {
+        store_pair(dst + dn * 8, g.scale * dk[dn][2 * r], g.scale * dk[dn][2 * r + 1], add);
+        store_pair(dst + g.kvw + dn * 8, dv[dn][2 * r], dv[dn][2 * r + 1], add);
+      }
+    }
+  }
+}
+// (heads, ⌈rows/64⌉): x runs over the (b, head) pairs fastest, so blocks
+// launch row block by row block. Under causal masking the work of a block
+// is uneven — a late query block sees the most keys, an early key block the
+// most queries — and the kernels map blockIdx.y so that the heaviest
+// blocks launch first and the light ones fill the last wave.
+inline dim3 mma_grid(int64_t heads, int64_t rows) {
+  return dim3(unsigned(heads), unsigned((rows + kBlock - 1) / kBlock));
+}
+
+// One launch of a tensor-core kernel: attention_cuda.cu launches with it
+// and the host emulation (tests/emulation) replays it.
+struct MmaLaunch {
+  dim3 grid;
+  int threads;
+  size_t smem;
+};
+template <int kD>
+MmaLaunch forward_launch(const Geometry& g) { return {mma_grid(g.B * g.H, g.T), kMmaThreads, forward_smem<kD, 64>()}; }
+template <int kD>
+MmaLaunch dq_launch(const Geometry& g) { return {mma_grid(g.B * g.H, g.T), kMmaThreads, dq_smem<kD>()}; }
+template <int kD>
+MmaLaunch dkv_launch(const Geometry& g) { return {mma_grid(g.B * g.KVH, g.S), kMmaThreads, dkv_smem<kD>()}; }
+
+}  // namespace ptune::ops::cuda::flash

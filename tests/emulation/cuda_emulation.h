@@ -1,0 +1,281 @@
+// A host emulation of the CUDA that framework/ops/cuda/flash_attention.cuh
+// uses, so its tensor-core kernels run on the CPU (in CI, without a GPU).
+//
+// Every CUDA thread of a block is a std::thread. Warp-collective operations
+// (shuffles, votes, ldmatrix, mma.sync) meet at a per-warp barrier and
+// compute each lane's result from the whole warp's registers, following the
+// fragment layouts of the PTX ISA (attention_mma.cuh); __syncthreads is a
+// block barrier. cp.async copies are held back until the issuing thread's
+// cp.async.wait_group releases their group, so a read of shared memory
+// before the wait sees the poison (NaN) every block's shared memory starts
+// with. ldmatrix checks its addresses (inside shared memory, 16-byte rows).
+// Emulated: the data flow and synchronisation; not: timing, bank conflicts,
+// races between blocks, or the exact rounding of ex2.approx (exp2f here).
+#pragma once
+
+#include <algorithm>
+#include <barrier>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+// --- CUDA qualifiers and types ---------------------------------------------
+
+#define __device__
+#define __host__
+#define __global__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+
+struct dim3 {
+  unsigned x = 1, y = 1, z = 1;
+  dim3() = default;
+  dim3(unsigned x_, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}  // NOLINT: CUDA's implicit dim3
+};
+inline thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
+
+struct float2 {
+  float x, y;
+};
+inline float2 make_float2(float x, float y) { return {x, y}; }
+
+struct __nv_bfloat16 {
+  uint16_t bits;
+};
+struct __nv_bfloat162 {
+  __nv_bfloat16 x, y;
+};
+inline float __bfloat162float(__nv_bfloat16 v) {
+  const uint32_t u = uint32_t(v.bits) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline __nv_bfloat16 __float2bfloat16_rn(float f) {  // round to nearest even, as the hardware
+  if (std::isnan(f)) return {0x7fc0};
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return {uint16_t(u >> 16)};
+}
+inline __nv_bfloat162 __floats2bfloat162_rn(float lo, float hi) {
+  return {__float2bfloat16_rn(lo), __float2bfloat16_rn(hi)};
+}
+inline float2 __bfloat1622float2(__nv_bfloat162 v) { return {__bfloat162float(v.x), __bfloat162float(v.y)}; }
+
+using std::max;
+using std::min;
+
+namespace ptune::ops::cuda {
+using bf16 = __nv_bfloat16;
+}
+
+// --- one block's threads --------------------------------------------------
+
+namespace ptune::emulation {
+
+struct Block {
+  explicit Block(int threads, size_t smem_bytes) : all(threads), bytes(smem_bytes), smem(smem_bytes + 16) {
+    for (int w = 0; w < (threads + 31) / 32; ++w) warps.push_back(std::make_unique<std::barrier<>>(32));
+    for (auto& e : exchange) e.resize(size_t((threads + 31) / 32) * 32);
+  }
+  std::barrier<> all;
+  std::vector<std::unique_ptr<std::barrier<>>> warps;
+  struct Lane {
+    const void* ptr;
+    uint32_t regs[6];
+    float f;
+    bool b;
+  };
+  // One slot per thread, read by its warp, in two copies used in turn: a
+  // lane can only overwrite a copy after the warp's next barrier, which
+  // every lane passes only once done reading it, so each warp-collective
+  // operation needs a single barrier.
+  std::vector<Lane> exchange[2];
+  size_t bytes;  // the launch's dynamic shared memory
+  std::vector<unsigned char> smem;
+  unsigned char* shared() { return smem.data() + (16 - reinterpret_cast<uintptr_t>(smem.data()) % 16) % 16; }
+  bool in_shared(const void* p, size_t n) {
+    const auto* c = static_cast<const unsigned char*>(p);
+    return c >= shared() && c + n <= shared() + bytes;
+  }
+};
+inline thread_local Block* t_block = nullptr;
+inline thread_local int t_turn = 0;  // which copy of the exchange this thread's next collective uses
+
+[[noreturn]] inline void fail(const char* what) {
+  std::fprintf(stderr, "cuda emulation: %s (block %u,%u thread %u)\n", what, blockIdx.x, blockIdx.y, threadIdx.x);
+  std::abort();
+}
+
+inline int lane() { return int(threadIdx.x % 32); }
+// A warp-collective operation: fill my_slot(), exchange(), read slot(l).
+inline Block::Lane& my_slot() { return t_block->exchange[t_turn][threadIdx.x]; }
+inline void exchange() { t_block->warps[threadIdx.x / 32]->arrive_and_wait(); }
+inline const Block::Lane& slot(int l) { return t_block->exchange[t_turn][threadIdx.x / 32 * 32 + unsigned(l)]; }
+inline void done() { t_turn ^= 1; }
+
+// A cp.async: 16 bytes, or zeros when the source size is 0.
+struct Copy {
+  void* dst;
+  const void* src;
+  bool valid;
+};
+struct AsyncCopies {
+  std::vector<Copy> open;                  // issued since the last commit
+  std::vector<std::vector<Copy>> groups;  // committed, oldest first
+};
+inline thread_local AsyncCopies t_copies;
+
+// Runs kernel() as every thread of every block of the grid (x fastest).
+template <class Kernel>
+void launch(dim3 grid, int threads, size_t smem_bytes, Kernel kernel) {
+  if (threads % 32 != 0) fail("block size must be whole warps");
+  for (unsigned by = 0; by < grid.y; ++by)
+    for (unsigned bx = 0; bx < grid.x; ++bx) {
+      Block block(threads, smem_bytes);
+      std::memset(block.smem.data(), 0xff, block.smem.size());  // bf16 and f32 NaN
+      std::vector<std::thread> team;
+      team.reserve(size_t(threads));
+      for (int t = 0; t < threads; ++t)
+        team.emplace_back([&, t] {
+          t_block = &block;
+          t_copies = {};
+          t_turn = 0;
+          threadIdx = dim3(unsigned(t));
+          blockIdx = dim3(bx, by);
+          blockDim = dim3(unsigned(threads));
+          gridDim = grid;
+          kernel();
+        });
+      for (std::thread& th : team) th.join();
+    }
+}
+
+}  // namespace ptune::emulation
+
+#define PTUNE_DYNAMIC_SMEM(name) unsigned char* name = ::ptune::emulation::t_block->shared()
+
+// --- CUDA builtins ---------------------------------------------------------
+
+inline void __syncthreads() { ptune::emulation::t_block->all.arrive_and_wait(); }
+
+inline float __shfl_xor_sync(unsigned mask, float v, int offset) {
+  using namespace ptune::emulation;
+  if (mask != 0xffffffffu) fail("__shfl_xor_sync: only full-warp masks are emulated");
+  my_slot().f = v;
+  exchange();
+  const float r = slot(lane() ^ offset).f;
+  done();
+  return r;
+}
+
+inline bool __all_sync(unsigned mask, bool v) {
+  using namespace ptune::emulation;
+  if (mask != 0xffffffffu) fail("__all_sync: only full-warp masks are emulated");
+  my_slot().b = v;
+  exchange();
+  bool all = true;
+  for (int l = 0; l < 32; ++l) all = all && slot(l).b;
+  done();
+  return all;
+}
+
+// --- the warp primitives of attention_mma.cuh -------------------------------
+
+namespace ptune::ops::cuda::mma {
+
+inline void cp_async_16(void* dst, const void* src, bool valid) {
+  using namespace ptune::emulation;
+  if (!t_block->in_shared(dst, 16)) fail("cp.async destination outside shared memory");
+  if (reinterpret_cast<uintptr_t>(dst) % 16 != 0 || (valid && reinterpret_cast<uintptr_t>(src) % 16 != 0))
+    fail("cp.async address not 16-byte aligned");
+  t_copies.open.push_back({dst, src, valid});
+}
+inline void cp_async_commit() {
+  using namespace ptune::emulation;
+  t_copies.groups.push_back(std::move(t_copies.open));
+  t_copies.open.clear();
+}
+// Lands every committed group but the newest N (copies not yet committed
+// stay in flight, as on the hardware).
+template <int N>
+inline void cp_async_wait() {
+  using namespace ptune::emulation;
+  auto& groups = t_copies.groups;
+  while (groups.size() > size_t(N)) {
+    for (const Copy& c : groups.front()) {
+      if (c.valid) std::memcpy(c.dst, c.src, 16);
+      else std::memset(c.dst, 0, 16);
+    }
+    groups.erase(groups.begin());
+  }
+}
+
+namespace detail {
+inline uint16_t element(const void* row, int col) { return static_cast<const uint16_t*>(row)[col]; }
+// ldmatrix .x4 (see attention_mma.cuh): lane l addresses row l % 8 of
+// matrix l / 8; register i of lane 4g + t gets M_i[g][2t, 2t+1], or with
+// .trans M_i[2t, 2t+1][g].
+inline void ldmatrix(uint32_t (&r)[4], const void* p, bool trans) {
+  using namespace ptune::emulation;
+  if (!t_block->in_shared(p, 16)) fail("ldmatrix row outside shared memory");
+  if (reinterpret_cast<uintptr_t>(p) % 16 != 0) fail("ldmatrix row not 16-byte aligned");
+  my_slot().ptr = p;
+  exchange();
+  const int g = lane() / 4, t = lane() % 4;
+  for (int i = 0; i < 4; ++i) {
+    const uint16_t lo = trans ? element(slot(8 * i + 2 * t).ptr, g) : element(slot(8 * i + g).ptr, 2 * t);
+    const uint16_t hi = trans ? element(slot(8 * i + 2 * t + 1).ptr, g) : element(slot(8 * i + g).ptr, 2 * t + 1);
+    r[i] = uint32_t(lo) | uint32_t(hi) << 16;
+  }
+  done();
+}
+inline float low(uint32_t u) { return __bfloat162float({uint16_t(u & 0xffffu)}); }
+inline float high(uint32_t u) { return __bfloat162float({uint16_t(u >> 16)}); }
+}  // namespace detail
+
+inline void ldmatrix_x4(uint32_t (&r)[4], const void* p) { detail::ldmatrix(r, p, false); }
+inline void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) { detail::ldmatrix(r, p, true); }
+
+// c += a · b, m16n8k16: the warp's fragments are gathered into A (16 × 16)
+// and B (16 × 8), and each lane sums its four C elements in f32.
+inline void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  using namespace ptune::emulation;
+  using detail::high;
+  using detail::low;
+  Block::Lane& mine = my_slot();
+  std::copy(a, a + 4, mine.regs);
+  mine.regs[4] = b0;
+  mine.regs[5] = b1;
+  exchange();
+  float A[16][16], B[16][8];
+  for (int l = 0; l < 32; ++l) {
+    const uint32_t* r = slot(l).regs;
+    const int g = l / 4, t = l % 4;
+    A[g][2 * t] = low(r[0]), A[g][2 * t + 1] = high(r[0]);
+    A[g + 8][2 * t] = low(r[1]), A[g + 8][2 * t + 1] = high(r[1]);
+    A[g][2 * t + 8] = low(r[2]), A[g][2 * t + 9] = high(r[2]);
+    A[g + 8][2 * t + 8] = low(r[3]), A[g + 8][2 * t + 9] = high(r[3]);
+    B[2 * t][g] = low(r[4]), B[2 * t + 1][g] = high(r[4]);
+    B[2 * t + 8][g] = low(r[5]), B[2 * t + 9][g] = high(r[5]);
+  }
+  done();
+  const int g = lane() / 4, t = lane() % 4;
+  for (int e = 0; e < 4; ++e) {
+    const int row = e < 2 ? g : g + 8, col = 2 * t + (e & 1);
+    float sum = 0.0f;
+    for (int k = 0; k < 16; ++k) sum += A[row][k] * B[k][col];
+    c[e] += sum;
+  }
+}
+
+inline float exp2_approx(float x) { return std::exp2(x); }
+
+}  // namespace ptune::ops::cuda::mma

@@ -31,7 +31,9 @@ R4='"ctest_dist": "skipped"'
 # The P-Tuning v2 step of the shapes at sequence 512: ptune's real
 # model path (with its per-op profile) and PyTorch + peft, same GPU.
 PY=${PYTHON:-python3}
-R5=$(step bench_gpu "$PY" tests/bench/bench_gpu.py --ptune "$BUILD/launch/ptune" --profile --out "$OUT/bench_gpu.json")
+# Batches 8 and 32, and the candidate attention kernels beside the defaults.
+R5=$(step bench_gpu "$PY" tests/bench/bench_gpu.py --ptune "$BUILD/launch/ptune" --profile --candidate \
+       --out "$OUT/bench_gpu.json")
 # Only so many files come back from a lent machine: drop the logs of steps
 # that passed and carry nothing to read.
 [[ $R1 == *'"rc": 0'* ]] && rm -f "$OUT/configure.log"
@@ -45,4 +47,4 @@ R5=$(step bench_gpu "$PY" tests/bench/bench_gpu.py --ptune "$BUILD/launch/ptune"
 rm -f "$OUT/gpu.csv"
 cat "$OUT/report.json"
 grep -E "^\[  (PASSED|FAILED|SKIPPED)|FAILED  \]" "$OUT/cuda_tests.log" 2>/dev/null | tail -40
-grep -E "^(bench|step|MFU|profile|  |shape|gpt2|llama)" "$OUT/bench_gpu.log" 2>/dev/null | head -90
+grep -E "^(==|bench|step|MFU|profile|  |shape|gpt2|llama)" "$OUT/bench_gpu.log" 2>/dev/null | head -200

@@ -14,11 +14,17 @@ non-embedding weights, peak 989 TFLOP/s (H100 SXM dense bf16).
 
     python3 tests/bench/bench_gpu.py --ptune build/launch/ptune --out report.json
 
+--batch takes a list (default 8 and 32: the issue fixes the sequence, 512,
+not the batch, and the GEMMs of a 4096-token step are too small to fill an
+H100). --candidate also times ptune with PTUNE_FLASH_CANDIDATE=1, the
+attention kernels under evaluation (docs/cuda.md).
+
 The PyTorch half needs torch, transformers and peft (skipped, with a note
 in the report, when they are not importable).
 """
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -40,20 +46,22 @@ def flops_per_token(shape, seq, prefix):
     return 4.0 * n + 12.0 * L * (prefix + seq) * C
 
 
-def ptune_rate(binary, shape, batch, seq, prefix, steps, warmup, profile):
+def ptune_rate(binary, shape, batch, seq, prefix, steps, warmup, profile, candidate=False):
     arch, L, C, H, KVH, I, V = SHAPES[shape]
     cmd = [binary, "bench", "--device", "cuda", "--arch", arch, "--layers", str(L), "--hidden", str(C), "--heads",
            str(H), "--kv-heads", str(KVH), "--intermediate", str(I), "--vocab", str(V), "--batch", str(batch),
            "--seq", str(seq), "--prefix", str(prefix), "--steps", str(steps), "--warmup", str(warmup)]
     if profile:
         cmd.append("--profile")  # per-op GPU time, printed after the timed steps
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ, PTUNE_FLASH_CANDIDATE="1" if candidate else "0")
+    print(f"== ptune {shape} batch {batch}{' (candidate attention kernels)' if candidate else ''}", flush=True)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     sys.stdout.write(p.stdout + p.stderr)
     m = re.search(r"step ([\d.]+) ms, ([\d.]+) tokens/s", p.stdout)
     if p.returncode != 0 or not m:
         return {"engine": "ptune", "error": (p.stderr or p.stdout)[-2000:]}
     return {"engine": "ptune", "step_ms": float(m.group(1)), "tokens_per_s": float(m.group(2)),
-            "command": " ".join(cmd)}
+            "command": ("PTUNE_FLASH_CANDIDATE=1 " if candidate else "") + " ".join(cmd)}
 
 
 def torch_rate(shape, batch, seq, prefix, steps, warmup):
@@ -96,50 +104,65 @@ def torch_rate(shape, batch, seq, prefix, steps, warmup):
             "tokens_per_s": batch * seq / (ms / 1e3)}
 
 
+def measure(args, shape, batch):
+    """One row: ptune (and its candidate kernels) and torch + peft at one shape and batch."""
+    f = flops_per_token(shape, args.seq, args.prefix)
+    row = {"shape": shape, "batch": batch, "seq": args.seq, "prefix": args.prefix, "flops_per_token": f}
+    engines = [("ptune", lambda: ptune_rate(args.ptune, shape, batch, args.seq, args.prefix, args.steps,
+                                            args.warmup, args.profile))]
+    if args.candidate:
+        engines.append(("ptune_candidate", lambda: ptune_rate(args.ptune, shape, batch, args.seq, args.prefix,
+                                                              args.steps, args.warmup, args.profile, candidate=True)))
+    engines.append(("torch", lambda: torch_rate(shape, batch, args.seq, args.prefix, args.steps, args.warmup)))
+    for name, rate in engines:
+        try:
+            r = rate()
+        except Exception as e:  # noqa: BLE001 - the report says why
+            r = {"error": f"{type(e).__name__}: {e}"[-2000:]}
+        if "tokens_per_s" in r:
+            r["mfu"] = r["tokens_per_s"] * f / (args.peak_tflops * 1e12)
+        row[name] = r
+    for name in ("ptune", "ptune_candidate"):
+        if "tokens_per_s" in row.get(name, {}) and "tokens_per_s" in row["torch"]:
+            row["ratio" if name == "ptune" else "ratio_candidate"] = (row[name]["tokens_per_s"] /
+                                                                     row["torch"]["tokens_per_s"])
+    return row
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ptune", default="build/launch/ptune")
     ap.add_argument("--shapes", default="gpt2-medium,llama-1b")
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--batch", default="8,32", help="comma-separated batch sizes")
     ap.add_argument("--seq", type=int, default=512)
     ap.add_argument("--prefix", type=int, default=20)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--peak-tflops", type=float, default=989.0)
     ap.add_argument("--profile", action="store_true", help="also print ptune's per-op GPU time")
+    ap.add_argument("--candidate", action="store_true",
+                    help="also time ptune with the candidate attention kernels (PTUNE_FLASH_CANDIDATE=1)")
     ap.add_argument("--out", default="bench_gpu.json")
     args = ap.parse_args()
 
     results = []
     for shape in args.shapes.split(","):
-        f = flops_per_token(shape, args.seq, args.prefix)
-        row = {"shape": shape, "batch": args.batch, "seq": args.seq, "prefix": args.prefix, "flops_per_token": f}
-        for name, rate in (("ptune", lambda: ptune_rate(args.ptune, shape, args.batch, args.seq, args.prefix,
-                                                          args.steps, args.warmup, args.profile)),
-                           ("torch", lambda: torch_rate(shape, args.batch, args.seq, args.prefix, args.steps,
-                                                        args.warmup))):
-            try:
-                r = rate()
-            except Exception as e:  # noqa: BLE001 - the report says why
-                r = {"error": f"{type(e).__name__}: {e}"[-2000:]}
-            if "tokens_per_s" in r:
-                r["mfu"] = r["tokens_per_s"] * f / (args.peak_tflops * 1e12)
-            row[name] = r
-        if "tokens_per_s" in row["ptune"] and "tokens_per_s" in row["torch"]:
-            row["ratio"] = row["ptune"]["tokens_per_s"] / row["torch"]["tokens_per_s"]
-        results.append(row)
+        for batch in (int(b) for b in args.batch.split(",")):
+            results.append(measure(args, shape, batch))
 
     json.dump({"results": results, "peak_tflops": args.peak_tflops, "time": time.time()}, open(args.out, "w"),
               indent=1)
-    print(f"{'shape':<12} {'ptune tok/s':>12} {'ptune MFU':>10} {'torch tok/s':>12} {'torch MFU':>10} {'ratio':>6}")
+    print(f"{'shape':<12} {'batch':>5} {'engine':<16} {'tok/s':>10} {'MFU':>7} {'vs torch':>8}")
     for r in results:
-        pt, tt = r["ptune"], r["torch"]
-        print(f"{r['shape']:<12} {pt.get('tokens_per_s', float('nan')):>12.0f} {100 * pt.get('mfu', float('nan')):>9.1f}% "
-              f"{tt.get('tokens_per_s', float('nan')):>12.0f} {100 * tt.get('mfu', float('nan')):>9.1f}% "
-              f"{r.get('ratio', float('nan')):>6.2f}")
-        for name in ("ptune", "torch"):
-            if "error" in r[name]:
-                print(f"  {name} failed: {r[name]['error'][-300:]}")
+        for name in ("ptune", "ptune_candidate", "torch"):
+            if name not in r:
+                continue
+            e = r[name]
+            ratio = r.get({"ptune": "ratio", "ptune_candidate": "ratio_candidate"}.get(name, ""), float("nan"))
+            print(f"{r['shape']:<12} {r['batch']:>5} {name:<16} {e.get('tokens_per_s', float('nan')):>10.0f} "
+                  f"{100 * e.get('mfu', float('nan')):>6.1f}% {ratio:>8.2f}")
+            if "error" in e:
+                print(f"  {name} failed: {e['error'][-300:]}")
 
 
 if __name__ == "__main__":

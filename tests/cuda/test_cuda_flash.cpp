@@ -5,14 +5,18 @@
 // without a prefix, causal and bidirectional, padding whose tail covers
 // whole key tiles and a batch row padded entirely (with P = 0 its queries
 // see no key at all: zero output, zero gradient), and GQA (32 query heads
-// on 8 kv heads, LLaMA-1B). The f32 path is covered by test_cuda_ops.cpp.
+// on 8 kv heads, LLaMA-1B). Every case runs the default kernels and the
+// candidates (PTUNE_FLASH_CANDIDATE=1: the forward with 32 rows a warp, the
+// backward in one launch). The f32 path is covered by test_cuda_ops.cpp.
 // Every test skips when no GPU is visible.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
+#include <tuple>
 
 #include "framework/ops/attention.h"
 #include "framework/ops/cuda/kernels.h"
@@ -33,7 +37,13 @@ struct FlashCase {
   Padding padding;
 };
 
-class CudaFlash : public ::testing::TestWithParam<FlashCase> {};
+class CudaFlash : public ::testing::TestWithParam<std::tuple<FlashCase, bool>> {};
+
+// Sets PTUNE_FLASH_CANDIDATE for the scope of one test.
+struct CandidateKernels {
+  explicit CandidateKernels(bool on) { setenv("PTUNE_FLASH_CANDIDATE", on ? "1" : "0", 1); }
+  ~CandidateKernels() { unsetenv("PTUNE_FLASH_CANDIDATE"); }
+};
 
 // Tighter than kBf16Tol: these kernels round only the inputs, P and dS
 // (for the second product) and the stored results to bf16; their host
@@ -50,7 +60,8 @@ struct Grads {
 
 TEST_P(CudaFlash, Bf16MatchesCpu) {
   SKIP_WITHOUT_GPU();
-  const FlashCase c = GetParam();
+  const auto [c, candidate] = GetParam();
+  const CandidateKernels kernels(candidate);
   const DType dt = DType::kBF16;
   ops::AttentionConfig cfg{c.h, c.kvh, c.d, c.mask, 1.0f / std::sqrt(float(c.d))};
   auto in = [](const Shape& s, float stddev = 1.0f) { return round_bf16(randn(s, stddev)); };
@@ -131,12 +142,14 @@ const FlashCase kFlashCases[] = {
     {3, 300, 20, 32, 8, 64, AttentionMask::kCausal, Padding::kTails},
 };
 
-INSTANTIATE_TEST_SUITE_P(Cases, CudaFlash, ::testing::ValuesIn(kFlashCases), [](const auto& info) {
-  const FlashCase& c = info.param;
+INSTANTIATE_TEST_SUITE_P(Cases, CudaFlash, ::testing::Combine(::testing::ValuesIn(kFlashCases), ::testing::Bool()),
+                         [](const auto& info) {
+  const FlashCase& c = std::get<0>(info.param);
   return "T" + std::to_string(c.t) + "_P" + std::to_string(c.p) + "_H" + std::to_string(c.h) + "_KV" +
          std::to_string(c.kvh) + "_D" + std::to_string(c.d) +
          (c.mask == AttentionMask::kCausal ? "_causal" : "_bidir") +
-         (c.padding == Padding::kTails ? "_pad" : "") + "_" + std::to_string(info.index);
+         (c.padding == Padding::kTails ? "_pad" : "") + (std::get<1>(info.param) ? "_candidate" : "") + "_" +
+         std::to_string(info.index);
 });
 
 }  // namespace

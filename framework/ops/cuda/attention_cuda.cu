@@ -38,6 +38,7 @@
 #include "framework/ops/cuda/common.cuh"
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <initializer_list>
 
@@ -371,9 +372,24 @@ void launch_mma(Kernel kernel, const MmaLaunch& l, const Stream& stream, Args...
   PTUNE_CUDA_LAUNCH_CHECK();
 }
 
+// PTUNE_FLASH_CANDIDATE=1 selects the kernels under evaluation (tested
+// like the defaults, not yet measured faster; docs/cuda.md): the forward
+// with 32 query rows a warp at D = 64 and the backward in one launch. Read
+// at every call, so tests and benchmarks can compare both in one process.
+bool flash_candidate() {
+  const char* v = std::getenv("PTUNE_FLASH_CANDIDATE");
+  return v != nullptr && v[0] == '1';
+}
+
 template <int kD>
 void forward_mma(const Geometry& g, bf16* out, float* lse, const bf16* qkv, const bf16* pk, const bf16* pv,
                  const int32_t* mask, const Stream& stream) {
+  if constexpr (kD == 64) {
+    if (flash_candidate()) {
+      launch_mma(flash_forward_mma_kernel<kD, 2>, forward_launch<kD, 2>(g), stream, g, out, lse, qkv, pk, pv, mask);
+      return;
+    }
+  }
   launch_mma(flash_forward_mma_kernel<kD>, forward_launch<kD>(g), stream, g, out, lse, qkv, pk, pv, mask);
 }
 
@@ -381,6 +397,12 @@ template <int kD>
 void backward_mma(const Geometry& g, bf16* dqkv, bool add, const float* delta, float* part, const bf16* dout,
                   const bf16* qkv, const bf16* pk, const bf16* pv, const float* lse, const int32_t* mask,
                   const Stream& stream) {
+  if (flash_candidate()) {
+    const MmaLaunch l = backward_launch<kD>(g);
+    PTUNE_CHECK(l.grid.x < (1u << 31), "attention: {} blocks exceed the CUDA grid", l.grid.x);
+    launch_mma(flash_backward_mma_kernel<kD>, l, stream, g, dqkv, add, part, dout, qkv, pk, pv, lse, delta, mask);
+    return;
+  }
   launch_mma(flash_dq_mma_kernel<kD>, dq_launch<kD>(g), stream, g, dqkv, add, dout, qkv, pk, pv, lse, delta, mask);
   launch_mma(flash_dkv_mma_kernel<kD>, dkv_launch<kD>(g), stream, g, dqkv, add, part, dout, qkv, pk, pv, lse, delta,
              mask);

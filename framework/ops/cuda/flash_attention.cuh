@@ -90,16 +90,16 @@ __device__ __forceinline__ bool causal_visible(const Geometry& g, int j, int i) 
   return !g.causal || j < g.P || j - int(g.P) <= i;
 }
 
-// All threads copy a (kRowsT, kD) tile into shared memory (row stride
+// All kThreads threads copy a (kRowsT, kD) tile into shared memory (row stride
 // kD + kPad), 16 bytes per cp.async; row(r) is the global row r or nullptr
 // (zero-filled).
-template <int kD, int kRowsT, class RowFn>
+template <int kD, int kRowsT, int kThreads = kMmaThreads, class RowFn>
 __device__ __forceinline__ void load_tile(bf16* dst, const bf16* base, RowFn row) {
   constexpr int kChunks = kD / 8;
-  static_assert(kRowsT * kChunks % kMmaThreads == 0, "whole copy rounds");
+  static_assert(kRowsT * kChunks % kThreads == 0, "whole copy rounds");
 #pragma unroll
-  for (int k = 0; k < kRowsT * kChunks / kMmaThreads; ++k) {
-    const int c = k * kMmaThreads + int(threadIdx.x), r = c / kChunks, chunk = c % kChunks;
+  for (int k = 0; k < kRowsT * kChunks / kThreads; ++k) {
+    const int c = k * kThreads + int(threadIdx.x), r = c / kChunks, chunk = c % kChunks;
     const bf16* src = row(r);
     mma::cp_async_16(dst + r * (kD + kPad) + chunk * 8, src ? src + chunk * 8 : base, src != nullptr);
   }
@@ -121,39 +121,64 @@ __device__ __forceinline__ const bf16* frag_b(const bf16* tile, int stride, int 
   return tile + (row0 + (lane >> 4) * 8 + (lane & 7)) * stride + col0 + ((lane >> 3) & 1) * 8;
 }
 
-// c[n] += A · Bᵀ over k = kD for n tiles of 8 rows of B: A is the warp's
-// 16 × kD fragments (registers), B a (kN, kD) shared tile (rows = n).
-template <int kD, int kN>
-__device__ __forceinline__ void mma_abt(float (&c)[kN / 8][4], const uint32_t (&a)[kD / 16][4], const bf16* bt,
-                                        int lane) {
+// The products below run over kMT m tiles of 16 rows each (the warp's
+// rows); every B fragment read from shared memory serves all of them, so
+// two m tiles halve the ldmatrix traffic per MMA.
+//
+// c[m][n] += A[m] · Bᵀ over k = kD for n tiles of 8 rows of B: A[m] is the
+// warp's 16 × kD fragments (registers), B a (kN, kD) shared tile (rows = n).
+template <int kD, int kN, int kMT>
+__device__ __forceinline__ void mma_abt(float (&c)[kMT][kN / 8][4], const uint32_t (&a)[kMT][kD / 16][4],
+                                        const bf16* bt, int lane) {
 #pragma unroll
   for (int ks = 0; ks < kD / 16; ++ks) {
 #pragma unroll
     for (int np = 0; np < kN / 16; ++np) {
       uint32_t f[4];
       mma::ldmatrix_x4(f, frag_b(bt, kD + kPad, np * 16, ks * 16, lane));
-      mma::mma_bf16(c[2 * np], a[ks], f[0], f[1]);
-      mma::mma_bf16(c[2 * np + 1], a[ks], f[2], f[3]);
+#pragma unroll
+      for (int mt = 0; mt < kMT; ++mt) {
+        mma::mma_bf16(c[mt][2 * np], a[mt][ks], f[0], f[1]);
+        mma::mma_bf16(c[mt][2 * np + 1], a[mt][ks], f[2], f[3]);
+      }
     }
   }
 }
 
-// c += A · B with A (16 × kK) given as f32 C tiles (converted to bf16
-// fragments on the fly) and B a (kK, kD) shared tile (rows = k).
-template <int kD, int kK>
-__device__ __forceinline__ void mma_cb(float (&c)[kD / 8][4], const float (&a)[kK / 8][4], const bf16* bt, int lane) {
+// c[m] += A[m] · B with A[m] (16 × kK) given as f32 C tiles (converted to
+// bf16 fragments on the fly) and B a (kK, kD) shared tile (rows = k).
+template <int kD, int kK, int kMT>
+__device__ __forceinline__ void mma_cb(float (&c)[kMT][kD / 8][4], const float (&a)[kMT][kK / 8][4], const bf16* bt,
+                                       int lane) {
 #pragma unroll
   for (int kk = 0; kk < kK / 16; ++kk) {
-    uint32_t af[4];
-    mma::c_to_a(af, a[2 * kk], a[2 * kk + 1]);
+    uint32_t af[kMT][4];
+#pragma unroll
+    for (int mt = 0; mt < kMT; ++mt) mma::c_to_a(af[mt], a[mt][2 * kk], a[mt][2 * kk + 1]);
 #pragma unroll
     for (int dp = 0; dp < kD / 16; ++dp) {
       uint32_t f[4];
       mma::ldmatrix_x4_trans(f, frag_a(bt, kD + kPad, kk * 16, dp * 16, lane));
-      mma::mma_bf16(c[2 * dp], af, f[0], f[1]);
-      mma::mma_bf16(c[2 * dp + 1], af, f[2], f[3]);
+#pragma unroll
+      for (int mt = 0; mt < kMT; ++mt) {
+        mma::mma_bf16(c[mt][2 * dp], af[mt], f[0], f[1]);
+        mma::mma_bf16(c[mt][2 * dp + 1], af[mt], f[2], f[3]);
+      }
     }
   }
+}
+
+// One m tile (the backward kernels): the same, on arrays without the m axis.
+template <int kD, int kN>
+__device__ __forceinline__ void mma_abt(float (&c)[kN / 8][4], const uint32_t (&a)[kD / 16][4], const bf16* bt,
+                                        int lane) {
+  mma_abt<kD, kN, 1>(reinterpret_cast<float (&)[1][kN / 8][4]>(c),
+                     reinterpret_cast<const uint32_t (&)[1][kD / 16][4]>(a), bt, lane);
+}
+template <int kD, int kK>
+__device__ __forceinline__ void mma_cb(float (&c)[kD / 8][4], const float (&a)[kK / 8][4], const bf16* bt, int lane) {
+  mma_cb<kD, kK, 1>(reinterpret_cast<float (&)[1][kD / 8][4]>(c), reinterpret_cast<const float (&)[1][kK / 8][4]>(a),
+                    bt, lane);
 }
 
 // The warp's 16 × kD A fragments of rows row0.. of a shared tile.
@@ -195,17 +220,25 @@ __device__ __forceinline__ int visible_key_end(const Geometry& g, int q0) {
 // there the softmax is one FFMA and one exp2 per score (tested per score,
 // the masks' index arithmetic and flag reads outnumbered the MMAs).
 //
-// Whether key tile [j0, j0 + kN) needs a mask for the warp's queries
-// [row0, row0 + 16): some key is padding or past the end (the tile's real
-// flags `ok`), or under causal masking a token key comes after row0.
-// Warp-uniform, so the branch on it never diverges.
+// Whether key tile [j0, j0 + kN) needs a mask for a warp's 16 queries
+// [row0, row0 + 16): some key is padding or past the end (not
+// keys_all_real: a vote over the tile's flags `ok`), or under causal
+// masking a token key comes after row0 (causal_cuts). Warp-uniform, so the
+// branch on it never diverges.
 template <int kN>
-__device__ __forceinline__ bool keys_need_mask(const Geometry& g, const bool* ok, int j0, int row0, int lane) {
+__device__ __forceinline__ bool keys_all_real(const bool* ok, int lane) {
   bool real = true;
 #pragma unroll
   for (int c = lane; c < kN; c += 32) real = real && ok[c];
-  if (!__all_sync(0xffffffffu, real)) return true;
+  return __all_sync(0xffffffffu, real);
+}
+template <int kN>
+__device__ __forceinline__ bool causal_cuts(const Geometry& g, int j0, int row0) {
   return g.causal && j0 + kN - 1 - int(g.P) > row0;  // token index of the last key vs the first query
+}
+template <int kN>
+__device__ __forceinline__ bool keys_need_mask(const Geometry& g, const bool* ok, int j0, int row0, int lane) {
+  return !keys_all_real<kN>(ok, lane) || causal_cuts<kN>(g, j0, row0);
 }
 
 // Sets to −∞ the entries of a warp's 16 × kN accumulator tile c that
@@ -222,17 +255,18 @@ __device__ __forceinline__ void mask_tile(float (&c)[kN / 8][4], int tq, Visible
 }
 
 // Key/value tile `tile` of kN rows into buffer `buf` (2 buffers of each),
-// plus its real-key flags.
-template <int kD, int kN>
+// plus its real-key flags, by the CTA's kThreads threads.
+template <int kD, int kN, int kThreads = kMmaThreads>
 __device__ __forceinline__ void load_kv_tile(const Geometry& g, bf16* sk, bf16* sv, bool* sok, int tile, int buf,
                                              const bf16* qkv, const bf16* pk, const bf16* pv, const int32_t* mask,
                                              int64_t b, int64_t kvh) {
   constexpr int kS = kD + kPad;
+  static_assert(kThreads >= kN, "a thread per key flag");
   const int j0 = tile * kN;
-  load_tile<kD, kN>(sk + buf * kN * kS, qkv, [&](int r) -> const bf16* {
+  load_tile<kD, kN, kThreads>(sk + buf * kN * kS, qkv, [&](int r) -> const bf16* {
     return j0 + r < g.S ? key_row(g, qkv, pk, b, kvh, j0 + r) : nullptr;
   });
-  load_tile<kD, kN>(sv + buf * kN * kS, qkv, [&](int r) -> const bf16* {
+  load_tile<kD, kN, kThreads>(sv + buf * kN * kS, qkv, [&](int r) -> const bf16* {
     return j0 + r < g.S ? value_row(g, qkv, pv, b, kvh, j0 + r) : nullptr;
   });
   if (threadIdx.x < kN) sok[buf * kN + threadIdx.x] = key_real(g, mask, b, j0 + int(threadIdx.x));
@@ -241,12 +275,12 @@ __device__ __forceinline__ void load_kv_tile(const Geometry& g, bf16* sk, bf16* 
 // The forward's and dq's double-buffered key sweep: starts copying tile
 // it + 1 into the other buffer, then waits until tile `it` (buffer it & 1)
 // is in shared memory for every thread.
-template <int kD, int kN>
+template <int kD, int kN, int kThreads = kMmaThreads>
 __device__ __forceinline__ void next_kv_tile(const Geometry& g, bf16* sk, bf16* sv, bool* sok, int it, int tiles,
                                              const bf16* qkv, const bf16* pk, const bf16* pv, const int32_t* mask,
                                              int64_t b, int64_t kvh) {
   if (it + 1 < tiles) {
-    load_kv_tile<kD, kN>(g, sk, sv, sok, it + 1, (it + 1) & 1, qkv, pk, pv, mask, b, kvh);
+    load_kv_tile<kD, kN, kThreads>(g, sk, sv, sok, it + 1, (it + 1) & 1, qkv, pk, pv, mask, b, kvh);
     mma::cp_async_commit();
     mma::cp_async_wait<1>();
   } else {
@@ -258,13 +292,26 @@ __device__ __forceinline__ void next_kv_tile(const Geometry& g, bf16* sk, bf16* 
 template <int kD, int kN>
 constexpr size_t forward_smem() { return size_t(kBlock + 4 * kN) * (kD + kPad) * 2 + 2 * kN; }
 
+// The forward's warps own kMT m tiles (16·kMT query rows) of the CTA's 64:
+// 4 warps of 16 rows (the measured default), or 2 warps of 32 rows that
+// share each K and V fragment between their two m tiles (half the
+// ldmatrix traffic per MMA, the layout of FlashAttention-2's forward; a
+// candidate until measured, see docs/cuda.md). D = 128 keeps one m tile:
+// two would need ~300 registers.
+template <int kMT>
+constexpr int kFwdThreads = kBlock / (16 * kMT) * 32;
+// Resident CTAs the 2-tile forward is compiled for: 4 × 46 KiB of shared
+// memory is all an SM has room for, so the register cap is 255 anyway.
+template <int kD, int kMT>
+constexpr int kFwdBlocksFor = kMT == 1 ? kFwdBlocks<kD> : 4;
+
 // Grid (B·H, ⌈T/64⌉), query blocks launched last-first (see mma_grid);
 // smem: Q (64, D), K and V 2 × (64, D) each, flags.
-template <int kD>
-__global__ void __launch_bounds__(kMmaThreads, kFwdBlocks<kD>)
+template <int kD, int kMT = 1>
+__global__ void __launch_bounds__(kFwdThreads<kMT>, (kFwdBlocksFor<kD, kMT>))
     flash_forward_mma_kernel(Geometry g, bf16* out, float* lse, const bf16* qkv, const bf16* pk, const bf16* pv,
                              const int32_t* mask) {
-  constexpr int kN = 64, kS = kD + kPad;
+  constexpr int kN = 64, kS = kD + kPad, kThreads = kFwdThreads<kMT>;
   PTUNE_DYNAMIC_SMEM(smem);
   bf16* sq = reinterpret_cast<bf16*>(smem);
   bf16* sk = sq + kBlock * kS;
@@ -273,75 +320,93 @@ __global__ void __launch_bounds__(kMmaThreads, kFwdBlocks<kD>)
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, tq = lane % 4;
   const int64_t bh = blockIdx.x, b = bh / g.H, h = bh % g.H, kvh = h / g.group;
   const int T = int(g.T), q0 = int(gridDim.y - 1 - blockIdx.y) * kBlock;
-  const int row = q0 + warp * 16 + lane / 4;  // query of accumulator rows g; row + 8 for rows g + 8
+  const int row0 = q0 + warp * 16 * kMT;  // the warp's first query; m tile mt starts at row0 + 16·mt
+  // The lane's query in accumulator rows g of m tile 0; + 16·mt for tile mt, + 8 for rows g + 8.
+  const int row = row0 + lane / 4;
 
-  load_tile<kD, kBlock>(sq, qkv, [&](int r) -> const bf16* {
+  load_tile<kD, kBlock, kThreads>(sq, qkv, [&](int r) -> const bf16* {
     return q0 + r < T ? qkv + (b * g.T + q0 + r) * g.W + h * g.D : nullptr;
   });
-  load_kv_tile<kD, kN>(g, sk, sv, sok, 0, 0, qkv, pk, pv, mask, b, kvh);
+  load_kv_tile<kD, kN, kThreads>(g, sk, sv, sok, 0, 0, qkv, pk, pv, mask, b, kvh);
   mma::cp_async_commit();
   const int tiles = (visible_key_end(g, q0) + kN - 1) / kN;
   const float scale2 = g.scale * kLog2e;  // score → log2 units: exp2 is one SFU op
 
-  uint32_t qa[kD / 16][4];
-  float o[kD / 8][4] = {};
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // l: this lane's share of the row sum
+  uint32_t qa[kMT][kD / 16][4];
+  float o[kMT][kD / 8][4] = {};
+  // Per m tile and accumulator row half; l: this lane's share of the row sum.
+  float m[kMT][2], l[kMT][2];
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt) m[mt][0] = m[mt][1] = -INFINITY, l[mt][0] = l[mt][1] = 0.0f;
   for (int it = 0; it < tiles; ++it) {
     const int buf = it & 1;
-    next_kv_tile<kD, kN>(g, sk, sv, sok, it, tiles, qkv, pk, pv, mask, b, kvh);
-    if (it == 0) load_a<kD>(qa, sq, warp * 16, lane);
+    next_kv_tile<kD, kN, kThreads>(g, sk, sv, sok, it, tiles, qkv, pk, pv, mask, b, kvh);
+    if (it == 0) {
+#pragma unroll
+      for (int mt = 0; mt < kMT; ++mt) load_a<kD>(qa[mt], sq, row0 - q0 + 16 * mt, lane);
+    }
     const bool* ok = sok + buf * kN;
     const int j0 = it * kN;
-    float s[kN / 8][4] = {};
-    mma_abt<kD, kN>(s, qa, sk + buf * kN * kS, lane);
-    if (keys_need_mask<kN>(g, ok, j0, row - lane / 4, lane))
-      mask_tile<kN>(s, tq, [&](int r, int col) { return ok[col] && causal_visible(g, j0 + col, row + r * 8); });
+    float s[kMT][kN / 8][4] = {};
+    mma_abt<kD, kN, kMT>(s, qa, sk + buf * kN * kS, lane);
+    const bool all_real = keys_all_real<kN>(ok, lane);
+#pragma unroll
+    for (int mt = 0; mt < kMT; ++mt) {
+      if (!all_real || causal_cuts<kN>(g, j0, row0 + 16 * mt))
+        mask_tile<kN>(s[mt], tq, [&](int r, int col) {
+          return ok[col] && causal_visible(g, j0 + col, row + 16 * mt + r * 8);
+        });
 
-    // m and mx are raw scores; base is the row max in log2 units, so
-    // p = 2^(s·scale2 − base) is one FFMA and one exp2.
-    float mx[2] = {m[0], m[1]};
+      // m and mx are raw scores; base is the row max in log2 units, so
+      // p = 2^(s·scale2 − base) is one FFMA and one exp2.
+      float mx[2] = {m[mt][0], m[mt][1]};
 #pragma unroll
-    for (int nt = 0; nt < kN / 8; ++nt) {
+      for (int nt = 0; nt < kN / 8; ++nt) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) mx[e >> 1] = fmaxf(mx[e >> 1], s[nt][e]);
-    }
-    float base[2];
+        for (int e = 0; e < 4; ++e) mx[e >> 1] = fmaxf(mx[e >> 1], s[mt][nt][e]);
+      }
+      float base[2];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      mx[r] = quad_max(mx[r]);
-      base[r] = mx[r] == -INFINITY ? 0.0f : mx[r] * scale2;  // a row with nothing visible yet keeps p = 0, no NaN
-      const float corr = mma::exp2_approx(m[r] * scale2 - base[r]);  // 0 while m = −∞
-      m[r] = mx[r];
-      l[r] *= corr;
+      for (int r = 0; r < 2; ++r) {
+        mx[r] = quad_max(mx[r]);
+        base[r] = mx[r] == -INFINITY ? 0.0f : mx[r] * scale2;  // a row with nothing visible yet keeps p = 0, no NaN
+        const float corr = mma::exp2_approx(m[mt][r] * scale2 - base[r]);  // 0 while m = −∞
+        m[mt][r] = mx[r];
+        l[mt][r] *= corr;
 #pragma unroll
-      for (int dn = 0; dn < kD / 8; ++dn) {
-        o[dn][2 * r] *= corr;
-        o[dn][2 * r + 1] *= corr;
+        for (int dn = 0; dn < kD / 8; ++dn) {
+          o[mt][dn][2 * r] *= corr;
+          o[mt][dn][2 * r + 1] *= corr;
+        }
+      }
+#pragma unroll
+      for (int nt = 0; nt < kN / 8; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          s[mt][nt][e] = mma::exp2_approx(fmaf(s[mt][nt][e], scale2, -base[e >> 1]));
+          l[mt][e >> 1] += s[mt][nt][e];
+        }
       }
     }
-#pragma unroll
-    for (int nt = 0; nt < kN / 8; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        s[nt][e] = mma::exp2_approx(fmaf(s[nt][e], scale2, -base[e >> 1]));
-        l[e >> 1] += s[nt][e];
-      }
-    }
-    mma_cb<kD, kN>(o, s, sv + buf * kN * kS, lane);
+    mma_cb<kD, kN, kMT>(o, s, sv + buf * kN * kS, lane);
     __syncthreads();  // the next iteration's copies overwrite this buffer
   }
 
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const float sum = quad_sum(l[r]);
-    const int i = row + r * 8;
-    if (i >= T) continue;
-    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;  // a query that sees nothing outputs 0
-    bf16* dst = out + (b * g.T + i) * g.qw + h * g.D + 2 * tq;
+  for (int mt = 0; mt < kMT; ++mt) {
 #pragma unroll
-    for (int dn = 0; dn < kD / 8; ++dn)
-      *reinterpret_cast<__nv_bfloat162*>(dst + dn * 8) = __floats2bfloat162_rn(o[dn][2 * r] * inv, o[dn][2 * r + 1] * inv);
-    if (tq == 0) lse[bh * g.T + i] = sum > 0.0f ? m[r] * g.scale + logf(sum) : -INFINITY;
+    for (int r = 0; r < 2; ++r) {
+      const float sum = quad_sum(l[mt][r]);
+      const int i = row + 16 * mt + r * 8;
+      if (i >= T) continue;
+      const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;  // a query that sees nothing outputs 0
+      bf16* dst = out + (b * g.T + i) * g.qw + h * g.D + 2 * tq;
+#pragma unroll
+      for (int dn = 0; dn < kD / 8; ++dn)
+        *reinterpret_cast<__nv_bfloat162*>(dst + dn * 8) =
+            __floats2bfloat162_rn(o[mt][dn][2 * r] * inv, o[mt][dn][2 * r + 1] * inv);
+      if (tq == 0) lse[bh * g.T + i] = sum > 0.0f ? m[mt][r] * g.scale + logf(sum) : -INFINITY;
+    }
   }
 }
 
@@ -352,13 +417,14 @@ constexpr int kDqKeys = kD == 128 ? 32 : 64;
 template <int kD>
 constexpr size_t dq_smem() { return size_t(2 * kBlock + 4 * kDqKeys<kD>) * (kD + kPad) * 2 + 2 * kDqKeys<kD>; }
 
-// Grid (B·H, ⌈T/64⌉) as the forward's; smem: Q, dO (64, D), K and V 2 × (kN, D) each, flags.
-// One sweep over the visible key tiles: S = Q·Kᵀ, dP = dO·Vᵀ,
-// dS = P∘(dP − δ) with δ (B, H, T) from the δ kernel, dQ += dS·K.
+// Query block qblock of (b, head) bh; smem: Q, dO (64, D), K and V
+// 2 × (kN, D) each, flags. One sweep over the visible key tiles:
+// S = Q·Kᵀ, dP = dO·Vᵀ, dS = P∘(dP − δ) with δ (B, H, T) from the δ
+// kernel, dQ += dS·K.
 template <int kD>
-__global__ void __launch_bounds__(kMmaThreads, kDqBlocks<kD>)
-    flash_dq_mma_kernel(Geometry g, bf16* dqkv, bool add, const bf16* dout, const bf16* qkv, const bf16* pk,
-                        const bf16* pv, const float* lse, const float* delta, const int32_t* mask) {
+__device__ __forceinline__ void dq_block(int64_t bh, int qblock, const Geometry& g, bf16* dqkv, bool add,
+                                         const bf16* dout, const bf16* qkv, const bf16* pk, const bf16* pv,
+                                         const float* lse, const float* delta, const int32_t* mask) {
   constexpr int kN = kDqKeys<kD>, kS = kD + kPad;
   PTUNE_DYNAMIC_SMEM(smem);
   bf16* sq = reinterpret_cast<bf16*>(smem);
@@ -367,8 +433,8 @@ __global__ void __launch_bounds__(kMmaThreads, kDqBlocks<kD>)
   bf16* sv = sk + 2 * kN * kS;
   bool* sok = reinterpret_cast<bool*>(sv + 2 * kN * kS);
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, tq = lane % 4;
-  const int64_t bh = blockIdx.x, b = bh / g.H, h = bh % g.H, kvh = h / g.group;
-  const int T = int(g.T), q0 = int(gridDim.y - 1 - blockIdx.y) * kBlock;
+  const int64_t b = bh / g.H, h = bh % g.H, kvh = h / g.group;
+  const int T = int(g.T), q0 = qblock * kBlock;
   const int row = q0 + warp * 16 + lane / 4;
 
   load_tile<kD, kBlock>(sq, qkv, [&](int r) -> const bf16* {
@@ -440,13 +506,14 @@ constexpr size_t dkv_smem() {
   return size_t(2 * kBlock + 4 * kDkvQueries<kD>) * (kD + kPad) * 2 + 4 * kDkvQueries<kD> * sizeof(float);
 }
 
-// Grid (B·KVH, ⌈S/64⌉); smem: K, V (64, D), Q and dO 2 × (kM, D) each, the
-// tiles' lse (log2 units) and δ. Token keys accumulate into dqkv; prefix
-// keys write their batch row's share into part (B, P, 2, KVH·D).
+// Key block kblock of (b, kv head) bk; smem: K, V (64, D), Q and dO
+// 2 × (kM, D) each, the tiles' lse (log2 units) and δ. Token keys
+// accumulate into dqkv; prefix keys write their batch row's share into
+// part (B, P, 2, KVH·D).
 template <int kD>
-__global__ void __launch_bounds__(kMmaThreads, kDkvBlocks<kD>)
-    flash_dkv_mma_kernel(Geometry g, bf16* dqkv, bool add, float* part, const bf16* dout, const bf16* qkv,
-                         const bf16* pk, const bf16* pv, const float* lse, const float* delta, const int32_t* mask) {
+__device__ __forceinline__ void dkv_block(int64_t bk, int kblock, const Geometry& g, bf16* dqkv, bool add,
+                                          float* part, const bf16* dout, const bf16* qkv, const bf16* pk,
+                                          const bf16* pv, const float* lse, const float* delta, const int32_t* mask) {
   constexpr int kM = kDkvQueries<kD>, kS = kD + kPad;
   PTUNE_DYNAMIC_SMEM(smem);
   bf16* sk = reinterpret_cast<bf16*>(smem);
@@ -456,8 +523,8 @@ __global__ void __launch_bounds__(kMmaThreads, kDkvBlocks<kD>)
   float* sl = reinterpret_cast<float*>(sdo + 2 * kM * kS);
   float* sd = sl + 2 * kM;
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, tq = lane % 4;
-  const int64_t bk = blockIdx.x, b = bk / g.KVH, kvh = bk % g.KVH;
-  const int T = int(g.T), P = int(g.P), j0 = int(blockIdx.y) * kBlock;
+  const int64_t b = bk / g.KVH, kvh = bk % g.KVH;
+  const int T = int(g.T), P = int(g.P), j0 = kblock * kBlock;
   const int key = j0 + warp * 16 + lane / 4;  // key of accumulator rows g; key + 8 for rows g + 8
 
   load_tile<kD, kBlock>(sk, qkv, [&](int r) -> const bf16* {
@@ -580,6 +647,40 @@ __global__ void __launch_bounds__(kMmaThreads, kDkvBlocks<kD>)
     }
   }
 }
+// The backward kernels. Two launches: dq on grid (B·H, ⌈T/64⌉), query
+// blocks last-first as the forward's, then dkv on grid (B·KVH, ⌈S/64⌉).
+template <int kD>
+__global__ void __launch_bounds__(kMmaThreads, kDqBlocks<kD>)
+    flash_dq_mma_kernel(Geometry g, bf16* dqkv, bool add, const bf16* dout, const bf16* qkv, const bf16* pk,
+                        const bf16* pv, const float* lse, const float* delta, const int32_t* mask) {
+  dq_block<kD>(blockIdx.x, int(gridDim.y - 1 - blockIdx.y), g, dqkv, add, dout, qkv, pk, pv, lse, delta, mask);
+}
+template <int kD>
+__global__ void __launch_bounds__(kMmaThreads, kDkvBlocks<kD>)
+    flash_dkv_mma_kernel(Geometry g, bf16* dqkv, bool add, float* part, const bf16* dout, const bf16* qkv,
+                         const bf16* pk, const bf16* pv, const float* lse, const float* delta, const int32_t* mask) {
+  dkv_block<kD>(blockIdx.x, int(blockIdx.y), g, dqkv, add, part, dout, qkv, pk, pv, lse, delta, mask);
+}
+
+// Or one launch (a candidate until measured, docs/cuda.md): the two write
+// disjoint parts of dqkv, so a 1-D grid runs the dkv blocks (heaviest,
+// early keys, first) and then the dq blocks (late queries first), and the
+// tail of one kernel overlaps the other instead of idling SMs twice.
+static_assert(kDqBlocks<64> == kDkvBlocks<64> && kDqBlocks<128> == kDkvBlocks<128>, "one register budget");
+template <int kD>
+__global__ void __launch_bounds__(kMmaThreads, kDkvBlocks<kD>)
+    flash_backward_mma_kernel(Geometry g, bf16* dqkv, bool add, float* part, const bf16* dout, const bf16* qkv,
+                              const bf16* pk, const bf16* pv, const float* lse, const float* delta,
+                              const int32_t* mask) {
+  const int64_t n = blockIdx.x, kv_heads = g.B * g.KVH, kv_blocks = kv_heads * ((g.S + kBlock - 1) / kBlock);
+  if (n < kv_blocks) {
+    dkv_block<kD>(n % kv_heads, int(n / kv_heads), g, dqkv, add, part, dout, qkv, pk, pv, lse, delta, mask);
+  } else {
+    const int64_t m = n - kv_blocks, q_heads = g.B * g.H, q_blocks = (g.T + kBlock - 1) / kBlock;
+    dq_block<kD>(m % q_heads, int(q_blocks - 1 - m / q_heads), g, dqkv, add, dout, qkv, pk, pv, lse, delta, mask);
+  }
+}
+
 // (heads, ⌈rows/64⌉): x runs over the (b, head) pairs fastest, so blocks
 // launch row block by row block. Under causal masking the work of a block
 // is uneven — a late query block sees the most keys, an early key block the
@@ -596,11 +697,20 @@ struct MmaLaunch {
   int threads;
   size_t smem;
 };
-template <int kD>
-MmaLaunch forward_launch(const Geometry& g) { return {mma_grid(g.B * g.H, g.T), kMmaThreads, forward_smem<kD, 64>()}; }
+template <int kD, int kMT = 1>
+MmaLaunch forward_launch(const Geometry& g) {
+  return {mma_grid(g.B * g.H, g.T), kFwdThreads<kMT>, forward_smem<kD, 64>()};
+}
 template <int kD>
 MmaLaunch dq_launch(const Geometry& g) { return {mma_grid(g.B * g.H, g.T), kMmaThreads, dq_smem<kD>()}; }
 template <int kD>
 MmaLaunch dkv_launch(const Geometry& g) { return {mma_grid(g.B * g.KVH, g.S), kMmaThreads, dkv_smem<kD>()}; }
+template <int kD>
+MmaLaunch backward_launch(const Geometry& g) {
+  const dim3 q = mma_grid(g.B * g.H, g.T), k = mma_grid(g.B * g.KVH, g.S);
+  const int64_t blocks = int64_t(q.x) * q.y + int64_t(k.x) * k.y;  // the launcher checks it fits
+  return {dim3(unsigned(blocks < (int64_t(1) << 31) ? blocks : int64_t(1) << 31)), kMmaThreads,
+          dq_smem<kD>() > dkv_smem<kD>() ? dq_smem<kD>() : dkv_smem<kD>()};
+}
 
 }  // namespace ptune::ops::cuda::flash

@@ -16,8 +16,9 @@ non-embedding weights, peak 989 TFLOP/s (H100 SXM dense bf16).
 
 --batch takes a list (default 8 and 32: the issue fixes the sequence, 512,
 not the batch, and the GEMMs of a 4096-token step are too small to fill an
-H100). --candidate also times ptune with PTUNE_FLASH_CANDIDATE=1, the
-attention kernels under evaluation (docs/cuda.md).
+H100). --candidates "1;backward32" also times ptune with each of these
+PTUNE_FLASH_CANDIDATE settings, the attention kernels under evaluation
+(docs/cuda.md; 1 = all of them).
 
 The PyTorch half needs torch, transformers and peft (skipped, with a note
 in the report, when they are not importable).
@@ -46,22 +47,22 @@ def flops_per_token(shape, seq, prefix):
     return 4.0 * n + 12.0 * L * (prefix + seq) * C
 
 
-def ptune_rate(binary, shape, batch, seq, prefix, steps, warmup, profile, candidate=False):
+def ptune_rate(binary, shape, batch, seq, prefix, steps, warmup, profile, candidate="0"):
     arch, L, C, H, KVH, I, V = SHAPES[shape]
     cmd = [binary, "bench", "--device", "cuda", "--arch", arch, "--layers", str(L), "--hidden", str(C), "--heads",
            str(H), "--kv-heads", str(KVH), "--intermediate", str(I), "--vocab", str(V), "--batch", str(batch),
            "--seq", str(seq), "--prefix", str(prefix), "--steps", str(steps), "--warmup", str(warmup)]
     if profile:
         cmd.append("--profile")  # per-op GPU time, printed after the timed steps
-    env = dict(os.environ, PTUNE_FLASH_CANDIDATE="1" if candidate else "0")
-    print(f"== ptune {shape} batch {batch}{' (candidate attention kernels)' if candidate else ''}", flush=True)
+    env = dict(os.environ, PTUNE_FLASH_CANDIDATE=candidate)
+    print(f"== ptune {shape} batch {batch} PTUNE_FLASH_CANDIDATE={candidate}", flush=True)
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     sys.stdout.write(p.stdout + p.stderr)
     m = re.search(r"step ([\d.]+) ms, ([\d.]+) tokens/s", p.stdout)
     if p.returncode != 0 or not m:
         return {"engine": "ptune", "error": (p.stderr or p.stdout)[-2000:]}
     return {"engine": "ptune", "step_ms": float(m.group(1)), "tokens_per_s": float(m.group(2)),
-            "command": ("PTUNE_FLASH_CANDIDATE=1 " if candidate else "") + " ".join(cmd)}
+            "command": f"PTUNE_FLASH_CANDIDATE={candidate} " + " ".join(cmd)}
 
 
 def torch_rate(shape, batch, seq, prefix, steps, warmup):
@@ -105,14 +106,14 @@ def torch_rate(shape, batch, seq, prefix, steps, warmup):
 
 
 def measure(args, shape, batch):
-    """One row: ptune (and its candidate kernels) and torch + peft at one shape and batch."""
+    """One row: ptune (default and candidate kernels) and torch + peft at one shape and batch."""
     f = flops_per_token(shape, args.seq, args.prefix)
     row = {"shape": shape, "batch": batch, "seq": args.seq, "prefix": args.prefix, "flops_per_token": f}
     engines = [("ptune", lambda: ptune_rate(args.ptune, shape, batch, args.seq, args.prefix, args.steps,
                                             args.warmup, args.profile))]
-    if args.candidate:
-        engines.append(("ptune_candidate", lambda: ptune_rate(args.ptune, shape, batch, args.seq, args.prefix,
-                                                              args.steps, args.warmup, args.profile, candidate=True)))
+    for c in filter(None, args.candidates.split(";")):
+        engines.append((f"ptune[{c}]", lambda c=c: ptune_rate(args.ptune, shape, batch, args.seq, args.prefix,
+                                                              args.steps, args.warmup, args.profile, candidate=c)))
     engines.append(("torch", lambda: torch_rate(shape, batch, args.seq, args.prefix, args.steps, args.warmup)))
     for name, rate in engines:
         try:
@@ -122,10 +123,11 @@ def measure(args, shape, batch):
         if "tokens_per_s" in r:
             r["mfu"] = r["tokens_per_s"] * f / (args.peak_tflops * 1e12)
         row[name] = r
-    for name in ("ptune", "ptune_candidate"):
-        if "tokens_per_s" in row.get(name, {}) and "tokens_per_s" in row["torch"]:
-            row["ratio" if name == "ptune" else "ratio_candidate"] = (row[name]["tokens_per_s"] /
-                                                                     row["torch"]["tokens_per_s"])
+    for name, _ in engines:
+        if name != "torch" and "tokens_per_s" in row[name] and "tokens_per_s" in row["torch"]:
+            row[name]["vs_torch"] = row[name]["tokens_per_s"] / row["torch"]["tokens_per_s"]
+    if "vs_torch" in row["ptune"]:
+        row["ratio"] = row["ptune"]["vs_torch"]
     return row
 
 
@@ -140,8 +142,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--peak-tflops", type=float, default=989.0)
     ap.add_argument("--profile", action="store_true", help="also print ptune's per-op GPU time")
-    ap.add_argument("--candidate", action="store_true",
-                    help="also time ptune with the candidate attention kernels (PTUNE_FLASH_CANDIDATE=1)")
+    ap.add_argument("--candidates", default="",
+                    help="';'-separated PTUNE_FLASH_CANDIDATE settings to time ptune with as well")
     ap.add_argument("--out", default="bench_gpu.json")
     args = ap.parse_args()
 
@@ -152,15 +154,13 @@ def main():
 
     json.dump({"results": results, "peak_tflops": args.peak_tflops, "time": time.time()}, open(args.out, "w"),
               indent=1)
-    print(f"{'shape':<12} {'batch':>5} {'engine':<16} {'tok/s':>10} {'MFU':>7} {'vs torch':>8}")
+    print(f"{'shape':<12} {'batch':>5} {'engine':<24} {'tok/s':>10} {'MFU':>7} {'vs torch':>8}")
     for r in results:
-        for name in ("ptune", "ptune_candidate", "torch"):
-            if name not in r:
+        for name, e in r.items():
+            if not isinstance(e, dict):
                 continue
-            e = r[name]
-            ratio = r.get({"ptune": "ratio", "ptune_candidate": "ratio_candidate"}.get(name, ""), float("nan"))
-            print(f"{r['shape']:<12} {r['batch']:>5} {name:<16} {e.get('tokens_per_s', float('nan')):>10.0f} "
-                  f"{100 * e.get('mfu', float('nan')):>6.1f}% {ratio:>8.2f}")
+            print(f"{r['shape']:<12} {r['batch']:>5} {name:<24} {e.get('tokens_per_s', float('nan')):>10.0f} "
+                  f"{100 * e.get('mfu', float('nan')):>6.1f}% {e.get('vs_torch', float('nan')):>8.2f}")
             if "error" in e:
                 print(f"  {name} failed: {e['error'][-300:]}")
 

@@ -123,6 +123,22 @@ TEST_P(CudaFlash, Bf16MatchesCpu) {
   }
 }
 
+TEST(CudaFlashCandidates, UnknownNameIsAnError) {
+  SKIP_WITHOUT_GPU();
+  ops::AttentionConfig cfg{2, 2, 64, ops::AttentionMask::kCausal, 0.125f};
+  Tensor qkv = to_gpu(randn({1, 8, cfg.qkv_width()}), DType::kBF16);
+  Tensor out = Tensor::empty({1, 8, cfg.q_width()}, DType::kBF16, kGpu);
+  Tensor state = Tensor::empty({ops::cuda::flash_state_numel(1, 2, 8)}, DType::kF32, kGpu);
+  setenv("PTUNE_FLASH_CANDIDATE", "forward32,fast", 1);
+  try {
+    ops::attention_forward(out, state, qkv, Tensor(), Tensor(), Tensor(), cfg);
+    ADD_FAILURE() << "no error for an unknown candidate";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown kernel 'fast'"), std::string::npos) << e.what();
+  }
+  unsetenv("PTUNE_FLASH_CANDIDATE");
+}
+
 using ops::AttentionMask;
 const FlashCase kFlashCases[] = {
     {2, 77, 0, 4, 4, 64, AttentionMask::kBidirectional, Padding::kNone},   // GPT-2 head dim, ragged tiles

@@ -9,7 +9,8 @@
 // Cases cut tiles unevenly (T = 17, 77, 130 against 64-row tiles; P = 70
 // spans a whole key tile), with and without a prefix, causal and
 // bidirectional, padding whose tail covers whole key tiles and a batch row
-// padded entirely, GQA, and D = 64 and 128.
+// padded entirely, GQA, and D = 64 and 128; the default kernels and the
+// candidates (32 rows a warp, the backward in one launch).
 #include "emulation/cuda_emulation.h"
 // After the emulation: the kernels compile against it.
 #include "framework/ops/cuda/flash_attention.cuh"
@@ -19,6 +20,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "framework/core/rng.h"
@@ -143,31 +145,33 @@ TEST_P(FlashEmulated, MatchesCpu) {
           }
           delta[size_t((b * c.h + h) * c.t + t)] = sum;
         }
-    // Backward in both GradModes: kAdd as two launches (dq, dkv), kWrite
-    // as one (the launch only maps blocks, the mode only the stores).
-    for (const bool add : {true, false}) {
-      const bool one_launch = !add;
-      SCOPED_TRACE(add ? "kAdd, dq then dkv" : "kWrite, one launch");
+    // Backward in both GradModes, as two launches (dq, dkv) or one, with
+    // one or (D = 64) two m tiles a warp: each variant once, each mode
+    // twice (the launch only maps blocks, the mode only changes stores).
+    auto backward = [&](auto mt, bool add, bool one_launch) {
+      constexpr int kMT = decltype(mt)::value;
+      SCOPED_TRACE(std::string(add ? "kAdd" : "kWrite") + (one_launch ? ", one launch" : ", dq then dkv") + ", " +
+                   std::to_string(16 * kMT) + " rows a warp");
       std::vector<bf16> bdqkv = add ? to_bf16(dqkv0) : std::vector<bf16>(bqkv.size(), nan);
       std::vector<float> part(size_t(std::max<int64_t>(c.b * c.p * 2 * kvw, 1)), NAN);
       float* ppart = c.p && add ? part.data() : nullptr;
       if (one_launch) {
-        emulate(flash::backward_launch<kD>(g), [&] {
-          flash::flash_backward_mma_kernel<kD>(g, bdqkv.data(), add, ppart, bdout.data(), bqkv.data(), ppk, ppv,
-                                               lse.data(), delta.data(), mask.data());
+        emulate(flash::backward_launch<kD, kMT>(g), [&] {
+          flash::flash_backward_mma_kernel<kD, kMT>(g, bdqkv.data(), add, ppart, bdout.data(), bqkv.data(), ppk,
+                                                    ppv, lse.data(), delta.data(), mask.data());
         });
       } else {
-        emulate(flash::dq_launch<kD>(g), [&] {
-          flash::flash_dq_mma_kernel<kD>(g, bdqkv.data(), add, bdout.data(), bqkv.data(), ppk, ppv, lse.data(),
-                                         delta.data(), mask.data());
+        emulate(flash::dq_launch<kD, kMT>(g), [&] {
+          flash::flash_dq_mma_kernel<kD, kMT>(g, bdqkv.data(), add, bdout.data(), bqkv.data(), ppk, ppv, lse.data(),
+                                              delta.data(), mask.data());
         });
-        emulate(flash::dkv_launch<kD>(g), [&] {
-          flash::flash_dkv_mma_kernel<kD>(g, bdqkv.data(), add, ppart, bdout.data(), bqkv.data(), ppk, ppv,
-                                          lse.data(), delta.data(), mask.data());
+        emulate(flash::dkv_launch<kD, kMT>(g), [&] {
+          flash::flash_dkv_mma_kernel<kD, kMT>(g, bdqkv.data(), add, ppart, bdout.data(), bqkv.data(), ppk, ppv,
+                                               lse.data(), delta.data(), mask.data());
         });
       }
       EXPECT_CLOSE(to_f32(bdqkv, qkv.shape()), add ? dqkv : dqkv_zero, kFlashTol) << "dqkv";
-      if (!ppart) continue;
+      if (!ppart) return;
       // part (B, P, 2, KVH·D) summed over b, as prefix_reduce_kernel does.
       std::vector<float> gk(size_t(c.p * kvw), 0.0f), gv(gk.size(), 0.0f);
       for (int64_t b = 0; b < c.b; ++b)
@@ -178,6 +182,17 @@ TEST_P(FlashEmulated, MatchesCpu) {
           }
       EXPECT_CLOSE(to_f32(gk, dpk.shape()), dpk, kFlashTol) << "dprefix_k";
       EXPECT_CLOSE(to_f32(gv, dpv.shape()), dpv, kFlashTol) << "dprefix_v";
+    };
+    using One = std::integral_constant<int, 1>;
+    using Two = std::integral_constant<int, 2>;
+    backward(One(), /*add=*/true, /*one_launch=*/false);
+    backward(One(), false, true);
+    if constexpr (kD == 64) {
+      backward(Two(), false, false);
+      backward(Two(), true, true);
+    } else {
+      backward(One(), false, false);
+      backward(One(), true, true);
     }
   };
   if (c.d == 64) dispatch(std::integral_constant<int, 64>());

@@ -41,6 +41,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
+#include <string_view>
 
 #include "framework/ops/cuda/attention_mma.cuh"
 #include "framework/ops/cuda/flash_attention.cuh"
@@ -372,20 +373,35 @@ void launch_mma(Kernel kernel, const MmaLaunch& l, const Stream& stream, Args...
   PTUNE_CUDA_LAUNCH_CHECK();
 }
 
-// PTUNE_FLASH_CANDIDATE=1 selects the kernels under evaluation (tested
-// like the defaults, not yet measured faster; docs/cuda.md): the forward
-// with 32 query rows a warp at D = 64 and the backward in one launch. Read
-// at every call, so tests and benchmarks can compare both in one process.
-bool flash_candidate() {
-  const char* v = std::getenv("PTUNE_FLASH_CANDIDATE");
-  return v != nullptr && v[0] == '1';
+// Kernels under evaluation (tested like the defaults, not yet measured
+// faster; docs/cuda.md), chosen through PTUNE_FLASH_CANDIDATE: a
+// comma-separated list of
+//   forward32   the forward with 32 query rows a warp (D = 64)
+//   backward32  dq and dkv with 32 rows a warp (D = 64)
+//   one_launch  dq and dkv in one launch
+// or 1 for all of them. Read at every call, so tests and benchmarks can
+// compare them in one process.
+bool flash_candidate(std::string_view name) {
+  const char* env = std::getenv("PTUNE_FLASH_CANDIDATE");
+  if (env == nullptr || env[0] == '\0' || std::string_view(env) == "0") return false;
+  if (std::string_view(env) == "1") return true;
+  bool on = false;
+  for (std::string_view rest = env; !rest.empty();) {
+    const size_t comma = rest.find(',');
+    const std::string_view item = rest.substr(0, comma);
+    PTUNE_CHECK(item == "forward32" || item == "backward32" || item == "one_launch",
+                "PTUNE_FLASH_CANDIDATE: unknown kernel '{}' (forward32, backward32, one_launch or 1 for all)", item);
+    on = on || item == name;
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+  }
+  return on;
 }
 
 template <int kD>
 void forward_mma(const Geometry& g, bf16* out, float* lse, const bf16* qkv, const bf16* pk, const bf16* pv,
                  const int32_t* mask, const Stream& stream) {
   if constexpr (kD == 64) {
-    if (flash_candidate()) {
+    if (flash_candidate("forward32")) {
       launch_mma(flash_forward_mma_kernel<kD, 2>, forward_launch<kD, 2>(g), stream, g, out, lse, qkv, pk, pv, mask);
       return;
     }
@@ -393,19 +409,34 @@ void forward_mma(const Geometry& g, bf16* out, float* lse, const bf16* qkv, cons
   launch_mma(flash_forward_mma_kernel<kD>, forward_launch<kD>(g), stream, g, out, lse, qkv, pk, pv, mask);
 }
 
+template <int kD, int kMT>
+void backward_mma_tiles(const Geometry& g, bf16* dqkv, bool add, const float* delta, float* part, const bf16* dout,
+                  const bf16* qkv, const bf16* pk, const bf16* pv, const float* lse, const int32_t* mask,
+                  const Stream& stream) {
+  if (flash_candidate("one_launch")) {
+    const MmaLaunch l = backward_launch<kD, kMT>(g);
+    PTUNE_CHECK(l.grid.x < (1u << 31), "attention: {} blocks exceed the CUDA grid", l.grid.x);
+    launch_mma(flash_backward_mma_kernel<kD, kMT>, l, stream, g, dqkv, add, part, dout, qkv, pk, pv, lse, delta,
+               mask);
+    return;
+  }
+  launch_mma(flash_dq_mma_kernel<kD, kMT>, dq_launch<kD, kMT>(g), stream, g, dqkv, add, dout, qkv, pk, pv, lse,
+             delta, mask);
+  launch_mma(flash_dkv_mma_kernel<kD, kMT>, dkv_launch<kD, kMT>(g), stream, g, dqkv, add, part, dout, qkv, pk, pv,
+             lse, delta, mask);
+}
+
 template <int kD>
 void backward_mma(const Geometry& g, bf16* dqkv, bool add, const float* delta, float* part, const bf16* dout,
                   const bf16* qkv, const bf16* pk, const bf16* pv, const float* lse, const int32_t* mask,
                   const Stream& stream) {
-  if (flash_candidate()) {
-    const MmaLaunch l = backward_launch<kD>(g);
-    PTUNE_CHECK(l.grid.x < (1u << 31), "attention: {} blocks exceed the CUDA grid", l.grid.x);
-    launch_mma(flash_backward_mma_kernel<kD>, l, stream, g, dqkv, add, part, dout, qkv, pk, pv, lse, delta, mask);
-    return;
+  if constexpr (kD == 64) {
+    if (flash_candidate("backward32")) {
+      backward_mma_tiles<kD, 2>(g, dqkv, add, delta, part, dout, qkv, pk, pv, lse, mask, stream);
+      return;
+    }
   }
-  launch_mma(flash_dq_mma_kernel<kD>, dq_launch<kD>(g), stream, g, dqkv, add, dout, qkv, pk, pv, lse, delta, mask);
-  launch_mma(flash_dkv_mma_kernel<kD>, dkv_launch<kD>(g), stream, g, dqkv, add, part, dout, qkv, pk, pv, lse, delta,
-             mask);
+  backward_mma_tiles<kD, 1>(g, dqkv, add, delta, part, dout, qkv, pk, pv, lse, mask, stream);
 }
 
 // δ = rowsum(dout ∘ out) into delta (B, H, T), 16-byte vector reads when

@@ -410,22 +410,34 @@ __global__ void __launch_bounds__(kFwdThreads<kMT>, (kFwdBlocksFor<kD, kMT>))
   }
 }
 
+// The backward kernels' warps own kMT m tiles as the forward's (rows are
+// queries in dq, keys in dkv): 4 warps of 16 rows (the default), or 2
+// warps of 32 (a candidate, D = 64) that share every fragment of the
+// streamed operand between their two m tiles, with half as many rows per
+// streamed tile to stay within 255 registers.
+template <int kMT>
+constexpr int kBwdThreads = kBlock / (16 * kMT) * 32;
+template <int kD, int kMT>
+constexpr int kBwdBlocks = kMT == 1 ? kDqBlocks<kD> : 4;
+
 // Keys per dq tile: 32 at D = 128 keeps the registers (Q, dO fragments and
-// dQ, 160 at D = 128) clear of spilling.
-template <int kD>
-constexpr int kDqKeys = kD == 128 ? 32 : 64;
-template <int kD>
-constexpr size_t dq_smem() { return size_t(2 * kBlock + 4 * kDqKeys<kD>) * (kD + kPad) * 2 + 2 * kDqKeys<kD>; }
+// dQ, 160 at D = 128) clear of spilling; 32 with two m tiles.
+template <int kD, int kMT = 1>
+constexpr int kDqKeys = kD == 128 || kMT == 2 ? 32 : 64;
+template <int kD, int kMT = 1>
+constexpr size_t dq_smem() {
+  return size_t(2 * kBlock + 4 * kDqKeys<kD, kMT>) * (kD + kPad) * 2 + 2 * kDqKeys<kD, kMT>;
+}
 
 // Query block qblock of (b, head) bh; smem: Q, dO (64, D), K and V
 // 2 × (kN, D) each, flags. One sweep over the visible key tiles:
 // S = Q·Kᵀ, dP = dO·Vᵀ, dS = P∘(dP − δ) with δ (B, H, T) from the δ
 // kernel, dQ += dS·K.
-template <int kD>
+template <int kD, int kMT>
 __device__ __forceinline__ void dq_block(int64_t bh, int qblock, const Geometry& g, bf16* dqkv, bool add,
                                          const bf16* dout, const bf16* qkv, const bf16* pk, const bf16* pv,
                                          const float* lse, const float* delta, const int32_t* mask) {
-  constexpr int kN = kDqKeys<kD>, kS = kD + kPad;
+  constexpr int kN = kDqKeys<kD, kMT>, kS = kD + kPad, kThreads = kBwdThreads<kMT>;
   PTUNE_DYNAMIC_SMEM(smem);
   bf16* sq = reinterpret_cast<bf16*>(smem);
   bf16* sdo = sq + kBlock * kS;
@@ -435,86 +447,103 @@ __device__ __forceinline__ void dq_block(int64_t bh, int qblock, const Geometry&
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, tq = lane % 4;
   const int64_t b = bh / g.H, h = bh % g.H, kvh = h / g.group;
   const int T = int(g.T), q0 = qblock * kBlock;
-  const int row = q0 + warp * 16 + lane / 4;
+  const int row0 = q0 + warp * 16 * kMT;  // the warp's first query; m tile mt starts at row0 + 16·mt
+  const int row = row0 + lane / 4;        // the lane's query in rows g of m tile 0
 
-  load_tile<kD, kBlock>(sq, qkv, [&](int r) -> const bf16* {
+  load_tile<kD, kBlock, kThreads>(sq, qkv, [&](int r) -> const bf16* {
     return q0 + r < T ? qkv + (b * g.T + q0 + r) * g.W + h * g.D : nullptr;
   });
-  load_tile<kD, kBlock>(sdo, dout, [&](int r) -> const bf16* {
+  load_tile<kD, kBlock, kThreads>(sdo, dout, [&](int r) -> const bf16* {
     return q0 + r < T ? dout + (b * g.T + q0 + r) * g.qw + h * g.D : nullptr;
   });
-  load_kv_tile<kD, kN>(g, sk, sv, sok, 0, 0, qkv, pk, pv, mask, b, kvh);
+  load_kv_tile<kD, kN, kThreads>(g, sk, sv, sok, 0, 0, qkv, pk, pv, mask, b, kvh);
   mma::cp_async_commit();
   const int tiles = (visible_key_end(g, q0) + kN - 1) / kN;
   const float scale2 = g.scale * kLog2e;
   // lse2 (log2 units) is +∞ where the query sees no key or does not exist,
   // so p = 2^(s·scale2 − lse2) = 0 there without a test per score.
-  float lse2[2], dlt[2];
+  float lse2[kMT][2], dlt[kMT][2];
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const bool in = row + r * 8 < T;
-    const float row_lse = in ? lse[bh * g.T + row + r * 8] : -INFINITY;
-    lse2[r] = row_lse == -INFINITY ? INFINITY : row_lse * kLog2e;
-    dlt[r] = in ? delta[bh * g.T + row + r * 8] : 0.0f;
+  for (int mt = 0; mt < kMT; ++mt) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int i = row + 16 * mt + r * 8;
+      const float row_lse = i < T ? lse[bh * g.T + i] : -INFINITY;
+      lse2[mt][r] = row_lse == -INFINITY ? INFINITY : row_lse * kLog2e;
+      dlt[mt][r] = i < T ? delta[bh * g.T + i] : 0.0f;
+    }
   }
 
-  uint32_t qa[kD / 16][4], da[kD / 16][4];
-  float dq[kD / 8][4] = {};
+  uint32_t qa[kMT][kD / 16][4], da[kMT][kD / 16][4];
+  float dq[kMT][kD / 8][4] = {};
   for (int it = 0; it < tiles; ++it) {
     const int buf = it & 1;
-    next_kv_tile<kD, kN>(g, sk, sv, sok, it, tiles, qkv, pk, pv, mask, b, kvh);
+    next_kv_tile<kD, kN, kThreads>(g, sk, sv, sok, it, tiles, qkv, pk, pv, mask, b, kvh);
     if (it == 0) {
-      load_a<kD>(qa, sq, warp * 16, lane);
-      load_a<kD>(da, sdo, warp * 16, lane);
+#pragma unroll
+      for (int mt = 0; mt < kMT; ++mt) {
+        load_a<kD>(qa[mt], sq, row0 - q0 + 16 * mt, lane);
+        load_a<kD>(da[mt], sdo, row0 - q0 + 16 * mt, lane);
+      }
     }
     const bool* ok = sok + buf * kN;
     const int j0 = it * kN;
-    float s[kN / 8][4] = {}, dp[kN / 8][4] = {};
-    mma_abt<kD, kN>(s, qa, sk + buf * kN * kS, lane);
-    mma_abt<kD, kN>(dp, da, sv + buf * kN * kS, lane);  // dP = dO·Vᵀ
-    if (keys_need_mask<kN>(g, ok, j0, row - lane / 4, lane))
-      mask_tile<kN>(s, tq, [&](int r, int col) { return ok[col] && causal_visible(g, j0 + col, row + r * 8); });
+    float s[kMT][kN / 8][4] = {}, dp[kMT][kN / 8][4] = {};
+    mma_abt<kD, kN, kMT>(s, qa, sk + buf * kN * kS, lane);
+    mma_abt<kD, kN, kMT>(dp, da, sv + buf * kN * kS, lane);  // dP = dO·Vᵀ
+    const bool all_real = keys_all_real<kN>(ok, lane);
 #pragma unroll
-    for (int nt = 0; nt < kN / 8; ++nt) {
+    for (int mt = 0; mt < kMT; ++mt) {
+      if (!all_real || causal_cuts<kN>(g, j0, row0 + 16 * mt))
+        mask_tile<kN>(s[mt], tq, [&](int r, int col) {
+          return ok[col] && causal_visible(g, j0 + col, row + 16 * mt + r * 8);
+        });
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const float p = mma::exp2_approx(fmaf(s[nt][e], scale2, -lse2[e >> 1]));
-        s[nt][e] = p * (dp[nt][e] - dlt[e >> 1]);  // dS, unscaled
+      for (int nt = 0; nt < kN / 8; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const float p = mma::exp2_approx(fmaf(s[mt][nt][e], scale2, -lse2[mt][e >> 1]));
+          s[mt][nt][e] = p * (dp[mt][nt][e] - dlt[mt][e >> 1]);  // dS, unscaled
+        }
       }
     }
-    mma_cb<kD, kN>(dq, s, sk + buf * kN * kS, lane);
+    mma_cb<kD, kN, kMT>(dq, s, sk + buf * kN * kS, lane);
     __syncthreads();  // the next iteration's copies overwrite this buffer
   }
 
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int i = row + r * 8;
-    if (i >= T) continue;
-    bf16* dst = dqkv + (b * g.T + i) * g.W + h * g.D + 2 * tq;
+  for (int mt = 0; mt < kMT; ++mt) {
 #pragma unroll
-    for (int dn = 0; dn < kD / 8; ++dn)
-      store_pair(dst + dn * 8, g.scale * dq[dn][2 * r], g.scale * dq[dn][2 * r + 1], add);
+    for (int r = 0; r < 2; ++r) {
+      const int i = row + 16 * mt + r * 8;
+      if (i >= T) continue;
+      bf16* dst = dqkv + (b * g.T + i) * g.W + h * g.D + 2 * tq;
+#pragma unroll
+      for (int dn = 0; dn < kD / 8; ++dn)
+        store_pair(dst + dn * 8, g.scale * dq[mt][dn][2 * r], g.scale * dq[mt][dn][2 * r + 1], add);
+    }
   }
 }
 
 // Queries per dkv tile: 32 at D = 128 keeps the registers (dK, dV: 128 at
-// D = 128) clear of spilling.
-template <int kD>
-constexpr int kDkvQueries = kD == 128 ? 32 : 64;
-template <int kD>
+// D = 128) clear of spilling; 32 with two m tiles (dK, dV: 128 at D = 64).
+template <int kD, int kMT = 1>
+constexpr int kDkvQueries = kD == 128 || kMT == 2 ? 32 : 64;
+template <int kD, int kMT = 1>
 constexpr size_t dkv_smem() {
-  return size_t(2 * kBlock + 4 * kDkvQueries<kD>) * (kD + kPad) * 2 + 4 * kDkvQueries<kD> * sizeof(float);
+  return size_t(2 * kBlock + 4 * kDkvQueries<kD, kMT>) * (kD + kPad) * 2 + 4 * kDkvQueries<kD, kMT> * sizeof(float);
 }
 
 // Key block kblock of (b, kv head) bk; smem: K, V (64, D), Q and dO
 // 2 × (kM, D) each, the tiles' lse (log2 units) and δ. Token keys
 // accumulate into dqkv; prefix keys write their batch row's share into
 // part (B, P, 2, KVH·D).
-template <int kD>
+template <int kD, int kMT>
 __device__ __forceinline__ void dkv_block(int64_t bk, int kblock, const Geometry& g, bf16* dqkv, bool add,
                                           float* part, const bf16* dout, const bf16* qkv, const bf16* pk,
                                           const bf16* pv, const float* lse, const float* delta, const int32_t* mask) {
-  constexpr int kM = kDkvQueries<kD>, kS = kD + kPad;
+  constexpr int kM = kDkvQueries<kD, kMT>, kS = kD + kPad, kThreads = kBwdThreads<kMT>;
+  static_assert(kThreads >= kM, "a thread per query's lse and δ");
   PTUNE_DYNAMIC_SMEM(smem);
   bf16* sk = reinterpret_cast<bf16*>(smem);
   bf16* sv = sk + kBlock * kS;
@@ -525,12 +554,14 @@ __device__ __forceinline__ void dkv_block(int64_t bk, int kblock, const Geometry
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, tq = lane % 4;
   const int64_t b = bk / g.KVH, kvh = bk % g.KVH;
   const int T = int(g.T), P = int(g.P), j0 = kblock * kBlock;
-  const int key = j0 + warp * 16 + lane / 4;  // key of accumulator rows g; key + 8 for rows g + 8
+  const int first = warp * 16 * kMT;  // the warp's first key in the block; m tile mt starts at first + 16·mt
+  // The lane's key in accumulator rows g of m tile 0; + 16·mt for tile mt, + 8 for rows g + 8.
+  const int key = j0 + first + lane / 4;
 
-  load_tile<kD, kBlock>(sk, qkv, [&](int r) -> const bf16* {
+  load_tile<kD, kBlock, kThreads>(sk, qkv, [&](int r) -> const bf16* {
     return j0 + r < g.S ? key_row(g, qkv, pk, b, kvh, j0 + r) : nullptr;
   });
-  load_tile<kD, kBlock>(sv, qkv, [&](int r) -> const bf16* {
+  load_tile<kD, kBlock, kThreads>(sv, qkv, [&](int r) -> const bf16* {
     return j0 + r < g.S ? value_row(g, qkv, pv, b, kvh, j0 + r) : nullptr;
   });
   // Causal: queries before the block's first token key never see it.
@@ -540,10 +571,10 @@ __device__ __forceinline__ void dkv_block(int64_t bk, int kblock, const Geometry
   auto load_queries = [&](int n, int buf) {
     const int64_t h = kvh * g.group + n / qtiles, bh = b * g.H + h;
     const int i0 = q_begin + (n % qtiles) * kM;
-    load_tile<kD, kM>(sq + buf * kM * kS, qkv, [&](int r) -> const bf16* {
+    load_tile<kD, kM, kThreads>(sq + buf * kM * kS, qkv, [&](int r) -> const bf16* {
       return i0 + r < T ? qkv + (b * g.T + i0 + r) * g.W + h * g.D : nullptr;
     });
-    load_tile<kD, kM>(sdo + buf * kM * kS, dout, [&](int r) -> const bf16* {
+    load_tile<kD, kM, kThreads>(sdo + buf * kM * kS, dout, [&](int r) -> const bf16* {
       return i0 + r < T ? dout + (b * g.T + i0 + r) * g.qw + h * g.D : nullptr;
     });
     if (threadIdx.x < kM) {
@@ -556,10 +587,13 @@ __device__ __forceinline__ void dkv_block(int64_t bk, int kblock, const Geometry
   };
   load_queries(0, 0);
   mma::cp_async_commit();
-  const bool real[2] = {key_real(g, mask, b, key), key_real(g, mask, b, key + 8)};
+  bool real[kMT][2];
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt)
+    real[mt][0] = key_real(g, mask, b, key + 16 * mt), real[mt][1] = key_real(g, mask, b, key + 16 * mt + 8);
   const float scale2 = g.scale * kLog2e;
 
-  float dk[kD / 8][4] = {}, dv[kD / 8][4] = {};
+  float dk[kMT][kD / 8][4] = {}, dv[kMT][kD / 8][4] = {};
   for (int n = 0; n < steps; ++n) {
     const int buf = n & 1, i0 = q_begin + (n % qtiles) * kM;
     if (n + 1 < steps) {
@@ -574,92 +608,111 @@ __device__ __forceinline__ void dkv_block(int64_t bk, int kblock, const Geometry
     const bf16* dt = sdo + buf * kM * kS;
     const float* lt = sl + buf * kM;
     const float* delt = sd + buf * kM;
-    // Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ for the warp's 16 keys × kM queries; K and V
-    // fragments are re-read from shared memory (registers go to dK, dV).
-    float st[kM / 8][4] = {}, dpt[kM / 8][4] = {};
+    // Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ for the warp's 16·kMT keys × kM queries; K
+    // and V fragments are re-read from shared memory (registers go to dK,
+    // dV), each Q and dO fragment serves every m tile.
+    float st[kMT][kM / 8][4] = {}, dpt[kMT][kM / 8][4] = {};
 #pragma unroll
     for (int ks = 0; ks < kD / 16; ++ks) {
-      uint32_t ka[4], va[4];
-      mma::ldmatrix_x4(ka, frag_a(sk, kS, warp * 16, ks * 16, lane));
-      mma::ldmatrix_x4(va, frag_a(sv, kS, warp * 16, ks * 16, lane));
+      uint32_t ka[kMT][4], va[kMT][4];
+#pragma unroll
+      for (int mt = 0; mt < kMT; ++mt) {
+        mma::ldmatrix_x4(ka[mt], frag_a(sk, kS, first + 16 * mt, ks * 16, lane));
+        mma::ldmatrix_x4(va[mt], frag_a(sv, kS, first + 16 * mt, ks * 16, lane));
+      }
 #pragma unroll
       for (int np = 0; np < kM / 16; ++np) {
         uint32_t f[4];
         mma::ldmatrix_x4(f, frag_b(qt, kS, np * 16, ks * 16, lane));
-        mma::mma_bf16(st[2 * np], ka, f[0], f[1]);
-        mma::mma_bf16(st[2 * np + 1], ka, f[2], f[3]);
+#pragma unroll
+        for (int mt = 0; mt < kMT; ++mt) {
+          mma::mma_bf16(st[mt][2 * np], ka[mt], f[0], f[1]);
+          mma::mma_bf16(st[mt][2 * np + 1], ka[mt], f[2], f[3]);
+        }
         mma::ldmatrix_x4(f, frag_b(dt, kS, np * 16, ks * 16, lane));
-        mma::mma_bf16(dpt[2 * np], va, f[0], f[1]);
-        mma::mma_bf16(dpt[2 * np + 1], va, f[2], f[3]);
+#pragma unroll
+        for (int mt = 0; mt < kMT; ++mt) {
+          mma::mma_bf16(dpt[mt][2 * np], va[mt], f[0], f[1]);
+          mma::mma_bf16(dpt[mt][2 * np + 1], va[mt], f[2], f[3]);
+        }
       }
     }
-    // Rows are keys: a padding key's row may hold anything, since products
-    // are row-local and its dK, dV are never stored; only the causal mask
-    // (a token key after the tile's first query) needs the scores masked.
-    if (g.causal && key - lane / 4 + 15 - P > i0)
-      mask_tile<kM>(st, tq, [&](int r, int col) { return causal_visible(g, key + r * 8, i0 + col); });
 #pragma unroll
-    for (int nt = 0; nt < kM / 8; ++nt) {
+    for (int mt = 0; mt < kMT; ++mt) {
+      // Rows are keys: a padding key's row may hold anything, since products
+      // are row-local and its dK, dV are never stored; only the causal mask
+      // (a token key after the tile's first query) needs the scores masked.
+      const int mkey = key + 16 * mt;
+      if (g.causal && mkey - lane / 4 + 15 - P > i0)
+        mask_tile<kM>(st[mt], tq, [&](int r, int col) { return causal_visible(g, mkey + r * 8, i0 + col); });
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int col = nt * 8 + 2 * tq + (e & 1);
-        const float p = mma::exp2_approx(fmaf(st[nt][e], scale2, -lt[col]));
-        st[nt][e] = p;
-        dpt[nt][e] = p * (dpt[nt][e] - delt[col]);  // dSᵀ, unscaled
+      for (int nt = 0; nt < kM / 8; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int col = nt * 8 + 2 * tq + (e & 1);
+          const float p = mma::exp2_approx(fmaf(st[mt][nt][e], scale2, -lt[col]));
+          st[mt][nt][e] = p;
+          dpt[mt][nt][e] = p * (dpt[mt][nt][e] - delt[col]);  // dSᵀ, unscaled
+        }
       }
     }
-    mma_cb<kD, kM>(dv, st, dt, lane);   // dV += Pᵀ·dO
-    mma_cb<kD, kM>(dk, dpt, qt, lane);  // dK += dSᵀ·Q
+    mma_cb<kD, kM, kMT>(dv, st, dt, lane);   // dV += Pᵀ·dO
+    mma_cb<kD, kM, kMT>(dk, dpt, qt, lane);  // dK += dSᵀ·Q
     __syncthreads();
   }
 
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int j = key + r * 8;
-    if (j >= g.S) continue;
-    if (!real[r]) {
-      // A padding key's gradient is 0. Its registers hold garbage (its
-      // scores were never masked), so kWrite stores zeros, kAdd nothing.
-      if (add) continue;
-      bf16* dst = dqkv + (b * g.T + (j - P)) * g.W + g.qw + kvh * g.D + 2 * tq;
+  for (int mt = 0; mt < kMT; ++mt) {
 #pragma unroll
-      for (int dn = 0; dn < kD / 8; ++dn) {
-        store_pair(dst + dn * 8, 0.0f, 0.0f, false);
-        store_pair(dst + g.kvw + dn * 8, 0.0f, 0.0f, false);
+    for (int r = 0; r < 2; ++r) {
+      const int j = key + 16 * mt + r * 8;
+      if (j >= g.S) continue;
+      if (!real[mt][r]) {
+        // A padding key's gradient is 0. Its registers hold garbage (its
+        // scores were never masked), so kWrite stores zeros, kAdd nothing.
+        if (add) continue;
+        bf16* dst = dqkv + (b * g.T + (j - P)) * g.W + g.qw + kvh * g.D + 2 * tq;
+#pragma unroll
+        for (int dn = 0; dn < kD / 8; ++dn) {
+          store_pair(dst + dn * 8, 0.0f, 0.0f, false);
+          store_pair(dst + g.kvw + dn * 8, 0.0f, 0.0f, false);
+        }
+        continue;
       }
-      continue;
-    }
-    if (j < P) {
-      if (part == nullptr) continue;  // prefix gradients not wanted
-      float* dst = part + ((b * g.P + j) * 2) * g.kvw + kvh * g.D + 2 * tq;
+      if (j < P) {
+        if (part == nullptr) continue;  // prefix gradients not wanted
+        float* dst = part + ((b * g.P + j) * 2) * g.kvw + kvh * g.D + 2 * tq;
 #pragma unroll
-      for (int dn = 0; dn < kD / 8; ++dn) {
-        *reinterpret_cast<float2*>(dst + dn * 8) = make_float2(g.scale * dk[dn][2 * r], g.scale * dk[dn][2 * r + 1]);
-        *reinterpret_cast<float2*>(dst + g.kvw + dn * 8) = make_float2(dv[dn][2 * r], dv[dn][2 * r + 1]);
-      }
-    } else {
-      bf16* dst = dqkv + (b * g.T + (j - P)) * g.W + g.qw + kvh * g.D + 2 * tq;
+        for (int dn = 0; dn < kD / 8; ++dn) {
+          *reinterpret_cast<float2*>(dst + dn * 8) =
+              make_float2(g.scale * dk[mt][dn][2 * r], g.scale * dk[mt][dn][2 * r + 1]);
+          *reinterpret_cast<float2*>(dst + g.kvw + dn * 8) = make_float2(dv[mt][dn][2 * r], dv[mt][dn][2 * r + 1]);
+        }
+      } else {
+        bf16* dst = dqkv + (b * g.T + (j - P)) * g.W + g.qw + kvh * g.D + 2 * tq;
 #pragma unroll
-      for (int dn = 0; dn < kD / 8; ++dn) {
-        store_pair(dst + dn * 8, g.scale * dk[dn][2 * r], g.scale * dk[dn][2 * r + 1], add);
-        store_pair(dst + g.kvw + dn * 8, dv[dn][2 * r], dv[dn][2 * r + 1], add);
+        for (int dn = 0; dn < kD / 8; ++dn) {
+          store_pair(dst + dn * 8, g.scale * dk[mt][dn][2 * r], g.scale * dk[mt][dn][2 * r + 1], add);
+          store_pair(dst + g.kvw + dn * 8, dv[mt][dn][2 * r], dv[mt][dn][2 * r + 1], add);
+        }
       }
     }
   }
 }
+
 // The backward kernels. Two launches: dq on grid (B·H, ⌈T/64⌉), query
 // blocks last-first as the forward's, then dkv on grid (B·KVH, ⌈S/64⌉).
-template <int kD>
-__global__ void __launch_bounds__(kMmaThreads, kDqBlocks<kD>)
+template <int kD, int kMT = 1>
+__global__ void __launch_bounds__(kBwdThreads<kMT>, (kBwdBlocks<kD, kMT>))
     flash_dq_mma_kernel(Geometry g, bf16* dqkv, bool add, const bf16* dout, const bf16* qkv, const bf16* pk,
                         const bf16* pv, const float* lse, const float* delta, const int32_t* mask) {
-  dq_block<kD>(blockIdx.x, int(gridDim.y - 1 - blockIdx.y), g, dqkv, add, dout, qkv, pk, pv, lse, delta, mask);
+  dq_block<kD, kMT>(blockIdx.x, int(gridDim.y - 1 - blockIdx.y), g, dqkv, add, dout, qkv, pk, pv, lse, delta, mask);
 }
-template <int kD>
-__global__ void __launch_bounds__(kMmaThreads, kDkvBlocks<kD>)
+template <int kD, int kMT = 1>
+__global__ void __launch_bounds__(kBwdThreads<kMT>, (kBwdBlocks<kD, kMT>))
     flash_dkv_mma_kernel(Geometry g, bf16* dqkv, bool add, float* part, const bf16* dout, const bf16* qkv,
                          const bf16* pk, const bf16* pv, const float* lse, const float* delta, const int32_t* mask) {
-  dkv_block<kD>(blockIdx.x, int(blockIdx.y), g, dqkv, add, part, dout, qkv, pk, pv, lse, delta, mask);
+  dkv_block<kD, kMT>(blockIdx.x, int(blockIdx.y), g, dqkv, add, part, dout, qkv, pk, pv, lse, delta, mask);
 }
 
 // Or one launch (a candidate until measured, docs/cuda.md): the two write
@@ -667,17 +720,18 @@ __global__ void __launch_bounds__(kMmaThreads, kDkvBlocks<kD>)
 // early keys, first) and then the dq blocks (late queries first), and the
 // tail of one kernel overlaps the other instead of idling SMs twice.
 static_assert(kDqBlocks<64> == kDkvBlocks<64> && kDqBlocks<128> == kDkvBlocks<128>, "one register budget");
-template <int kD>
-__global__ void __launch_bounds__(kMmaThreads, kDkvBlocks<kD>)
+template <int kD, int kMT = 1>
+__global__ void __launch_bounds__(kBwdThreads<kMT>, (kBwdBlocks<kD, kMT>))
     flash_backward_mma_kernel(Geometry g, bf16* dqkv, bool add, float* part, const bf16* dout, const bf16* qkv,
                               const bf16* pk, const bf16* pv, const float* lse, const float* delta,
                               const int32_t* mask) {
   const int64_t n = blockIdx.x, kv_heads = g.B * g.KVH, kv_blocks = kv_heads * ((g.S + kBlock - 1) / kBlock);
   if (n < kv_blocks) {
-    dkv_block<kD>(n % kv_heads, int(n / kv_heads), g, dqkv, add, part, dout, qkv, pk, pv, lse, delta, mask);
+    dkv_block<kD, kMT>(n % kv_heads, int(n / kv_heads), g, dqkv, add, part, dout, qkv, pk, pv, lse, delta, mask);
   } else {
     const int64_t m = n - kv_blocks, q_heads = g.B * g.H, q_blocks = (g.T + kBlock - 1) / kBlock;
-    dq_block<kD>(m % q_heads, int(q_blocks - 1 - m / q_heads), g, dqkv, add, dout, qkv, pk, pv, lse, delta, mask);
+    dq_block<kD, kMT>(m % q_heads, int(q_blocks - 1 - m / q_heads), g, dqkv, add, dout, qkv, pk, pv, lse, delta,
+                      mask);
   }
 }
 
@@ -701,16 +755,18 @@ template <int kD, int kMT = 1>
 MmaLaunch forward_launch(const Geometry& g) {
   return {mma_grid(g.B * g.H, g.T), kFwdThreads<kMT>, forward_smem<kD, 64>()};
 }
-template <int kD>
-MmaLaunch dq_launch(const Geometry& g) { return {mma_grid(g.B * g.H, g.T), kMmaThreads, dq_smem<kD>()}; }
-template <int kD>
-MmaLaunch dkv_launch(const Geometry& g) { return {mma_grid(g.B * g.KVH, g.S), kMmaThreads, dkv_smem<kD>()}; }
-template <int kD>
+template <int kD, int kMT = 1>
+MmaLaunch dq_launch(const Geometry& g) { return {mma_grid(g.B * g.H, g.T), kBwdThreads<kMT>, dq_smem<kD, kMT>()}; }
+template <int kD, int kMT = 1>
+MmaLaunch dkv_launch(const Geometry& g) {
+  return {mma_grid(g.B * g.KVH, g.S), kBwdThreads<kMT>, dkv_smem<kD, kMT>()};
+}
+template <int kD, int kMT = 1>
 MmaLaunch backward_launch(const Geometry& g) {
   const dim3 q = mma_grid(g.B * g.H, g.T), k = mma_grid(g.B * g.KVH, g.S);
   const int64_t blocks = int64_t(q.x) * q.y + int64_t(k.x) * k.y;  // the launcher checks it fits
-  return {dim3(unsigned(blocks < (int64_t(1) << 31) ? blocks : int64_t(1) << 31)), kMmaThreads,
-          dq_smem<kD>() > dkv_smem<kD>() ? dq_smem<kD>() : dkv_smem<kD>()};
+  const size_t smem = dq_smem<kD, kMT>() > dkv_smem<kD, kMT>() ? dq_smem<kD, kMT>() : dkv_smem<kD, kMT>();
+  return {dim3(unsigned(blocks < (int64_t(1) << 31) ? blocks : int64_t(1) << 31)), kBwdThreads<kMT>, smem};
 }
 
 }  // namespace ptune::ops::cuda::flash

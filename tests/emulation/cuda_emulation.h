@@ -1,11 +1,12 @@
 // A host emulation of the CUDA that framework/ops/cuda/flash_attention.cuh
 // uses, so its tensor-core kernels run on the CPU (in CI, without a GPU).
 //
-// Every CUDA thread of a block is a std::thread. Warp-collective operations
-// (shuffles, votes, ldmatrix, mma.sync) meet at a per-warp barrier and
-// compute each lane's result from the whole warp's registers, following the
-// fragment layouts of the PTX ISA (attention_mma.cuh); __syncthreads is a
-// block barrier. cp.async copies are held back until the issuing thread's
+// Every CUDA thread of a block is a fiber (ucontext), run one at a time
+// until it reaches a barrier. Warp-collective operations (shuffles, votes,
+// ldmatrix, mma.sync) meet at a per-warp barrier and compute each lane's
+// result from the whole warp's registers, following the fragment layouts of
+// the PTX ISA (attention_mma.cuh); __syncthreads is a block barrier, and a
+// barrier some threads never reach is reported as a deadlock. cp.async copies are held back until the issuing thread's
 // cp.async.wait_group releases their group, so a read of shared memory
 // before the wait sees the poison (NaN) every block's shared memory starts
 // with. ldmatrix checks its addresses (inside shared memory, 16-byte rows).
@@ -14,7 +15,6 @@
 #pragma once
 
 #include <algorithm>
-#include <barrier>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -22,8 +22,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <thread>
+#include <functional>
 #include <vector>
+
+#include <ucontext.h>
 
 // --- CUDA qualifiers and types ---------------------------------------------
 
@@ -80,13 +82,56 @@ using bf16 = __nv_bfloat16;
 
 namespace ptune::emulation {
 
+[[noreturn]] inline void fail(const char* what) {
+  std::fprintf(stderr, "cuda emulation: %s (block %u,%u thread %u)\n", what, blockIdx.x, blockIdx.y, threadIdx.x);
+  std::abort();
+}
+
+// A cp.async: 16 bytes, or zeros when the source size is 0.
+struct Copy {
+  void* dst;
+  const void* src;
+  bool valid;
+};
+
+// A CUDA thread: a fiber with its own stack.
+struct Fiber {
+  ucontext_t context;
+  std::unique_ptr<unsigned char[]> stack;
+  bool finished = false;
+  int turn = 0;                           // which copy of the exchange its next collective uses
+  std::vector<Copy> open;                 // cp.async issued since the last commit
+  std::vector<std::vector<Copy>> groups;  // committed, oldest first
+};
+
+struct Barrier {
+  int expected = 0, arrived = 0;
+  uint64_t generation = 0;
+};
+
+// One block at a time: every thread a fiber, all on the calling OS thread.
+// A fiber runs until it waits at a barrier (then the next runnable fiber
+// runs), so fibers interleave only at barriers, like CUDA threads that may
+// run in any order between them.
 struct Block {
-  explicit Block(int threads, size_t smem_bytes) : all(threads), bytes(smem_bytes), smem(smem_bytes + 16) {
-    for (int w = 0; w < (threads + 31) / 32; ++w) warps.push_back(std::make_unique<std::barrier<>>(32));
-    for (auto& e : exchange) e.resize(size_t((threads + 31) / 32) * 32);
+  static constexpr size_t kStack = size_t(64) << 10;
+
+  Block(int threads, size_t smem_bytes) : fibers(size_t(threads)), warps(size_t(threads / 32)), bytes(smem_bytes) {
+    for (Fiber& f : fibers) f.stack.reset(new unsigned char[kStack]);
+    all.expected = threads;
+    for (Barrier& w : warps) w.expected = 32;
+    for (auto& e : exchange) e.resize(size_t(threads));
+    smem.resize(smem_bytes + 16);
   }
-  std::barrier<> all;
-  std::vector<std::unique_ptr<std::barrier<>>> warps;
+
+  std::vector<Fiber> fibers;
+  size_t current = 0;
+  ucontext_t launcher;
+  std::function<void()> kernel;
+  Barrier all;
+  std::vector<Barrier> warps;
+  int stalled = 0;  // switches since a barrier last opened or a fiber ended
+
   struct Lane {
     const void* ptr;
     uint32_t regs[6];
@@ -105,57 +150,99 @@ struct Block {
     const auto* c = static_cast<const unsigned char*>(p);
     return c >= shared() && c + n <= shared() + bytes;
   }
+
+  Fiber& fiber() { return fibers[current]; }
+
+  // Switches to the next unfinished fiber (round robin), or back to the
+  // launcher when none is left.
+  void next() {
+    const size_t from = current;
+    for (size_t k = 1; k <= fibers.size(); ++k) {
+      const size_t to = (from + k) % fibers.size();
+      if (fibers[to].finished) continue;
+      if (to == from) return;
+      current = to;
+      threadIdx = dim3(unsigned(to));
+      swapcontext(&fibers[from].context, &fibers[to].context);
+      threadIdx = dim3(unsigned(from));
+      current = from;
+      return;
+    }
+    swapcontext(&fibers[from].context, &launcher);  // never resumed
+  }
+
+  void wait(Barrier& b) {
+    const uint64_t generation = b.generation;
+    if (++b.arrived == b.expected) {
+      b.arrived = 0;
+      ++b.generation;
+      stalled = 0;
+      return;
+    }
+    while (b.generation == generation) {
+      // Every live fiber has been seen waiting since anything moved: a
+      // barrier some threads never reach (they returned, or wait elsewhere).
+      if (++stalled > 2 * int(fibers.size())) fail("deadlock: a barrier the other threads never reach");
+      next();
+    }
+  }
+
+  static void entry();
+
+  void run(dim3 block) {
+    blockIdx = block;
+    std::memset(smem.data(), 0xff, smem.size());  // bf16 and f32 NaN
+    all.arrived = 0, stalled = 0;
+    for (Barrier& w : warps) w.arrived = 0;
+    for (Fiber& f : fibers) {
+      f.finished = false;
+      f.turn = 0;
+      f.open.clear();
+      f.groups.clear();
+      getcontext(&f.context);
+      f.context.uc_stack.ss_sp = f.stack.get();
+      f.context.uc_stack.ss_size = kStack;
+      f.context.uc_link = nullptr;
+      makecontext(&f.context, &Block::entry, 0);
+    }
+    current = 0;
+    threadIdx = dim3(0);
+    swapcontext(&launcher, &fibers[0].context);
+  }
 };
 inline thread_local Block* t_block = nullptr;
-inline thread_local int t_turn = 0;  // which copy of the exchange this thread's next collective uses
 
-[[noreturn]] inline void fail(const char* what) {
-  std::fprintf(stderr, "cuda emulation: %s (block %u,%u thread %u)\n", what, blockIdx.x, blockIdx.y, threadIdx.x);
-  std::abort();
+// A fiber's life: the kernel, then over to the others for good.
+inline void Block::entry() {
+  Block& block = *t_block;
+  block.kernel();
+  block.fiber().finished = true;  // copies it never waited for are dropped: nothing reads them
+  block.stalled = 0;
+  block.next();
 }
 
 inline int lane() { return int(threadIdx.x % 32); }
-// A warp-collective operation: fill my_slot(), exchange(), read slot(l).
-inline Block::Lane& my_slot() { return t_block->exchange[t_turn][threadIdx.x]; }
-inline void exchange() { t_block->warps[threadIdx.x / 32]->arrive_and_wait(); }
-inline const Block::Lane& slot(int l) { return t_block->exchange[t_turn][threadIdx.x / 32 * 32 + unsigned(l)]; }
-inline void done() { t_turn ^= 1; }
-
-// A cp.async: 16 bytes, or zeros when the source size is 0.
-struct Copy {
-  void* dst;
-  const void* src;
-  bool valid;
-};
-struct AsyncCopies {
-  std::vector<Copy> open;                  // issued since the last commit
-  std::vector<std::vector<Copy>> groups;  // committed, oldest first
-};
-inline thread_local AsyncCopies t_copies;
+// A warp-collective operation: fill my_slot(), exchange(), read slot(l), done().
+inline Block::Lane& my_slot() { return t_block->exchange[t_block->fiber().turn][threadIdx.x]; }
+inline void exchange() { t_block->wait(t_block->warps[threadIdx.x / 32]); }
+inline const Block::Lane& slot(int l) {
+  return t_block->exchange[t_block->fiber().turn][threadIdx.x / 32 * 32 + unsigned(l)];
+}
+inline void done() { t_block->fiber().turn ^= 1; }
 
 // Runs kernel() as every thread of every block of the grid (x fastest).
 template <class Kernel>
 void launch(dim3 grid, int threads, size_t smem_bytes, Kernel kernel) {
   if (threads % 32 != 0) fail("block size must be whole warps");
+  Block block(threads, smem_bytes);
+  block.kernel = kernel;
+  Block* outer = t_block;
+  t_block = &block;
+  blockDim = dim3(unsigned(threads));
+  gridDim = grid;
   for (unsigned by = 0; by < grid.y; ++by)
-    for (unsigned bx = 0; bx < grid.x; ++bx) {
-      Block block(threads, smem_bytes);
-      std::memset(block.smem.data(), 0xff, block.smem.size());  // bf16 and f32 NaN
-      std::vector<std::thread> team;
-      team.reserve(size_t(threads));
-      for (int t = 0; t < threads; ++t)
-        team.emplace_back([&, t] {
-          t_block = &block;
-          t_copies = {};
-          t_turn = 0;
-          threadIdx = dim3(unsigned(t));
-          blockIdx = dim3(bx, by);
-          blockDim = dim3(unsigned(threads));
-          gridDim = grid;
-          kernel();
-        });
-      for (std::thread& th : team) th.join();
-    }
+    for (unsigned bx = 0; bx < grid.x; ++bx) block.run(dim3(bx, by));
+  t_block = outer;
 }
 
 }  // namespace ptune::emulation
@@ -164,7 +251,7 @@ void launch(dim3 grid, int threads, size_t smem_bytes, Kernel kernel) {
 
 // --- CUDA builtins ---------------------------------------------------------
 
-inline void __syncthreads() { ptune::emulation::t_block->all.arrive_and_wait(); }
+inline void __syncthreads() { ptune::emulation::t_block->wait(ptune::emulation::t_block->all); }
 
 inline float __shfl_xor_sync(unsigned mask, float v, int offset) {
   using namespace ptune::emulation;
@@ -196,19 +283,20 @@ inline void cp_async_16(void* dst, const void* src, bool valid) {
   if (!t_block->in_shared(dst, 16)) fail("cp.async destination outside shared memory");
   if (reinterpret_cast<uintptr_t>(dst) % 16 != 0 || (valid && reinterpret_cast<uintptr_t>(src) % 16 != 0))
     fail("cp.async address not 16-byte aligned");
-  t_copies.open.push_back({dst, src, valid});
+  t_block->fiber().open.push_back({dst, src, valid});
 }
 inline void cp_async_commit() {
   using namespace ptune::emulation;
-  t_copies.groups.push_back(std::move(t_copies.open));
-  t_copies.open.clear();
+  Fiber& f = t_block->fiber();
+  f.groups.push_back(std::move(f.open));
+  f.open.clear();
 }
 // Lands every committed group but the newest N (copies not yet committed
 // stay in flight, as on the hardware).
 template <int N>
 inline void cp_async_wait() {
   using namespace ptune::emulation;
-  auto& groups = t_copies.groups;
+  auto& groups = t_block->fiber().groups;
   while (groups.size() > size_t(N)) {
     for (const Copy& c : groups.front()) {
       if (c.valid) std::memcpy(c.dst, c.src, 16);

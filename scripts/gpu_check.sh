@@ -31,11 +31,11 @@ R4='"ctest_dist": "skipped"'
 # The P-Tuning v2 step of the shapes at sequence 512: ptune's real
 # model path (with its per-op profile) and PyTorch + peft, same GPU.
 PY=${PYTHON:-python3}
-# Batches 8 and 32, and ptune again with the candidate attention kernels
-# (all of them, then backward32 alone: the profile's attention forward and
-# backward rows tell the rest apart). BENCH_BATCH / BENCH_CANDIDATES trim it.
+# Batches 8 and 32, and ptune again with all candidate kernels
+# (ops/candidates.h; the profile's rows tell their effects apart, except
+# backward32 from one_launch: BENCH_CANDIDATES="1;backward32" splits them).
 R5=$(step bench_gpu "$PY" tests/bench/bench_gpu.py --ptune "$BUILD/launch/ptune" --profile \
-       --batch "${BENCH_BATCH-8,32}" --candidates "${BENCH_CANDIDATES-1;backward32}" --out "$OUT/bench_gpu.json")
+       --batch "${BENCH_BATCH-8,32}" --candidates "${BENCH_CANDIDATES-1}" --out "$OUT/bench_gpu.json")
 # Only so many files come back from a lent machine: drop the logs of steps
 # that passed and carry nothing to read.
 [[ $R1 == *'"rc": 0'* ]] && rm -f "$OUT/configure.log"

@@ -17,7 +17,7 @@ non-embedding weights, peak 989 TFLOP/s (H100 SXM dense bf16).
 --batch takes a list (default 8 and 32: the issue fixes the sequence, 512,
 not the batch, and the GEMMs of a 4096-token step are too small to fill an
 H100). --candidates "1;backward32" also times ptune with each of these
-PTUNE_FLASH_CANDIDATE settings, the attention kernels under evaluation
+PTUNE_CANDIDATES settings, the kernels under evaluation
 (docs/cuda.md; 1 = all of them).
 
 The PyTorch half needs torch, transformers and peft (skipped, with a note
@@ -54,15 +54,15 @@ def ptune_rate(binary, shape, batch, seq, prefix, steps, warmup, profile, candid
            "--seq", str(seq), "--prefix", str(prefix), "--steps", str(steps), "--warmup", str(warmup)]
     if profile:
         cmd.append("--profile")  # per-op GPU time, printed after the timed steps
-    env = dict(os.environ, PTUNE_FLASH_CANDIDATE=candidate)
-    print(f"== ptune {shape} batch {batch} PTUNE_FLASH_CANDIDATE={candidate}", flush=True)
+    env = dict(os.environ, PTUNE_CANDIDATES=candidate)
+    print(f"== ptune {shape} batch {batch} PTUNE_CANDIDATES={candidate}", flush=True)
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     sys.stdout.write(p.stdout + p.stderr)
     m = re.search(r"step ([\d.]+) ms, ([\d.]+) tokens/s", p.stdout)
     if p.returncode != 0 or not m:
         return {"engine": "ptune", "error": (p.stderr or p.stdout)[-2000:]}
     return {"engine": "ptune", "step_ms": float(m.group(1)), "tokens_per_s": float(m.group(2)),
-            "command": f"PTUNE_FLASH_CANDIDATE={candidate} " + " ".join(cmd)}
+            "command": f"PTUNE_CANDIDATES={candidate} " + " ".join(cmd)}
 
 
 def torch_rate(shape, batch, seq, prefix, steps, warmup):
@@ -143,7 +143,7 @@ def main():
     ap.add_argument("--peak-tflops", type=float, default=989.0)
     ap.add_argument("--profile", action="store_true", help="also print ptune's per-op GPU time")
     ap.add_argument("--candidates", default="",
-                    help="';'-separated PTUNE_FLASH_CANDIDATE settings to time ptune with as well")
+                    help="';'-separated PTUNE_CANDIDATES settings to time ptune with as well")
     ap.add_argument("--out", default="bench_gpu.json")
     args = ap.parse_args()
 

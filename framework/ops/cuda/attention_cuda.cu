@@ -38,11 +38,10 @@
 #include "framework/ops/cuda/common.cuh"
 
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <initializer_list>
-#include <string_view>
 
+#include "framework/ops/candidates.h"
 #include "framework/ops/cuda/attention_mma.cuh"
 #include "framework/ops/cuda/flash_attention.cuh"
 #include "framework/ops/cuda/kernels.h"
@@ -373,35 +372,11 @@ void launch_mma(Kernel kernel, const MmaLaunch& l, const Stream& stream, Args...
   PTUNE_CUDA_LAUNCH_CHECK();
 }
 
-// Kernels under evaluation (tested like the defaults, not yet measured
-// faster; docs/cuda.md), chosen through PTUNE_FLASH_CANDIDATE: a
-// comma-separated list of
-//   forward32   the forward with 32 query rows a warp (D = 64)
-//   backward32  dq and dkv with 32 rows a warp (D = 64)
-//   one_launch  dq and dkv in one launch
-// or 1 for all of them. Read at every call, so tests and benchmarks can
-// compare them in one process.
-bool flash_candidate(std::string_view name) {
-  const char* env = std::getenv("PTUNE_FLASH_CANDIDATE");
-  if (env == nullptr || env[0] == '\0' || std::string_view(env) == "0") return false;
-  if (std::string_view(env) == "1") return true;
-  bool on = false;
-  for (std::string_view rest = env; !rest.empty();) {
-    const size_t comma = rest.find(',');
-    const std::string_view item = rest.substr(0, comma);
-    PTUNE_CHECK(item == "forward32" || item == "backward32" || item == "one_launch",
-                "PTUNE_FLASH_CANDIDATE: unknown kernel '{}' (forward32, backward32, one_launch or 1 for all)", item);
-    on = on || item == name;
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-  }
-  return on;
-}
-
 template <int kD>
 void forward_mma(const Geometry& g, bf16* out, float* lse, const bf16* qkv, const bf16* pk, const bf16* pv,
                  const int32_t* mask, const Stream& stream) {
   if constexpr (kD == 64) {
-    if (flash_candidate("forward32")) {
+    if (candidate_enabled(Candidate::kForward32)) {
       launch_mma(flash_forward_mma_kernel<kD, 2>, forward_launch<kD, 2>(g), stream, g, out, lse, qkv, pk, pv, mask);
       return;
     }
@@ -413,7 +388,7 @@ template <int kD, int kMT>
 void backward_mma_tiles(const Geometry& g, bf16* dqkv, bool add, const float* delta, float* part, const bf16* dout,
                   const bf16* qkv, const bf16* pk, const bf16* pv, const float* lse, const int32_t* mask,
                   const Stream& stream) {
-  if (flash_candidate("one_launch")) {
+  if (candidate_enabled(Candidate::kOneLaunch)) {
     const MmaLaunch l = backward_launch<kD, kMT>(g);
     PTUNE_CHECK(l.grid.x < (1u << 31), "attention: {} blocks exceed the CUDA grid", l.grid.x);
     launch_mma(flash_backward_mma_kernel<kD, kMT>, l, stream, g, dqkv, add, part, dout, qkv, pk, pv, lse, delta,
@@ -431,7 +406,7 @@ void backward_mma(const Geometry& g, bf16* dqkv, bool add, const float* delta, f
                   const bf16* qkv, const bf16* pk, const bf16* pv, const float* lse, const int32_t* mask,
                   const Stream& stream) {
   if constexpr (kD == 64) {
-    if (flash_candidate("backward32")) {
+    if (candidate_enabled(Candidate::kBackward32)) {
       backward_mma_tiles<kD, 2>(g, dqkv, add, delta, part, dout, qkv, pk, pv, lse, mask, stream);
       return;
     }

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "framework/core/memory_cuda.h"
+#include "framework/ops/candidates.h"
 #include "framework/ops/cuda/common.cuh"
 #include "framework/ops/cuda/kernels.h"
 
@@ -120,12 +121,22 @@ void set_pref(cublasLtMatmulPreference_t pref, cublasLtMatmulPreferenceAttribute
   PTUNE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &value, sizeof(value)));
 }
 
-// One GEMM shape's descriptors and the heuristic's algorithm, created once;
+// Algorithms asked of the heuristic per shape: the first is its best
+// guess; the gemm_autotune candidate times them all (see tune()).
+constexpr int kHeuristicAlgos = 8;
+
+// One GEMM shape's descriptors and the heuristic's algorithms, created once;
 // found = false caches "cuBLASLt has no algorithm" (the caller falls back).
 struct Plan {
   DescPtr desc;
   LayoutPtr a, b, d;  // C is D (in place, beta scales D)
-  cublasLtMatmulAlgo_t algo{};
+  cublasLtMatmulAlgo_t algo{};                // the heuristic's first choice
+  // All it offered, first choice first (an array: nvcc's front end cannot
+  // destroy a std::vector of this anonymous struct).
+  cublasLtMatmulAlgo_t options[kHeuristicAlgos] = {};
+  int option_count = 0;
+  cublasLtMatmulAlgo_t tuned{};               // the fastest option, once timed
+  bool timed = false;
   bool found = false;
 
   // aux: this call's aux pointer; the heuristic reads its alignment from
@@ -162,14 +173,76 @@ struct Plan {
     set_pref(raw_pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key.b_align);
     set_pref(raw_pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key.d_align);
     set_pref(raw_pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, key.d_align);
-    cublasLtMatmulHeuristicResult_t result{};
+    cublasLtMatmulHeuristicResult_t results[kHeuristicAlgos] = {};
     int count = 0;
-    const cublasStatus_t hs =
-        cublasLtMatmulAlgoGetHeuristic(lt, raw_desc, a.get(), b.get(), d.get(), d.get(), raw_pref, 1, &result, &count);
+    const cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(lt, raw_desc, a.get(), b.get(), d.get(), d.get(),
+                                                              raw_pref, kHeuristicAlgos, results, &count);
     found = hs == CUBLAS_STATUS_SUCCESS && count > 0;
-    if (found) algo = result.algo;
+    if (!found) return;
+    algo = results[0].algo;
+    for (int i = 0; i < count; ++i)
+      if (results[i].state == CUBLAS_STATUS_SUCCESS) options[option_count++] = results[i].algo;
   }
 };
+
+// Epilogues that write the aux matrix (the others read it, or have none).
+bool writes_aux(cublasLtEpilogue_t e) {
+  return e == CUBLASLT_EPILOGUE_GELU_AUX || e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS || e == CUBLASLT_EPILOGUE_RELU_AUX ||
+         e == CUBLASLT_EPILOGUE_RELU_AUX_BIAS;
+}
+
+// The gemm_autotune candidate (ops/candidates.h): cuBLASLt's heuristic
+// ranks algorithms by a model, and its first choice is not always the
+// fastest on the GPU at hand, so each option is timed once on this call's
+// operands (warm-up, then 3 runs between events) and the fastest kept for
+// the plan. The timing runs write a scratch D (and aux, where the epilogue
+// writes it), so the call's own outputs are untouched; the caller then
+// runs the real GEMM. Not while a graph is being captured (timing syncs).
+void tune(Plan& plan, cublasLtHandle_t lt, const void* a, const void* b, DType d_type, int64_t n, int64_t ldd,
+          float beta, const void* aux, int64_t aux_ld, cublasLtEpilogue_t epilogue, void* workspace,
+          size_t workspace_bytes, int device, cudaStream_t stream) {
+  const size_t d_bytes = size_t(ldd * n) * dtype_size(d_type);
+  const size_t aux_bytes = aux != nullptr && writes_aux(epilogue) ? size_t(aux_ld * n) * dtype_size(d_type) : 0;
+  void* scratch = ptune::cuda::allocate(device, d_bytes + aux_bytes + 256);
+  void* scratch_aux = static_cast<char*>(scratch) + (d_bytes + 255) / 256 * 256;
+  if (aux_bytes > 0)
+    PTUNE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc.get(), CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER,
+                                                      &scratch_aux, sizeof(scratch_aux)));
+  cudaEvent_t start = nullptr, stop = nullptr;
+  PTUNE_CUDA_CHECK(cudaEventCreate(&start));
+  PTUNE_CUDA_CHECK(cudaEventCreate(&stop));
+  const float alpha = 1.0f;
+  auto run = [&](const cublasLtMatmulAlgo_t& algo) {
+    return cublasLtMatmul(lt, plan.desc.get(), &alpha, a, plan.a.get(), b, plan.b.get(), &beta, scratch,
+                          plan.d.get(), scratch, plan.d.get(), &algo, workspace, workspace_bytes, stream);
+  };
+  float best = 0.0f;
+  for (int i = 0; i < plan.option_count; ++i) {
+    const cublasLtMatmulAlgo_t& algo = plan.options[i];
+    if (run(algo) != CUBLAS_STATUS_SUCCESS) continue;  // turned down at launch: not an option
+    PTUNE_CUDA_CHECK(cudaEventRecord(start, stream));
+    for (int rep = 0; rep < 3; ++rep) PTUNE_CUBLAS_CHECK(run(algo));
+    PTUNE_CUDA_CHECK(cudaEventRecord(stop, stream));
+    PTUNE_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0.0f;
+    PTUNE_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    if (!plan.timed || ms < best) {
+      plan.tuned = algo;
+      plan.timed = true;
+      best = ms;
+    }
+  }
+  PTUNE_CUDA_CHECK(cudaEventDestroy(start));
+  PTUNE_CUDA_CHECK(cudaEventDestroy(stop));
+  ptune::cuda::free(device, scratch);  // stream-ordered after the timing runs: synchronised above
+  if (!plan.timed) plan.tuned = plan.algo, plan.timed = true;
+}
+
+bool capturing(cudaStream_t stream) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  PTUNE_CUDA_CHECK(cudaStreamIsCapturing(stream, &status));
+  return status != cudaStreamCaptureStatusNone;
+}
 
 // The plans and the workspace of one device. The mutex is held from the
 // lookup through the launch: the bias and aux pointers are written into the shared
@@ -227,12 +300,17 @@ bool matmul(const Operand& a, const Operand& b, void* d, DType d_type, int64_t m
   if (has_bias)
     PTUNE_CUBLAS_CHECK(
         cublasLtMatmulDescSetAttribute(plan.desc.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+  const bool autotune = candidate_enabled(Candidate::kGemmAutotune);
+  if (autotune && !plan.timed && plan.option_count > 1 && !capturing(raw(stream)))
+    tune(plan, lt, a.data, b.data, d_type, n, ldd, beta, aux, has_aux ? ep.aux_ld : 0, epilogue, dev.workspace,
+         kWorkspaceBytes, device.index, raw(stream));
+  const cublasLtMatmulAlgo_t& algo = autotune && plan.timed ? plan.tuned : plan.algo;
   if (has_aux)
     PTUNE_CUBLAS_CHECK(
         cublasLtMatmulDescSetAttribute(plan.desc.get(), CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)));
   const float alpha = 1.0f;
   const cublasStatus_t status = cublasLtMatmul(lt, plan.desc.get(), &alpha, a.data, plan.a.get(), b.data,
-                                               plan.b.get(), &beta, d, plan.d.get(), d, plan.d.get(), &plan.algo,
+                                               plan.b.get(), &beta, d, plan.d.get(), d, plan.d.get(), &algo,
                                                dev.workspace, kWorkspaceBytes, raw(stream));
   // A fused epilogue the chosen algorithm turns down at launch (a bias the
   // heuristic could not see; an aux layout it rejects, which cuBLASLt

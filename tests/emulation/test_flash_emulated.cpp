@@ -6,7 +6,7 @@
 // and fragment layouts without a GPU; tests/cuda/test_cuda_flash.cpp runs
 // the same comparison on a real GPU.
 //
-// Cases cut tiles unevenly (T = 17, 77, 130 against 64-row tiles; P = 70
+// Cases cut tiles unevenly (T = 17, 77, 130, 300 against 64-row tiles; P = 70
 // spans a whole key tile), with and without a prefix, causal and
 // bidirectional, padding whose tail covers whole key tiles and a batch row
 // padded entirely, GQA, and D = 64 and 128; the default kernels and the
@@ -206,6 +206,7 @@ const Case kCases[] = {
     {2, 77, 20, 8, 2, 64, true, true},    // GQA 4:1 (LLaMA)
     {2, 17, 5, 2, 1, 64, true, true},     // one partial tile
     {2, 64, 70, 2, 1, 64, true, true},    // prefix longer than a key tile
+    {1, 300, 20, 2, 2, 64, true, false},  // long rows: most key tiles skip the mask, m tiles differ on the diagonal
     {3, 77, 20, 2, 2, 128, false, true},  // D = 128
     {1, 130, 0, 2, 1, 128, true, false},
 };

@@ -49,4 +49,4 @@ R5=$(step bench_gpu "$PY" tests/bench/bench_gpu.py --ptune "$BUILD/launch/ptune"
 rm -f "$OUT/gpu.csv"
 cat "$OUT/report.json"
 grep -E "^\[  (PASSED|FAILED|SKIPPED)|FAILED  \]" "$OUT/cuda_tests.log" 2>/dev/null | tail -40
-grep -E "^(==|bench|step|MFU|profile|  |shape|gpt2|llama)" "$OUT/bench_gpu.log" 2>/dev/null | head -200
+grep -E "^(==|bench|step|MFU|profile|per-op|  |shape|gpt2|llama)" "$OUT/bench_gpu.log" 2>/dev/null | head -200

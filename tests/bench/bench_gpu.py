@@ -61,8 +61,10 @@ def ptune_rate(binary, shape, batch, seq, prefix, steps, warmup, profile, candid
     m = re.search(r"step ([\d.]+) ms, ([\d.]+) tokens/s", p.stdout)
     if p.returncode != 0 or not m:
         return {"engine": "ptune", "error": (p.stderr or p.stdout)[-2000:]}
+    # The profile's rows: "  <op>  <ms> ms <share>%  <calls> calls".
+    profile = {op: float(ms) for op, ms in re.findall(r"^  (\S+)\s+([\d.]+) ms\s", p.stdout, re.M)}
     return {"engine": "ptune", "step_ms": float(m.group(1)), "tokens_per_s": float(m.group(2)),
-            "command": f"PTUNE_CANDIDATES={candidate} " + " ".join(cmd)}
+            "command": f"PTUNE_CANDIDATES={candidate} " + " ".join(cmd), "profile_ms": profile}
 
 
 def torch_rate(shape, batch, seq, prefix, steps, warmup):
@@ -163,6 +165,23 @@ def main():
                   f"{100 * e.get('mfu', float('nan')):>6.1f}% {e.get('vs_torch', float('nan')):>8.2f}")
             if "error" in e:
                 print(f"  {name} failed: {e['error'][-300:]}")
+    print_profile_deltas(results)
+
+
+def print_profile_deltas(results):
+    """Per op, ms per step of each candidate setting against the defaults (--profile runs)."""
+    for r in results:
+        base = r["ptune"].get("profile_ms") or {}
+        others = [(n, e["profile_ms"]) for n, e in r.items()
+                  if n.startswith("ptune[") and isinstance(e, dict) and e.get("profile_ms")]
+        if not base or not others:
+            continue
+        print(f"\nper-op ms/step, {r['shape']} batch {r['batch']}: default" +
+              "".join(f" | {n} (delta)" for n, _ in others))
+        for op in sorted(base, key=base.get, reverse=True):
+            cells = "".join(f" | {prof.get(op, float('nan')):8.3f} ({prof.get(op, float('nan')) - base[op]:+.3f})"
+                            for _, prof in others)
+            print(f"  {op:<32} {base[op]:8.3f}{cells}")
 
 
 if __name__ == "__main__":

@@ -236,10 +236,6 @@ template <int kN>
 __device__ __forceinline__ bool causal_cuts(const Geometry& g, int j0, int row0) {
   return g.causal && j0 + kN - 1 - int(g.P) > row0;  // token index of the last key vs the first query
 }
-template <int kN>
-__device__ __forceinline__ bool keys_need_mask(const Geometry& g, const bool* ok, int j0, int row0, int lane) {
-  return !keys_all_real<kN>(ok, lane) || causal_cuts<kN>(g, j0, row0);
-}
 
 // Sets to −∞ the entries of a warp's 16 × kN accumulator tile c that
 // visible(r, col) rejects: r ∈ {0, 1} picks the lane's row (g or g + 8 of
@@ -252,6 +248,22 @@ __device__ __forceinline__ void mask_tile(float (&c)[kN / 8][4], int tq, Visible
     for (int e = 0; e < 4; ++e)
       if (!visible(e >> 1, nt * 8 + 2 * tq + (e & 1))) c[nt][e] = -INFINITY;
   }
+}
+
+// Masks the scores s of the warp's kMT m tiles of queries (rows row0 +
+// 16·mt + [0, 16)) against key tile [j0, j0 + kN) with real-key flags ok,
+// tile by tile where needed (forward and dq).
+template <int kN, int kMT>
+__device__ __forceinline__ void mask_queries(float (&s)[kMT][kN / 8][4], const Geometry& g, const bool* ok, int j0,
+                                             int row0, int lane) {
+  const int row = row0 + lane / 4;  // the lane's query in rows g of m tile 0
+  const bool all_real = keys_all_real<kN>(ok, lane);
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt)
+    if (!all_real || causal_cuts<kN>(g, j0, row0 + 16 * mt))
+      mask_tile<kN>(s[mt], lane % 4, [&](int r, int col) {
+        return ok[col] && causal_visible(g, j0 + col, row + 16 * mt + r * 8);
+      });
 }
 
 // Key/value tile `tile` of kN rows into buffer `buf` (2 buffers of each),
@@ -349,14 +361,9 @@ __global__ void __launch_bounds__(kFwdThreads<kMT>, (kFwdBlocksFor<kD, kMT>))
     const int j0 = it * kN;
     float s[kMT][kN / 8][4] = {};
     mma_abt<kD, kN, kMT>(s, qa, sk + buf * kN * kS, lane);
-    const bool all_real = keys_all_real<kN>(ok, lane);
+    mask_queries<kN, kMT>(s, g, ok, j0, row0, lane);
 #pragma unroll
     for (int mt = 0; mt < kMT; ++mt) {
-      if (!all_real || causal_cuts<kN>(g, j0, row0 + 16 * mt))
-        mask_tile<kN>(s[mt], tq, [&](int r, int col) {
-          return ok[col] && causal_visible(g, j0 + col, row + 16 * mt + r * 8);
-        });
-
       // m and mx are raw scores; base is the row max in log2 units, so
       // p = 2^(s·scale2 − base) is one FFMA and one exp2.
       float mx[2] = {m[mt][0], m[mt][1]};
@@ -491,13 +498,9 @@ __device__ __forceinline__ void dq_block(int64_t bh, int qblock, const Geometry&
     float s[kMT][kN / 8][4] = {}, dp[kMT][kN / 8][4] = {};
     mma_abt<kD, kN, kMT>(s, qa, sk + buf * kN * kS, lane);
     mma_abt<kD, kN, kMT>(dp, da, sv + buf * kN * kS, lane);  // dP = dO·Vᵀ
-    const bool all_real = keys_all_real<kN>(ok, lane);
+    mask_queries<kN, kMT>(s, g, ok, j0, row0, lane);
 #pragma unroll
     for (int mt = 0; mt < kMT; ++mt) {
-      if (!all_real || causal_cuts<kN>(g, j0, row0 + 16 * mt))
-        mask_tile<kN>(s[mt], tq, [&](int r, int col) {
-          return ok[col] && causal_visible(g, j0 + col, row + 16 * mt + r * 8);
-        });
 #pragma unroll
       for (int nt = 0; nt < kN / 8; ++nt) {
 #pragma unroll

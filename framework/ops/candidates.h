@@ -2,14 +2,17 @@
 // been measured faster on the hardware it targets stays opt-in until a
 // benchmark decides, so a session without that hardware can still prepare
 // one run that settles it. PTUNE_CANDIDATES selects them: a comma-separated
-// list of the names below, or 1 for all. It is read at every call, so tests
-// and benchmarks compare both paths in one process; an unknown name is an
-// error. docs/cuda.md keeps the list and what each is expected to gain.
+// list of the names below, or 1 for all; it is read once, at the first
+// query, and an unknown name is an error. Tests switch candidates with
+// ScopedCandidates. docs/cuda.md keeps the list and what each may gain.
 #pragma once
+
+#include <cstdint>
+#include <string_view>
 
 namespace ptune::ops {
 
-enum class Candidate {
+enum class Candidate : uint32_t {
   kForward32,     // "forward32": flash forward with 32 query rows a warp (D = 64)
   kBackward32,    // "backward32": flash dq and dkv with 32 rows a warp (D = 64)
   kOneLaunch,     // "one_launch": flash dq and dkv in one launch
@@ -17,5 +20,22 @@ enum class Candidate {
 };
 
 bool candidate_enabled(Candidate c);
+
+// The set a PTUNE_CANDIDATES value selects, one bit per Candidate ("", "0":
+// none; "1": all); an unknown name throws, naming it.
+uint32_t parse_candidates(std::string_view spec);
+
+// Selects the candidates of `spec` (as PTUNE_CANDIDATES would) until
+// destroyed, then restores the previous set. For tests.
+class ScopedCandidates {
+ public:
+  explicit ScopedCandidates(std::string_view spec);
+  ~ScopedCandidates();
+  ScopedCandidates(const ScopedCandidates&) = delete;
+  ScopedCandidates& operator=(const ScopedCandidates&) = delete;
+
+ private:
+  uint32_t previous_;
+};
 
 }  // namespace ptune::ops

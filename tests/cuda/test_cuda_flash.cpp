@@ -13,12 +13,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <tuple>
 
 #include "framework/ops/attention.h"
+#include "framework/ops/candidates.h"
 #include "framework/ops/cuda/kernels.h"
 #include "cuda/cuda_test_util.h"
 
@@ -39,12 +39,6 @@ struct FlashCase {
 
 class CudaFlash : public ::testing::TestWithParam<std::tuple<FlashCase, bool>> {};
 
-// Sets PTUNE_CANDIDATES (ops/candidates.h) for the scope of one test.
-struct CandidateKernels {
-  explicit CandidateKernels(bool on) { setenv("PTUNE_CANDIDATES", on ? "1" : "0", 1); }
-  ~CandidateKernels() { unsetenv("PTUNE_CANDIDATES"); }
-};
-
 // Tighter than kBf16Tol: these kernels round only the inputs, P and dS
 // (for the second product) and the stored results to bf16; their host
 // emulation (tests/emulation, ldmatrix / mma.sync fragments modelled lane
@@ -61,7 +55,7 @@ struct Grads {
 TEST_P(CudaFlash, Bf16MatchesCpu) {
   SKIP_WITHOUT_GPU();
   const auto [c, candidate] = GetParam();
-  const CandidateKernels kernels(candidate);
+  const ops::ScopedCandidates kernels(candidate ? "1" : "0");
   const DType dt = DType::kBF16;
   ops::AttentionConfig cfg{c.h, c.kvh, c.d, c.mask, 1.0f / std::sqrt(float(c.d))};
   auto in = [](const Shape& s, float stddev = 1.0f) { return round_bf16(randn(s, stddev)); };

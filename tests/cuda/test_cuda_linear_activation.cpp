@@ -6,10 +6,10 @@
 // throughout. The gemm_autotune candidate runs the same chain. Tolerances: cuda_test_util.h. Skips without a GPU.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 
 #include "framework/core/tensor.h"
 #include "framework/ops/activation.h"
+#include "framework/ops/candidates.h"
 #include "framework/ops/linear.h"
 #include "cuda/cuda_test_util.h"
 
@@ -102,10 +102,9 @@ TEST_P(CudaLinearActivation, ChainedMlpMatchesCpu) {
 // Shapes no other test uses, so these plans are tuned here.
 TEST_P(CudaLinearActivation, GemmAutotuneKeepsResults) {
   SKIP_WITHOUT_GPU();
-  setenv("PTUNE_CANDIDATES", "gemm_autotune", 1);
+  const ops::ScopedCandidates autotune("gemm_autotune");
   expect_chained_mlp_matches_cpu({4, 33, 256, 512});
   expect_chained_mlp_matches_cpu({4, 33, 256, 512});  // tuned plans, second call
-  unsetenv("PTUNE_CANDIDATES");
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, CudaLinearActivation, ::testing::Values(DType::kF32, DType::kBF16),

@@ -1,9 +1,9 @@
 // PTUNE_CANDIDATES (ops/candidates.h): names select kernels under
-// evaluation, 1 selects all, unset or 0 none, and an unknown name is an
-// error naming it rather than a silently ignored setting.
+// evaluation, 1 selects all, empty or 0 none, and an unknown name is an
+// error naming it rather than a silently ignored setting; ScopedCandidates
+// switches them for a test and restores the previous set.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <string>
 
 #include "framework/core/error.h"
@@ -14,45 +14,41 @@ namespace {
 
 using ops::Candidate;
 using ops::candidate_enabled;
+using ops::parse_candidates;
 
-struct Env {
-  explicit Env(const char* value) {
-    if (value) setenv("PTUNE_CANDIDATES", value, 1);
-    else unsetenv("PTUNE_CANDIDATES");
-  }
-  ~Env() { unsetenv("PTUNE_CANDIDATES"); }
-};
+constexpr uint32_t bit(Candidate c) { return uint32_t(1) << uint32_t(c); }
 
-TEST(Candidates, OffUnlessNamed) {
-  for (const char* off : {static_cast<const char*>(nullptr), "", "0"}) {
-    Env env(off);
-    EXPECT_FALSE(candidate_enabled(Candidate::kForward32));
-    EXPECT_FALSE(candidate_enabled(Candidate::kGemmAutotune));
-  }
-}
-
-TEST(Candidates, OneSelectsAll) {
-  Env env("1");
-  for (Candidate c : {Candidate::kForward32, Candidate::kBackward32, Candidate::kOneLaunch, Candidate::kGemmAutotune})
-    EXPECT_TRUE(candidate_enabled(c));
-}
-
-TEST(Candidates, ListSelectsTheNamedOnes) {
-  Env env("backward32,gemm_autotune");
-  EXPECT_FALSE(candidate_enabled(Candidate::kForward32));
-  EXPECT_TRUE(candidate_enabled(Candidate::kBackward32));
-  EXPECT_FALSE(candidate_enabled(Candidate::kOneLaunch));
-  EXPECT_TRUE(candidate_enabled(Candidate::kGemmAutotune));
+TEST(Candidates, Parse) {
+  EXPECT_EQ(parse_candidates(""), 0u);
+  EXPECT_EQ(parse_candidates("0"), 0u);
+  EXPECT_EQ(parse_candidates("1"), bit(Candidate::kForward32) | bit(Candidate::kBackward32) |
+                                       bit(Candidate::kOneLaunch) | bit(Candidate::kGemmAutotune));
+  EXPECT_EQ(parse_candidates("backward32,gemm_autotune"), bit(Candidate::kBackward32) | bit(Candidate::kGemmAutotune));
+  EXPECT_EQ(parse_candidates("one_launch"), bit(Candidate::kOneLaunch));
 }
 
 TEST(Candidates, UnknownNameIsAnError) {
-  Env env("forward32,fast");
   try {
-    candidate_enabled(Candidate::kForward32);
+    parse_candidates("forward32,fast");
     ADD_FAILURE() << "no error for an unknown candidate";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("unknown candidate 'fast'"), std::string::npos) << e.what();
   }
+}
+
+TEST(Candidates, ScopedSelectionRestoresThePreviousOne) {
+  const bool before = candidate_enabled(Candidate::kForward32);
+  {
+    ops::ScopedCandidates all("1");
+    EXPECT_TRUE(candidate_enabled(Candidate::kForward32));
+    {
+      ops::ScopedCandidates one("gemm_autotune");
+      EXPECT_FALSE(candidate_enabled(Candidate::kForward32));
+      EXPECT_TRUE(candidate_enabled(Candidate::kGemmAutotune));
+    }
+    EXPECT_TRUE(candidate_enabled(Candidate::kOneLaunch));
+  }
+  EXPECT_EQ(candidate_enabled(Candidate::kForward32), before);
 }
 
 }  // namespace

@@ -205,9 +205,12 @@ void tune(Plan& plan, cublasLtHandle_t lt, const void* a, const void* b, DType d
   const size_t aux_bytes = aux != nullptr && writes_aux(epilogue) ? size_t(aux_ld * n) * dtype_size(d_type) : 0;
   void* scratch = ptune::cuda::allocate(device, d_bytes + aux_bytes + 256);
   void* scratch_aux = static_cast<char*>(scratch) + (d_bytes + 255) / 256 * 256;
-  if (aux_bytes > 0)
+  // The descriptor may still hold an earlier call's aux: point it at this
+  // call's (read by DGELU) or at scratch (written by GELU_AUX).
+  const void* timing_aux = aux_bytes > 0 ? scratch_aux : aux;
+  if (aux != nullptr)
     PTUNE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc.get(), CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER,
-                                                      &scratch_aux, sizeof(scratch_aux)));
+                                                      &timing_aux, sizeof(timing_aux)));
   cudaEvent_t start = nullptr, stop = nullptr;
   PTUNE_CUDA_CHECK(cudaEventCreate(&start));
   PTUNE_CUDA_CHECK(cudaEventCreate(&stop));
@@ -221,8 +224,10 @@ void tune(Plan& plan, cublasLtHandle_t lt, const void* a, const void* b, DType d
     const cublasLtMatmulAlgo_t& algo = plan.options[i];
     if (run(algo) != CUBLAS_STATUS_SUCCESS) continue;  // turned down at launch: not an option
     PTUNE_CUDA_CHECK(cudaEventRecord(start, stream));
-    for (int rep = 0; rep < 3; ++rep) PTUNE_CUBLAS_CHECK(run(algo));
+    bool ran = true;
+    for (int rep = 0; rep < 3; ++rep) ran = ran && run(algo) == CUBLAS_STATUS_SUCCESS;
     PTUNE_CUDA_CHECK(cudaEventRecord(stop, stream));
+    if (!ran) continue;
     PTUNE_CUDA_CHECK(cudaEventSynchronize(stop));
     float ms = 0.0f;
     PTUNE_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));

@@ -1,6 +1,6 @@
 // `ptune generate`: continue text prompts with a decoder model (GPT-2,
 // LLaMA family), optionally with a trained prompt (a PEFT adapter of any
-// method), greedy or sampled, with a KV cache.
+// method), greedy or sampled, with a KV cache, on the CPU or a GPU.
 #include <fmt/format.h>
 
 #include <filesystem>
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "framework/core/stream.h"
 #include "framework/io/json_file.h"
 #include "framework/model/generation.h"
 #include "framework/model/transformer.h"
@@ -28,6 +29,7 @@ struct GenerateOptions {
   int64_t top_k = 0;
   uint64_t seed = 0;
   bool no_cache = false;
+  std::string device = "cpu", dtype = "bf16";  // dtype: of the model on a GPU (the CPU computes in f32)
 };
 
 // config.json's eos_token_id (an integer or a list), when present.
@@ -47,7 +49,12 @@ std::vector<int32_t> eos_ids(const std::string& dir) {
 }
 
 int run_generate(const GenerateOptions& o) {
+  PTUNE_CHECK(o.device == "cpu" || o.device == "cuda", "generate: --device is cpu or cuda, not '{}'", o.device);
+  PTUNE_CHECK(o.dtype == "bf16" || o.dtype == "f32", "generate: --dtype is bf16 or f32, not '{}'", o.dtype);
+  PTUNE_CHECK(o.device == "cpu" || cuda_device_count() > 0,
+              "generate --device cuda: no GPU visible (or a build without CUDA: cmake -DPTUNE_CUDA=ON)");
   auto model = model::Transformer::load(o.model);
+  if (o.device == "cuda") model->weights().to(Device::cuda(0), o.dtype == "bf16" ? DType::kBF16 : DType::kF32);
   const model::ModelSpec& spec = model->spec();
   const auto tokenizer = text::Tokenizer::from_file(o.tokenizer.empty() ? o.model + "/tokenizer.json" : o.tokenizer);
 
@@ -114,6 +121,8 @@ Command add_generate(CLI::App& app) {
   cmd->add_option("--top-p", o->top_p, "nucleus: the most likely tokens with this mass")->capture_default_str();
   cmd->add_option("--seed", o->seed, "sampling seed")->capture_default_str();
   cmd->add_flag("--no-cache", o->no_cache, "recompute the whole sequence every step (no KV cache)");
+  cmd->add_option("--device", o->device, "cpu | cuda")->capture_default_str();
+  cmd->add_option("--dtype", o->dtype, "bf16 | f32: the model's dtype on a GPU")->capture_default_str();
   return [cmd, o] { return cmd->parsed() ? run_generate(*o) : -1; };
 }
 

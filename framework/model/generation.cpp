@@ -6,6 +6,7 @@
 
 #include "framework/core/arena.h"
 #include "framework/model/heads.h"
+#include "framework/ops/elementwise.h"
 
 namespace ptune::model {
 
@@ -49,16 +50,21 @@ bool is_eos(int32_t t, const GenerationOptions& o) {
   return std::find(o.eos_ids.begin(), o.eos_ids.end(), t) != o.eos_ids.end();
 }
 
-// Embeds [input_rows; ids] (1, R + n, C) into `out`.
+// t on the model's device in its activation dtype (a copy).
+Tensor on_model(const Transformer& model, const Tensor& t) {
+  return t.to(Device::cpu()).to(model.dtype()).to(model.device());
+}
+
+// Embeds [input_rows; ids] (1, R + n, C), on the model's device in its
+// dtype; rows already are.
 Tensor embed(Transformer& model, const Tensor& rows, const int32_t* ids, int64_t n, Arena& arena) {
   const int64_t C = model.spec().hidden, R = rows.defined() ? rows.size(0) : 0;
-  Tensor x = arena.alloc({1, R + n, C});
+  Tensor x = arena.alloc({1, R + n, C}, model.dtype());
   if (R) x.select(0).slice(0, R).copy_from(rows);
   if (n) {
-    Tensor t = arena.alloc({1, n}, DType::kI32);
-    std::copy(ids, ids + n, t.data<int32_t>());
-    Tensor e = arena.alloc({1, n, C});
-    model.embed_tokens(e, t);
+    Tensor t = Tensor::borrow(const_cast<int32_t*>(ids), {1, n}, DType::kI32);  // host ids, read only
+    Tensor e = arena.alloc({1, n, C}, model.dtype());
+    model.embed_tokens(e, arena.copy_of(t));
     x.select(0).slice(R, R + n).copy_from(e.select(0));
   }
   return x;
@@ -74,11 +80,17 @@ std::vector<std::vector<int32_t>> generate(Transformer& model, const std::vector
   const int64_t L = spec.layers, C = spec.hidden, V = spec.vocab_size;
   const int64_t KVW = spec.kv_heads * spec.head_dim, QW = spec.heads * spec.head_dim;
   const int64_t P0 = prompt.prefix ? prompt.prefix->length() : 0;
-  const Tensor rows = prompt.input_rows;
-  if (rows.defined()) check_tensor(rows, "input_rows", {rows.size(0), C});
+  if (prompt.input_rows.defined()) check_tensor(prompt.input_rows, "input_rows", {prompt.input_rows.size(0), C});
+  // The trained prompt where the model runs, in its dtype.
+  const Tensor rows = prompt.input_rows.defined() ? on_model(model, prompt.input_rows) : Tensor();
+  KvPrefix prefix;
+  for (int64_t l = 0; l < (P0 ? L : 0); ++l) {
+    prefix.keys.push_back(on_model(model, prompt.prefix->keys[size_t(l)]));
+    prefix.values.push_back(on_model(model, prompt.prefix->values[size_t(l)]));
+  }
   LmHead head(model);
   std::vector<std::vector<int32_t>> out;
-  Arena arena;
+  Arena arena(model.device());
   for (const std::vector<int32_t>& ids0 : prompts) {
     PTUNE_CHECK(!ids0.empty() || rows.defined() || P0 > 0, "generate: an empty prompt");
     std::vector<int32_t> seq = ids0;
@@ -88,11 +100,11 @@ std::vector<std::vector<int32_t>> generate(Transformer& model, const std::vector
     std::vector<Tensor> ck, cv;
     if (o.use_cache) {
       for (int64_t l = 0; l < L; ++l) {
-        ck.push_back(Tensor::empty({capacity, KVW}, DType::kF32));
-        cv.push_back(Tensor::empty({capacity, KVW}, DType::kF32));
+        ck.push_back(Tensor::empty({capacity, KVW}, model.dtype(), model.device()));
+        cv.push_back(Tensor::empty({capacity, KVW}, model.dtype(), model.device()));
         if (P0) {
-          ck.back().slice(0, P0).copy_from(prompt.prefix->keys[size_t(l)]);
-          cv.back().slice(0, P0).copy_from(prompt.prefix->values[size_t(l)]);
+          ck.back().slice(0, P0).copy_from(prefix.keys[size_t(l)]);
+          cv.back().slice(0, P0).copy_from(prefix.values[size_t(l)]);
         }
       }
     }
@@ -115,10 +127,10 @@ std::vector<std::vector<int32_t>> generate(Transformer& model, const std::vector
       } else {
         x = embed(model, rows, seq.data(), int64_t(seq.size()), arena);
         first_pos = P0;
-        if (P0) past = *prompt.prefix;
+        if (P0) past = prefix;
       }
       const int64_t T = x.size(1);
-      Tensor pos = arena.alloc({1, T}, DType::kI32);
+      Tensor pos = Tensor::empty({1, T}, DType::kI32);  // host: forward copies it over
       for (int64_t t = 0; t < T; ++t) pos.data<int32_t>()[t] = int32_t(first_pos + t);
       ModelInputs in;
       in.input_embeds = x;
@@ -126,21 +138,21 @@ std::vector<std::vector<int32_t>> generate(Transformer& model, const std::vector
       in.prefix = past.keys.empty() ? nullptr : &past;
       Tensor hidden = model.forward(in, arena);
       if (o.use_cache) {
-        // Append this chunk's (rotated) keys and values.
+        // Append this chunk's (rotated) keys and values: columns of qkv (T, W).
         for (int64_t l = 0; l < L; ++l) {
-          const float* qkv = model.layer_qkv(l).data<float>();
-          const int64_t W = QW + 2 * KVW;
-          for (int64_t t = 0; t < T; ++t) {
-            std::copy_n(qkv + t * W + QW, KVW, ck[size_t(l)].data<float>() + (cached + t) * KVW);
-            std::copy_n(qkv + t * W + QW + KVW, KVW, cv[size_t(l)].data<float>() + (cached + t) * KVW);
-          }
+          const Tensor qkv = model.layer_qkv(l).view({T, QW + 2 * KVW});
+          ops::copy_columns(ck[size_t(l)].slice(cached, cached + T), 0, qkv, QW, KVW, false);
+          ops::copy_columns(cv[size_t(l)].slice(cached, cached + T), 0, qkv, QW + KVW, KVW, false);
         }
         cached += T;
       }
       Tensor last = hidden.select(0).slice(T - 1, T);  // (1, C)
-      Tensor logits = arena.alloc({1, V});
+      Tensor logits = arena.alloc({1, V}, model.dtype());
       head.forward(logits, last, arena);
-      const int32_t next = pick_token(logits.data<float>(), V, o, rng);
+      // Picked on the host in f32 (a copy unless the model runs there in f32).
+      const bool host_f32 = logits.device().is_cpu() && logits.dtype() == DType::kF32;
+      const Tensor host_logits = host_f32 ? logits : logits.to(Device::cpu()).to(DType::kF32);
+      const int32_t next = pick_token(host_logits.data<float>(), V, o, rng);
       seq.push_back(next);
       if (is_eos(next, o)) break;
     }

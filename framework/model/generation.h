@@ -31,7 +31,9 @@ struct GenerationPrompt {
 
 // Continues each prompt (token ids) independently; returns prompt + new
 // tokens per sequence. Sequences run one at a time, each with its own cache
-// (no padding, so no masked cache rows).
+// (no padding, so no masked cache rows). Runs where the model's weights
+// live, in their dtype: the cache and the trained prompt go there too, and
+// only each step's last logits come back to the host to pick the token.
 std::vector<std::vector<int32_t>> generate(Transformer& model, const std::vector<std::vector<int32_t>>& prompts,
                                            const GenerationPrompt& prompt, const GenerationOptions& options, Rng& rng);
 

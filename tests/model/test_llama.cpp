@@ -8,11 +8,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <string>
 
 #include "framework/core/arena.h"
+#include "framework/core/rng.h"
 #include "framework/io/checkpoint.h"
 #include "framework/io/json_file.h"
 #include "framework/io/safetensors.h"
@@ -173,6 +175,50 @@ TEST_P(Llama, GreedyGenerationMatchesTransformers) {
     const Tensor want = golden->load("gen_output_ids", DType::kI32);
     o.eos_ids = {want.data<int32_t>()[prompt.size()]};
     EXPECT_EQ(generate(*model, {prompt}, {}, o, rng).at(0).size(), prompt.size() + 1);
+  }
+}
+
+// Prompt tuning / P-Tuning rows before the text (GenerationPrompt::
+// input_rows), with and without the cache, against a plain greedy loop:
+// forward of [rows; embeddings of the sequence so far] at positions 0…,
+// the LM head on the last row, argmax.
+TEST_P(Llama, GreedyGenerationWithInputRowsMatchesAPlainLoop) {
+  if (classifier) GTEST_SKIP() << "a classifier";
+  if (model->spec().rope.scaling == RopeScaling::kDynamic) GTEST_SKIP() << "dynamic RoPE depends on the cache";
+  const Tensor in = golden->load("gen_input_ids", DType::kI32);
+  const std::vector<int32_t> prompt(in.data<int32_t>(), in.data<int32_t>() + in.numel());
+  Tensor rows = Tensor::empty({3, C}, DType::kF32);
+  Rng(7).fill_normal(rows, 0.0f, 1.0f);
+  const int64_t V = model->spec().vocab_size, R = rows.size(0), steps = 5;
+
+  std::vector<int32_t> want = prompt;
+  LmHead head(*model);
+  Arena arena;
+  for (int64_t k = 0; k < steps; ++k) {
+    arena.reset();
+    const int64_t n = int64_t(want.size()), T = R + n;
+    Tensor ids = Tensor::empty({1, n}, DType::kI32);
+    std::copy(want.begin(), want.end(), ids.data<int32_t>());
+    Tensor e = arena.alloc({1, n, C}), x = arena.alloc({1, T, C}), pos = Tensor::empty({1, T}, DType::kI32);
+    model->embed_tokens(e, ids);
+    x.select(0).slice(0, R).copy_from(rows);
+    x.select(0).slice(R, T).copy_from(e.select(0));
+    for (int64_t t = 0; t < T; ++t) pos.data<int32_t>()[t] = int32_t(t);
+    ModelInputs mi;
+    mi.input_embeds = x;
+    mi.position_ids = pos;
+    Tensor hidden = model->forward(mi, arena), logits = arena.alloc({1, V});
+    head.forward(logits, hidden.select(0).slice(T - 1, T), arena);
+    want.push_back(int32_t(std::max_element(logits.data<float>(), logits.data<float>() + V) - logits.data<float>()));
+  }
+  GenerationPrompt gp;
+  gp.input_rows = rows;
+  for (bool cache : {true, false}) {
+    GenerationOptions o;
+    o.max_new_tokens = steps;
+    o.use_cache = cache;
+    Rng rng(0);
+    EXPECT_EQ(generate(*model, {prompt}, gp, o, rng).at(0), want) << "cache " << cache;
   }
 }
 

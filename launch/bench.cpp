@@ -55,12 +55,13 @@ int bench(const BenchOptions& o) {
                    {"max_position_embeddings", 1024}});
   }
   const model::ModelSpec spec = model::ModelSpec::from_config(config, "bench");
-  Rng rng(0);
-  model::Transformer model(spec, model::ModelWeights::random(spec, {}, rng));
+  // Options are checked before the random init, which takes a while at these sizes.
   PTUNE_CHECK(o.device == "cpu" || o.device == "cuda", "bench: --device is cpu or cuda, not '{}'", o.device);
   PTUNE_CHECK(o.dtype == "bf16" || o.dtype == "f32", "bench: --dtype is bf16 or f32, not '{}'", o.dtype);
   const bool gpu = o.device == "cuda";
   PTUNE_CHECK(!gpu || cuda_device_count() > 0, "bench --device cuda: no GPU visible (or a build without CUDA)");
+  Rng rng(0);
+  model::Transformer model(spec, model::ModelWeights::random(spec, {}, rng));
   const Device device = gpu ? Device::cuda(0) : Device::cpu();
   if (gpu) model.weights().to(device, o.dtype == "bf16" ? DType::kBF16 : DType::kF32);
   const DType act = model.dtype();

@@ -21,7 +21,8 @@ R1=$(step configure cmake -S . -B "$BUILD" -G Ninja -DPTUNE_CUDA=ON -DCMAKE_CUDA
 TARGETS=()
 [ "${GPU_CHECK_DIST:-1}" = 1 ] || TARGETS=(--target test_cuda ptune)
 R2=$(step build cmake --build "$BUILD" -j"$(nproc)" "${TARGETS[@]}")
-R3=$(step cuda_tests "$BUILD/tests/test_cuda" --gtest_output=json:"$OUT/cuda_tests.json")
+# Time limits, so that a kernel that hangs costs minutes, not the whole call.
+R3=$(step cuda_tests timeout 300 "$BUILD/tests/test_cuda" --gtest_output=json:"$OUT/cuda_tests.json")
 # The multi-rank and NCCL driver tests (the rest of the CPU suite runs in CI;
 # its dataset tests need ../shared, which does not travel).
 # (GPU_CHECK_DIST=0 skips them when device time is short.)

@@ -38,6 +38,11 @@ SHAPES = {
 }
 
 
+# One ptune run (model init, warm-up, timed steps) takes under a minute on
+# an H100; a kernel that hangs must not take the whole device call with it.
+RUN_TIMEOUT_S = 240
+
+
 def flops_per_token(shape, seq, prefix):
     arch, L, C, H, KVH, I, _ = SHAPES[shape]
     D = C // H
@@ -56,7 +61,10 @@ def ptune_rate(binary, shape, batch, seq, prefix, steps, warmup, profile, candid
         cmd.append("--profile")  # per-op GPU time, printed after the timed steps
     env = dict(os.environ, PTUNE_CANDIDATES=candidate)
     print(f"== ptune {shape} batch {batch} PTUNE_CANDIDATES={candidate}", flush=True)
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return {"engine": "ptune", "error": f"no result within {RUN_TIMEOUT_S} s (hung?)"}
     sys.stdout.write(p.stdout + p.stderr)
     m = re.search(r"step ([\d.]+) ms, ([\d.]+) tokens/s", p.stdout)
     if p.returncode != 0 or not m:

@@ -6,8 +6,9 @@
 //
 // Two implementations behind one launcher:
 //
-// Tensor cores (bf16, D ∈ {64, 128}; FlashAttention-2 layout). Every CTA
-// has 4 warps and 64 rows of one (b, head), 16 rows per warp; tiles of the
+// Tensor cores (bf16, D ∈ {64, 128}; FlashAttention-2 layout; kernels in
+// flash_attention.cuh). Every CTA has 4 warps and 64 rows of one (b, head),
+// 16 rows per warp (candidates: 2 warps of 32, ops/candidates.h); tiles of the
 // other operand stream through shared memory with cp.async, double
 // buffered, and every product is an mma.sync m16n8k16 (attention_mma.cuh):
 //   forward (query block): S = Q·Kᵀ, online softmax in f32 (log2 domain),
@@ -386,8 +387,8 @@ void forward_mma(const Geometry& g, bf16* out, float* lse, const bf16* qkv, cons
 
 template <int kD, int kMT>
 void backward_mma_tiles(const Geometry& g, bf16* dqkv, bool add, const float* delta, float* part, const bf16* dout,
-                  const bf16* qkv, const bf16* pk, const bf16* pv, const float* lse, const int32_t* mask,
-                  const Stream& stream) {
+                        const bf16* qkv, const bf16* pk, const bf16* pv, const float* lse, const int32_t* mask,
+                        const Stream& stream) {
   if (candidate_enabled(Candidate::kOneLaunch)) {
     const MmaLaunch l = backward_launch<kD, kMT>(g);
     PTUNE_CHECK(l.grid.x < (1u << 31), "attention: {} blocks exceed the CUDA grid", l.grid.x);

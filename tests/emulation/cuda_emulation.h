@@ -92,6 +92,7 @@ struct Copy {
   void* dst;
   const void* src;
   bool valid;
+  int64_t issued;  // the issuing thread's epoch (see Fiber::epoch)
 };
 
 // A CUDA thread: a fiber with its own stack.
@@ -99,6 +100,7 @@ struct Fiber {
   ucontext_t context;
   std::unique_ptr<unsigned char[]> stack;
   bool finished = false;
+  int64_t epoch = 0;                      // __syncthreads passed: threads in one epoch are unordered
   int turn = 0;                           // which copy of the exchange its next collective uses
   std::vector<Copy> open;                 // cp.async issued since the last commit
   std::vector<std::vector<Copy>> groups;  // committed, oldest first
@@ -131,6 +133,21 @@ struct Block {
   Barrier all;
   std::vector<Barrier> warps;
   int stalled = 0;  // switches since a barrier last opened or a fiber ended
+
+  // Race check on shared memory, per 16-byte chunk (the unit of cp.async
+  // and of an ldmatrix row): a cp.async write is in flight from the epoch
+  // it was issued in to the epoch its wait_group landed it; another
+  // thread's ldmatrix of the chunk in that span has no barrier ordering it
+  // against the write, before or after. Plain loads and stores are not
+  // seen (only the async copies and the ldmatrix reads the tiles go by).
+  struct Chunk {
+    int writer = -1;
+    int64_t written_from = -1, written_to = -1;
+    int reader = -1;  // -2: several threads
+    int64_t read_epoch = -1;
+  };
+  std::vector<Chunk> chunks;
+  Chunk& chunk(const void* p) { return chunks[size_t(static_cast<const unsigned char*>(p) - shared()) / 16]; }
 
   struct Lane {
     const void* ptr;
@@ -173,6 +190,7 @@ struct Block {
 
   void wait(Barrier& b) {
     const uint64_t generation = b.generation;
+    if (&b == &all) ++fiber().epoch;
     if (++b.arrived == b.expected) {
       b.arrived = 0;
       ++b.generation;
@@ -187,15 +205,37 @@ struct Block {
     }
   }
 
+  // A cp.async of this thread lands in `c`'s chunk now.
+  void landed(const Copy& c) {
+    Chunk& k = chunk(c.dst);
+    const int me = int(current);
+    const int64_t now = fiber().epoch;
+    if (k.read_epoch >= c.issued && k.read_epoch <= now && k.reader != me)
+      fail("race: cp.async overwrites shared memory another thread reads with no __syncthreads between");
+    k.writer = me, k.written_from = c.issued, k.written_to = now;
+  }
+  // This thread's ldmatrix reads row p.
+  void read(const void* p) {
+    Chunk& k = chunk(p);
+    const int me = int(current);
+    const int64_t now = fiber().epoch;
+    if (k.writer != me && k.writer >= 0 && now >= k.written_from && now <= k.written_to)
+      fail("race: ldmatrix reads shared memory another thread's cp.async writes with no __syncthreads between");
+    if (k.read_epoch != now) k.read_epoch = now, k.reader = me;
+    else if (k.reader != me) k.reader = -2;
+  }
+
   static void entry();
 
   void run(dim3 block) {
     blockIdx = block;
     std::memset(smem.data(), 0xff, smem.size());  // bf16 and f32 NaN
     all.arrived = 0, stalled = 0;
+    chunks.assign(smem.size() / 16 + 1, Chunk{});
     for (Barrier& w : warps) w.arrived = 0;
     for (Fiber& f : fibers) {
       f.finished = false;
+      f.epoch = 0;
       f.turn = 0;
       f.open.clear();
       f.groups.clear();
@@ -283,7 +323,7 @@ inline void cp_async_16(void* dst, const void* src, bool valid) {
   if (!t_block->in_shared(dst, 16)) fail("cp.async destination outside shared memory");
   if (reinterpret_cast<uintptr_t>(dst) % 16 != 0 || (valid && reinterpret_cast<uintptr_t>(src) % 16 != 0))
     fail("cp.async address not 16-byte aligned");
-  t_block->fiber().open.push_back({dst, src, valid});
+  t_block->fiber().open.push_back({dst, src, valid, t_block->fiber().epoch});
 }
 inline void cp_async_commit() {
   using namespace ptune::emulation;
@@ -299,6 +339,7 @@ inline void cp_async_wait() {
   auto& groups = t_block->fiber().groups;
   while (groups.size() > size_t(N)) {
     for (const Copy& c : groups.front()) {
+      t_block->landed(c);
       if (c.valid) std::memcpy(c.dst, c.src, 16);
       else std::memset(c.dst, 0, 16);
     }
@@ -315,6 +356,7 @@ inline void ldmatrix(uint32_t (&r)[4], const void* p, bool trans) {
   using namespace ptune::emulation;
   if (!t_block->in_shared(p, 16)) fail("ldmatrix row outside shared memory");
   if (reinterpret_cast<uintptr_t>(p) % 16 != 0) fail("ldmatrix row not 16-byte aligned");
+  t_block->read(p);
   my_slot().ptr = p;
   exchange();
   const int g = lane() / 4, t = lane() % 4;

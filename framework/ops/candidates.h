@@ -17,6 +17,7 @@ enum class Candidate : uint32_t {
   kBackward32,    // "backward32": flash dq and dkv with 32 rows a warp (D = 64)
   kOneLaunch,     // "one_launch": flash dq and dkv in one launch
   kGemmAutotune,  // "gemm_autotune": time cuBLASLt's candidate algorithms once per GEMM shape
+  kRopeVec,       // "rope_vec": RoPE with 16-byte accesses
 };
 
 bool candidate_enabled(Candidate c);

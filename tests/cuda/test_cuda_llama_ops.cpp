@@ -14,6 +14,7 @@
 #include "cuda/cuda_test_util.h"
 #include "framework/core/stream.h"  // cuda_device_count, used by SKIP_WITHOUT_GPU
 #include "framework/ops/linear.h"
+#include "framework/ops/candidates.h"
 #include "framework/ops/rope.h"
 #include "framework/ops/swiglu.h"
 
@@ -63,12 +64,15 @@ TEST_P(CudaLlamaOps, RopeMatchesCpu) {
       {3, 17, 4, 2, 64, 977},  // GQA, D = 64, offset positions (angles up to ~1000 rad)
       {1, 5, 4, 4, 64, 4090},  // MHA, near LLaMA-2's 4096 context
   };
+  for (const char* candidate : {"0", "rope_vec"})  // the scalar kernel, then 16-byte accesses
   for (const RopeShape& s : shapes) {
+    const ops::ScopedCandidates kernels(candidate);
     ops::AttentionConfig cfg{s.h, s.kvh, s.d, ops::AttentionMask::kCausal, 1.0f / std::sqrt(float(s.d))};
     Tensor pos = positions(s), inv = llama_inv_freq(s.d);
     Tensor gpos = pos.to(kGpu), ginv = inv.to(kGpu);
     const Shape shape{s.b, s.t, cfg.qkv_width()};
-    const std::string where = "D=" + std::to_string(s.d) + " offset=" + std::to_string(s.offset);
+    const std::string where = std::string(candidate) + " D=" + std::to_string(s.d) + " offset=" +
+                              std::to_string(s.offset);
 
     Tensor x = in(shape);
     Tensor y = x.clone(), gy = to_gpu(x, dt());

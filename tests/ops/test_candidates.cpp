@@ -22,7 +22,8 @@ TEST(Candidates, Parse) {
   EXPECT_EQ(parse_candidates(""), 0u);
   EXPECT_EQ(parse_candidates("0"), 0u);
   EXPECT_EQ(parse_candidates("1"), bit(Candidate::kForward32) | bit(Candidate::kBackward32) |
-                                       bit(Candidate::kOneLaunch) | bit(Candidate::kGemmAutotune));
+                                       bit(Candidate::kOneLaunch) | bit(Candidate::kGemmAutotune) |
+                                       bit(Candidate::kRopeVec));
   EXPECT_EQ(parse_candidates("backward32,gemm_autotune"), bit(Candidate::kBackward32) | bit(Candidate::kGemmAutotune));
   EXPECT_EQ(parse_candidates("one_launch"), bit(Candidate::kOneLaunch));
 }

@@ -63,17 +63,11 @@ int run_generate(const GenerateOptions& o) {
   if (!o.adapter.empty()) {
     const peft::Adapter a = peft::load_adapter(o.adapter);
     const Tensor& e = a.prompt_embeddings;  // (P, W)
-    const int64_t P = e.size(0), KVW = spec.kv_heads * spec.head_dim;
+    const int64_t KVW = spec.kv_heads * spec.head_dim;
     if (a.config.value("peft_type", "") == "PREFIX_TUNING") {
       PTUNE_CHECK(e.size(1) == spec.layers * 2 * KVW, "{}: prompt_embeddings width {} is not layers·2·{} = {}",
                   o.adapter, e.size(1), KVW, spec.layers * 2 * KVW);
-      for (int64_t l = 0; l < spec.layers; ++l)
-        for (int kv = 0; kv < 2; ++kv) {
-          Tensor t = Tensor::empty({P, KVW}, DType::kF32);
-          for (int64_t p = 0; p < P; ++p)
-            std::copy_n(e.data<float>() + p * e.size(1) + (2 * l + kv) * KVW, KVW, t.data<float>() + p * KVW);
-          (kv ? prefix.values : prefix.keys).push_back(t);
-        }
+      prefix = model::split_prefix_table(e, spec);
       prompt.prefix = &prefix;
     } else {
       PTUNE_CHECK(e.size(1) == spec.hidden, "{}: prompt_embeddings width {} is not the hidden size {}", o.adapter,

@@ -44,6 +44,20 @@ int32_t pick_token(const float* logits, int64_t V, const GenerationOptions& o, R
   return order[size_t(keep - 1)];
 }
 
+KvPrefix split_prefix_table(const Tensor& table, const ModelSpec& spec) {
+  const int64_t L = spec.layers, W = spec.kv_heads * spec.head_dim;
+  PTUNE_CHECK(table.dim() == 2 && table.size(1) == L * 2 * W,
+              "prefix table {}: expected (P, layers·2·kv width) = (P, {}·2·{})", table.shape().str(), L, W);
+  KvPrefix prefix;
+  for (int64_t l = 0; l < L; ++l)
+    for (int kv = 0; kv < 2; ++kv) {
+      Tensor t = Tensor::empty({table.size(0), W}, table.dtype(), table.device());
+      ops::copy_columns(t, 0, table, (2 * l + kv) * W, W, false);
+      (kv ? prefix.values : prefix.keys).push_back(t);
+    }
+  return prefix;
+}
+
 namespace {
 
 bool is_eos(int32_t t, const GenerationOptions& o) {

@@ -37,6 +37,11 @@ struct GenerationPrompt {
 std::vector<std::vector<int32_t>> generate(Transformer& model, const std::vector<std::vector<int32_t>>& prompts,
                                            const GenerationPrompt& prompt, const GenerationOptions& options, Rng& rng);
 
+// A prefix table (P, L·2·KVH·D), laid out as peft's PREFIX_TUNING
+// prompt_embeddings (layer-major, each layer's keys then values), as the
+// per-layer (P, KVH·D) keys and values of a KvPrefix, on the table's device.
+KvPrefix split_prefix_table(const Tensor& table, const ModelSpec& spec);
+
 // Picks the next token from logits (V) per the options (greedy or sampled).
 int32_t pick_token(const float* logits, int64_t V, const GenerationOptions& options, Rng& rng);
 

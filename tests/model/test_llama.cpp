@@ -147,18 +147,8 @@ TEST_P(Llama, GreedyGenerationMatchesTransformers) {
     const Tensor want = golden->load(name, DType::kI32);
     EXPECT_EQ(got, std::vector<int32_t>(want.data<int32_t>(), want.data<int32_t>() + want.numel())) << name;
   };
-  // The fixtures' prefix (P, 2·L·KVH·D) as a KvPrefix.
-  const int64_t L = model->spec().layers, W = model->spec().kv_heads * model->spec().head_dim;
-  const Tensor table = f32("prefix_embedding");
-  const int64_t P = table.size(0);
-  KvPrefix prefix;
-  for (int64_t l = 0; l < L; ++l)
-    for (int kv = 0; kv < 2; ++kv) {
-      Tensor t = Tensor::empty({P, W}, DType::kF32);
-      for (int64_t p = 0; p < P; ++p)
-        for (int64_t c = 0; c < W; ++c) t.data<float>()[p * W + c] = table.data<float>()[p * 2 * L * W + (2 * l + kv) * W + c];
-      (kv ? prefix.values : prefix.keys).push_back(t);
-    }
+  // The fixtures' prefix (P, 2·L·KVH·D) as a KvPrefix, as `ptune generate` builds it from an adapter.
+  const KvPrefix prefix = split_prefix_table(f32("prefix_embedding"), model->spec());
   for (bool cache : {true, false}) {
     if (!cache && model->spec().rope.scaling == RopeScaling::kDynamic) continue;
     GenerationOptions o;

@@ -32,11 +32,13 @@ R4='"ctest_dist": "skipped"'
 # The P-Tuning v2 step of the shapes at sequence 512: ptune's real
 # model path (with its per-op profile) and PyTorch + peft, same GPU.
 PY=${PYTHON:-python3}
-# Batches 8 and 32, and ptune again with all candidate kernels
-# (ops/candidates.h; the profile's rows tell their effects apart, except
-# backward32 from one_launch: BENCH_CANDIDATES="1;backward32" splits them).
+# Batches 8 and 32, and ptune again with all candidate kernels, then with
+# all but dq_atomic (ops/candidates.h; dq_atomic replaces the dq kernel that
+# one_launch merges, so the second run times one_launch and the difference
+# in the attention backward row is dq_atomic's; the profile's other rows
+# tell the rest apart; BENCH_BATCH=8 halves the bench).
 R5=$(step bench_gpu "$PY" tests/bench/bench_gpu.py --ptune "$BUILD/launch/ptune" --profile \
-       --batch "${BENCH_BATCH-8,32}" --candidates "${BENCH_CANDIDATES-1}" --out "$OUT/bench_gpu.json")
+       --batch "${BENCH_BATCH-8,32}" --candidates "${BENCH_CANDIDATES-1;forward32,backward32,one_launch,gemm_autotune,rope_vec}" --out "$OUT/bench_gpu.json")
 # Only so many files come back from a lent machine: drop the logs of steps
 # that passed and carry nothing to read.
 [[ $R1 == *'"rc": 0'* ]] && rm -f "$OUT/configure.log"

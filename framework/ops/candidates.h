@@ -18,6 +18,7 @@ enum class Candidate : uint32_t {
   kOneLaunch,     // "one_launch": flash dq and dkv in one launch
   kGemmAutotune,  // "gemm_autotune": time cuBLASLt's candidate algorithms once per GEMM shape
   kRopeVec,       // "rope_vec": RoPE with 16-byte accesses
+  kDqAtomic,      // "dq_atomic": flash dQ added by the dkv kernel (f32 atomics), no dq kernel
 };
 
 bool candidate_enabled(Candidate c);

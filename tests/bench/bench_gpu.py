@@ -17,7 +17,7 @@ non-embedding weights, peak 989 TFLOP/s (H100 SXM dense bf16).
 --batch takes a list (default 8 and 32: the issue fixes the sequence, 512,
 not the batch, and the GEMMs of a 4096-token step are too small to fill an
 H100). --candidates "1;backward32" also times ptune with each of these
-PTUNE_CANDIDATES settings, the kernels under evaluation
+';'-separated PTUNE_CANDIDATES settings, the kernels under evaluation
 (docs/cuda.md; 1 = all of them).
 
 The PyTorch half needs torch, transformers and peft (skipped, with a note

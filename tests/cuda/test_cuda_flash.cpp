@@ -6,8 +6,10 @@
 // whole key tiles and a batch row padded entirely (with P = 0 its queries
 // see no key at all: zero output, zero gradient), and GQA (32 query heads
 // on 8 kv heads, LLaMA-1B). Every case runs the default kernels and the
-// candidates (PTUNE_CANDIDATES=1: 32 rows a warp, the backward in one
-// launch). The f32 path is covered by test_cuda_ops.cpp.
+// candidates (ops/candidates.h): all of them (32 rows a warp, dQ added by
+// the dkv kernel), the backward in one launch (which dq_atomic replaces
+// under "1"), and dq_atomic with 16 rows a warp. The f32 path is covered
+// by test_cuda_ops.cpp.
 // Every test skips when no GPU is visible.
 #include <gtest/gtest.h>
 
@@ -37,7 +39,9 @@ struct FlashCase {
   Padding padding;
 };
 
-class CudaFlash : public ::testing::TestWithParam<std::tuple<FlashCase, bool>> {};
+// The second parameter is a PTUNE_CANDIDATES value.
+class CudaFlash : public ::testing::TestWithParam<std::tuple<FlashCase, const char*>> {};
+const char* const kCandidateSets[] = {"0", "1", "backward32,one_launch", "dq_atomic"};
 
 // Tighter than kBf16Tol: these kernels round only the inputs, P and dS
 // (for the second product) and the stored results to bf16; their host
@@ -54,8 +58,8 @@ struct Grads {
 
 TEST_P(CudaFlash, Bf16MatchesCpu) {
   SKIP_WITHOUT_GPU();
-  const auto [c, candidate] = GetParam();
-  const ops::ScopedCandidates kernels(candidate ? "1" : "0");
+  const auto [c, candidates] = GetParam();
+  const ops::ScopedCandidates kernels(candidates);
   const DType dt = DType::kBF16;
   ops::AttentionConfig cfg{c.h, c.kvh, c.d, c.mask, 1.0f / std::sqrt(float(c.d))};
   auto in = [](const Shape& s, float stddev = 1.0f) { return round_bf16(randn(s, stddev)); };
@@ -136,13 +140,17 @@ const FlashCase kFlashCases[] = {
     {3, 300, 20, 32, 8, 64, AttentionMask::kCausal, Padding::kTails},
 };
 
-INSTANTIATE_TEST_SUITE_P(Cases, CudaFlash, ::testing::Combine(::testing::ValuesIn(kFlashCases), ::testing::Bool()),
+INSTANTIATE_TEST_SUITE_P(Cases, CudaFlash,
+                         ::testing::Combine(::testing::ValuesIn(kFlashCases), ::testing::ValuesIn(kCandidateSets)),
                          [](const auto& info) {
   const FlashCase& c = std::get<0>(info.param);
+  std::string set = std::get<1>(info.param);
+  std::replace(set.begin(), set.end(), ',', '_');
+  set = set == "0" ? "" : set == "1" ? "_candidates" : "_" + set;
   return "T" + std::to_string(c.t) + "_P" + std::to_string(c.p) + "_H" + std::to_string(c.h) + "_KV" +
          std::to_string(c.kvh) + "_D" + std::to_string(c.d) +
          (c.mask == AttentionMask::kCausal ? "_causal" : "_bidir") +
-         (c.padding == Padding::kTails ? "_pad" : "") + (std::get<1>(info.param) ? "_candidate" : "") + "_" +
+         (c.padding == Padding::kTails ? "_pad" : "") + set + "_" +
          std::to_string(info.index);
 });
 

@@ -31,7 +31,7 @@
 
 #define __device__
 #define __host__
-#define __global__
+#define __global__ inline  // kernels defined in headers, as device functions are
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 
@@ -136,12 +136,13 @@ struct Block {
 
   // Race check on shared memory, per 16-byte chunk (the unit of cp.async
   // and of an ldmatrix row): a cp.async write is in flight from the epoch
-  // it was issued in to the epoch its wait_group landed it; another
-  // thread's ldmatrix of the chunk in that span has no barrier ordering it
-  // against the write, before or after. Plain loads and stores are not
-  // seen (only the async copies and the ldmatrix reads the tiles go by).
+  // it was issued in to the epoch its wait_group landed it, an st.shared
+  // in its own epoch; another thread's ldmatrix of the chunk in that span
+  // has no barrier ordering it against the write, before or after. Plain
+  // C++ loads and stores are not seen (only cp.async, st_shared_b32 and
+  // ldmatrix, which the tiles go by).
   struct Chunk {
-    int writer = -1;
+    int writer = -1;  // -2: several threads (an ldmatrix row spans their stores)
     int64_t written_from = -1, written_to = -1;
     int reader = -1;  // -2: several threads
     int64_t read_epoch = -1;
@@ -214,13 +215,25 @@ struct Block {
       fail("race: cp.async overwrites shared memory another thread reads with no __syncthreads between");
     k.writer = me, k.written_from = c.issued, k.written_to = now;
   }
+  // This thread's st.shared writes into p's chunk now.
+  void wrote(const void* p) {
+    Chunk& k = chunk(p);
+    const int me = int(current);
+    const int64_t now = fiber().epoch;
+    if (k.read_epoch == now && k.reader != me)
+      fail("race: st.shared overwrites shared memory another thread reads with no __syncthreads between");
+    const bool shared_epoch = k.writer != -1 && k.written_to == now;
+    k.writer = shared_epoch && k.writer != me ? -2 : me;
+    if (!shared_epoch) k.written_from = now;
+    k.written_to = now;
+  }
   // This thread's ldmatrix reads row p.
   void read(const void* p) {
     Chunk& k = chunk(p);
     const int me = int(current);
     const int64_t now = fiber().epoch;
-    if (k.writer != me && k.writer >= 0 && now >= k.written_from && now <= k.written_to)
-      fail("race: ldmatrix reads shared memory another thread's cp.async writes with no __syncthreads between");
+    if (k.writer != me && k.writer != -1 && now >= k.written_from && now <= k.written_to)
+      fail("race: ldmatrix reads shared memory another thread writes with no __syncthreads between");
     if (k.read_epoch != now) k.read_epoch = now, k.reader = me;
     else if (k.reader != me) k.reader = -2;
   }
@@ -372,6 +385,21 @@ inline float high(uint32_t u) { return __bfloat162float({uint16_t(u >> 16)}); }
 }  // namespace detail
 
 inline void ldmatrix_x4(uint32_t (&r)[4], const void* p) { detail::ldmatrix(r, p, false); }
+
+inline void st_shared_b32(void* p, uint32_t v) {
+  using namespace ptune::emulation;
+  if (!t_block->in_shared(p, 4) || reinterpret_cast<uintptr_t>(p) % 4 != 0)
+    fail("st.shared outside shared memory or not 4-byte aligned");
+  t_block->wrote(p);
+  std::memcpy(p, &v, 4);
+}
+
+// Blocks run one at a time, so a plain add is atomic here.
+inline void red_add_f32x2(float* p, float x, float y) {
+  if (reinterpret_cast<uintptr_t>(p) % 8 != 0) ptune::emulation::fail("red.v2.f32 address not 8-byte aligned");
+  p[0] += x;
+  p[1] += y;
+}
 inline void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) { detail::ldmatrix(r, p, true); }
 
 // c += a · b, m16n8k16: the warp's fragments are gathered into A (16 × 16)

@@ -10,7 +10,8 @@
 // spans a whole key tile), with and without a prefix, causal and
 // bidirectional, padding whose tail covers whole key tiles and a batch row
 // padded entirely, GQA, and D = 64 and 128; the default kernels and the
-// candidates (32 rows a warp, the backward in one launch).
+// candidates (32 rows a warp, the backward in one launch, dQ added by the
+// dkv kernel).
 #include "emulation/cuda_emulation.h"
 // After the emulation: the kernels compile against it.
 #include "framework/ops/cuda/flash_attention.cuh"
@@ -145,29 +146,41 @@ TEST_P(FlashEmulated, MatchesCpu) {
           }
           delta[size_t((b * c.h + h) * c.t + t)] = sum;
         }
-    // Backward in both GradModes, as two launches (dq, dkv) or one, with
-    // one or (D = 64) two m tiles a warp: each variant once, each mode
-    // twice (the launch only maps blocks, the mode only changes stores).
-    auto backward = [&](auto mt, bool add, bool one_launch) {
+    // Backward in both GradModes, as two launches (dq, dkv), as one, or
+    // as dkv adding dQ with atomics then the finish kernel (dq_atomic),
+    // with one or (D = 64) two m tiles a warp: each variant at least once,
+    // each mode more than once (the launch only maps blocks, the mode only
+    // changes stores).
+    enum class Launches { kDqThenDkv, kOne, kDqAtomic };
+    auto backward = [&](auto mt, bool add, Launches launches) {
       constexpr int kMT = decltype(mt)::value;
-      SCOPED_TRACE(std::string(add ? "kAdd" : "kWrite") + (one_launch ? ", one launch" : ", dq then dkv") + ", " +
-                   std::to_string(16 * kMT) + " rows a warp");
+      const char* how[] = {", dq then dkv", ", one launch", ", dq added by dkv"};
+      SCOPED_TRACE(std::string(add ? "kAdd" : "kWrite") + how[int(launches)] + ", " + std::to_string(16 * kMT) +
+                   " rows a warp");
       std::vector<bf16> bdqkv = add ? to_bf16(dqkv0) : std::vector<bf16>(bqkv.size(), nan);
       std::vector<float> part(size_t(std::max<int64_t>(c.b * c.p * 2 * kvw, 1)), NAN);
       float* ppart = c.p && add ? part.data() : nullptr;
-      if (one_launch) {
+      if (launches == Launches::kOne) {
         emulate(flash::backward_launch<kD, kMT>(g), [&] {
           flash::flash_backward_mma_kernel<kD, kMT>(g, bdqkv.data(), add, ppart, bdout.data(), bqkv.data(), ppk,
                                                     ppv, lse.data(), delta.data(), mask.data());
         });
+      } else if (launches == Launches::kDqAtomic) {
+        std::vector<float> dq_acc(size_t(c.b * c.t * qw), 0.0f);  // zeroed, as the launcher's memset
+        emulate(flash::dkv_launch<kD, kMT, true>(g), [&] {
+          flash::flash_dkv_mma_kernel<kD, kMT, true>(g, bdqkv.data(), add, ppart, dq_acc.data(), bdout.data(),
+                                                     bqkv.data(), ppk, ppv, lse.data(), delta.data(), mask.data());
+        });
+        emulate(flash::dq_finish_launch(g),
+                [&] { flash::flash_dq_finish_kernel(g, bdqkv.data(), add, dq_acc.data()); });
       } else {
         emulate(flash::dq_launch<kD, kMT>(g), [&] {
           flash::flash_dq_mma_kernel<kD, kMT>(g, bdqkv.data(), add, bdout.data(), bqkv.data(), ppk, ppv, lse.data(),
                                               delta.data(), mask.data());
         });
         emulate(flash::dkv_launch<kD, kMT>(g), [&] {
-          flash::flash_dkv_mma_kernel<kD, kMT>(g, bdqkv.data(), add, ppart, bdout.data(), bqkv.data(), ppk, ppv,
-                                               lse.data(), delta.data(), mask.data());
+          flash::flash_dkv_mma_kernel<kD, kMT>(g, bdqkv.data(), add, ppart, nullptr, bdout.data(), bqkv.data(), ppk,
+                                               ppv, lse.data(), delta.data(), mask.data());
         });
       }
       EXPECT_CLOSE(to_f32(bdqkv, qkv.shape()), add ? dqkv : dqkv_zero, kFlashTol) << "dqkv";
@@ -185,14 +198,17 @@ TEST_P(FlashEmulated, MatchesCpu) {
     };
     using One = std::integral_constant<int, 1>;
     using Two = std::integral_constant<int, 2>;
-    backward(One(), /*add=*/true, /*one_launch=*/false);
-    backward(One(), false, true);
+    backward(One(), /*add=*/true, Launches::kDqThenDkv);
+    backward(One(), false, Launches::kOne);
+    backward(One(), false, Launches::kDqAtomic);
     if constexpr (kD == 64) {
-      backward(Two(), false, false);
-      backward(Two(), true, true);
+      backward(Two(), false, Launches::kDqThenDkv);
+      backward(Two(), true, Launches::kOne);
+      backward(Two(), true, Launches::kDqAtomic);
     } else {
-      backward(One(), false, false);
-      backward(One(), true, true);
+      backward(One(), false, Launches::kDqThenDkv);
+      backward(One(), true, Launches::kOne);
+      backward(One(), true, Launches::kDqAtomic);
     }
   };
   if (c.d == 64) dispatch(std::integral_constant<int, 64>());

@@ -18,7 +18,8 @@
 //     dQ += dS·K, with δ from the δ kernel below.
 //   dkv (64 keys of one (b, kv head)): sweeps the group's query heads and
 //     query tiles: Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ, dV += Pᵀ·dO, dK += dSᵀ·Q, with
-//     dK, dV in registers for the whole sweep.
+//     dK, dV in registers for the whole sweep. (Candidate dq_atomic: it
+//     also adds dS·K to an f32 dQ with atomics, and no dq kernel runs.)
 //
 // SIMT (f32, the exact mode, and other head dims): one thread per query
 // row, 64 rows of one (b, h) per block, f32 math. Backward, with
@@ -385,10 +386,20 @@ void forward_mma(const Geometry& g, bf16* out, float* lse, const bf16* qkv, cons
   launch_mma(flash_forward_mma_kernel<kD>, forward_launch<kD>(g), stream, g, out, lse, qkv, pk, pv, mask);
 }
 
+// dq_acc: (B, T, H·D) f32 scratch for the dq_atomic candidate, else null.
 template <int kD, int kMT>
-void backward_mma_tiles(const Geometry& g, bf16* dqkv, bool add, const float* delta, float* part, const bf16* dout,
-                        const bf16* qkv, const bf16* pk, const bf16* pv, const float* lse, const int32_t* mask,
-                        const Stream& stream) {
+void backward_mma_tiles(const Geometry& g, bf16* dqkv, bool add, const float* delta, float* part, float* dq_acc,
+                        const bf16* dout, const bf16* qkv, const bf16* pk, const bf16* pv, const float* lse,
+                        const int32_t* mask, const Stream& stream) {
+  if (dq_acc != nullptr) {
+    PTUNE_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, size_t(g.B * g.T * g.qw) * sizeof(float), raw(stream)));
+    launch_mma(flash_dkv_mma_kernel<kD, kMT, true>, dkv_launch<kD, kMT, true>(g), stream, g, dqkv, add, part, dq_acc,
+               dout, qkv, pk, pv, lse, delta, mask);
+    const MmaLaunch f = dq_finish_launch(g);
+    flash_dq_finish_kernel<<<f.grid, f.threads, 0, raw(stream)>>>(g, dqkv, add, dq_acc);
+    PTUNE_CUDA_LAUNCH_CHECK();
+    return;
+  }
   if (candidate_enabled(Candidate::kOneLaunch)) {
     const MmaLaunch l = backward_launch<kD, kMT>(g);
     PTUNE_CHECK(l.grid.x < (1u << 31), "attention: {} blocks exceed the CUDA grid", l.grid.x);
@@ -398,21 +409,21 @@ void backward_mma_tiles(const Geometry& g, bf16* dqkv, bool add, const float* de
   }
   launch_mma(flash_dq_mma_kernel<kD, kMT>, dq_launch<kD, kMT>(g), stream, g, dqkv, add, dout, qkv, pk, pv, lse,
              delta, mask);
-  launch_mma(flash_dkv_mma_kernel<kD, kMT>, dkv_launch<kD, kMT>(g), stream, g, dqkv, add, part, dout, qkv, pk, pv,
-             lse, delta, mask);
+  launch_mma(flash_dkv_mma_kernel<kD, kMT>, dkv_launch<kD, kMT>(g), stream, g, dqkv, add, part, nullptr, dout, qkv,
+             pk, pv, lse, delta, mask);
 }
 
 template <int kD>
-void backward_mma(const Geometry& g, bf16* dqkv, bool add, const float* delta, float* part, const bf16* dout,
-                  const bf16* qkv, const bf16* pk, const bf16* pv, const float* lse, const int32_t* mask,
-                  const Stream& stream) {
+void backward_mma(const Geometry& g, bf16* dqkv, bool add, const float* delta, float* part, float* dq_acc,
+                  const bf16* dout, const bf16* qkv, const bf16* pk, const bf16* pv, const float* lse,
+                  const int32_t* mask, const Stream& stream) {
   if constexpr (kD == 64) {
     if (candidate_enabled(Candidate::kBackward32)) {
-      backward_mma_tiles<kD, 2>(g, dqkv, add, delta, part, dout, qkv, pk, pv, lse, mask, stream);
+      backward_mma_tiles<kD, 2>(g, dqkv, add, delta, part, dq_acc, dout, qkv, pk, pv, lse, mask, stream);
       return;
     }
   }
-  backward_mma_tiles<kD, 1>(g, dqkv, add, delta, part, dout, qkv, pk, pv, lse, mask, stream);
+  backward_mma_tiles<kD, 1>(g, dqkv, add, delta, part, dq_acc, dout, qkv, pk, pv, lse, mask, stream);
 }
 
 // δ = rowsum(dout ∘ out) into delta (B, H, T), 16-byte vector reads when
@@ -509,9 +520,12 @@ void attention_backward(const Tensor& dqkv, const Tensor& dprefix_k, const Tenso
   float* ppart = want_prefix ? static_cast<float*>(part.tensor().raw()) : nullptr;
   PTUNE_FLOAT_DISPATCH(qkv.dtype(), T, op, launch_delta<T>(g, pdelta, cptr<T>(dout), cptr<T>(out), stream));
   if (use_tensor_cores(g, qkv.dtype(), {&dqkv, &dout, &qkv, &prefix_k, &prefix_v})) {
+    const bool dq_atomic = candidate_enabled(Candidate::kDqAtomic);
+    Scratch dq_acc(qkv.device(), {dq_atomic ? g.B * g.T * g.qw : 1}, DType::kF32);
+    float* pdq_acc = dq_atomic ? static_cast<float*>(dq_acc.tensor().raw()) : nullptr;
     auto launch = g.D == 64 ? backward_mma<64> : backward_mma<128>;
-    launch(g, static_cast<bf16*>(dqkv.raw()), mode == GradMode::kAdd, pdelta, ppart, cptr<bf16>(dout), cptr<bf16>(qkv), cptr<bf16>(prefix_k),
-           cptr<bf16>(prefix_v), lse, mask, stream);
+    launch(g, static_cast<bf16*>(dqkv.raw()), mode == GradMode::kAdd, pdelta, ppart, pdq_acc, cptr<bf16>(dout),
+           cptr<bf16>(qkv), cptr<bf16>(prefix_k), cptr<bf16>(prefix_v), lse, mask, stream);
   } else {
     // The SIMT kernels (the exact f32 mode) skip the rows and keys that get
     // no gradient, so kWrite zeroes first and adds.

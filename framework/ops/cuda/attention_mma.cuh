@@ -1,6 +1,7 @@
 // Warp-level tensor-core primitives for the bf16 flash attention (sm_80+):
-// cp.async global → shared copies, ldmatrix fragment loads and the
-// mma.sync m16n8k16 bf16 × bf16 → f32 product, as inline PTX.
+// cp.async global → shared copies, ldmatrix fragment loads, shared stores,
+// f32 reductions into global memory and the mma.sync m16n8k16
+// bf16 × bf16 → f32 product, as inline PTX or intrinsics.
 //
 // Fragment layouts of m16n8k16 (PTX ISA, "Matrix fragments for mma.m16n8k16"),
 // with lane = 4·g + t (g = lane / 4 in 0..7, t = lane % 4 in 0..3):
@@ -50,6 +51,23 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(smem_addr(p)));
+}
+
+// A 4-byte store to shared memory (st.shared, not a generic store).
+__device__ __forceinline__ void st_shared_b32(void* p, uint32_t v) {
+  asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(smem_addr(p)), "r"(v) : "memory");
+}
+
+// p[0] += x, p[1] += y in global memory, atomically and without a result
+// (a reduction): one vector red on sm_90, two scalar ones before. p is
+// 8-byte aligned.
+__device__ __forceinline__ void red_add_f32x2(float* p, float x, float y) {
+#if __CUDA_ARCH__ >= 900
+  atomicAdd(reinterpret_cast<float2*>(p), make_float2(x, y));
+#else
+  atomicAdd(p, x);
+  atomicAdd(p + 1, y);
+#endif
 }
 
 // c += a · b for one 16 × 8 × 16 tile.

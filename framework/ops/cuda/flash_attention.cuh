@@ -532,19 +532,69 @@ __device__ __forceinline__ void dq_block(int64_t bh, int qblock, const Geometry&
 // D = 128) clear of spilling; 32 with two m tiles (dK, dV: 128 at D = 64).
 template <int kD, int kMT = 1>
 constexpr int kDkvQueries = kD == 128 || kMT == 2 ? 32 : 64;
-template <int kD, int kMT = 1>
+// kDq (the dq_atomic candidate) adds the (64 keys, kM queries) dSᵀ tile,
+// rows padded by kPad as the others.
+template <int kD, int kMT = 1, bool kDq = false>
 constexpr size_t dkv_smem() {
-  return size_t(2 * kBlock + 4 * kDkvQueries<kD, kMT>) * (kD + kPad) * 2 + 4 * kDkvQueries<kD, kMT> * sizeof(float);
+  constexpr int kM = kDkvQueries<kD, kMT>;
+  return size_t(2 * kBlock + 4 * kM) * (kD + kPad) * 2 + 4 * kM * sizeof(float) +
+         (kDq ? size_t(kBlock) * (kM + kPad) * 2 : 0);
+}
+
+// The dq_atomic candidate's dQ step, by all kThreads threads of a dkv block
+// once the (64 keys, kM queries) dSᵀ tile sds is complete: dQ (kM, D) of
+// query head h, queries i0.., += dS · K (sk: the block's 64 keys, (64, D)),
+// added to dq_acc (B, T, H·D). Warp w takes query m tile w % (kM / 16) and
+// a kDW-column slice of D, so every warp holds a 16 × 64 accumulator (32
+// floats a lane) at each of the kernel's shapes.
+template <int kD, int kM, int kThreads>
+__device__ __forceinline__ void add_dq_share(const Geometry& g, float* dq_acc, const bf16* sds, const bf16* sk,
+                                             int64_t b, int64_t h, int i0, int warp, int lane) {
+  constexpr int kQT = kM / 16, kWarps = kThreads / 32, kDW = kD * kQT / kWarps;
+  static_assert(kWarps % kQT == 0 && kDW % 16 == 0, "whole m tiles and 16-column slices per warp");
+  const int qt = warp % kQT, c0 = warp / kQT * kDW;
+  float c[kDW / 8][4] = {};
+#pragma unroll
+  for (int kk = 0; kk < kBlock / 16; ++kk) {
+    // dS (queries × keys) is sds transposed: .trans over frag_b's
+    // matrices gives exactly its A fragment (attention_mma.cuh).
+    uint32_t a[4];
+    mma::ldmatrix_x4_trans(a, frag_b(sds, kM + kPad, kk * 16, qt * 16, lane));
+#pragma unroll
+    for (int dp = 0; dp < kDW / 16; ++dp) {
+      uint32_t f[4];
+      mma::ldmatrix_x4_trans(f, frag_a(sk, kD + kPad, kk * 16, c0 + dp * 16, lane));
+      mma::mma_bf16(c[2 * dp], a, f[0], f[1]);
+      mma::mma_bf16(c[2 * dp + 1], a, f[2], f[3]);
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int i = i0 + qt * 16 + lane / 4 + 8 * r;
+    if (i >= g.T) continue;
+    float* dst = dq_acc + (b * g.T + i) * g.qw + h * g.D + c0 + 2 * (lane % 4);
+#pragma unroll
+    for (int dn = 0; dn < kDW / 8; ++dn) mma::red_add_f32x2(dst + dn * 8, c[dn][2 * r], c[dn][2 * r + 1]);
+  }
 }
 
 // Key block kblock of (b, kv head) bk; smem: K, V (64, D), Q and dO
 // 2 × (kM, D) each, the tiles' lse (log2 units) and δ. Token keys
 // accumulate into dqkv; prefix keys write their batch row's share into
 // part (B, P, 2, KVH·D).
-template <int kD, int kMT>
+//
+// With kDq (the dq_atomic candidate) the block also adds its keys' share
+// of dQ, dS·K, to dq_acc (B, T, H·D) f32 (zeroed before; unscaled, see
+// flash_dq_finish_kernel), so no dq kernel recomputes S and dP: the
+// warps store dSᵀ to shared memory as bf16, then each multiplies one
+// 16-query tile of dS by a 64-column slice of K and adds it with f32
+// atomics. The order of those additions varies between runs, so dQ is not
+// bit-reproducible (FlashAttention-2's dQ is not either).
+template <int kD, int kMT, bool kDq = false>
 __device__ __forceinline__ void dkv_block(int64_t bk, int kblock, const Geometry& g, bf16* dqkv, bool add,
-                                          float* part, const bf16* dout, const bf16* qkv, const bf16* pk,
-                                          const bf16* pv, const float* lse, const float* delta, const int32_t* mask) {
+                                          float* part, float* dq_acc, const bf16* dout, const bf16* qkv,
+                                          const bf16* pk, const bf16* pv, const float* lse, const float* delta,
+                                          const int32_t* mask) {
   constexpr int kM = kDkvQueries<kD, kMT>, kS = kD + kPad, kThreads = kBwdThreads<kMT>;
   static_assert(kThreads >= kM, "a thread per query's lse and δ");
   PTUNE_DYNAMIC_SMEM(smem);
@@ -554,6 +604,7 @@ __device__ __forceinline__ void dkv_block(int64_t bk, int kblock, const Geometry
   bf16* sdo = sq + 2 * kM * kS;
   float* sl = reinterpret_cast<float*>(sdo + 2 * kM * kS);
   float* sd = sl + 2 * kM;
+  bf16* sds = reinterpret_cast<bf16*>(sd + 2 * kM);  // kDq: dSᵀ (64 keys, kM queries), row stride kM + kPad
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, tq = lane % 4;
   const int64_t b = bk / g.KVH, kvh = bk % g.KVH;
   const int T = int(g.T), P = int(g.P), j0 = kblock * kBlock;
@@ -659,8 +710,27 @@ __device__ __forceinline__ void dkv_block(int64_t bk, int kblock, const Geometry
         }
       }
     }
+    if constexpr (kDq) {
+      // dSᵀ rows of keys that are padding or past the end hold anything
+      // (see above) and would reach dQ: they are stored as 0.
+#pragma unroll
+      for (int mt = 0; mt < kMT; ++mt) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          bf16* dst = sds + (first + 16 * mt + lane / 4 + 8 * r) * (kM + kPad) + 2 * tq;
+#pragma unroll
+          for (int nt = 0; nt < kM / 8; ++nt)
+            mma::st_shared_b32(dst + nt * 8, real[mt][r] ? mma::pack_bf16(dpt[mt][nt][2 * r], dpt[mt][nt][2 * r + 1])
+                                                         : 0u);
+        }
+      }
+    }
     mma_cb<kD, kM, kMT>(dv, st, dt, lane);   // dV += Pᵀ·dO
     mma_cb<kD, kM, kMT>(dk, dpt, qt, lane);  // dK += dSᵀ·Q
+    if constexpr (kDq) {
+      __syncthreads();  // every warp's dSᵀ rows are in sds
+      add_dq_share<kD, kM, kThreads>(g, dq_acc, sds, sk, b, kvh * g.group + n / qtiles, i0, warp, lane);
+    }
     __syncthreads();
   }
 
@@ -711,11 +781,25 @@ __global__ void __launch_bounds__(kBwdThreads<kMT>, (kBwdBlocks<kD, kMT>))
                         const bf16* pv, const float* lse, const float* delta, const int32_t* mask) {
   dq_block<kD, kMT>(blockIdx.x, int(gridDim.y - 1 - blockIdx.y), g, dqkv, add, dout, qkv, pk, pv, lse, delta, mask);
 }
-template <int kD, int kMT = 1>
+// kDq: the dq_atomic candidate (dq_acc, no dq kernel; see dkv_block).
+template <int kD, int kMT = 1, bool kDq = false>
 __global__ void __launch_bounds__(kBwdThreads<kMT>, (kBwdBlocks<kD, kMT>))
-    flash_dkv_mma_kernel(Geometry g, bf16* dqkv, bool add, float* part, const bf16* dout, const bf16* qkv,
-                         const bf16* pk, const bf16* pv, const float* lse, const float* delta, const int32_t* mask) {
-  dkv_block<kD, kMT>(blockIdx.x, int(blockIdx.y), g, dqkv, add, part, dout, qkv, pk, pv, lse, delta, mask);
+    flash_dkv_mma_kernel(Geometry g, bf16* dqkv, bool add, float* part, float* dq_acc, const bf16* dout,
+                         const bf16* qkv, const bf16* pk, const bf16* pv, const float* lse, const float* delta,
+                         const int32_t* mask) {
+  dkv_block<kD, kMT, kDq>(blockIdx.x, int(blockIdx.y), g, dqkv, add, part, dq_acc, dout, qkv, pk, pv, lse, delta,
+                          mask);
+}
+
+// The dq_atomic candidate's last step: the query part of dqkv = scale ·
+// dq_acc (stored, or added under `add`), a pair of columns a thread.
+__global__ void flash_dq_finish_kernel(Geometry g, bf16* dqkv, bool add, const float* dq_acc) {
+  const int64_t pairs = g.B * g.T * g.qw / 2;
+  for (int64_t n = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; n < pairs; n += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t row = n / (g.qw / 2), col = 2 * (n % (g.qw / 2));
+    const float2 v = *reinterpret_cast<const float2*>(dq_acc + 2 * n);
+    store_pair(dqkv + row * g.W + col, g.scale * v.x, g.scale * v.y, add);
+  }
 }
 
 // Or one launch (a candidate until measured, docs/cuda.md): the two write
@@ -730,7 +814,8 @@ __global__ void __launch_bounds__(kBwdThreads<kMT>, (kBwdBlocks<kD, kMT>))
                               const int32_t* mask) {
   const int64_t n = blockIdx.x, kv_heads = g.B * g.KVH, kv_blocks = kv_heads * ((g.S + kBlock - 1) / kBlock);
   if (n < kv_blocks) {
-    dkv_block<kD, kMT>(n % kv_heads, int(n / kv_heads), g, dqkv, add, part, dout, qkv, pk, pv, lse, delta, mask);
+    dkv_block<kD, kMT>(n % kv_heads, int(n / kv_heads), g, dqkv, add, part, nullptr, dout, qkv, pk, pv, lse, delta,
+                       mask);
   } else {
     const int64_t m = n - kv_blocks, q_heads = g.B * g.H, q_blocks = (g.T + kBlock - 1) / kBlock;
     dq_block<kD, kMT>(m % q_heads, int(q_blocks - 1 - m / q_heads), g, dqkv, add, dout, qkv, pk, pv, lse, delta,
@@ -760,9 +845,13 @@ MmaLaunch forward_launch(const Geometry& g) {
 }
 template <int kD, int kMT = 1>
 MmaLaunch dq_launch(const Geometry& g) { return {mma_grid(g.B * g.H, g.T), kBwdThreads<kMT>, dq_smem<kD, kMT>()}; }
-template <int kD, int kMT = 1>
+template <int kD, int kMT = 1, bool kDq = false>
 MmaLaunch dkv_launch(const Geometry& g) {
-  return {mma_grid(g.B * g.KVH, g.S), kBwdThreads<kMT>, dkv_smem<kD, kMT>()};
+  return {mma_grid(g.B * g.KVH, g.S), kBwdThreads<kMT>, dkv_smem<kD, kMT, kDq>()};
+}
+inline MmaLaunch dq_finish_launch(const Geometry& g) {
+  const int64_t blocks = (g.B * g.T * g.qw / 2 + 255) / 256;
+  return {dim3(unsigned(blocks < 65536 ? blocks : 65536)), 256, 0};
 }
 template <int kD, int kMT = 1>
 MmaLaunch backward_launch(const Geometry& g) {

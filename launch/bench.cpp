@@ -58,6 +58,8 @@ int bench(const BenchOptions& o) {
   // Options are checked before the random init, which takes a while at these sizes.
   PTUNE_CHECK(o.device == "cpu" || o.device == "cuda", "bench: --device is cpu or cuda, not '{}'", o.device);
   PTUNE_CHECK(o.dtype == "bf16" || o.dtype == "f32", "bench: --dtype is bf16 or f32, not '{}'", o.dtype);
+  PTUNE_CHECK(o.steps >= 1 && o.warmup >= 0, "bench: --steps must be ≥ 1 and --warmup ≥ 0 (got {} and {})", o.steps,
+              o.warmup);
   const bool gpu = o.device == "cuda";
   PTUNE_CHECK(!gpu || cuda_device_count() > 0, "bench --device cuda: no GPU visible (or a build without CUDA)");
   Rng rng(0);

@@ -177,6 +177,14 @@ TEST_F(TrainCli, BadInputNamesKeyFileLineAndLabel) {
             "train.output_dir=" + (*root_ / "nan").string());
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("the loss became"), std::string::npos) << r.output;
+
+  // ptune bench checks its options before the (slow) random init.
+  r = ptune("bench --steps 0");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("--steps must be"), std::string::npos) << r.output;
+  r = ptune("bench --device tpu");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("--device is cpu or cuda, not 'tpu'"), std::string::npos) << r.output;
 }
 
 }  // namespace

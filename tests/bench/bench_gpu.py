@@ -18,7 +18,7 @@ non-embedding weights, peak 989 TFLOP/s (H100 SXM dense bf16).
 not the batch, and the GEMMs of a 4096-token step are too small to fill an
 H100). --candidates "1;backward32" also times ptune with each of these
 ';'-separated PTUNE_CANDIDATES settings, the kernels under evaluation
-(docs/cuda.md; 1 = all of them).
+(docs/cuda.md; 1 = all of them); "all=1" labels a setting in the tables.
 
 The PyTorch half needs torch, transformers and peft (skipped, with a note
 in the report, when they are not importable).
@@ -121,9 +121,11 @@ def measure(args, shape, batch):
     row = {"shape": shape, "batch": batch, "seq": args.seq, "prefix": args.prefix, "flops_per_token": f}
     engines = [("ptune", lambda: ptune_rate(args.ptune, shape, batch, args.seq, args.prefix, args.steps,
                                             args.warmup, args.profile))]
-    for c in filter(None, args.candidates.split(";")):
-        engines.append((f"ptune[{c}]", lambda c=c: ptune_rate(args.ptune, shape, batch, args.seq, args.prefix,
-                                                              args.steps, args.warmup, args.profile, candidate=c)))
+    for item in filter(None, args.candidates.split(";")):
+        label, _, c = item.rpartition("=")  # "label=setting" or a bare setting
+        engines.append((f"ptune[{label or c}]",
+                        lambda c=c: ptune_rate(args.ptune, shape, batch, args.seq, args.prefix, args.steps,
+                                               args.warmup, args.profile, candidate=c)))
     engines.append(("torch", lambda: torch_rate(shape, batch, args.seq, args.prefix, args.steps, args.warmup)))
     for name, rate in engines:
         try:
@@ -153,7 +155,8 @@ def main():
     ap.add_argument("--peak-tflops", type=float, default=989.0)
     ap.add_argument("--profile", action="store_true", help="also print ptune's per-op GPU time")
     ap.add_argument("--candidates", default="",
-                    help="';'-separated PTUNE_CANDIDATES settings to time ptune with as well")
+                    help="';'-separated PTUNE_CANDIDATES settings to time ptune with as well, each "
+                         "optionally labelled (label=setting)")
     ap.add_argument("--out", default="bench_gpu.json")
     args = ap.parse_args()
 

@@ -2,7 +2,11 @@
 // (the same fixtures tests/model checks the CPU against): GPT-2, BERT,
 // RoBERTa and LLaMA, each with a KV prefix in every layer — hidden states,
 // logits, and the gradients to the input embeddings and to the prefix —
-// with the frozen weights and activations in f32 and in bf16.
+// with the frozen weights and activations in f32 and in bf16, and in bf16
+// with every candidate kernel (PTUNE_CANDIDATES=1, ops/candidates.h: the
+// tuned GEMMs and their epilogues, RoPE's vector path, in the model's own
+// sequence of calls; a tuned GEMM must also leave the steady-state step
+// allocation-free).
 //
 // Tolerances (relative L2 error, cuda_test_util.h): f32 1e-4 — the GPU sums
 // in another order than torch and than the CPU (no TF32: linear_cuda.cu);
@@ -20,6 +24,7 @@
 #include "framework/io/safetensors.h"
 #include "framework/model/heads.h"
 #include "framework/model/transformer.h"
+#include "framework/ops/candidates.h"
 #include "framework/ops/elementwise.h"
 
 namespace ptune::model {
@@ -30,11 +35,13 @@ using namespace cuda_test;  // NOLINT: the shared helpers
 struct Case {
   std::string fixture;  // under tests/golden/fixtures
   DType dtype;
+  const char* candidates = "0";  // PTUNE_CANDIDATES for the test
 };
 
 std::string name_of(const ::testing::TestParamInfo<Case>& info) {
   std::string n = info.param.fixture.substr(info.param.fixture.rfind('/') + 1);
-  return n + (info.param.dtype == DType::kF32 ? "_f32" : "_bf16");
+  return n + (info.param.dtype == DType::kF32 ? "_f32" : "_bf16") +
+         (std::string(info.param.candidates) == "1" ? "_candidates" : "");
 }
 
 class CudaModel : public ::testing::TestWithParam<Case> {
@@ -45,6 +52,7 @@ class CudaModel : public ::testing::TestWithParam<Case> {
     model = Transformer::load(dir);
     model->weights().to(kGpu, GetParam().dtype);
     golden = std::make_unique<io::SafetensorsFile>(io::SafetensorsFile::open(dir + "/golden.safetensors"));
+    kernels = std::make_unique<ops::ScopedCandidates>(GetParam().candidates);
   }
   float tol() const { return GetParam().dtype == DType::kF32 ? 1e-4f : 5e-2f; }
   Tensor f32(const char* name) const { return golden->load(name, DType::kF32); }
@@ -54,6 +62,7 @@ class CudaModel : public ::testing::TestWithParam<Case> {
   std::string dir;
   std::unique_ptr<Transformer> model;
   std::unique_ptr<io::SafetensorsFile> golden;
+  std::unique_ptr<ops::ScopedCandidates> kernels;
 };
 
 TEST_P(CudaModel, KvPrefixForwardAndGradientsMatchTransformers) {
@@ -168,7 +177,9 @@ INSTANTIATE_TEST_SUITE_P(Archs, CudaModel,
                          ::testing::Values(Case{"model/gpt2", DType::kF32}, Case{"model/gpt2", DType::kBF16},
                                            Case{"model/bert", DType::kF32}, Case{"model/bert", DType::kBF16},
                                            Case{"model/roberta", DType::kF32}, Case{"model/roberta", DType::kBF16},
-                                           Case{"llama/llama", DType::kF32}, Case{"llama/llama", DType::kBF16}),
+                                           Case{"llama/llama", DType::kF32}, Case{"llama/llama", DType::kBF16},
+                                           Case{"model/gpt2", DType::kBF16, "1"},
+                                           Case{"llama/llama", DType::kBF16, "1"}),
                          name_of);
 
 }  // namespace

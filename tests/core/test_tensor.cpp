@@ -80,6 +80,29 @@ TEST(Rng, NormalHasRightMoments) {
   EXPECT_EQ(rng.offset(), uint64_t(2 * t.numel()));
 }
 
+// Value i of a fill is philox_uniform(seed, offset + i) (two per normal),
+// whatever the offset's alignment to Philox's 4-word blocks and however the
+// threads split the range: the contract the GPU's dropout and the
+// checkpointed (seed, offset) rely on.
+TEST(Rng, FillsArePhiloxUniformsAtTheirOffsets) {
+  Rng rng(7, 3);  // offset 3: the first value is a block's last word
+  Tensor u = Tensor::empty({1001}, DType::kF32), z = Tensor::empty({501}, DType::kF32);
+  rng.fill_uniform(u, -2.0f, 3.0f);
+  rng.fill_normal(z, 0.5f, 2.0f);
+  // Near, not equal: the compiler may fuse the affine maps differently here
+  // (a wrong index is off by O(1)).
+  for (int64_t i = 0; i < u.numel(); ++i)
+    ASSERT_NEAR(u.data<float>()[i], -2.0f + 5.0f * philox_uniform(7, 3 + uint64_t(i)), 1e-6f) << i;
+  const uint64_t base = 3 + 1001;
+  for (int64_t i = 0; i < z.numel(); ++i) {
+    const float u1 = 1.0f - philox_uniform(7, base + 2 * uint64_t(i));
+    const float u2 = philox_uniform(7, base + 2 * uint64_t(i) + 1);
+    const float want = 0.5f + 2.0f * std::sqrt(-2.0f * std::log(u1)) * std::cos(6.28318530718f * u2);
+    ASSERT_NEAR(z.data<float>()[i], want, 1e-5f * (1.0f + std::fabs(want))) << i;
+  }
+  EXPECT_EQ(rng.offset(), base + 2 * 501);
+}
+
 }  // namespace
 }  // namespace ptune
 

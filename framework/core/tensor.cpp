@@ -96,32 +96,68 @@ Tensor Tensor::to(Device device) const {
   return t;
 }
 
+namespace {
+
+// Element storage of each dtype and its exact round trip through double
+// (i64 exact up to 2^53); one struct per dtype, so a conversion loop is
+// compiled per (from, to) pair with no switch inside it.
+struct F32 {
+  using T = float;
+  static double load(T v) { return v; }
+  static T store(double v) { return float(v); }
+};
+struct BF16 {
+  using T = uint16_t;
+  static double load(T v) { return bf16_to_f32(v); }
+  static T store(double v) { return f32_to_bf16(float(v)); }
+};
+struct F16 {
+  using T = uint16_t;
+  static double load(T v) { return f16_to_f32(v); }
+  static T store(double v) { return f32_to_f16(float(v)); }
+};
+struct I32 {
+  using T = int32_t;
+  static double load(T v) { return v; }
+  static T store(double v) { return int32_t(v); }
+};
+struct I64 {
+  using T = int64_t;
+  static double load(T v) { return double(v); }
+  static T store(double v) { return int64_t(v); }
+};
+
+// Calls f(S{}) with the storage struct of `dtype`.
+template <class F>
+void with_storage(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::kF32: return f(F32{});
+    case DType::kBF16: return f(BF16{});
+    case DType::kF16: return f(F16{});
+    case DType::kI32: return f(I32{});
+    case DType::kI64: return f(I64{});
+  }
+}
+
+}  // namespace
+
 Tensor Tensor::to(DType dtype) const {
   PTUNE_CHECK(device_.is_cpu(), "dtype conversion runs on the CPU; move the tensor first");
   if (dtype == dtype_) return clone();
   Tensor out = empty(shape_, dtype, device_);
   const int64_t n = numel();
-  // Through double: exact for every source dtype (i64 up to 2^53).
-  auto load = [&](int64_t i) -> double {
-    switch (dtype_) {
-      case DType::kF32: return static_cast<const float*>(data_)[i];
-      case DType::kBF16: return bf16_to_f32(static_cast<const uint16_t*>(data_)[i]);
-      case DType::kF16: return f16_to_f32(static_cast<const uint16_t*>(data_)[i]);
-      case DType::kI32: return static_cast<const int32_t*>(data_)[i];
-      case DType::kI64: return double(static_cast<const int64_t*>(data_)[i]);
-    }
-    return 0;
-  };
-  for (int64_t i = 0; i < n; ++i) {
-    const double v = load(i);
-    switch (dtype) {
-      case DType::kF32: static_cast<float*>(out.data_)[i] = float(v); break;
-      case DType::kBF16: static_cast<uint16_t*>(out.data_)[i] = f32_to_bf16(float(v)); break;
-      case DType::kF16: static_cast<uint16_t*>(out.data_)[i] = f32_to_f16(float(v)); break;
-      case DType::kI32: static_cast<int32_t*>(out.data_)[i] = int32_t(v); break;
-      case DType::kI64: static_cast<int64_t*>(out.data_)[i] = int64_t(v); break;
-    }
-  }
+  // Loading a bf16 checkpoint as f32, or a model's weights as bf16 for a
+  // GPU, converts billions of values: threads, and no dispatch per value.
+  with_storage(dtype_, [&](auto from) {
+    with_storage(dtype, [&](auto to) {
+      using From = decltype(from);
+      using To = decltype(to);
+      const auto* src = static_cast<const typename From::T*>(data_);
+      auto* dst = static_cast<typename To::T*>(out.data_);
+#pragma omp parallel for schedule(static) if (n > (int64_t(1) << 16))
+      for (int64_t i = 0; i < n; ++i) dst[i] = To::store(From::load(src[i]));
+    });
+  });
   return out;
 }
 

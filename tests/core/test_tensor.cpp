@@ -41,6 +41,24 @@ TEST(Tensor, DtypeConversionsRoundTrip) {
   EXPECT_TRUE(std::isinf(f16_to_f32(f32_to_f16(70000.0f))));
 }
 
+// Large enough for the threaded path: every element, each dtype pair as
+// the scalar conversions do it.
+TEST(Tensor, LargeConversionsMatchTheScalarOnes) {
+  const int64_t n = 100003;
+  Tensor f = Tensor::empty({n}, DType::kF32);
+  Rng(5).fill_normal(f, 0.0f, 1000.0f);
+  const Tensor b = f.to(DType::kBF16), back = b.to(DType::kF32), i32 = f.to(DType::kI32);
+  const Tensor i64 = i32.to(DType::kI64), h = i64.to(DType::kF16);
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = f.data<float>()[i];
+    ASSERT_EQ(static_cast<const uint16_t*>(b.raw())[i], f32_to_bf16(v)) << i;
+    ASSERT_EQ(back.data<float>()[i], bf16_to_f32(f32_to_bf16(v))) << i;
+    ASSERT_EQ(i32.data<int32_t>()[i], int32_t(v)) << i;
+    ASSERT_EQ(i64.data<int64_t>()[i], int64_t(int32_t(v))) << i;
+    ASSERT_EQ(static_cast<const uint16_t*>(h.raw())[i], f32_to_f16(float(int32_t(v)))) << i;
+  }
+}
+
 TEST(Arena, SteadyStateAllocatesNothing) {
   Arena arena;
   auto step = [&] {

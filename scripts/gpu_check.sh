@@ -38,7 +38,7 @@ PY=${PYTHON:-python3}
 # in the attention backward row is dq_atomic's; the profile's other rows
 # tell the rest apart; BENCH_BATCH=8 halves the bench).
 R5=$(step bench_gpu "$PY" tests/bench/bench_gpu.py --ptune "$BUILD/launch/ptune" --profile \
-       --batch "${BENCH_BATCH-8,32}" --candidates "${BENCH_CANDIDATES-all=1;one_launch=forward32,backward32,one_launch,gemm_autotune,rope_vec}" --out "$OUT/bench_gpu.json")
+       --batch "${BENCH_BATCH-8,32}" --candidates "${BENCH_CANDIDATES-all=1;one_launch=forward32,backward32,one_launch,gemm_autotune,rope_vec,norm_warp}" --out "$OUT/bench_gpu.json")
 # Only so many files come back from a lent machine: drop the logs of steps
 # that passed and carry nothing to read.
 [[ $R1 == *'"rc": 0'* ]] && rm -f "$OUT/configure.log"

@@ -11,13 +11,14 @@ namespace ptune::ops {
 
 namespace {
 
-constexpr std::array<std::pair<std::string_view, Candidate>, 6> kNames{{
+constexpr std::array<std::pair<std::string_view, Candidate>, 7> kNames{{
     {"forward32", Candidate::kForward32},
     {"backward32", Candidate::kBackward32},
     {"one_launch", Candidate::kOneLaunch},
     {"gemm_autotune", Candidate::kGemmAutotune},
     {"rope_vec", Candidate::kRopeVec},
     {"dq_atomic", Candidate::kDqAtomic},
+    {"norm_warp", Candidate::kNormWarp},
 }};
 
 constexpr uint32_t bit(Candidate c) { return uint32_t(1) << uint32_t(c); }
@@ -50,7 +51,7 @@ uint32_t parse_candidates(std::string_view spec) {
     for (const auto& [name, candidate] : kNames)
       if (item == name) match = bit(candidate);
     PTUNE_CHECK(match != 0, "PTUNE_CANDIDATES: unknown candidate '{}' (forward32, backward32, one_launch, "
-                "gemm_autotune, rope_vec, dq_atomic, or 1 for all)", item);
+                "gemm_autotune, rope_vec, dq_atomic, norm_warp, or 1 for all)", item);
     set |= match;
     rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
   }

@@ -19,6 +19,7 @@ enum class Candidate : uint32_t {
   kGemmAutotune,  // "gemm_autotune": time cuBLASLt's candidate algorithms once per GEMM shape
   kRopeVec,       // "rope_vec": RoPE with 16-byte accesses
   kDqAtomic,      // "dq_atomic": flash dQ added by the dkv kernel (f32 atomics), no dq kernel
+  kNormWarp,      // "norm_warp": norm kernels with a warp, not 128 threads, a row (4 chunks a thread)
 };
 
 bool candidate_enabled(Candidate c);

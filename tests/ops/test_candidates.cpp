@@ -23,7 +23,8 @@ TEST(Candidates, Parse) {
   EXPECT_EQ(parse_candidates("0"), 0u);
   EXPECT_EQ(parse_candidates("1"), bit(Candidate::kForward32) | bit(Candidate::kBackward32) |
                                        bit(Candidate::kOneLaunch) | bit(Candidate::kGemmAutotune) |
-                                       bit(Candidate::kRopeVec) | bit(Candidate::kDqAtomic));
+                                       bit(Candidate::kRopeVec) | bit(Candidate::kDqAtomic) |
+                                       bit(Candidate::kNormWarp));
   EXPECT_EQ(parse_candidates("backward32,gemm_autotune"), bit(Candidate::kBackward32) | bit(Candidate::kGemmAutotune));
   EXPECT_EQ(parse_candidates("one_launch"), bit(Candidate::kOneLaunch));
   EXPECT_EQ(parse_candidates("dq_atomic"), bit(Candidate::kDqAtomic));

@@ -18,6 +18,8 @@
 #include <algorithm>
 #include <climits>
 
+#include "framework/ops/candidates.h"
+
 namespace ptune::ops::cuda {
 
 namespace {
@@ -206,11 +208,19 @@ __global__ void __launch_bounds__(kMaxThreads)
 // A row of `chunks` gets up to 128 threads while there is work, more (up to
 // kMaxThreads) only when kMaxRegs chunks each would not cover it; regs is
 // the register cache that then holds a thread's share (1, 2 or 4).
+//
+// Candidate norm_warp (ops/candidates.h) gives a row only as many warps as
+// kMaxRegs chunks a thread need: one warp for a GPT-2-medium row (128
+// chunks of 8 bf16), two for LLaMA-1B's. Each thread then has 4 loads in
+// flight instead of 1, the block sums stay within a warp or two, and an SM
+// holds about twice as many rows at once: the norm backward ran at ~1.7
+// TB/s on an H100 (docs/cuda.md), about half of what a copy reaches.
 struct RowLaunch {
   int threads, regs;
 };
 RowLaunch row_launch(int64_t chunks) {
-  int64_t t = std::max((chunks + kMaxRegs - 1) / kMaxRegs, std::min<int64_t>(chunks, 128));
+  const int64_t least = candidate_enabled(Candidate::kNormWarp) ? 32 : std::min<int64_t>(chunks, 128);
+  int64_t t = std::max((chunks + kMaxRegs - 1) / kMaxRegs, least);
   t = std::clamp<int64_t>((t + 31) / 32 * 32, 32, kMaxThreads);
   const int64_t per_thread = (chunks + t - 1) / t;
   return {int(t), per_thread <= 1 ? 1 : per_thread <= 2 ? 2 : kMaxRegs};

@@ -3,6 +3,7 @@
 #include <array>
 #include <atomic>
 #include <cstdlib>
+#include <string>
 #include <utility>
 
 #include "framework/core/error.h"
@@ -48,10 +49,12 @@ uint32_t parse_candidates(std::string_view spec) {
     const size_t comma = rest.find(',');
     const std::string_view item = rest.substr(0, comma);
     uint32_t match = 0;
-    for (const auto& [name, candidate] : kNames)
+    std::string known;  // for the error: the names, from the one table
+    for (const auto& [name, candidate] : kNames) {
       if (item == name) match = bit(candidate);
-    PTUNE_CHECK(match != 0, "PTUNE_CANDIDATES: unknown candidate '{}' (forward32, backward32, one_launch, "
-                "gemm_autotune, rope_vec, dq_atomic, norm_warp, or 1 for all)", item);
+      known += std::string(name) + ", ";
+    }
+    PTUNE_CHECK(match != 0, "PTUNE_CANDIDATES: unknown candidate '{}' ({}or 1 for all)", item, known);
     set |= match;
     rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
   }

@@ -1,6 +1,7 @@
 // Attention on the CPU: one (batch, head) pair per OpenMP iteration, BLAS
 // on strided views of qkv (no head permutes). Scores are materialised as
 // probs (B, H, T, P+T): the readable reference for the CUDA flash kernels.
+#include <algorithm>
 #include <cmath>
 
 #include "framework/ops/attention.h"
@@ -33,27 +34,46 @@ Layout make_layout(const Tensor& qkv, const Tensor& prefix_k, const AttentionCon
           cfg.head_dim, shape.group, cfg.qkv_width(), cfg.q_width(), cfg.kv_width()};
 }
 
-// Softmax of one score row in place; masked keys get probability 0.
-void masked_softmax_row(float* row, const Layout& l, const int32_t* key_mask, int64_t query, bool causal) {
-  auto visible = [&](int64_t j) {  // j indexes the P + T keys
-    if (j < l.prefix) return true;
-    const int64_t t = j - l.prefix;
-    return (key_mask == nullptr || key_mask[t] != 0) && (!causal || t <= query);
-  };
+// Softmax of one score row (P + T keys) in place; keys the query cannot see
+// get probability 0. A query sees the P prefix keys and the first `seen`
+// token keys (its own and earlier ones when causal, all T otherwise) whose
+// key_mask is set (kMasked: a mask is given). Branch-free loops, so they
+// vectorise (the reductions through `omp simd`; a row's order of summation
+// is fixed, so the result is reproducible).
+template <bool kMasked>
+void softmax_row(float* row, int64_t P, int64_t T, const int32_t* key_mask, int64_t seen) {
+  float* tokens = row + P;
+  auto hidden = [&](int64_t t) { return kMasked && key_mask[t] == 0; };
   float mx = -INFINITY;
-  for (int64_t j = 0; j < l.keys; ++j)
-    if (visible(j)) mx = std::max(mx, row[j]);
+#pragma omp simd reduction(max : mx)
+  for (int64_t j = 0; j < P; ++j) mx = std::max(mx, row[j]);
+#pragma omp simd reduction(max : mx)
+  for (int64_t t = 0; t < seen; ++t) mx = std::max(mx, hidden(t) ? -INFINITY : tokens[t]);
   if (mx == -INFINITY) {
-    for (int64_t j = 0; j < l.keys; ++j) row[j] = 0.0f;
+    std::fill(row, row + P + T, 0.0f);
     return;
   }
   float sum = 0.0f;
-  for (int64_t j = 0; j < l.keys; ++j) {
-    row[j] = visible(j) ? exp_simd(row[j] - mx) : 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < P; ++j) {
+    row[j] = exp_simd(row[j] - mx);
     sum += row[j];
   }
+#pragma omp simd reduction(+ : sum)
+  for (int64_t t = 0; t < seen; ++t) {
+    const float e = exp_simd(tokens[t] - mx);
+    tokens[t] = hidden(t) ? 0.0f : e;
+    sum += tokens[t];
+  }
+  std::fill(tokens + seen, tokens + T, 0.0f);
   const float inv = 1.0f / sum;
-  for (int64_t j = 0; j < l.keys; ++j) row[j] *= inv;
+#pragma omp simd
+  for (int64_t j = 0; j < P + seen; ++j) row[j] *= inv;
+}
+
+void masked_softmax_row(float* row, int64_t P, int64_t T, const int32_t* key_mask, int64_t seen) {
+  if (key_mask) softmax_row<true>(row, P, T, key_mask, seen);
+  else softmax_row<false>(row, P, T, nullptr, seen);
 }
 
 }  // namespace
@@ -85,7 +105,7 @@ void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv
       gemm(Trans::kNo, Trans::kYes, T, T, D, cfg.scale, tokens + l.q_offset(h), W, tokens + l.k_offset(h), W, 0.0f,
            att + P, S);
       for (int64_t i = 0; i < T; ++i)
-        masked_softmax_row(att + i * S, l, pmask ? pmask + b * T : nullptr, i, causal);
+        masked_softmax_row(att + i * S, P, T, pmask ? pmask + b * T : nullptr, causal ? i + 1 : T);
       if (P) gemm(Trans::kNo, Trans::kNo, T, D, P, 1.0f, att, S, pv + l.prefix_offset(h), l.kv_width, 0.0f, o,
                   l.q_width);
       gemm(Trans::kNo, Trans::kNo, T, D, T, 1.0f, att + P, S, tokens + l.v_offset(h), W, P ? 1.0f : 0.0f, o,

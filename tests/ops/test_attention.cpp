@@ -19,14 +19,17 @@ struct Case {
   int64_t heads, kv_heads, prefix;
   ops::AttentionMask mask;
   bool padded;
+  int64_t seq = 5;  // > 64 splits causal attention into query blocks on the CPU
 };
 
 class Attention : public ::testing::TestWithParam<Case> {
  protected:
-  static constexpr int64_t B = 2, T = 5, D = 3;
+  static constexpr int64_t B = 2, D = 3;
+  int64_t T = 0;
 
   void SetUp() override {
     const Case c = GetParam();
+    T = c.seq;
     cfg.heads = c.heads;
     cfg.kv_heads = c.kv_heads;
     cfg.head_dim = D;
@@ -116,7 +119,8 @@ using M = ops::AttentionMask;
 INSTANTIATE_TEST_SUITE_P(Configs, Attention,
                          ::testing::Values(Case{2, 2, 0, M::kBidirectional, false}, Case{2, 2, 0, M::kCausal, true},
                                            Case{2, 2, 3, M::kBidirectional, true}, Case{2, 2, 3, M::kCausal, false},
-                                           Case{4, 2, 2, M::kCausal, true}, Case{4, 1, 2, M::kBidirectional, true}));
+                                           Case{4, 2, 2, M::kCausal, true}, Case{4, 1, 2, M::kBidirectional, true},
+                                           Case{4, 2, 3, M::kCausal, true, 150}, Case{2, 2, 0, M::kCausal, false, 129}));
 
 }  // namespace
 }  // namespace ptune

@@ -10,21 +10,13 @@
 #include "framework/core/error.h"
 #include "framework/data/dataset.h"
 #include "framework/io/json_file.h"
+#include "expect_error.h"
 
 namespace ptune::data {
 namespace {
 
 using model::TaskKind;
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 // The committed fixture tokenizers, with tokenizer.json's own truncation and
 // padding off (as transformers does).

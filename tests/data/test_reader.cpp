@@ -9,19 +9,12 @@
 
 #include "framework/core/error.h"
 #include "framework/data/reader.h"
+#include "expect_error.h"
 
 namespace ptune::data {
 namespace {
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 std::string field(const Record& r, const std::string& name) {
   const std::string* v = r.find(name);

@@ -11,8 +11,11 @@
 #include <string>
 
 #include "framework/core/error.h"
+#include "expect_error.h"
 
 namespace ptune::io::testing {
+
+using ptune::testing::expect_error;
 
 class ScratchDir : public ::testing::Test {
  protected:
@@ -40,18 +43,6 @@ inline std::string safetensors_bytes(const std::string& header, const std::strin
   std::string out(8, '\0');
   for (int i = 0; i < 8; ++i) out[size_t(i)] = char((uint64_t(header.size()) >> (8 * i)) & 0xff);
   return out + header + data;
-}
-
-// Runs fn, expecting a ptune::Error whose message holds every needle.
-template <class Fn>
-void expect_error(Fn&& fn, std::initializer_list<std::string> needles) {
-  try {
-    fn();
-    ADD_FAILURE() << "no ptune::Error thrown";
-  } catch (const ptune::Error& e) {
-    const std::string what = e.what();
-    for (const std::string& n : needles) EXPECT_NE(what.find(n), std::string::npos) << "'" << n << "' not in: " << what;
-  }
 }
 
 }  // namespace ptune::io::testing

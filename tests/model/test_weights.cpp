@@ -14,26 +14,19 @@
 #include "framework/io/json_file.h"
 #include "framework/model/spec.h"
 #include "framework/model/weights.h"
+#include "expect_error.h"
 
 namespace ptune::model {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::error_of;
 
 fs::path temp_dir(const std::string& name) {
   fs::path p = fs::temp_directory_path() / ("ptune_test_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(p);
   fs::create_directories(p);
   return p;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 class Weights : public ::testing::TestWithParam<Arch> {};

@@ -11,23 +11,13 @@
 
 #include "framework/core/error.h"
 #include "framework/recipe/recipe.h"
+#include "expect_error.h"
 
 namespace ptune::recipe {
 namespace {
 
 using peft::Encoder, peft::Placement, peft::PromptInit, peft::Method;
-
-// Runs fn, expecting a ptune::Error whose message holds every needle.
-template <class Fn>
-void expect_error(Fn&& fn, std::initializer_list<std::string> needles) {
-  try {
-    fn();
-    ADD_FAILURE() << "no ptune::Error thrown";
-  } catch (const ptune::Error& e) {
-    const std::string what = e.what();
-    for (const std::string& n : needles) EXPECT_NE(what.find(n), std::string::npos) << "'" << n << "' not in: " << what;
-  }
-}
+using testing::expect_error;
 
 Recipe parse(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
   return parse_recipe(yaml, "r.yaml", overrides);

@@ -12,26 +12,17 @@
 #include "framework/text/tokenizer.h"
 #include "framework/text/unicode.h"
 #include "text/golden_util.h"
+#include "expect_error.h"
 
 namespace ptune::text {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::error_of;
 
 nlohmann::json load_json(const fs::path& p) {
   std::ifstream in(p);
   return nlohmann::json::parse(in);
-}
-
-// The message of the ptune::Error that f throws ("" if none).
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const ptune::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 class TempDir {

@@ -10,8 +10,11 @@
 
 #include "framework/core/parameters.h"
 #include "framework/io/safetensors.h"
+#include "expect_error.h"
 
 namespace ptune::train::testing {
+
+using ptune::testing::expect_error;
 
 inline std::string fixture(const std::string& name) { return std::string(PTUNE_FIXTURES) + "/optimizer/" + name; }
 
@@ -60,17 +63,5 @@ class ScratchDir : public ::testing::Test {
 
   std::filesystem::path dir_;
 };
-
-// Runs fn, expecting a ptune::Error whose message holds every needle.
-template <class Fn>
-void expect_error(Fn&& fn, std::initializer_list<std::string> needles) {
-  try {
-    fn();
-    ADD_FAILURE() << "no ptune::Error thrown";
-  } catch (const ptune::Error& e) {
-    const std::string what = e.what();
-    for (const std::string& n : needles) EXPECT_NE(what.find(n), std::string::npos) << "'" << n << "' not in: " << what;
-  }
-}
 
 }  // namespace ptune::train::testing

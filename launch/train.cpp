@@ -113,20 +113,22 @@ int train(const RecipeArgs& args, bool print_config) {
   train::Trainer trainer(t, *job->prompt, *job->head, job->params, *job->train, std::move(sampler),
                          job->eval ? &*job->eval : nullptr, log, save);
 
-  // GPU tensors travel over NCCL (bootstrapped by MPI); host values (counts,
-  // metrics, the stop flag) over MPI.
-  const bool on_gpu = job->model->device().is_cuda();
+  // GPU tensors travel over NCCL (bootstrapped by MPI) wherever MPI carries
+  // the job, one rank included; host values (counts, metrics, the stop
+  // flag) over MPI.
+  const Device device = job->model->device();
   std::unique_ptr<dist::Communicator> tensor_comm;
-  if (on_gpu && comm->size() > 1) tensor_comm = device_communicator(*comm);
+  if (!comm->supports(device)) tensor_comm = device_communicator(*comm);
 
-  // Frozen weights sharded over all ranks or over this node's ranks.
-  std::unique_ptr<dist::Communicator> node_comm;
+  // Frozen weights sharded over all ranks or over this node's ranks (on
+  // GPUs an NCCL communicator of the node's ranks, bootstrapped through
+  // MPI's node communicator: the gathers stay on the node's links).
+  std::unique_ptr<dist::Communicator> node_comm, node_tensor_comm;
   dist::Communicator* shard_comm = tensor_comm ? tensor_comm.get() : comm.get();
   if (r.model.shard == recipe::ShardMode::kNode && dist::launch_env().under_launcher) {
-    PTUNE_CHECK(!on_gpu, "model.shard node needs a node-local NCCL communicator, which this version does not "
-                         "build: use model.shard world on GPUs");
     node_comm = dist::make_mpi_node_communicator();
-    shard_comm = node_comm.get();
+    if (!node_comm->supports(device)) node_tensor_comm = device_communicator(*node_comm);
+    shard_comm = node_tensor_comm ? node_tensor_comm.get() : node_comm.get();
   }
   std::unique_ptr<dist::ShardedWeights> shard;
   if (r.model.shard != recipe::ShardMode::kNone)

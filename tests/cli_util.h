@@ -22,16 +22,26 @@ struct CliRun {
   std::string output;  // stdout + stderr
 };
 
-// Runs ptune from the source tree (recipes name paths relative to it).
-inline CliRun ptune(const std::string& args) {
+// Ranks busy-poll by default; yielding keeps more ranks than cores usable.
+inline constexpr const char* kMpirun = "OMPI_MCA_mpi_yield_when_idle=1 mpirun --oversubscribe --allow-run-as-root -np";
+
+// The ptune command line on `np` ranks under mpirun (0: a plain process, no MPI at all).
+inline std::string ptune_cmd(int np, const std::string& args) {
+  return np == 0 ? fmt::format("{} {}", PTUNE_BINARY, args) : fmt::format("{} {} {} {}", kMpirun, np, PTUNE_BINARY, args);
+}
+
+// Runs a shell command from the source tree (recipes name paths relative to
+// it) with one OpenMP thread a process.
+inline CliRun shell(const std::string& cmd) {
   const std::filesystem::path log = std::filesystem::temp_directory_path() / ("ptune_cli_" + std::to_string(::getpid()) + ".log");
-  const std::string cmd =
-      fmt::format("cd {} && OMP_NUM_THREADS=1 {} {} > {} 2>&1", PTUNE_SOURCE_DIR, PTUNE_BINARY, args, log.string());
-  const int status = std::system(cmd.c_str());
+  const int status =
+      std::system(fmt::format("cd {} && OMP_NUM_THREADS=1 {} > {} 2>&1", PTUNE_SOURCE_DIR, cmd, log.string()).c_str());
   CliRun r{status, io::read_text_file(log.string())};
   std::filesystem::remove(log);
   return r;
 }
+
+inline CliRun ptune(const std::string& args) { return shell(ptune_cmd(0, args)); }
 
 inline std::vector<nlohmann::json> metrics(const std::filesystem::path& run) {
   std::vector<nlohmann::json> out;

@@ -26,6 +26,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::ptune;
+using testing::ptune_cmd;
+using testing::shell;
 using testing::step_losses;
 
 class CudaTrain : public ::testing::Test {
@@ -51,14 +53,15 @@ class CudaTrain : public ::testing::Test {
     if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
   }
 
-  // Trains `steps` steps of a recipe; returns the run directory.
+  // Trains 5 steps of a recipe on a global batch of 8, on `np` ranks under
+  // mpirun (0: one plain process); returns the run directory.
   static fs::path train(const std::string& recipe, const std::string& arch, const std::string& run,
-                        const std::string& extra) {
+                        const std::string& extra, int np = 0) {
     const fs::path dir = *root_ / run;
-    const auto r = ptune(fmt::format(
-        "train recipes/{}.yaml model.path={} train.output_dir={} train.max_steps=5 train.log_every=1 "
-        "train.eval_every=0 train.micro_batch=8 train.schedule=constant {}",
-        recipe, (*root_ / arch).string(), dir.string(), extra));
+    const auto r = shell(ptune_cmd(
+        np, fmt::format("train recipes/{}.yaml model.path={} train.output_dir={} train.max_steps=5 train.log_every=1 "
+                        "train.eval_every=0 train.micro_batch={} train.schedule=constant {}",
+                        recipe, (*root_ / arch).string(), dir.string(), 8 / std::max(np, 1), extra)));
     EXPECT_EQ(r.status, 0) << r.output;
     return dir;
   }
@@ -119,6 +122,32 @@ TEST_F(CudaTrain, VerbalizerAndCausalLmMatchTheCpuRun) {
                             "'data.verbalizer={negative: bad, positive: good}' data.eval= train.lr=0.005"},
                            "bert_verbalizer");
   expect_gpu_trains_as_cpu({"llama_prompt_tuning_instruct", "llama", ""}, "llama_causal");
+}
+
+// Data-parallel runs on GPUs under mpirun, with the frozen weights sharded
+// over the world's ranks or over the node's (an NCCL communicator of the
+// node's ranks, bootstrapped through MPI's node communicator), train what
+// one process trains: on two ranks where two GPUs are visible, else on
+// one (NCCL over one rank; every unit still goes through the sharded
+// gathers, which the report counts).
+TEST_F(CudaTrain, ShardedRunsUnderMpirunMatchOneProcess) {
+  const std::string f32 = "model.device=cuda model.dtype=f32 data.eval=";
+  const std::vector<double> base = step_losses(train("quickstart", "bert", "shard_base", f32));
+  ASSERT_EQ(base.size(), 5u);
+  const int np = std::min(cuda_device_count(), 2);
+  for (const char* shard : {"world", "node"}) {
+    const std::string run = fmt::format("shard_{}_np{}", shard, np);
+    SCOPED_TRACE(run);
+    const fs::path dir = train("quickstart", "bert", run, f32 + " model.shard=" + shard, np);
+    const std::vector<double> losses = step_losses(dir);
+    ASSERT_EQ(losses.size(), base.size());
+    for (size_t i = 0; i < base.size(); ++i)
+      EXPECT_NEAR(losses[i], base[i], 1e-5 * std::abs(base[i])) << "step " << i + 1;
+    const nlohmann::json report = io::read_json_file((dir / "dist.json").string());
+    EXPECT_EQ(report["world_size"], np);
+    EXPECT_EQ(report["shard"], shard);
+    EXPECT_GE(report["all_gather_bytes_per_step"].get<int64_t>(), report["frozen_bytes_unsharded"].get<int64_t>());
+  }
 }
 
 // The GPU-trained adapter evaluates the same on both devices.

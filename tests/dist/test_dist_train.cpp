@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli_util.h"
 #include "framework/io/json_file.h"
 #include "framework/io/safetensors.h"
 
@@ -27,38 +28,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Proc {
-  int status;
-  std::string output;
-};
-
-// Ranks busy-poll by default; yielding keeps 4 ranks on 2 cores usable.
-const char* kMpirun = "OMPI_MCA_mpi_yield_when_idle=1 mpirun --oversubscribe --allow-run-as-root -np";
-
-Proc shell(const std::string& cmd, const std::string& tag) {
-  const fs::path log = fs::temp_directory_path() / fmt::format("ptune_dist_{}_{}.log", ::getpid(), tag);
-  const int status = std::system(fmt::format("cd {} && OMP_NUM_THREADS=1 {} > {} 2>&1", PTUNE_SOURCE_DIR, cmd,
-                                             log.string()).c_str());
-  Proc r{status, io::read_text_file(log.string())};
-  fs::remove(log);
-  return r;
-}
-
-// ptune on `np` ranks (0: a plain single process, no MPI at all).
-std::string ptune_cmd(int np, const std::string& args) {
-  return np == 0 ? fmt::format("{} {}", PTUNE_BINARY, args)
-                 : fmt::format("{} {} {} {}", kMpirun, np, PTUNE_BINARY, args);
-}
-
-std::vector<double> step_losses(const fs::path& run) {
-  std::vector<double> losses;
-  std::ifstream in(run / "metrics.jsonl");
-  for (std::string line; std::getline(in, line);) {
-    const auto m = nlohmann::json::parse(line);
-    if (m.contains("loss") && !m.contains("split")) losses.push_back(m["loss"]);
-  }
-  return losses;
-}
+using Proc = testing::CliRun;
+using testing::kMpirun;
+using testing::ptune_cmd;
+using testing::shell;
+using testing::step_losses;
 
 // ‖a − b‖₂ / ‖a‖₂, the worst over the parameter tensors of two checkpoints.
 // (Norm-wise, not element-wise: AdamW's step g/(√v + ε) turns the rounding
@@ -92,8 +66,7 @@ class DistTrain : public ::testing::Test {
     fs::create_directories(*root_);
     for (const char* arch : {"bert", "gpt2"})
       ASSERT_EQ(0, shell(ptune_cmd(0, fmt::format("init-model --arch {} --tokenizer recipes/data/quickstart/tokenizer.json"
-                                                  " --out {}", arch, (*root_ / arch).string())),
-                         arch)
+                                                  " --out {}", arch, (*root_ / arch).string())))
                        .status);
   }
   static void TearDownTestSuite() {
@@ -109,8 +82,7 @@ class DistTrain : public ::testing::Test {
     return shell(ptune_cmd(np, fmt::format("train recipes/quickstart.yaml model.path={} train.output_dir={} "
                                            "train.micro_batch={} train.max_steps={} train.log_every=1 "
                                            "train.schedule=constant train.lr=0.005 data.eval= {}",
-                                           (*root_ / arch).string(), (*root_ / run).string(), per_rank, steps, extra)),
-                 run);
+                                           (*root_ / arch).string(), (*root_ / run).string(), per_rank, steps, extra)));
   }
   fs::path dir(const std::string& run) const { return *root_ / run; }
 };
@@ -219,8 +191,7 @@ TEST_F(DistTrain, UnevenLastBatchesTrainAndEvaluateAsOneProcess) {
                                          train10.string());
   const auto run = [&](int np, const std::string& name, const std::string& extra) {
     return shell(ptune_cmd(np, fmt::format("train recipes/quickstart.yaml model.path={} train.output_dir={} {} {}",
-                                           (*root_ / "bert").string(), dir(name).string(), common, extra)),
-                 name);
+                                           (*root_ / "bert").string(), dir(name).string(), common, extra)));
   };
   const Proc one = run(0, "uneven1", "train.micro_batch=9 train.eval_batch=21");
   ASSERT_EQ(one.status, 0) << one.output;
@@ -261,8 +232,7 @@ TEST_F(DistTrain, VerbalizerWithTheTiedDecoderShards) {
     return shell(ptune_cmd(np, fmt::format("train {} model.path={} train.output_dir={} train.max_steps=5 "
                                            "train.log_every=1 data.eval= train.schedule=constant train.lr=0.005 "
                                            "method.name=prompt-tuning {}",
-                                           recipe.string(), (*root_ / "bert").string(), dir(name).string(), extra)),
-                 name);
+                                           recipe.string(), (*root_ / "bert").string(), dir(name).string(), extra)));
   };
   const Proc one = run(0, "verb1", "train.micro_batch=8");
   ASSERT_EQ(one.status, 0) << one.output;
@@ -284,8 +254,7 @@ TEST_F(DistTrain, AFailingRankEndsTheJob) {
                           ptune_cmd(4, fmt::format("train recipes/quickstart.yaml model.path={} train.output_dir={} "
                                                    "train.micro_batch=2 train.max_steps=1000 data.eval= "
                                                    "model.shard=world",
-                                                   (*root_ / "bert").string(), dir("fail").string())),
-                      "fail");
+                                                   (*root_ / "bert").string(), dir("fail").string())));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_NE(r.status, 0);
   EXPECT_LT(seconds, 30.0);

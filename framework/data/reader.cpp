@@ -72,12 +72,10 @@ std::vector<Record> parse_jsonl(std::string_view text, const std::string& origin
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(l);
-    } catch (const nlohmann::json::parse_error& e) {
-      // e.byte is 1-based within the line; drop nlohmann's "[json.exception…] " prefix.
-      std::string what = e.what();
-      const size_t p = what.find("] ");
-      if (p != std::string::npos) what = what.substr(p + 2);
-      PTUNE_FAIL("{}:{}: invalid JSON at column {}: {}", origin, line, e.byte, what);
+    } catch (const nlohmann::json::parse_error& e) {  // e.byte: 1-based within the line
+      PTUNE_FAIL("{}:{}: invalid JSON at column {}: {}", origin, line, e.byte, io::json_error_text(e));
+    } catch (const nlohmann::json::exception& e) {  // well-formed but unrepresentable: a number beyond double
+      PTUNE_FAIL("{}:{}: invalid JSON: {}", origin, line, io::json_error_text(e));
     }
     PTUNE_CHECK(j.is_object(), "{}:{}: expected a JSON object per line, got {}", origin, line, j.type_name());
     Record r;

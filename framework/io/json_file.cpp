@@ -39,7 +39,15 @@ nlohmann::json parse_json(std::string_view text, const std::string& origin) {
     std::string_view what = e.what();
     if (const size_t p = what.find(": "); p != std::string_view::npos) what.remove_prefix(p + 2);
     PTUNE_FAIL("{}:{}:{}: invalid JSON: {}", origin, line, column, what);
+  } catch (const nlohmann::json::exception& e) {  // well-formed but unrepresentable: a number beyond double
+    PTUNE_FAIL("{}: invalid JSON: {}", origin, json_error_text(e));
   }
+}
+
+std::string_view json_error_text(const nlohmann::json::exception& e) {
+  std::string_view what = e.what();
+  if (const size_t p = what.find("] "); p != std::string_view::npos) what.remove_prefix(p + 2);
+  return what;
 }
 
 nlohmann::json read_json_file(const std::string& path) { return parse_json(read_text_file(path), path); }

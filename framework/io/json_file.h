@@ -10,12 +10,16 @@
 namespace ptune::io {
 
 // Throws ptune::Error "FILE:LINE:COL: invalid JSON: …" on a syntax error,
-// or "cannot read FILE: …" when the file cannot be opened.
+// "FILE: invalid JSON: …" on a number beyond double, or "cannot read FILE:
+// …" when the file cannot be opened.
 nlohmann::json read_json_file(const std::string& path);
 
 // Parses `text`; `origin` names where it came from in error messages
 // (a path, or "the header of FILE").
 nlohmann::json parse_json(std::string_view text, const std::string& origin);
+
+// nlohmann's message without its "[json.exception.…] " prefix.
+std::string_view json_error_text(const nlohmann::json::exception& e);
 
 // Pretty-printed (2-space indent, trailing newline), written atomically.
 void write_json_file(const std::string& path, const nlohmann::json& value);

@@ -45,6 +45,10 @@ TEST(Reader, JsonlErrorsNameFileAndLine) {
   EXPECT_NE(error_of([] { parse_records("{\"a\": 1}\n{\"a\": 2,}\n", Format::kJsonl, "d.jsonl"); })
                 .find("d.jsonl:2: invalid JSON at column"),
             std::string::npos);
+  // Well-formed JSON whose number is beyond double (found by tests/fuzz).
+  EXPECT_NE(error_of([] { parse_records("{\"a\": 1}\n{\"a\": 333e3433}\n", Format::kJsonl, "d.jsonl"); })
+                .find("d.jsonl:2: invalid JSON: number overflow parsing '333e3433'"),
+            std::string::npos);
   EXPECT_NE(error_of([] { parse_records("{\"a\": 1}\n\n[1, 2]\n", Format::kJsonl, "d.jsonl"); })
                 .find("d.jsonl:3: expected a JSON object per line, got array"),
             std::string::npos);

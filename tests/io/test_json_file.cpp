@@ -27,6 +27,9 @@ TEST_F(JsonFile, SyntaxErrorNamesFileLineAndColumn) {
   expect_error([&] { read_json_file(path); }, {path + ":3:", "invalid JSON"});
   testing::write_bytes(path, "");
   expect_error([&] { read_json_file(path); }, {path + ":1:1", "invalid JSON"});
+  // Well-formed, but the number is beyond double (found by tests/fuzz).
+  testing::write_bytes(path, "{\"hidden_size\": 1e999}");
+  expect_error([&] { read_json_file(path); }, {path + ": invalid JSON: number overflow parsing '1e999'"});
 }
 
 TEST_F(JsonFile, MissingFile) {

@@ -12,9 +12,10 @@ ROOT=$(pwd)
 SECONDS_PER_TARGET=${1:-60}
 shift || true
 BUILD=$ROOT/build-fuzz
+mkdir -p "$BUILD"
 CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPTUNE_TESTS=OFF \
   -DPTUNE_FUZZ=ON -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined" \
-  > "$BUILD.configure.log"
+  > "$BUILD/configure.log"
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(recipe records safetensors tokenizer model_config)
 cmake --build "$BUILD" -j "$(nproc)" --target "${TARGETS[@]/#/fuzz_}"

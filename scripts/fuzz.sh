@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the parsers of user input (tests/fuzz: recipes, data files,
-# safetensors, tokenizers, config.json) with libFuzzer under ASan + UBSan.
+# safetensors, tokenizers, config.json, dataset templates) with libFuzzer
+# under ASan + UBSan.
 # Bad input must end in a ptune::Error; a crash, a sanitizer report or any
 # other exception is a finding, saved under build-fuzz/findings/.
 #   bash scripts/fuzz.sh [SECONDS_PER_TARGET=60] [TARGET…]
@@ -17,7 +18,7 @@ CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithD
   -DPTUNE_FUZZ=ON -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined" \
   > "$BUILD/configure.log"
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(recipe records safetensors tokenizer model_config)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(recipe records safetensors tokenizer model_config dataset)
 cmake --build "$BUILD" -j "$(nproc)" --target "${TARGETS[@]/#/fuzz_}"
 
 # Seed corpora from what the repository already holds (nothing is copied
@@ -45,6 +46,14 @@ for t in misc_wordlevel misc_bpe misc_unigram misc_wordpiece; do
 done
 printf '\x01Hello world' > "$CORPUS/tokenizer/text1"
 printf '\x03caf\xc3\xa9 na\xc3\xafve, 123 tokens!' > "$CORPUS/tokenizer/text2"
+seed dataset
+# SETTINGS (task, tokenizer, truncation), MAX_LENGTH, TEXT \x1f TEXT_PAIR \x1f JSONL records.
+R='{"sentence": "a good movie", "premise": "It rains.", "hypothesis": "It is wet.", "label": 1, "answer": "yes"}
+{"sentence": "not good at all", "premise": "x", "hypothesis": "y", "label": "0", "answer": "no"}'
+printf '\x00\x20{sentence}\x1f\x1f%s' "$R" > "$CORPUS/dataset/classification"
+printf '\x01\x10{sentence} It was [MASK].\x1f\x1f%s' "$R" > "$CORPUS/dataset/verbalizer"
+printf '\x02\x30Q: {premise} [P*2] A:\x1f\x1f%s' "$R" > "$CORPUS/dataset/causal_lm"
+printf '\x1b\x08[P*3]{premise}\x1f{hypothesis}\x1f%s' "$R" > "$CORPUS/dataset/pair"
 
 status=0
 for t in "${TARGETS[@]}"; do

@@ -63,13 +63,14 @@ std::unique_ptr<dist::Communicator> world_communicator() {
   return std::make_unique<dist::SingleCommunicator>();
 }
 
-// The communicator for GPU tensors across the world's ranks.
-std::unique_ptr<dist::Communicator> device_communicator(dist::Communicator& world) {
+// The communicator for GPU tensors across the ranks of `mpi` (the world's
+// or the node's), this rank on GPU local_rank.
+std::unique_ptr<dist::Communicator> device_communicator(dist::Communicator& mpi) {
 #ifdef PTUNE_HAS_NCCL
-  return dist::make_nccl_communicator(world, dist::launch_env().local_rank);
+  return dist::make_nccl_communicator(mpi, dist::launch_env().local_rank);
 #else
-  (void)world;
-  PTUNE_FAIL("several ranks on GPUs need NCCL, which this ptune was built without (install libnccl-dev, rebuild)");
+  (void)mpi;
+  PTUNE_FAIL("GPU runs under mpirun need NCCL, which this ptune was built without (install libnccl-dev, rebuild)");
 #endif
 }
 

@@ -37,7 +37,7 @@ PY=${PYTHON:-python3}
 # one_launch merges, so the second run times one_launch and the difference
 # in the attention backward row is dq_atomic's; the profile's other rows
 # tell the rest apart; BENCH_BATCH=8 halves the bench).
-R5=$(step bench_gpu "$PY" tests/bench/bench_gpu.py --ptune "$BUILD/launch/ptune" --profile \
+R5=$(step bench_gpu "$PY" -u tests/bench/bench_gpu.py --ptune "$BUILD/launch/ptune" --profile \
        --batch "${BENCH_BATCH-8,32}" --candidates "${BENCH_CANDIDATES-all=1;one_launch=forward32,backward32,one_launch,gemm_autotune,rope_vec,norm_warp}" --out "$OUT/bench_gpu.json")
 # Only so many files come back from a lent machine: drop the logs of steps
 # that passed and carry nothing to read.

@@ -66,6 +66,7 @@ def ptune_rate(binary, shape, batch, seq, prefix, steps, warmup, profile, candid
     except subprocess.TimeoutExpired:
         return {"engine": "ptune", "error": f"no result within {RUN_TIMEOUT_S} s (hung?)"}
     sys.stdout.write(p.stdout + p.stderr)
+    sys.stdout.flush()
     m = re.search(r"step ([\d.]+) ms, ([\d.]+) tokens/s", p.stdout)
     if p.returncode != 0 or not m:
         return {"engine": "ptune", "error": (p.stderr or p.stdout)[-2000:]}
@@ -160,13 +161,15 @@ def main():
     ap.add_argument("--out", default="bench_gpu.json")
     args = ap.parse_args()
 
+    # Batch-major (every shape at the first batch before any at the next),
+    # and the report rewritten after each row: a run cut short by a device
+    # time limit still leaves the rows it finished.
     results = []
-    for shape in args.shapes.split(","):
-        for batch in (int(b) for b in args.batch.split(",")):
+    for batch in (int(b) for b in args.batch.split(",")):
+        for shape in args.shapes.split(","):
             results.append(measure(args, shape, batch))
-
-    json.dump({"results": results, "peak_tflops": args.peak_tflops, "time": time.time()}, open(args.out, "w"),
-              indent=1)
+            with open(args.out, "w") as out:
+                json.dump({"results": results, "peak_tflops": args.peak_tflops, "time": time.time()}, out, indent=1)
     print(f"{'shape':<12} {'batch':>5} {'engine':<24} {'tok/s':>10} {'MFU':>7} {'vs torch':>8}")
     for r in results:
         for name, e in r.items():

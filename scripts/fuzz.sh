@@ -28,6 +28,9 @@ FINDINGS=$BUILD/findings
 mkdir -p "$FINDINGS"
 seed() { mkdir -p "$CORPUS/$1"; }
 seed recipe && cp recipes/*.yaml "$CORPUS/recipe/"
+# A recipe with command-line overrides after it, \x1f between the parts.
+printf '%s\x1fmethod.name=prefix-tuning\x1ftrain.lr=0.1\x1fdata.verbalizer={positive: great, negative: bad}\x1fmethod.layers=[0,1]' \
+  "$(cat recipes/quickstart.yaml)" > "$CORPUS/recipe/overrides"
 seed records
 for f in ../shared/datasets/*/train.jsonl; do
   [ -f "$f" ] && head -c 4000 "$f" > "$CORPUS/records/$(basename "$(dirname "$f")").jsonl"

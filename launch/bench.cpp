@@ -34,7 +34,7 @@ struct BenchOptions {
   int steps = 10, warmup = 2;
   std::string device = "cpu", dtype = "bf16";  // dtype: of the model on a GPU (the CPU computes in f32)
   double peak_tflops = 989.0;
-  bool profile = false;  // GPU: per-op time of the step (ops/profile.h), after the timed steps
+  bool profile = false;  // per-op time of the step (ops/profile.h), after the timed steps
 };
 
 int bench(const BenchOptions& o) {
@@ -124,16 +124,16 @@ int bench(const BenchOptions& o) {
   if (gpu)
     fmt::print("MFU {:.1f}% of {:.0f} TFLOP/s\n", 100.0 * tokens * flops_per_token / seconds / (o.peak_tflops * 1e12),
                o.peak_tflops);
-  if (gpu && o.profile) {
-    // Separate steps: the events add a little time of their own.
+  if (o.profile) {
+    // Separate steps: the timing adds a little time of its own.
     ops::OpProfile::enable(true);
     for (int i = 0; i < o.steps; ++i) step();
     const std::vector<ops::OpProfile::Row> rows = ops::OpProfile::collect();
     ops::OpProfile::enable(false);
     double total = 0.0;
     for (const auto& r : rows) total += r.ms;
-    fmt::print("profile: GPU time per step by op ({:.2f} ms in ops of {:.2f} ms measured above)\n", total / o.steps,
-               1e3 * seconds / o.steps);
+    fmt::print("profile: {} time per step by op ({:.2f} ms in ops of {:.2f} ms measured above)\n", gpu ? "GPU" : "CPU",
+               total / o.steps, 1e3 * seconds / o.steps);
     for (const auto& r : rows)
       fmt::print("  {:<32} {:8.3f} ms {:5.1f}%  {:5} calls\n", r.op, r.ms / o.steps, 100.0 * r.ms / total,
                  r.calls / o.steps);
@@ -161,7 +161,7 @@ Command add_bench(CLI::App& app) {
   cmd->add_option("--device", o->device, "cpu | cuda")->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "bf16 | f32 (the model's dtype on a GPU)")->capture_default_str();
   cmd->add_option("--peak-tflops", o->peak_tflops, "dense bf16 peak for the MFU")->capture_default_str();
-  cmd->add_flag("--profile", o->profile, "GPU: print the step's time per op");
+  cmd->add_flag("--profile", o->profile, "print the step's time per op");
   return [cmd, o] { return cmd->parsed() ? bench(*o) : -1; };
 }
 

@@ -1,10 +1,14 @@
-// Per-op GPU time, for `ptune bench --profile`: while enabled, every op
-// that PTUNE_ROUTE sends to CUDA is bracketed by two timing events on its
-// stream, and collect() sums the elapsed times by op name. Disabled (the
-// default) it costs one branch per op. Events come from a pool reused after
-// reset(), so profiled steps stay allocation-free once warm.
+// Per-op time, for `ptune bench --profile`: while enabled, every public op
+// (PTUNE_ROUTE) is timed, on a GPU by two events on its stream, on the CPU
+// by the host clock around the op's body. An op run inside another (the
+// CPU's residual_norm_forward is add_forward then norm_forward) counts in
+// the outer one only, so the rows add up to the step. collect() sums the
+// times by op name. Disabled (the default) it costs one branch per op.
+// Records come from a pool reused after reset(), so profiled steps stay
+// allocation-free once warm.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,7 +35,7 @@ class OpProfile {
   static inline bool enabled_ = false;
 };
 
-// Records the start event on construction and the end on destruction.
+// Starts timing on construction, stops on destruction.
 class ProfileScope {
  public:
   ProfileScope(const char* op, Device device);
@@ -40,8 +44,10 @@ class ProfileScope {
   ProfileScope& operator=(const ProfileScope&) = delete;
 
  private:
-  int64_t slot_ = -1;  // -1: profiling off
+  int64_t slot_ = -1;  // -1: not recorded (profiling off, or inside another op)
+  bool counted_ = false;  // holds a nesting level
   Device device_;
+  std::chrono::steady_clock::time_point start_;  // CPU ops
 };
 
 }  // namespace ptune::ops

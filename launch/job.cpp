@@ -19,11 +19,11 @@ data::Dataset Job::load_dataset(const std::string& path) const {
   return d;
 }
 
-std::unique_ptr<Job> build_job(const recipe::Recipe& recipe, Datasets datasets) {
+std::unique_ptr<Job> build_job(const recipe::Recipe& recipe, Datasets datasets, const model::ShardLayout& layout) {
   auto job = std::make_unique<Job>();
   job->recipe = recipe;
   PTUNE_CHECK(!recipe.model.path.empty(), "model.path is not set");
-  job->model = model::Transformer::load(recipe.model.path);
+  job->model = model::Transformer::load(recipe.model.path, layout);
   job->tokenizer = std::make_unique<text::Tokenizer>(text::Tokenizer::from_directory(recipe.model.path));
   // tokenizer.json may carry its own truncation/padding (MiniLM's: 128);
   // transformers ignores them and so does ptune: data.max_length rules.

@@ -91,7 +91,39 @@ int train(const RecipeArgs& args, bool print_config) {
   }
   std::unique_ptr<dist::Communicator> comm = world_communicator();
   const bool rank0 = comm->rank() == 0;
-  auto job = build_job(r, Datasets::kTrainAndEval);
+  // Frozen weights sharded over all ranks or over this node's ranks (on
+  // GPUs over an NCCL communicator of the same ranks, below); each rank
+  // loads only its part of them.
+  std::unique_ptr<dist::Communicator> node_comm;
+  if (r.model.shard == recipe::ShardMode::kNode && dist::launch_env().under_launcher)
+    node_comm = dist::make_mpi_node_communicator();
+  const dist::Communicator& shard_ranks = node_comm ? *node_comm : *comm;
+  model::ShardLayout layout;
+  if (r.model.shard != recipe::ShardMode::kNone) layout = {shard_ranks.rank(), shard_ranks.size()};
+  auto job = build_job(r, Datasets::kTrainAndEval, layout);
+
+  // GPU tensors travel over NCCL (bootstrapped by MPI) wherever MPI carries
+  // the job, one rank included; host values (counts, metrics, the stop
+  // flag) over MPI.
+  const Device device = job->model->device();
+  std::unique_ptr<dist::Communicator> tensor_comm;
+  if (!comm->supports(device)) tensor_comm = device_communicator(*comm);
+
+  // The node's gathers run over NCCL on GPUs, bootstrapped through MPI's
+  // node communicator: they stay on the node's links.
+  std::unique_ptr<dist::Communicator> node_tensor_comm;
+  if (node_comm && !node_comm->supports(device)) node_tensor_comm = device_communicator(*node_comm);
+  dist::Communicator* shard_comm = node_comm ? (node_tensor_comm ? node_tensor_comm.get() : node_comm.get())
+                                             : (tensor_comm ? tensor_comm.get() : comm.get());
+  std::unique_ptr<dist::ShardedWeights> shard;
+  if (r.model.shard != recipe::ShardMode::kNone)
+    shard = std::make_unique<dist::ShardedWeights>(*job->model, *shard_comm, r.model.shard_keep_for_backward);
+  // The verbalizer and causal-LM heads of a tied model decode with the word
+  // embeddings after the transformer ran.
+  const bool tied_decoder = r.task.kind != model::TaskKind::kClassification &&
+                            !job->model->weights().has(model::Component::kLmHead);
+  if (shard && tied_decoder) shard->keep_embeddings();
+
   const train::TrainOptions& t = r.train;
   // Only rank 0 prints progress and writes files.
   if (rank0) {
@@ -113,32 +145,6 @@ int train(const RecipeArgs& args, bool print_config) {
                         comm->rank(), comm->size());
   train::Trainer trainer(t, *job->prompt, *job->head, job->params, *job->train, std::move(sampler),
                          job->eval ? &*job->eval : nullptr, log, save);
-
-  // GPU tensors travel over NCCL (bootstrapped by MPI) wherever MPI carries
-  // the job, one rank included; host values (counts, metrics, the stop
-  // flag) over MPI.
-  const Device device = job->model->device();
-  std::unique_ptr<dist::Communicator> tensor_comm;
-  if (!comm->supports(device)) tensor_comm = device_communicator(*comm);
-
-  // Frozen weights sharded over all ranks or over this node's ranks (on
-  // GPUs an NCCL communicator of the node's ranks, bootstrapped through
-  // MPI's node communicator: the gathers stay on the node's links).
-  std::unique_ptr<dist::Communicator> node_comm, node_tensor_comm;
-  dist::Communicator* shard_comm = tensor_comm ? tensor_comm.get() : comm.get();
-  if (r.model.shard == recipe::ShardMode::kNode && dist::launch_env().under_launcher) {
-    node_comm = dist::make_mpi_node_communicator();
-    if (!node_comm->supports(device)) node_tensor_comm = device_communicator(*node_comm);
-    shard_comm = node_tensor_comm ? node_tensor_comm.get() : node_comm.get();
-  }
-  std::unique_ptr<dist::ShardedWeights> shard;
-  if (r.model.shard != recipe::ShardMode::kNone)
-    shard = std::make_unique<dist::ShardedWeights>(*job->model, *shard_comm, r.model.shard_keep_for_backward);
-  // The verbalizer and causal-LM heads of a tied model decode with the word
-  // embeddings after the transformer ran.
-  const bool tied_decoder = r.task.kind != model::TaskKind::kClassification &&
-                            !job->model->weights().has(model::Component::kLmHead);
-  if (shard && tied_decoder) shard->keep_embeddings();
 
   dist::StopSignals signals;
   train::Distributed d;

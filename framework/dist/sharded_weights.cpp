@@ -1,6 +1,7 @@
 #include "framework/dist/sharded_weights.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "framework/core/error.h"
 
@@ -23,27 +24,36 @@ void unbind(model::WeightUnit& unit) {
 
 ShardedWeights::ShardedWeights(model::Transformer& model, Communicator& comm, bool keep_for_backward)
     : model_(model), comm_(comm), keep_(keep_for_backward) {
-  const int64_t N = comm.size(), r = comm.rank();
-  const auto& units = model.weights().units();
-  units_.resize(units.size());
-  for (size_t u = 0; u < units.size(); ++u) {
+  const int64_t N = comm.size();
+  const model::ShardLayout part{comm.rank(), N};
+  const model::ModelWeights& weights = model.weights();
+  units_.resize(weights.units().size());
+  for (size_t u = 0; u < units_.size(); ++u) {
     model::WeightUnit& w = unit_of(model, u);
-    PTUNE_CHECK(w.flat.defined(), "sharding unit {}: its weights are not resident (sharded twice?)", w.name);
-    PTUNE_CHECK(comm.supports(w.flat.device()), "sharding unit {}: the communicator cannot gather {} memory",
-                w.name, w.flat.device().str());
+    // A unit is whole (flat) or was loaded as this rank's part (shard).
+    const Tensor& held = w.flat.defined() ? w.flat : w.shard;
+    PTUNE_CHECK(held.defined(), "sharding unit {}: its weights are not resident (sharded twice?)", w.name);
+    PTUNE_CHECK(comm.supports(held.device()), "sharding unit {}: the communicator cannot gather {} memory", w.name,
+                held.device().str());
     Unit& s = units_[u];
     s.numel = w.numel;
-    s.padded = (w.numel + N - 1) / N * N;
-    s.dtype = w.flat.dtype();
-    s.device = w.flat.device();
-    const int64_t per = s.padded / N, begin = std::min(r * per, w.numel), end = std::min((r + 1) * per, w.numel);
-    // The last ranks' shards end in padding (zeros, never bound to a view).
-    s.shard = Tensor::zeros({per}, s.dtype, s.device);
-    if (end > begin) s.shard.slice(0, end - begin).copy_from(w.flat.slice(begin, end));
+    s.padded = part.per_rank(w.numel) * N;
+    s.dtype = held.dtype();
+    s.device = held.device();
+    if (w.flat.defined()) {
+      const int64_t begin = part.begin(w.numel), end = part.end(w.numel);
+      s.shard = Tensor::zeros({part.per_rank(w.numel)}, s.dtype, s.device);
+      if (end > begin) s.shard.slice(0, end - begin).copy_from(w.flat.slice(begin, end));
+      unbind(w);  // the full buffer goes when its last view does
+    } else {
+      PTUNE_CHECK(weights.shard_layout() == part,
+                  "sharding unit {}: it was loaded as part {} of {}, but this communicator is rank {} of {}", w.name,
+                  weights.shard_layout().rank, weights.shard_layout().ranks, part.rank, part.ranks);
+      s.shard = std::exchange(w.shard, Tensor());
+    }
     const int64_t elem = int64_t(dtype_size(s.dtype));
     full_bytes_ += w.numel * elem;
-    live_bytes_ += per * elem;
-    unbind(w);  // the full buffer goes when its last view does
+    live_bytes_ += s.shard.numel() * elem;
   }
   peak_bytes_ = live_bytes_;
   model.set_weight_gate(this);

@@ -1,8 +1,9 @@
 // Sharded frozen weights (ZeRO-3 style, DESIGN.md §4).
 //
 // Each rank of `comm` keeps 1/N of every weight unit's flat buffer (padded
-// to a multiple of N), in the flat buffer's dtype and on its device (bf16 on
-// a GPU after ModelWeights::to: build the sharding after that move). The
+// to a multiple of N, model::ShardLayout), in the flat buffer's dtype and on
+// its device (bf16 on a GPU after ModelWeights::to: build the sharding after
+// that move). ModelWeights::load can read just these parts. The
 // gathers move raw bytes, so any dtype shards; on a GPU they run on the
 // NCCL communication stream and the compute stream waits on their events,
 // never the host. Blocks are all-gathered just before they run, and
@@ -38,8 +39,10 @@ namespace ptune::dist {
 
 class ShardedWeights final : public model::WeightGate {
  public:
-  // Takes this rank's shards of `model`'s units, drops the full buffers
-  // and installs itself as the model's gate (until destroyed).
+  // Takes this rank's shards of `model`'s units (a slice of a whole unit,
+  // or the part a sharded load left in WeightUnit::shard, which must be
+  // this communicator's), drops the full buffers and installs itself as
+  // the model's gate (until destroyed).
   ShardedWeights(model::Transformer& model, Communicator& comm, bool keep_for_backward);
   ~ShardedWeights() override;
   ShardedWeights(const ShardedWeights&) = delete;

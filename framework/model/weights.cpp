@@ -42,6 +42,33 @@ void read_source(float* dst, const Tensor& src, Transform t, int64_t rows, int64
     for (int64_t j = 0; j < cols; ++j) dst[i * cols + j] = s[j * rows + i];
 }
 
+// Elements [begin, end) of `unit`'s flat buffer, read from the checkpoint
+// as f32 into dst[0, end − begin); alignment gaps are left as they are. Only
+// the sources that overlap the range are read, and a copied source only
+// in the overlap, so a rank loading its part touches ~1/N of the file.
+void read_unit_range(const WeightUnit& unit, const io::CheckpointReader& checkpoint, int64_t begin, int64_t end,
+                     float* dst) {
+  for (const Param& p : unit.params) {
+    const int64_t cols = p.shape.dim() == 2 ? p.shape[1] : 1;
+    int64_t at = p.offset;  // where the source's first element lands in the buffer
+    for (const Source& s : p.sources) {
+      const int64_t n = s.rows * cols, lo = std::max(begin, at), hi = std::min(end, at + n);
+      if (lo < hi) {
+        const Tensor v = checkpoint.view(s.name);
+        if (s.transform == Transform::kCopy) {
+          const Tensor part = v.view({v.numel()}).slice(lo - at, hi - at).to(DType::kF32);
+          std::copy(part.data<float>(), part.data<float>() + part.numel(), dst + (lo - begin));
+        } else {  // GPT-2's Conv1D (cols, rows): transposed whole, the overlap kept
+          Tensor rows = Tensor::empty({s.rows, cols}, DType::kF32);
+          read_source(rows.data<float>(), v.to(DType::kF32), s.transform, s.rows, cols);
+          std::copy(rows.data<float>() + (lo - at), rows.data<float>() + (hi - at), dst + (lo - begin));
+        }
+      }
+      at += n;
+    }
+  }
+}
+
 }  // namespace
 
 std::string ModelWeights::default_prefix(Arch arch) {
@@ -65,12 +92,16 @@ void WeightUnit::bind(const Tensor& flat_buffer) {
 void ModelWeights::to(Device device, DType dtype) {
   device_ = device;
   dtype_ = dtype;
-  for (WeightUnit& u : units_) {
-    if (!u.flat.defined()) continue;  // sharded away: the shards move with their owner
-    if (u.flat.device() == device && u.flat.dtype() == dtype) continue;
-    const Tensor host = u.flat.device().is_cpu() ? u.flat : u.flat.to(Device::cpu());
+  const auto moved = [&](const Tensor& t) {
+    if (t.device() == device && t.dtype() == dtype) return t;
+    const Tensor host = t.device().is_cpu() ? t : t.to(Device::cpu());
     const Tensor converted = host.dtype() == dtype ? host : host.to(dtype);
-    u.bind(converted.device() == device ? converted : converted.to(device));
+    return converted.device() == device ? converted : converted.to(device);
+  };
+  for (WeightUnit& u : units_) {
+    if (u.flat.defined()) u.bind(moved(u.flat));
+    if (u.shard.defined()) u.shard = moved(u.shard);
+    // Neither: sharded away, the shards move with their owner.
   }
 }
 
@@ -209,7 +240,10 @@ int64_t ModelWeights::parameter_count() const {
   return n;
 }
 
-std::unique_ptr<ModelWeights> ModelWeights::load(const ModelSpec& spec, const io::CheckpointReader& checkpoint) {
+std::unique_ptr<ModelWeights> ModelWeights::load(const ModelSpec& spec, const io::CheckpointReader& checkpoint,
+                                                 const ShardLayout& layout) {
+  PTUNE_CHECK(layout.ranks >= 1 && layout.rank >= 0 && layout.rank < layout.ranks, "load: part {} of {} ranks",
+              layout.rank, layout.ranks);
   // The base model's prefix is whatever makes the word embeddings resolve.
   const std::string word = spec.is_llama_family()  ? "embed_tokens.weight"
                            : spec.arch == Arch::kGpt2 ? "wte.weight"
@@ -246,23 +280,28 @@ std::unique_ptr<ModelWeights> ModelWeights::load(const ModelSpec& spec, const io
   if (!decoder && checkpoint.contains(prefix + "pooler.dense.weight")) components.insert(Component::kPooler);
 
   auto weights = std::make_unique<ModelWeights>(spec, components, prefix, score_labels);
-  weights->allocate();
-  for (WeightUnit& u : weights->units_) {
-    for (Param& p : u.params) {
-      float* dst = p.slot->data<float>();
-      const int64_t cols = p.shape.dim() == 2 ? p.shape[1] : 1;
-      int64_t row = 0;
+  // Every rank checks every tensor, read or not: a bad checkpoint fails the
+  // same way everywhere.
+  for (const WeightUnit& u : weights->units_)
+    for (const Param& p : u.params)
       for (const Source& s : p.sources) {
         PTUNE_CHECK(checkpoint.contains(s.name), "{}: missing tensor '{}' (needed for {})", checkpoint.path(), s.name,
                     p.name);
-        Tensor t = checkpoint.load(s.name, DType::kF32);
-        const int64_t rows = s.rows;
-        const Shape expected = source_shape(p, s);
-        PTUNE_CHECK(t.shape() == expected, "{}: tensor '{}' has shape {}, expected {} (for {})", checkpoint.path(),
-                    s.name, t.shape().str(), expected.str(), p.name);
-        read_source(dst + row * cols, t, s.transform, rows, cols);
-        row += rows;
+        const Shape expected = source_shape(p, s), got = checkpoint.info(s.name).shape;
+        PTUNE_CHECK(got == expected, "{}: tensor '{}' has shape {}, expected {} (for {})", checkpoint.path(), s.name,
+                    got.str(), expected.str(), p.name);
       }
+  weights->layout_ = layout;
+  for (size_t i = 0; i < weights->units_.size(); ++i) {
+    WeightUnit& u = weights->units_[i];
+    // Zeroed: the alignment gaps and the padding must hold the same bytes
+    // on every rank.
+    if (layout.ranks == 1 || i == 0) {
+      u.bind(Tensor::zeros({u.numel}, DType::kF32));
+      read_unit_range(u, checkpoint, 0, u.numel, u.flat.data<float>());
+    } else {
+      u.shard = Tensor::zeros({layout.per_rank(u.numel)}, DType::kF32);
+      read_unit_range(u, checkpoint, layout.begin(u.numel), layout.end(u.numel), u.shard.data<float>());
     }
   }
   return weights;
@@ -290,6 +329,8 @@ std::unique_ptr<ModelWeights> ModelWeights::random(const ModelSpec& spec, std::s
 std::vector<std::pair<std::string, Tensor>> ModelWeights::to_checkpoint() const {
   std::vector<std::pair<std::string, Tensor>> out;
   for (const WeightUnit& u : units_) {
+    PTUNE_CHECK(u.flat.defined() && u.flat.device().is_cpu() && u.flat.dtype() == DType::kF32,
+                "to_checkpoint: unit {} is not whole in f32 on the CPU", u.name);
     for (const Param& p : u.params) {
       const int64_t cols = p.shape.dim() == 2 ? p.shape[1] : 1;
       int64_t row = 0;

@@ -1,9 +1,11 @@
 // The frozen weights of a model, grouped in units.
 //
 // A unit (the embeddings, one block, the final norm and heads) is one flat
-// buffer (f32 as loaded; bf16 on a GPU after to()); every weight is a view into it. The unit is the granularity of
-// sharding: a rank can hold 1/N of a flat buffer and all-gather it before
-// the unit runs, then rebind the views (DESIGN.md §4).
+// buffer (f32 as loaded; bf16 on a GPU after to()); every weight is a view
+// into it. The unit is the granularity of sharding: a rank can hold 1/N of
+// a flat buffer and all-gather it before the unit runs, then rebind the
+// views (DESIGN.md §4). A rank that will shard loads only its parts
+// (load() with a ShardLayout), so no rank ever holds the whole model.
 //
 // Linear weights are stored as torch.nn.Linear does, (out, in); GPT-2's
 // Conv1D weights (in, out) are transposed at load, BERT's separate query,
@@ -12,6 +14,7 @@
 // projections stack into fc (2I, C).
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <set>
 #include <string>
@@ -68,11 +71,24 @@ struct Param {
   int64_t offset = 0;  // into the unit's flat buffer
 };
 
+// Rank `rank` of `ranks` equal parts of a unit's flat buffer: the buffer is
+// padded to a multiple of `ranks` and each rank holds per_rank(numel)
+// elements, [begin, end) of the buffer followed by zero padding (the last
+// ranks' parts only). dist::ShardedWeights gathers them back.
+struct ShardLayout {
+  int64_t rank = 0, ranks = 1;
+  int64_t per_rank(int64_t numel) const { return (numel + ranks - 1) / ranks; }
+  int64_t begin(int64_t numel) const { return std::min(rank * per_rank(numel), numel); }
+  int64_t end(int64_t numel) const { return std::min((rank + 1) * per_rank(numel), numel); }
+  bool operator==(const ShardLayout&) const = default;
+};
+
 struct WeightUnit {
   std::string name;
   std::vector<Param> params;
   int64_t numel = 0;  // of the flat buffer: the parameters plus alignment gaps
-  Tensor flat;        // (numel)
+  Tensor flat;        // (numel) while resident
+  Tensor shard;       // (per_rank(numel)) this rank's part, from a sharded load until ShardedWeights takes it
 
   int64_t parameter_count() const;  // the weights' elements, gaps excluded
 
@@ -93,21 +109,31 @@ class ModelWeights {
   ModelWeights(const ModelWeights&) = delete;
   ModelWeights& operator=(const ModelWeights&) = delete;
 
-  // Reads a checkpoint; optional heads are taken when present in it.
-  static std::unique_ptr<ModelWeights> load(const ModelSpec& spec, const io::CheckpointReader& checkpoint);
+  // Reads a checkpoint; optional heads are taken when present in it. Every
+  // tensor's presence and shape is checked first, on every rank. With a
+  // layout of several ranks each unit but the embeddings is read only in
+  // this rank's part (WeightUnit::shard, f32): a rank reads and holds 1/N
+  // of the blocks. The embeddings stay whole (flat), as a sharded step
+  // gathers them anyway: the prompt's init reads their rows before
+  // ShardedWeights takes its part of them.
+  static std::unique_ptr<ModelWeights> load(const ModelSpec& spec, const io::CheckpointReader& checkpoint,
+                                            const ShardLayout& layout = {});
   // Random weights as transformers' _init_weights: N(0, initializer_range),
   // norms 1 and 0.
   static std::unique_ptr<ModelWeights> random(const ModelSpec& spec, std::set<Component> components, Rng& rng);
   // Hugging Face names and layouts, for save_pretrained-compatible output.
   std::vector<std::pair<std::string, Tensor>> to_checkpoint() const;
 
-  // Moves every resident unit to `device`, converted to `dtype` (bf16
-  // frozen weights on a GPU); the views rebind, so anything that copied a
-  // view before the move (a task head) must be built after it.
+  // Moves every resident unit (and every loaded part) to `device`,
+  // converted to `dtype` (bf16 frozen weights on a GPU); the views rebind,
+  // so anything that copied a view before the move must be built after it.
   void to(Device device, DType dtype);
   // Where the units live and their dtype (also while sharded away).
   Device device() const { return device_; }
   DType dtype() const { return dtype_; }
+
+  // The parts WeightUnit::shard holds ({0, 1}: a whole load).
+  const ShardLayout& shard_layout() const { return layout_; }
 
   bool has(Component c) const { return components_.count(c) != 0; }
   int64_t parameter_count() const;
@@ -126,6 +152,7 @@ class ModelWeights {
   std::vector<WeightUnit> units_;
   Device device_;
   DType dtype_ = DType::kF32;
+  ShardLayout layout_;
 };
 
 }  // namespace ptune::model

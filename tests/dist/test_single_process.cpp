@@ -13,6 +13,7 @@
 #include "framework/dist/mpi_communicator.h"
 #include "framework/dist/sharded_weights.h"
 #include "framework/model/transformer.h"
+#include "expect_error.h"
 
 namespace ptune::dist {
 namespace {
@@ -129,6 +130,28 @@ TEST(ShardedWeights, Bf16AndF32UnitsGatherTheirExactBytes) {
       SCOPED_TRACE(dtype_name(dt));
       EXPECT_NO_THROW(dist_test::check_sharded_gathers(c, model::ModelSpec::tiny(arch), Device::cpu(), dt));
     }
+}
+
+// Parts loaded for one layout only gather over a communicator of that
+// layout: part 0 of 2 over one rank would gather half a unit.
+TEST(ShardedWeights, TakesLoadedPartsOfItsOwnLayoutOnly) {
+  const std::string dir = std::string(PTUNE_FIXTURES) + "/model/gpt2";
+  SingleCommunicator c;
+  auto halves = model::Transformer::load(dir, {0, 2});
+  const std::string msg = testing::error_of([&] { ShardedWeights sw(*halves, c, false); });
+  EXPECT_NE(msg.find("loaded as part 0 of 2, but this communicator is rank 0 of 1"), std::string::npos) << msg;
+
+  // Loaded as the one part of one rank, the gathers give the whole load.
+  const auto whole = model::Transformer::load(dir);
+  auto part = model::Transformer::load(dir, {0, 1});
+  ShardedWeights sw(*part, c, false);
+  sw.begin_micro_batch(false);
+  for (size_t u = 0; u < sw.num_units(); ++u) {
+    sw.acquire(int64_t(u), -1, model::WeightGate::Pass::kForward);
+    EXPECT_TRUE(dist_test::same_bytes(part->weights().units()[u].flat, whole->weights().units()[u].flat)) << u;
+    sw.release(int64_t(u), model::WeightGate::Pass::kForward);
+  }
+  sw.end_micro_batch();
 }
 
 TEST(Communicator, RefusesMemoryItCannotMove) {

@@ -1,5 +1,6 @@
 // Loading checkpoints: round trips through the Hugging Face layout, and
 // clear errors for configs and checkpoints that do not fit.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -9,6 +10,8 @@
 #include <functional>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <vector>
 
 #include "framework/io/checkpoint.h"
 #include "framework/io/json_file.h"
@@ -77,6 +80,68 @@ TEST(Weights, Gpt2Conv1DIsTransposed) {
   const Tensor fc = checkpoint.load("transformer.h.0.mlp.c_fc.weight");  // (C, I) as stored
   const Tensor& mine = weights->blocks[0].fc_w;                          // (I, C)
   EXPECT_EQ(mine.data<float>()[3 * spec.hidden + 7], fc.data<float>()[7 * spec.intermediate + 3]);
+}
+
+// A sharded load keeps each rank's part of every unit but the embeddings:
+// the parts of ranks 0..N−1, laid end to end, are the whole load's flat
+// buffer followed by zeros (the padding), byte for byte. GPT-2 reads
+// transposed Conv1D sources, BERT and the LLaMA family stack q/k/v (and
+// gate/up) from several tensors, so parts start and end inside sources.
+void expect_parts_tile_the_whole_load(const std::string& dir) {
+  const ModelSpec spec = ModelSpec::from_directory(dir);
+  const auto checkpoint = io::CheckpointReader::open(dir);
+  const auto whole = ModelWeights::load(spec, checkpoint);
+  for (const int64_t N : {2, 3, 7}) {
+    std::vector<std::unique_ptr<ModelWeights>> parts;
+    for (int64_t r = 0; r < N; ++r) parts.push_back(ModelWeights::load(spec, checkpoint, {r, N}));
+    for (size_t u = 0; u < whole->units().size(); ++u) {
+      const WeightUnit& w = whole->units()[u];
+      SCOPED_TRACE(fmt::format("{} of {}, {} ranks", w.name, dir, N));
+      if (u == 0) {  // the embeddings stay whole
+        for (const auto& p : parts) EXPECT_TRUE(p->units()[0].flat.defined() && !p->units()[0].shard.defined());
+        continue;
+      }
+      const int64_t per = (w.numel + N - 1) / N;
+      std::vector<float> tiled;
+      for (const auto& p : parts) {
+        const WeightUnit& mine = p->units()[u];
+        ASSERT_FALSE(mine.flat.defined());
+        ASSERT_EQ(mine.shard.numel(), per);
+        tiled.insert(tiled.end(), mine.shard.data<float>(), mine.shard.data<float>() + per);
+      }
+      ASSERT_EQ(0, std::memcmp(tiled.data(), w.flat.raw(), w.flat.nbytes()));
+      for (size_t i = size_t(w.numel); i < tiled.size(); ++i) ASSERT_EQ(tiled[i], 0.0f) << "padding " << i;
+    }
+    EXPECT_EQ(parts.back()->shard_layout(), (ShardLayout{N - 1, N}));
+  }
+}
+
+TEST(Weights, ShardedLoadReadsEachRanksPartOfTheWholeLoad) {
+  const std::string root = PTUNE_FIXTURES;
+  for (const std::string dir : {"/model/gpt2", "/model/bert", "/model/roberta", "/llama/llama", "/llama/qwen2_cls"})
+    expect_parts_tile_the_whole_load(root + dir);
+}
+
+// A bf16 checkpoint in several files: each part converts just its range.
+TEST(Weights, ShardedLoadOfABf16CheckpointInShards) {
+  const ModelSpec spec = ModelSpec::tiny(Arch::kGpt2);
+  Rng rng(9);
+  auto weights = ModelWeights::random(spec, {}, rng);
+  auto tensors = weights->to_checkpoint();
+  for (auto& [name, t] : tensors) t = t.to(DType::kBF16);
+  const fs::path dir = temp_dir("bf16_parts");
+  io::write_json_file((dir / "config.json").string(), spec.to_config());
+  io::write_sharded(dir.string(), tensors, 50000);
+  ASSERT_TRUE(fs::exists(dir / "model.safetensors.index.json"));
+  expect_parts_tile_the_whole_load(dir.string());
+  fs::remove_all(dir);
+}
+
+TEST(Weights, ShardLayoutOutOfRangeIsRefused) {
+  const std::string dir = std::string(PTUNE_FIXTURES) + "/model/gpt2";
+  const ModelSpec spec = ModelSpec::from_directory(dir);
+  const std::string msg = error_of([&] { ModelWeights::load(spec, io::CheckpointReader::open(dir), {2, 2}); });
+  EXPECT_NE(msg.find("part 2 of 2 ranks"), std::string::npos) << msg;
 }
 
 TEST(Weights, MissingTensorIsNamed) {

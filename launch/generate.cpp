@@ -53,8 +53,9 @@ int run_generate(const GenerateOptions& o) {
   PTUNE_CHECK(o.dtype == "bf16" || o.dtype == "f32", "generate: --dtype is bf16 or f32, not '{}'", o.dtype);
   PTUNE_CHECK(o.device == "cpu" || cuda_device_count() > 0,
               "generate --device cuda: no GPU visible (or a build without CUDA: cmake -DPTUNE_CUDA=ON)");
-  auto model = model::Transformer::load(o.model);
-  if (o.device == "cuda") model->weights().to(Device::cuda(0), o.dtype == "bf16" ? DType::kBF16 : DType::kF32);
+  model::LoadOptions where;
+  if (o.device == "cuda") where = {{}, Device::cuda(0), o.dtype == "bf16" ? DType::kBF16 : DType::kF32};
+  auto model = model::Transformer::load(o.model, where);
   const model::ModelSpec& spec = model->spec();
   const auto tokenizer = text::Tokenizer::from_file(o.tokenizer.empty() ? o.model + "/tokenizer.json" : o.tokenizer);
 

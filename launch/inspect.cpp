@@ -25,8 +25,8 @@ std::string with_commas(int64_t n) {
 int inspect(const std::string& dir) {
   const model::ModelSpec spec = model::ModelSpec::from_directory(dir);
   const io::CheckpointReader checkpoint = io::CheckpointReader::open(dir);
-  // Loading validates every tensor the architecture needs, not just names.
-  const auto weights = model::ModelWeights::load(spec, checkpoint);
+  // Every tensor the architecture needs is checked (name and shape); none is read.
+  const auto weights = model::ModelWeights::describe(spec, checkpoint);
 
   std::string heads = spec.tie_word_embeddings ? "lm (tied)" : "lm";
   if (spec.arch != model::Arch::kGpt2) heads = weights->has(model::Component::kMlmHead) ? "mlm (tied)" : "";

@@ -6,6 +6,26 @@
 
 namespace ptune::launch {
 
+namespace {
+
+// Where the recipe's model goes: model.device (GPU local_rank) in model.dtype.
+model::LoadOptions placement(const recipe::ModelOptions& m, const model::ShardLayout& layout) {
+  if (m.device == recipe::DeviceKind::kCpu) return {layout};
+  const int gpus = cuda_device_count();
+#ifdef PTUNE_CUDA
+  PTUNE_CHECK(gpus > 0, "model.device is cuda, but no GPU is visible to this process (CUDA_VISIBLE_DEVICES?)");
+#else
+  PTUNE_CHECK(gpus > 0, "model.device is cuda, but this ptune was built without CUDA (cmake -DPTUNE_CUDA=ON)");
+#endif
+  // One process per GPU: local rank r of a node drives GPU r.
+  const int local = dist::launch_env().local_rank;
+  PTUNE_CHECK(local < gpus, "local rank {} has no GPU of its own ({} visible): start at most {} ranks per node",
+              local, gpus, gpus);
+  return {layout, Device::cuda(local), m.dtype == recipe::ModelDType::kF32 ? DType::kF32 : DType::kBF16};
+}
+
+}  // namespace
+
 data::Dataset Job::load_dataset(const std::string& path) const {
   data::Dataset d = data::Dataset::load(path, recipe.data, *tokenizer, context);
   const int64_t P = recipe.method.num_virtual_tokens;
@@ -23,7 +43,7 @@ std::unique_ptr<Job> build_job(const recipe::Recipe& recipe, Datasets datasets, 
   auto job = std::make_unique<Job>();
   job->recipe = recipe;
   PTUNE_CHECK(!recipe.model.path.empty(), "model.path is not set");
-  job->model = model::Transformer::load(recipe.model.path, layout);
+  job->model = model::Transformer::load(recipe.model.path, placement(recipe.model, layout));
   job->tokenizer = std::make_unique<text::Tokenizer>(text::Tokenizer::from_directory(recipe.model.path));
   // tokenizer.json may carry its own truncation/padding (MiniLM's: 128);
   // transformers ignores them and so does ptune: data.max_length rules.
@@ -69,26 +89,8 @@ std::unique_ptr<Job> build_job(const recipe::Recipe& recipe, Datasets datasets, 
   }
   job->prompt->init(rng, text_ids);
   job->head->init(rng);
-  place(*job);
+  job->params.to(job->model->device());
   return job;
-}
-
-void place(Job& job) {
-  const recipe::ModelOptions& m = job.recipe.model;
-  if (m.device == recipe::DeviceKind::kCpu) return;
-  const int gpus = cuda_device_count();
-#ifdef PTUNE_CUDA
-  PTUNE_CHECK(gpus > 0, "model.device is cuda, but no GPU is visible to this process (CUDA_VISIBLE_DEVICES?)");
-#else
-  PTUNE_CHECK(gpus > 0, "model.device is cuda, but this ptune was built without CUDA (cmake -DPTUNE_CUDA=ON)");
-#endif
-  // One process per GPU: local rank r of a node drives GPU r.
-  const int local = dist::launch_env().local_rank;
-  PTUNE_CHECK(local < gpus, "local rank {} has no GPU of its own ({} visible): start at most {} ranks per node",
-              local, gpus, gpus);
-  const Device device = Device::cuda(local);
-  job.model->weights().to(device, m.dtype == recipe::ModelDType::kF32 ? DType::kF32 : DType::kBF16);
-  job.params.to(device);
 }
 
 }  // namespace ptune::launch

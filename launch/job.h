@@ -34,13 +34,12 @@ struct Job {
 
 enum class Datasets : uint8_t { kNone, kEvalOnly, kTrainAndEval };
 
-// Builds and initialises everything (parameters from the recipe's init),
-// then places it on the recipe's device. `layout` is the part of the frozen
-// model this rank keeps when it will be sharded (a ShardedWeights over
-// those ranks takes the parts); the default loads it whole.
+// Builds and initialises everything (parameters from the recipe's init) on
+// the recipe's device: the frozen model is loaded there in model.dtype (on
+// a GPU, local rank r takes GPU r), the trainable parameters (f32) move
+// there once initialised. `layout` is the part of the frozen model this
+// rank keeps when it will be sharded (a ShardedWeights over those ranks
+// takes the parts); the default loads it whole.
 std::unique_ptr<Job> build_job(const recipe::Recipe& recipe, Datasets datasets, const model::ShardLayout& layout = {});
-// Moves the initialised frozen model (in model.dtype) and the trainable
-// parameters (f32) to model.device; on a GPU, local rank r takes GPU r.
-void place(Job& job);
 
 }  // namespace ptune::launch

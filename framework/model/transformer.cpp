@@ -24,10 +24,10 @@ Transformer::Transformer(const ModelSpec& spec, std::unique_ptr<ModelWeights> we
   saved_.resize(size_t(spec.layers));
 }
 
-std::unique_ptr<Transformer> Transformer::load(const std::string& dir, const ShardLayout& layout) {
+std::unique_ptr<Transformer> Transformer::load(const std::string& dir, const LoadOptions& options) {
   ModelSpec spec = ModelSpec::from_directory(dir);
   auto checkpoint = io::CheckpointReader::open(dir);
-  return std::make_unique<Transformer>(spec, ModelWeights::load(spec, checkpoint, layout));
+  return std::make_unique<Transformer>(spec, ModelWeights::load(spec, checkpoint, options));
 }
 
 void Transformer::embed_tokens(const Tensor& out, const Tensor& ids) const {

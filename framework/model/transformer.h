@@ -58,10 +58,10 @@ class WeightGate {
 class Transformer {
  public:
   Transformer(const ModelSpec& spec, std::unique_ptr<ModelWeights> weights);
-  // config.json + safetensors of a Hugging Face model directory; a layout
-  // of several ranks loads this rank's parts only (ModelWeights::load), for
-  // dist::ShardedWeights to take.
-  static std::unique_ptr<Transformer> load(const std::string& dir, const ShardLayout& layout = {});
+  // config.json + safetensors of a Hugging Face model directory, placed as
+  // `options` say (ModelWeights::load: this rank's parts of a sharded
+  // model, for dist::ShardedWeights to take; a GPU and a dtype).
+  static std::unique_ptr<Transformer> load(const std::string& dir, const LoadOptions& options = {});
 
   const ModelSpec& spec() const { return spec_; }
   const ModelWeights& weights() const { return *weights_; }

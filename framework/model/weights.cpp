@@ -69,6 +69,14 @@ void read_unit_range(const WeightUnit& unit, const io::CheckpointReader& checkpo
   }
 }
 
+// `t` on `device` in `dtype` (converted on the host).
+Tensor placed(const Tensor& t, Device device, DType dtype) {
+  if (t.device() == device && t.dtype() == dtype) return t;
+  const Tensor host = t.device().is_cpu() ? t : t.to(Device::cpu());
+  const Tensor converted = host.dtype() == dtype ? host : host.to(dtype);
+  return converted.device() == device ? converted : converted.to(device);
+}
+
 }  // namespace
 
 std::string ModelWeights::default_prefix(Arch arch) {
@@ -92,15 +100,9 @@ void WeightUnit::bind(const Tensor& flat_buffer) {
 void ModelWeights::to(Device device, DType dtype) {
   device_ = device;
   dtype_ = dtype;
-  const auto moved = [&](const Tensor& t) {
-    if (t.device() == device && t.dtype() == dtype) return t;
-    const Tensor host = t.device().is_cpu() ? t : t.to(Device::cpu());
-    const Tensor converted = host.dtype() == dtype ? host : host.to(dtype);
-    return converted.device() == device ? converted : converted.to(device);
-  };
   for (WeightUnit& u : units_) {
-    if (u.flat.defined()) u.bind(moved(u.flat));
-    if (u.shard.defined()) u.shard = moved(u.shard);
+    if (u.flat.defined()) u.bind(placed(u.flat, device, dtype));
+    if (u.shard.defined()) u.shard = placed(u.shard, device, dtype);
     // Neither: sharded away, the shards move with their owner.
   }
 }
@@ -240,10 +242,7 @@ int64_t ModelWeights::parameter_count() const {
   return n;
 }
 
-std::unique_ptr<ModelWeights> ModelWeights::load(const ModelSpec& spec, const io::CheckpointReader& checkpoint,
-                                                 const ShardLayout& layout) {
-  PTUNE_CHECK(layout.ranks >= 1 && layout.rank >= 0 && layout.rank < layout.ranks, "load: part {} of {} ranks",
-              layout.rank, layout.ranks);
+std::unique_ptr<ModelWeights> ModelWeights::describe(const ModelSpec& spec, const io::CheckpointReader& checkpoint) {
   // The base model's prefix is whatever makes the word embeddings resolve.
   const std::string word = spec.is_llama_family()  ? "embed_tokens.weight"
                            : spec.arch == Arch::kGpt2 ? "wte.weight"
@@ -291,18 +290,31 @@ std::unique_ptr<ModelWeights> ModelWeights::load(const ModelSpec& spec, const io
         PTUNE_CHECK(got == expected, "{}: tensor '{}' has shape {}, expected {} (for {})", checkpoint.path(), s.name,
                     got.str(), expected.str(), p.name);
       }
+  return weights;
+}
+
+std::unique_ptr<ModelWeights> ModelWeights::load(const ModelSpec& spec, const io::CheckpointReader& checkpoint,
+                                                 const LoadOptions& options) {
+  const ShardLayout& layout = options.layout;
+  PTUNE_CHECK(layout.ranks >= 1 && layout.rank >= 0 && layout.rank < layout.ranks, "load: part {} of {} ranks",
+              layout.rank, layout.ranks);
+  auto weights = describe(spec, checkpoint);
   weights->layout_ = layout;
+  weights->device_ = options.device;
+  weights->dtype_ = options.dtype;
   for (size_t i = 0; i < weights->units_.size(); ++i) {
     WeightUnit& u = weights->units_[i];
     // Zeroed: the alignment gaps and the padding must hold the same bytes
     // on every rank.
-    if (layout.ranks == 1 || i == 0) {
-      u.bind(Tensor::zeros({u.numel}, DType::kF32));
-      read_unit_range(u, checkpoint, 0, u.numel, u.flat.data<float>());
-    } else {
-      u.shard = Tensor::zeros({layout.per_rank(u.numel)}, DType::kF32);
-      read_unit_range(u, checkpoint, layout.begin(u.numel), layout.end(u.numel), u.shard.data<float>());
-    }
+    const bool whole = layout.ranks == 1 || i == 0;
+    Tensor host = Tensor::zeros({whole ? u.numel : layout.per_rank(u.numel)}, DType::kF32);
+    read_unit_range(u, checkpoint, whole ? 0 : layout.begin(u.numel), whole ? u.numel : layout.end(u.numel),
+                    host.data<float>());
+    Tensor held = placed(host, options.device, options.dtype);
+    if (whole)
+      u.bind(held);
+    else
+      u.shard = std::move(held);
   }
   return weights;
 }

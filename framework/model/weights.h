@@ -83,6 +83,15 @@ struct ShardLayout {
   bool operator==(const ShardLayout&) const = default;
 };
 
+// Where ModelWeights::load puts the weights: this rank's parts (`layout`) on
+// `device` in `dtype`. Units are read and placed one at a time, so beyond
+// what stays on the host, it holds one unit in f32 at most.
+struct LoadOptions {
+  ShardLayout layout;
+  Device device = Device::cpu();
+  DType dtype = DType::kF32;
+};
+
 struct WeightUnit {
   std::string name;
   std::vector<Param> params;
@@ -109,15 +118,19 @@ class ModelWeights {
   ModelWeights(const ModelWeights&) = delete;
   ModelWeights& operator=(const ModelWeights&) = delete;
 
-  // Reads a checkpoint; optional heads are taken when present in it. Every
-  // tensor's presence and shape is checked first, on every rank. With a
+  // The layout of a checkpoint's weights, none of them read: the optional
+  // heads it has, every tensor's presence and shape checked (the units
+  // hold no buffers).
+  static std::unique_ptr<ModelWeights> describe(const ModelSpec& spec, const io::CheckpointReader& checkpoint);
+  // Reads a checkpoint, described first (so on every rank, a bad checkpoint
+  // fails the same way before anything is read). With a
   // layout of several ranks each unit but the embeddings is read only in
-  // this rank's part (WeightUnit::shard, f32): a rank reads and holds 1/N
-  // of the blocks. The embeddings stay whole (flat), as a sharded step
-  // gathers them anyway: the prompt's init reads their rows before
-  // ShardedWeights takes its part of them.
+  // this rank's part (WeightUnit::shard): a rank reads and holds 1/N of the
+  // blocks. The embeddings stay whole (flat), as a sharded step gathers
+  // them anyway: the prompt's init reads their rows before ShardedWeights
+  // takes its part of them.
   static std::unique_ptr<ModelWeights> load(const ModelSpec& spec, const io::CheckpointReader& checkpoint,
-                                            const ShardLayout& layout = {});
+                                            const LoadOptions& options = {});
   // Random weights as transformers' _init_weights: N(0, initializer_range),
   // norms 1 and 0.
   static std::unique_ptr<ModelWeights> random(const ModelSpec& spec, std::set<Component> components, Rng& rng);

@@ -14,8 +14,10 @@
 // mantissa bits (2⁻⁸ ≈ 3.9e-3 a rounding) at each of the ~15 stored
 // tensors a 2-layer block stack passes through; the errors add up
 // mostly incoherently, to ~1–2e-2 measured on such stacks, bounded by 5e-2.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -49,8 +51,7 @@ class CudaModel : public ::testing::TestWithParam<Case> {
   void SetUp() override {
     if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
     dir = std::string(PTUNE_FIXTURES) + "/" + GetParam().fixture;
-    model = Transformer::load(dir);
-    model->weights().to(kGpu, GetParam().dtype);
+    model = Transformer::load(dir, {{}, kGpu, GetParam().dtype});  // unit by unit, straight to the GPU
     golden = std::make_unique<io::SafetensorsFile>(io::SafetensorsFile::open(dir + "/golden.safetensors"));
     kernels = std::make_unique<ops::ScopedCandidates>(GetParam().candidates);
   }
@@ -181,6 +182,37 @@ INSTANTIATE_TEST_SUITE_P(Archs, CudaModel,
                                            Case{"model/gpt2", DType::kBF16, "1"},
                                            Case{"llama/llama", DType::kBF16, "1"}),
                          name_of);
+
+bool same_bytes_on_host(const Tensor& a, const Tensor& b) {
+  if (!a.defined() || !b.defined() || a.dtype() != b.dtype() || a.numel() != b.numel()) return false;
+  const Tensor ha = a.to(Device::cpu()), hb = b.to(Device::cpu());
+  return std::memcmp(ha.raw(), hb.raw(), ha.nbytes()) == 0;
+}
+
+// Loading straight to the GPU (each unit read, converted and copied on its
+// own) gives the bytes of a whole CPU load moved afterwards, whole units
+// and a sharded rank's parts alike.
+TEST(CudaLoad, PlacedLoadMatchesLoadingThenMoving) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
+  for (const std::string fixture : {"model/gpt2", "llama/qwen2_cls"})
+    for (const DType dtype : {DType::kF32, DType::kBF16})
+      for (const ShardLayout layout : {ShardLayout{}, ShardLayout{1, 3}}) {
+        SCOPED_TRACE(fmt::format("{} {} part {} of {}", fixture, dtype_name(dtype), layout.rank, layout.ranks));
+        const std::string dir = std::string(PTUNE_FIXTURES) + "/" + fixture;
+        auto moved = Transformer::load(dir, {layout});
+        moved->weights().to(kGpu, dtype);
+        const auto placed = Transformer::load(dir, {layout, kGpu, dtype});
+        EXPECT_EQ(placed->device(), kGpu);
+        EXPECT_EQ(placed->dtype(), dtype);
+        for (size_t u = 0; u < placed->weights().units().size(); ++u) {
+          const WeightUnit& got = placed->weights().units()[u];
+          const WeightUnit& want = moved->weights().units()[u];
+          const Tensor& held = got.flat.defined() ? got.flat : got.shard;
+          EXPECT_EQ(held.device(), kGpu) << got.name;
+          EXPECT_TRUE(same_bytes_on_host(held, want.flat.defined() ? want.flat : want.shard)) << got.name;
+        }
+      }
+}
 
 }  // namespace
 }  // namespace ptune::model

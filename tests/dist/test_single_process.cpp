@@ -137,13 +137,13 @@ TEST(ShardedWeights, Bf16AndF32UnitsGatherTheirExactBytes) {
 TEST(ShardedWeights, TakesLoadedPartsOfItsOwnLayoutOnly) {
   const std::string dir = std::string(PTUNE_FIXTURES) + "/model/gpt2";
   SingleCommunicator c;
-  auto halves = model::Transformer::load(dir, {0, 2});
+  auto halves = model::Transformer::load(dir, {{0, 2}});
   const std::string msg = testing::error_of([&] { ShardedWeights sw(*halves, c, false); });
   EXPECT_NE(msg.find("loaded as part 0 of 2, but this communicator is rank 0 of 1"), std::string::npos) << msg;
 
   // Loaded as the one part of one rank, the gathers give the whole load.
   const auto whole = model::Transformer::load(dir);
-  auto part = model::Transformer::load(dir, {0, 1});
+  auto part = model::Transformer::load(dir, {{0, 1}});
   ShardedWeights sw(*part, c, false);
   sw.begin_micro_batch(false);
   for (size_t u = 0; u < sw.num_units(); ++u) {

@@ -93,7 +93,7 @@ void expect_parts_tile_the_whole_load(const std::string& dir) {
   const auto whole = ModelWeights::load(spec, checkpoint);
   for (const int64_t N : {2, 3, 7}) {
     std::vector<std::unique_ptr<ModelWeights>> parts;
-    for (int64_t r = 0; r < N; ++r) parts.push_back(ModelWeights::load(spec, checkpoint, {r, N}));
+    for (int64_t r = 0; r < N; ++r) parts.push_back(ModelWeights::load(spec, checkpoint, {{r, N}}));
     for (size_t u = 0; u < whole->units().size(); ++u) {
       const WeightUnit& w = whole->units()[u];
       SCOPED_TRACE(fmt::format("{} of {}, {} ranks", w.name, dir, N));
@@ -140,7 +140,7 @@ TEST(Weights, ShardedLoadOfABf16CheckpointInShards) {
 TEST(Weights, ShardLayoutOutOfRangeIsRefused) {
   const std::string dir = std::string(PTUNE_FIXTURES) + "/model/gpt2";
   const ModelSpec spec = ModelSpec::from_directory(dir);
-  const std::string msg = error_of([&] { ModelWeights::load(spec, io::CheckpointReader::open(dir), {2, 2}); });
+  const std::string msg = error_of([&] { ModelWeights::load(spec, io::CheckpointReader::open(dir), {{2, 2}}); });
   EXPECT_NE(msg.find("part 2 of 2 ranks"), std::string::npos) << msg;
 }
 

@@ -232,14 +232,23 @@ bool Trainer::run() {
   if (dist_.comm)
     tensor_comm(dist_)->broadcast(std::span<float>(params_.values().data<float>(), size_t(params_.numel())));
   if (fs::exists(path("checkpoint-last") + "/trainer_state.json")) {
-    // The data position counts this rank's micro-batches, which only means
-    // the same examples at the same world size: another one is refused.
+    // The data position counts global micro-batches (each rank reads its
+    // slice of every one), so it means the same examples on any number of
+    // ranks that share the global micro-batch, micro_batch × ranks: 2 × 4
+    // may resume as 1 × 8. Another global micro-batch is refused.
     const std::string world_file = path("checkpoint-last") + "/world.json";
-    const int64_t saved = fs::exists(world_file) ? io::read_json_file(world_file).value("world_size", int64_t(1)) : 1;
-    PTUNE_CHECK(saved == world,
-                "{} was written by a {}-rank job and this job has {} rank{}: resume with the same world size "
-                "(mpirun -np {}), or start a fresh train.output_dir",
-                path("checkpoint-last"), saved, world, world == 1 ? "" : "s", saved);
+    const nlohmann::json saved = fs::exists(world_file) ? io::read_json_file(world_file) : nlohmann::json::object();
+    const int64_t saved_world = saved.value("world_size", int64_t(1));
+    // Checkpoints from before micro_batch was recorded resume on their own world size only.
+    const int64_t saved_micro = saved.value("micro_batch", saved_world == world ? options_.micro_batch : int64_t(0));
+    const int64_t global = saved_world * saved_micro;
+    PTUNE_CHECK(global == world * options_.micro_batch,
+                "{} was written by a {}-rank job with train.micro_batch {} (a global micro-batch of {}) and this job "
+                "has {} rank{} with train.micro_batch {}: resume with micro_batch × ranks = {}{}, or start a fresh "
+                "train.output_dir",
+                path("checkpoint-last"), saved_world, saved_micro, global, world, world == 1 ? "" : "s",
+                options_.micro_batch, global,
+                global % world == 0 ? fmt::format(" (train.micro_batch={} on {} ranks)", global / world, world) : "");
     state_ = load_checkpoint(path("checkpoint-last"), params_, optimizer_);
     rng_ = Rng(state_.rng_seed, state_.rng_offset);
     log_.message(fmt::format("resumed from {} at step {}", path("checkpoint-last"), state_.step));
@@ -373,7 +382,8 @@ void Trainer::evaluate_and_save() {
 void Trainer::save_last() {
   if (rank0()) {
     save_checkpoint(path("checkpoint-last"), params_, optimizer_, state_);
-    if (dist_.comm) io::write_json_file(path("checkpoint-last") + "/world.json", {{"world_size", dist_.comm->size()}});
+    io::write_json_file(path("checkpoint-last") + "/world.json",
+                        {{"world_size", world_of(dist_)}, {"micro_batch", options_.micro_batch}});
   }
   if (dist_.comm) dist_.comm->barrier();
 }

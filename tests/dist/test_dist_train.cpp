@@ -4,7 +4,8 @@
 // sharded; the run reports its communication, which matches the model
 // (2Ψ − Ψ_pinned all-gathered per micro-batch, Ψ with keep; 4·trainables
 // all-reduced); a failing rank ends the job promptly; SIGTERM leaves a
-// checkpoint that resumes to the same losses.
+// checkpoint that resumes to the same losses, on another number of ranks
+// too.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -261,13 +262,32 @@ TEST_F(DistTrain, AFailingRankEndsTheJob) {
   EXPECT_NE(r.output.find("ptune: rank 1: error: injected failure before step 3"), std::string::npos) << r.output;
 }
 
-// A checkpoint written by N ranks is refused by another world size, with
-// the reason.
-TEST_F(DistTrain, ResumeNeedsTheSameWorldSize) {
-  ASSERT_EQ(train("bert", "world2", 2, "", 2).status, 0);
-  const Proc r = train("bert", "world2", 4, "", 4);
+// A checkpoint resumes on another number of ranks that reads the same
+// global micro-batch (micro_batch × ranks): 2 × 4 continues as 4 × 2, and as
+// one process × 8, to the losses of an uninterrupted run; another global
+// micro-batch is refused with the setting that would resume.
+TEST_F(DistTrain, ResumesOnAnotherWorldSizeWithTheSameGlobalMicroBatch) {
+  ASSERT_EQ(train("bert", "whole", 2, "", 6).status, 0);
+  const std::vector<double> full = step_losses(dir("whole"));
+  ASSERT_EQ(full.size(), 6u);
+
+  ASSERT_EQ(train("bert", "elastic", 2, "", 2).status, 0);
+  const Proc four = train("bert", "elastic", 4, "", 4);
+  ASSERT_EQ(four.status, 0) << four.output;
+  EXPECT_NE(four.output.find("resumed from"), std::string::npos) << four.output;
+  const Proc one = train("bert", "elastic", 0, "", 6);
+  ASSERT_EQ(one.status, 0) << one.output;
+  const std::vector<double> resumed = step_losses(dir("elastic"));
+  ASSERT_EQ(resumed.size(), 6u);
+  for (size_t i = 0; i < full.size(); ++i) EXPECT_NEAR(resumed[i], full[i], 1e-5 * std::abs(full[i])) << "step " << i + 1;
+
+  const Proc r = train("bert", "elastic", 4, "train.micro_batch=4", 8);
   EXPECT_NE(r.status, 0);
-  EXPECT_NE(r.output.find("was written by a 2-rank job and this job has 4 ranks"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("was written by a 1-rank job with train.micro_batch 8 (a global micro-batch of 8) and this "
+                          "job has 4 ranks with train.micro_batch 4"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("(train.micro_batch=2 on 4 ranks)"), std::string::npos) << r.output;
 }
 
 // SIGTERM to one rank (as Slurm pre-emption signals the tasks): every rank

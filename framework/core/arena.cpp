@@ -52,6 +52,20 @@ Tensor Arena::copy_of(const Tensor& t) {
   return c;
 }
 
+Arena::Mark Arena::mark() const {
+  return {blocks_.size(), blocks_.empty() ? 0 : blocks_.back().offset, used_};
+}
+
+void Arena::rewind(const Mark& m) {
+  PTUNE_CHECK(m.blocks <= blocks_.size() && m.used <= used_ &&
+                  (m.blocks == 0 || m.offset <= blocks_[m.blocks - 1].offset),
+              "arena: rewind to a mark that is not behind the current allocation (taken before a reset?)");
+  // Blocks added since the mark are emptied and kept (reset() folds them).
+  for (size_t i = m.blocks; i < blocks_.size(); ++i) blocks_[i].offset = 0;
+  if (m.blocks > 0) blocks_[m.blocks - 1].offset = m.offset;
+  used_ = m.used;
+}
+
 void Arena::reset() {
   if (blocks_.size() > 1) {
     // Fold into one block as large as everything handed out at the peak.

@@ -3,7 +3,11 @@
 // The first steps may grow it (one extra block each time it runs out);
 // reset() then folds everything into a single block as large as the peak,
 // so a steady-state step performs no allocation at all. Tensors handed out
-// borrow the arena's bytes and are invalid after reset().
+// borrow the arena's bytes and are invalid after reset(), or after a
+// rewind() to a mark taken before them (scratch that dies with a layer:
+// the next layer reuses its bytes, so the peak is one layer's scratch, not
+// the sum of all of them). In a single block the offset is the bytes in
+// use, so a block as large as the peak holds any step that fits it.
 #pragma once
 
 #include <cstddef>
@@ -27,6 +31,13 @@ class Arena {
   Tensor copy_of(const Tensor& t);
   // Frees everything handed out since the last reset.
   void reset();
+  // A point in this step's allocations, and freeing everything handed out
+  // after it (stack order: a rewind to an earlier mark frees later ones).
+  struct Mark {
+    size_t blocks = 0, offset = 0, used = 0;
+  };
+  Mark mark() const;
+  void rewind(const Mark& m);
 
   Device device() const { return device_; }
   size_t used_bytes() const { return used_; }

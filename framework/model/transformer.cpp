@@ -241,7 +241,11 @@ void Transformer::backward(const Tensor& dhidden, const ModelGrads& grads, Arena
     if (grads.prefix && i < grads.prefix->values.size()) dv = grads.prefix->values[i];
     const bool need_input = l > lowest || want_inputs;
     if (gate_) gate_->acquire(1 + l, l > lowest ? l : -1, WeightGate::Pass::kBackward);
+    // The block's gradient scratch dies with it (dx is updated in its own
+    // buffer): the next block reuses the bytes.
+    const Arena::Mark scratch = arena.mark();
     dx = layer_backward(l, saved_[i], dx, need_input, dk, dv, arena);
+    arena.rewind(scratch);
     if (gate_) gate_->release(1 + l, WeightGate::Pass::kBackward);
   }
   if (!want_inputs) return;
@@ -310,7 +314,10 @@ Tensor Transformer::layer_backward(int64_t l, LayerActivations& a, const Tensor&
   if (pre) {
     ops::norm_backward(nk, dresidual, Tensor(), Tensor(), dmlp_in, a.residual, w.norm2_w, a.mean2, a.rstd2);
   } else {
-    dresidual = arena.zeros({B, T, C}, act);  // norm_backward accumulates
+    // dout was last read by norm2's backward: its buffer takes d(residual),
+    // which norm_backward accumulates into.
+    dresidual = dout;
+    dresidual.zero_();
     ops::norm_backward(nk, dresidual, Tensor(), Tensor(), dmlp_in, a.residual, w.norm1_w, a.mean1, a.rstd1);
   }
 

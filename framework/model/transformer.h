@@ -111,9 +111,11 @@ class Transformer {
   // consumed: pre-LN, the residual stream's gradient is one buffer updated
   // in place down the layers — dout becomes d(residual) (norm2's share added
   // after the MLP has read it), then d(input) (norm1's share added after the
-  // attention projection has read it), and is returned. Post-LN, dout is
-  // only read and the result is a fresh buffer. backward() hands it a
-  // buffer of its own, never the caller's dhidden.
+  // attention projection has read it), and is returned. Post-LN, norm2's
+  // backward reads dout, then its buffer takes d(residual) and is returned.
+  // Either way the result lives in dout's buffer, so everything else the
+  // block allocates is scratch that backward() frees after it. backward()
+  // hands it a buffer of its own, never the caller's dhidden.
   Tensor layer_backward(int64_t l, LayerActivations& a, const Tensor& dout, bool need_input,
                         const Tensor& dprefix_k, const Tensor& dprefix_v, Arena& arena);
 

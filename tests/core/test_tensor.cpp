@@ -73,6 +73,44 @@ TEST(Arena, SteadyStateAllocatesNothing) {
   EXPECT_GE(arena.peak_bytes(), size_t(10) * 1000 * 300 * 4);
 }
 
+// Per-layer scratch rewound after each layer: the bytes are reused (the
+// same address again), the peak is one layer's scratch over what stays,
+// tensors from before the mark keep their bytes, and the steady state still
+// allocates nothing, also when the first step grew the arena across blocks.
+TEST(Arena, RewindReusesScratchAndKeepsThePeakAtOneLayer) {
+  Arena arena(Device::cpu(), 4096);
+  auto step = [&] {
+    Tensor stays = arena.alloc({1000});
+    stays.data<float>()[999] = 7.0f;
+    void* first = nullptr;
+    for (int layer = 0; layer < 6; ++layer) {
+      const Arena::Mark m = arena.mark();
+      Tensor t = arena.alloc({5000});
+      t.data<float>()[0] = float(layer);
+      if (layer == 0) first = t.raw();
+      EXPECT_EQ(t.raw(), first) << "layer " << layer << " did not reuse the scratch";
+      arena.rewind(m);
+    }
+    EXPECT_EQ(stays.data<float>()[999], 7.0f);
+    EXPECT_EQ(arena.used_bytes(), 4096u);  // 4000 bytes, rounded up to 256
+    arena.reset();
+  };
+  step();  // grows: the scratch did not fit the 4 KiB block
+  step();  // folded into one block of the peak
+  const size_t after_warmup = arena.system_allocations();
+  for (int i = 0; i < 3; ++i) step();
+  EXPECT_EQ(arena.system_allocations(), after_warmup);
+  EXPECT_EQ(arena.peak_bytes(), 4096u + 20224u);  // one layer's scratch (20000 → 20224) over what stays
+
+  Arena other;
+  const Arena::Mark late = [&] {
+    other.alloc({10});
+    return other.mark();
+  }();
+  other.reset();
+  EXPECT_THROW(other.rewind(late), Error);  // a mark from before the reset
+}
+
 TEST(Rng, PhiloxKnownAnswer) {
   // Random123's kat_vectors: philox4x32_10, counter 0, key 0.
   const auto w = philox4x32(0, 0, 0);

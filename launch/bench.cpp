@@ -35,6 +35,7 @@ struct BenchOptions {
   std::string device = "cpu", dtype = "bf16";  // dtype: of the model on a GPU (the CPU computes in f32)
   double peak_tflops = 989.0;
   bool profile = false;  // per-op time of the step (ops/profile.h), after the timed steps
+  bool recompute = false;  // activation checkpointing (Transformer::set_recompute)
 };
 
 int bench(const BenchOptions& o) {
@@ -66,6 +67,7 @@ int bench(const BenchOptions& o) {
   model::Transformer model(spec, model::ModelWeights::random(spec, {}, rng));
   const Device device = gpu ? Device::cuda(0) : Device::cpu();
   if (gpu) model.weights().to(device, o.dtype == "bf16" ? DType::kBF16 : DType::kF32);
+  model.set_recompute(o.recompute);
   const DType act = model.dtype();
   const int64_t B = o.batch, T = o.seq, P = o.prefix, C = spec.hidden, L = spec.layers;
   const int64_t KVW = spec.kv_heads * spec.head_dim;  // prefix width (C without GQA)
@@ -162,6 +164,7 @@ Command add_bench(CLI::App& app) {
   cmd->add_option("--dtype", o->dtype, "bf16 | f32 (the model's dtype on a GPU)")->capture_default_str();
   cmd->add_option("--peak-tflops", o->peak_tflops, "dense bf16 peak for the MFU")->capture_default_str();
   cmd->add_flag("--profile", o->profile, "print the step's time per op");
+  cmd->add_flag("--recompute", o->recompute, "activation checkpointing (model.gradient_checkpointing)");
   return [cmd, o] { return cmd->parsed() ? bench(*o) : -1; };
 }
 

@@ -101,6 +101,7 @@ int train(const RecipeArgs& args, bool print_config) {
   model::ShardLayout layout;
   if (r.model.shard != recipe::ShardMode::kNone) layout = {shard_ranks.rank(), shard_ranks.size()};
   auto job = build_job(r, Datasets::kTrainAndEval, layout);
+  job->model->set_recompute(r.model.gradient_checkpointing);
 
   // GPU tensors travel over NCCL (bootstrapped by MPI) wherever MPI carries
   // the job, one rank included; host values (counts, metrics, the stop

@@ -71,7 +71,7 @@ Tensor Transformer::forward(const ModelInputs& in, Arena& arena) {
   seq_ = T;
   const EmbeddingWeights& e = weights_->embeddings;
   const Tensor position_ids = arena.copy_of(in.position_ids);
-  const Tensor mask = arena.copy_of(in.attention_mask);
+  mask_ = arena.copy_of(in.attention_mask);
 
   // Embeddings: words (given) + positions (+ token types), then BERT's norm.
   Tensor x = arena.alloc({B, T, C}, act);
@@ -129,7 +129,12 @@ Tensor Transformer::forward(const ModelInputs& in, Arena& arena) {
     x = arena.alloc({B, T, C}, act);
     // Block l is unit 1 + l; the gate may gather it (and prefetch l + 1).
     if (gate_) gate_->acquire(1 + l, l + 1 < spec_.layers ? 2 + l : -1, WeightGate::Pass::kForward);
-    layer_forward(l, a, x, mask, arena);
+    const Arena::Mark block = arena.mark();
+    layer_forward(l, a, x, mask_, arena);
+    if (recompute_) {  // keep the block's input (and prefix) only; backward reruns it
+      arena.rewind(block);
+      a = LayerActivations{.input = a.input, .prefix_k = a.prefix_k, .prefix_v = a.prefix_v};
+    }
     if (gate_) gate_->release(1 + l, WeightGate::Pass::kForward);
   }
 
@@ -168,7 +173,6 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
   a.fc = arena.alloc({B, T, FC}, act);
   a.act = arena.alloc({B, T, I}, act);
   Tensor proj = arena.alloc({B, T, C}, act);
-  Tensor mlp = arena.alloc({B, T, C}, act);
 
   // Attention sub-block.
   if (pre) ops::norm_forward(nk, a.norm1, a.mean1, a.rstd1, a.input, w.norm1_w, w.norm1_b, eps);
@@ -187,19 +191,25 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
   }
 
   // MLP sub-block: pre-LN reads norm2(residual), post-LN reads norm1.
+  // Backward reads fc and, post-LN, norm2's statistics: a pre-LN rerun
+  // stops at fc (the frozen fc2 has no weight gradient that needs act).
+  const bool whole = out.defined() || !pre;
   const Tensor& mlp_in = pre ? a.norm2 : a.norm1;
   if (spec_.gated_mlp) {
     ops::linear_forward(a.fc, mlp_in, w.fc_w, w.fc_b);
-    ops::gated_forward(spec_.activation, a.act, a.fc);
+    if (whole) ops::gated_forward(spec_.activation, a.act, a.fc);
   } else {  // one fused GEMM on CUDA; a.fc keeps the pre-activation for backward
     ops::linear_activation_forward(spec_.activation, a.act, a.fc, mlp_in, w.fc_w, w.fc_b);
   }
+  if (!whole) return;
+  Tensor mlp = arena.alloc({B, T, C}, act);
   ops::linear_forward(mlp, a.act, w.fc2_w, w.fc2_b);
   if (pre) {
     ops::add_forward(out, a.residual, mlp);
   } else {
     a.residual2 = arena.alloc({B, T, C}, act);  // = norm1 + mlp, normalised into out
-    ops::residual_norm_forward(nk, out, a.residual2, a.mean2, a.rstd2, mlp, a.norm1, w.norm2_w, w.norm2_b, eps);
+    const Tensor y = out.defined() ? out : arena.alloc({B, T, C}, act);
+    ops::residual_norm_forward(nk, y, a.residual2, a.mean2, a.rstd2, mlp, a.norm1, w.norm2_w, w.norm2_b, eps);
   }
 }
 
@@ -244,6 +254,7 @@ void Transformer::backward(const Tensor& dhidden, const ModelGrads& grads, Arena
     // The block's gradient scratch dies with it (dx is updated in its own
     // buffer): the next block reuses the bytes.
     const Arena::Mark scratch = arena.mark();
+    if (recompute_) layer_forward(l, saved_[i], Tensor(), mask_, arena);
     dx = layer_backward(l, saved_[i], dx, need_input, dk, dv, arena);
     arena.rewind(scratch);
     if (gate_) gate_->release(1 + l, WeightGate::Pass::kBackward);

@@ -72,6 +72,14 @@ class Transformer {
   DType dtype() const { return weights_->dtype(); }
   // nullptr: every unit stays resident (the default).
   void set_weight_gate(WeightGate* gate) { gate_ = gate; }
+  // Activation checkpointing (transformers' gradient_checkpointing): forward
+  // keeps only each block's input, backward runs the block's forward again
+  // just before its backward. Activation memory drops from every block's
+  // activations to their inputs plus one block's, for a second forward of
+  // every block (a pre-LN rerun stops at the MLP's first GEMM). The
+  // gradients are the same bits: the rerun computes what the forward did.
+  void set_recompute(bool on) { recompute_ = on; }
+  bool recompute() const { return recompute_; }
 
   // out (B, T, C) = word embeddings of ids (B, T) i32, both on the model's device.
   void embed_tokens(const Tensor& out, const Tensor& ids) const;
@@ -104,6 +112,9 @@ class Transformer {
     Tensor prefix_k, prefix_v;       // this layer's prefix, if any
   };
 
+  // Block l's forward from a.input into out, saving what backward reads in
+  // a. An undefined out: only the saved activations are wanted (the rerun
+  // of recompute; pre-LN stops at the MLP's first GEMM).
   void layer_forward(int64_t l, LayerActivations& a, const Tensor& out, const Tensor& mask, Arena& arena);
   // From dout (B, T, C), the gradient at the block's output, accumulates the
   // prefix gradients and returns the gradient at the block's input, or an
@@ -123,11 +134,13 @@ class Transformer {
   std::unique_ptr<ModelWeights> weights_;
   ops::AttentionConfig attention_;
   WeightGate* gate_ = nullptr;
+  bool recompute_ = false;
 
   // Saved by forward for backward (views into the caller's arena).
   std::vector<LayerActivations> saved_;
   Tensor embed_sum_, embed_mean_, embed_rstd_;  // BERT's embedding LayerNorm input and stats
   Tensor final_input_, final_mean_, final_rstd_;
+  Tensor mask_;                       // (B, T) i32 of the last forward on the device, or undefined
   Tensor positions_, rope_inv_freq_;  // RoPE: (B, T) i32 of the last forward, (D/2), on the device
   std::vector<int32_t> host_positions_;  // RoPE: the positions read on the host (range check, max)
   int64_t batch_ = 0, seq_ = 0;

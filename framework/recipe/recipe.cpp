@@ -323,6 +323,9 @@ std::vector<Field> make_schema() {
                            {"sharding", "zero", "fsdp"}));
   s.push_back(bool_field("model", "shard_keep_for_backward",
                          [](auto& r) -> auto& { return r.model.shard_keep_for_backward; }, {"keep_for_backward"}));
+  s.push_back(bool_field("model", "gradient_checkpointing",
+                         [](auto& r) -> auto& { return r.model.gradient_checkpointing; },
+                         {"activation_checkpointing", "recompute", "checkpoint_activations"}));
 
   // method.name must stay the first method key: its preset is the base the
   // other method keys override.

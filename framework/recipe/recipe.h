@@ -57,6 +57,10 @@ struct ModelOptions {
   // Keep each gathered block from its forward to its backward: Ψ gathered
   // per step instead of 2Ψ, for the memory of the whole model.
   bool shard_keep_for_backward = false;
+  // Keep only each block's input in forward and rerun the block before its
+  // backward (model::Transformer::set_recompute): activation memory for
+  // longer sequences or larger batches, for a second forward of each block.
+  bool gradient_checkpointing = false;
 };
 
 struct Recipe {

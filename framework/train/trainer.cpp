@@ -340,6 +340,9 @@ void Trainer::write_dist_report(double step_seconds, int64_t steps) {
   // Peak frozen-weight memory is per rank: report the largest.
   int64_t peak = dist_.shard ? dist_.shard->peak_frozen_bytes() : 0;
   dist_.comm->all_reduce(std::span<int64_t>(&peak, 1), dist::ReduceOp::kMax);
+  // The step's activations and scratch (the compute arena), largest rank.
+  int64_t activations = int64_t(arena_.peak_bytes());
+  dist_.comm->all_reduce(std::span<int64_t>(&activations, 1), dist::ReduceOp::kMax);
   nlohmann::json r = {{"world_size", dist_.comm->size()},
                       {"shard", dist_.shard_mode},
                       {"steps", steps},
@@ -348,7 +351,8 @@ void Trainer::write_dist_report(double step_seconds, int64_t steps) {
                       {"all_gather_bytes_per_step", last_gather_bytes_},
                       {"grad_all_reduce_bytes_per_step", last_grad_reduce_bytes_},
                       {"all_reduce_bytes_per_step", last_reduce_bytes_},
-                      {"trainable_parameters", params_.numel()}};
+                      {"trainable_parameters", params_.numel()},
+                      {"activation_peak_bytes_per_rank", activations}};
   if (dist_.shard) {
     r["keep_for_backward"] = dist_.shard->keep_for_backward();
     r["frozen_bytes_unsharded"] = dist_.shard->full_bytes();

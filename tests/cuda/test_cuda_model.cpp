@@ -6,7 +6,8 @@
 // with every candidate kernel (PTUNE_CANDIDATES=1, ops/candidates.h: the
 // tuned GEMMs and their epilogues, RoPE's vector path, in the model's own
 // sequence of calls; a tuned GEMM must also leave the steady-state step
-// allocation-free).
+// allocation-free), and with activation checkpointing (the backward's
+// reruns of each block give the same gradients).
 //
 // Tolerances (relative L2 error, cuda_test_util.h): f32 1e-4 — the GPU sums
 // in another order than torch and than the CPU (no TF32: linear_cuda.cu);
@@ -38,12 +39,13 @@ struct Case {
   std::string fixture;  // under tests/golden/fixtures
   DType dtype;
   const char* candidates = "0";  // PTUNE_CANDIDATES for the test
+  bool recompute = false;         // activation checkpointing: backward reruns each block
 };
 
 std::string name_of(const ::testing::TestParamInfo<Case>& info) {
   std::string n = info.param.fixture.substr(info.param.fixture.rfind('/') + 1);
   return n + (info.param.dtype == DType::kF32 ? "_f32" : "_bf16") +
-         (std::string(info.param.candidates) == "1" ? "_candidates" : "");
+         (std::string(info.param.candidates) == "1" ? "_candidates" : "") + (info.param.recompute ? "_recompute" : "");
 }
 
 class CudaModel : public ::testing::TestWithParam<Case> {
@@ -52,6 +54,7 @@ class CudaModel : public ::testing::TestWithParam<Case> {
     if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
     dir = std::string(PTUNE_FIXTURES) + "/" + GetParam().fixture;
     model = Transformer::load(dir, {{}, kGpu, GetParam().dtype});  // unit by unit, straight to the GPU
+    model->set_recompute(GetParam().recompute);
     golden = std::make_unique<io::SafetensorsFile>(io::SafetensorsFile::open(dir + "/golden.safetensors"));
     kernels = std::make_unique<ops::ScopedCandidates>(GetParam().candidates);
   }
@@ -180,7 +183,10 @@ INSTANTIATE_TEST_SUITE_P(Archs, CudaModel,
                                            Case{"model/roberta", DType::kF32}, Case{"model/roberta", DType::kBF16},
                                            Case{"llama/llama", DType::kF32}, Case{"llama/llama", DType::kBF16},
                                            Case{"model/gpt2", DType::kBF16, "1"},
-                                           Case{"llama/llama", DType::kBF16, "1"}),
+                                           Case{"llama/llama", DType::kBF16, "1"},
+                                           Case{"model/gpt2", DType::kF32, "0", true},
+                                           Case{"model/bert", DType::kBF16, "0", true},
+                                           Case{"llama/llama", DType::kBF16, "0", true}),
                          name_of);
 
 bool same_bytes_on_host(const Tensor& a, const Tensor& b) {

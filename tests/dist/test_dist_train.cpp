@@ -262,6 +262,27 @@ TEST_F(DistTrain, AFailingRankEndsTheJob) {
   EXPECT_NE(r.output.find("ptune: rank 1: error: injected failure before step 3"), std::string::npos) << r.output;
 }
 
+// model.gradient_checkpointing reruns each block before its backward: the
+// same losses and trained values, bit for bit, in one process and on 2
+// sharded ranks (the rerun runs inside the block's gather).
+TEST_F(DistTrain, GradientCheckpointingTrainsTheSameBits) {
+  for (const auto& [np, shard] : {std::pair{0, "none"}, std::pair{2, "world"}}) {
+    const std::string base = fmt::format("gc_off_{}", np), rerun = fmt::format("gc_on_{}", np);
+    const std::string args = fmt::format("model.shard={} method.name=p-tuning-v2", shard);
+    ASSERT_EQ(train("gpt2", base, np, args).status, 0);
+    const Proc r = train("gpt2", rerun, np, args + " model.gradient_checkpointing=true");
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_EQ(step_losses(dir(rerun)), step_losses(dir(base))) << np << " ranks";
+    EXPECT_EQ(max_relative_difference(dir(base) / "checkpoint-last/state.safetensors",
+                                      dir(rerun) / "checkpoint-last/state.safetensors"),
+              0.0);
+    const auto peak = [&](const std::string& run) {
+      return io::read_json_file((dir(run) / "dist.json").string())["activation_peak_bytes_per_rank"].get<int64_t>();
+    };
+    EXPECT_LT(peak(rerun), peak(base));
+  }
+}
+
 // A checkpoint resumes on another number of ranks that reads the same
 // global micro-batch (micro_batch × ranks): 2 × 4 continues as 4 × 2, and as
 // one process × 8, to the losses of an uninterrupted run; another global

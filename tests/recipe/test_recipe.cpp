@@ -442,8 +442,8 @@ TEST(RecipeErrors, Overrides) {
 TEST(Recipe, KeysListTheSchema) {
   const std::vector<std::string> keys = recipe_keys();
   EXPECT_EQ(keys.front(), "model.path");
-  EXPECT_EQ(keys[5], "method.name");
-  EXPECT_EQ(keys.size(), 5u + 12u + 2u + 12u + 20u);  // model, method (+projection), task, data, train
+  EXPECT_EQ(keys[6], "method.name");
+  EXPECT_EQ(keys.size(), 6u + 12u + 2u + 12u + 20u);  // model, method (+projection), task, data, train
 }
 
 TEST(Recipe, DeviceKeys) {
@@ -473,6 +473,17 @@ TEST(Recipe, ShardKeys) {
   EXPECT_TRUE(again.model.shard_keep_for_backward);
   expect_error_in("model:\n  path: m\n  shard: all\nmethod: {name: p-tuning-v2}\n",
                   {"r.yaml:3: model.shard: expected one of none, world, node, got 'all'"});
+}
+
+TEST(Recipe, GradientCheckpointingKey) {
+  const std::string base = "model: {path: m}\nmethod: {name: p-tuning-v2}\ndata: {labels: [a, b]}\n";
+  EXPECT_FALSE(parse(base).model.gradient_checkpointing);
+  const Recipe r = parse(base, {"model.gradient_checkpointing=true"});
+  EXPECT_TRUE(r.model.gradient_checkpointing);
+  EXPECT_TRUE(parse_recipe(dump_recipe(r), "dumped.yaml").model.gradient_checkpointing);
+  // transformers' other spelling is pointed at the key.
+  expect_error_in("model: {path: m, activation_checkpointing: true}\nmethod: {name: p-tuning-v2}\n",
+                  {"model.activation_checkpointing", "model.gradient_checkpointing"});
 }
 
 }  // namespace

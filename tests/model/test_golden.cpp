@@ -15,6 +15,7 @@
 #include "framework/model/heads.h"
 #include "framework/model/transformer.h"
 #include "framework/ops/cross_entropy.h"
+#include "model/kv_prefix_util.h"
 
 namespace ptune::model {
 namespace {
@@ -198,18 +199,8 @@ TEST_P(Golden, KvPrefixForwardAndGradients) {
 // still gives the same prefix gradients.
 TEST_P(Golden, BackwardStopsAtLowestPromptLayer) {
   const int64_t L = model->spec().layers, P = 2;
-  KvPrefix prefix, full, top_only;
-  for (int64_t l = 0; l < L; ++l) {
-    Tensor k = Tensor::empty({P, C}, DType::kF32), v = Tensor::empty({P, C}, DType::kF32);
-    Rng(uint64_t(l)).fill_normal(k, 0, 1);
-    Rng(uint64_t(l + 100)).fill_normal(v, 0, 1);
-    prefix.keys.push_back(k);
-    prefix.values.push_back(v);
-    full.keys.push_back(Tensor::zeros({P, C}, DType::kF32));
-    full.values.push_back(Tensor::zeros({P, C}, DType::kF32));
-    top_only.keys.push_back(l == L - 1 ? Tensor::zeros({P, C}, DType::kF32) : Tensor());
-    top_only.values.push_back(l == L - 1 ? Tensor::zeros({P, C}, DType::kF32) : Tensor());
-  }
+  KvPrefix prefix = testing::random_prefix(L, P, C), full = testing::zero_prefix_grads(L, P, C);
+  KvPrefix top_only = testing::zero_prefix_grads(L, P, C, [&](int64_t l) { return l == L - 1; });
   Arena arena;
   Tensor embeds = arena.alloc({B, T, C}), positions = arena.alloc({B, T}, DType::kI32);
   model->embed_tokens(embeds, ids);

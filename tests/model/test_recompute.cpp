@@ -14,6 +14,7 @@
 #include "framework/core/arena.h"
 #include "framework/core/rng.h"
 #include "framework/model/transformer.h"
+#include "model/kv_prefix_util.h"
 
 namespace ptune::model {
 namespace {
@@ -36,16 +37,8 @@ Result run(Transformer& model, bool recompute) {
     ids.data<int32_t>()[i] = int32_t((i * 7919 + 13) % spec.vocab_size);
     mask.data<int32_t>()[i] = i >= B * T - 3 ? 0 : 1;  // the second row ends in 3 padding tokens
   }
-  KvPrefix prefix, dprefix;
-  for (int64_t l = 0; l < L; ++l) {
-    Tensor k = Tensor::empty({P, W}, DType::kF32), v = Tensor::empty({P, W}, DType::kF32);
-    Rng(uint64_t(l)).fill_normal(k, 0, 1);
-    Rng(uint64_t(l + 100)).fill_normal(v, 0, 1);
-    prefix.keys.push_back(k);
-    prefix.values.push_back(v);
-    dprefix.keys.push_back(Tensor::zeros({P, W}, DType::kF32));
-    dprefix.values.push_back(Tensor::zeros({P, W}, DType::kF32));
-  }
+  const KvPrefix prefix = testing::random_prefix(L, P, W);
+  KvPrefix dprefix = testing::zero_prefix_grads(L, P, W);
   Tensor embeds = arena.alloc({B, T, C}), positions = arena.alloc({B, T}, DType::kI32);
   model.embed_tokens(embeds, ids);
   model.default_position_ids(positions, ids, P);

@@ -39,13 +39,18 @@ PY=${PYTHON:-python3}
 # tell the rest apart; BENCH_BATCH=8 halves the bench).
 R5=$(step bench_gpu "$PY" -u tests/bench/bench_gpu.py --ptune "$BUILD/launch/ptune" --profile \
        --batch "${BENCH_BATCH-8,32}" --candidates "${BENCH_CANDIDATES-all=1;one_launch=forward32,backward32,one_launch,gemm_autotune,rope_vec,norm_warp}" --out "$OUT/bench_gpu.json")
+# Activation checkpointing's trade on the GPU (model.gradient_checkpointing):
+# the GPT-2-medium step and its arena, without and with the reruns.
+R6=$(step recompute bash -c "for r in '' --recompute; do echo \"== gpt2-medium b8 s512 \$r\"; \
+       '$BUILD/launch/ptune' bench --device cuda --arch gpt2 --layers 24 --hidden 1024 --heads 16 --batch 8 \
+       --seq 512 --steps 5 --warmup 2 \$r || exit 1; done")
 # Only so many files come back from a lent machine: drop the logs of steps
 # that passed and carry nothing to read.
 [[ $R1 == *'"rc": 0'* ]] && rm -f "$OUT/configure.log"
 [[ $R2 == *'"rc": 0'* ]] && rm -f "$OUT/build.log"
 {
   echo "{"
-  echo "  $R1,"; echo "  $R2,"; echo "  $R3,"; echo "  $R4,"; echo "  $R5,"
+  echo "  $R1,"; echo "  $R2,"; echo "  $R3,"; echo "  $R4,"; echo "  $R5,"; echo "  $R6,"
   echo "  \"gpu\": \"$(tail -n +2 "$OUT/gpu.csv" 2>/dev/null | head -1)\""
   echo "}"
 } > "$OUT/report.json"
@@ -53,3 +58,4 @@ rm -f "$OUT/gpu.csv"
 cat "$OUT/report.json"
 grep -E "^\[  (PASSED|FAILED|SKIPPED)|FAILED  \]" "$OUT/cuda_tests.log" 2>/dev/null | tail -40
 grep -E "^(==|bench|step|MFU|profile|per-op|  |shape|gpt2|llama)" "$OUT/bench_gpu.log" 2>/dev/null | head -200
+grep -E "^(==|step)" "$OUT/recompute.log" 2>/dev/null

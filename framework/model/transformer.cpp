@@ -121,17 +121,22 @@ Tensor Transformer::forward(const ModelInputs& in, Arena& arena) {
   // The embeddings unit (0) is done with until backward's embedding norm.
   if (gate_) gate_->release(0, WeightGate::Pass::kForward);
 
+  Tensor spare;  // evaluation: the last block's input, dead once it ran, takes the next output
   for (int64_t l = 0; l < spec_.layers; ++l) {
     LayerActivations& a = saved_[size_t(l)];
     a.input = x;
     a.prefix_k = in.prefix && size_t(l) < in.prefix->keys.size() ? in.prefix->keys[size_t(l)] : Tensor();
     a.prefix_v = in.prefix && size_t(l) < in.prefix->values.size() ? in.prefix->values[size_t(l)] : Tensor();
-    x = arena.alloc({B, T, C}, act);
+    x = spare.defined() ? spare : arena.alloc({B, T, C}, act);
     // Block l is unit 1 + l; the gate may gather it (and prefetch l + 1).
     if (gate_) gate_->acquire(1 + l, l + 1 < spec_.layers ? 2 + l : -1, WeightGate::Pass::kForward);
     const Arena::Mark block = arena.mark();
     layer_forward(l, a, x, mask_, arena);
-    if (recompute_) {  // keep the block's input (and prefix) only; backward reruns it
+    if (!in.for_backward) {
+      arena.rewind(block);
+      spare = a.input;
+      a = LayerActivations{};
+    } else if (recompute_) {  // keep the block's input (and prefix) only; backward reruns it
       arena.rewind(block);
       a = LayerActivations{.input = a.input, .prefix_k = a.prefix_k, .prefix_v = a.prefix_v};
     }

@@ -31,6 +31,11 @@ struct ModelInputs {
   Tensor token_type_ids;  // (B, T) i32; undefined = type 0 everywhere
   Tensor attention_mask;  // (B, T) i32, 1 = real token; undefined = all real
   const KvPrefix* prefix = nullptr;
+  // false (evaluation): no backward follows, so each block's activations
+  // are freed once it has run and its input buffer takes the next block's
+  // output: the forward's peak is one block's, not every block's
+  // (layer_qkv() is then undefined).
+  bool for_backward = true;
 };
 
 // Where backward accumulates: a defined tensor means "this gradient is

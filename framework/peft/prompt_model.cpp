@@ -84,6 +84,7 @@ Tensor PromptModel::forward(const Tensor& ids, const Tensor& type_ids, const Ten
   in.position_ids = Tensor::borrow(host_positions_.data(), {B, T}, DType::kI32);  // the model uploads it
   in.token_type_ids = type_ids;
   in.attention_mask = attention_mask;
+  in.for_backward = mode != Mode::kInference;
   if (config_.placement == Placement::kInput) {
     // The f32 prompt rows enter a bf16 model as bf16.
     Tensor rows = prompt_;

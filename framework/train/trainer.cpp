@@ -117,8 +117,8 @@ EvalResult evaluate(peft::PromptModel& prompt, model::TaskHead& head, const data
     const bool real = !slice.empty();
     if (dist.shard) dist.shard->begin_micro_batch(false);
     data::collate(dataset, indices, batch, batch_arena);
-    Tensor hidden = prompt.forward(batch.ids, batch.type_ids, batch.attention_mask, arena, Mode::kEval, unused);
-    const model::HeadOutput out = head.forward(hidden, head_batch(batch), arena, Mode::kEval, unused);
+    Tensor hidden = prompt.forward(batch.ids, batch.type_ids, batch.attention_mask, arena, Mode::kInference, unused);
+    const model::HeadOutput out = head.forward(hidden, head_batch(batch), arena, Mode::kInference, unused);
     if (dist.shard) dist.shard->end_micro_batch();
     if (!real) {
       arena.reset();

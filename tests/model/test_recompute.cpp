@@ -4,6 +4,7 @@
 // memory. Pre-LN (GPT-2, LLaMA with RoPE and grouped-query attention, Qwen2
 // with q/k/v biases) stops its rerun at the MLP's first GEMM; post-LN (BERT,
 // RoBERTa) reruns the whole block; padding and a KV prefix in every layer.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -69,6 +70,41 @@ TEST_P(Recompute, GradientsAreTheSameBitsInLessMemory) {
     EXPECT_TRUE(same_bits(plain.dvalues[l], rerun.dvalues[l])) << "layer " << l << " values";
   }
   EXPECT_LT(rerun.peak, plain.peak);
+}
+
+// An evaluation forward (nothing kept for backward) computes the same
+// hidden states in one block's memory: each block's activations are freed
+// once it ran and its input buffer takes the next block's output, so its
+// peak does not grow with the number of blocks (a training forward's does).
+TEST(RecomputeEval, EvaluationForwardHoldsOneBlock) {
+  for (const Arch arch : {Arch::kGpt2, Arch::kBert, Arch::kLlama}) {
+    std::vector<size_t> train_peaks, eval_peaks;
+    for (const int64_t layers : {2, 5}) {
+      ModelSpec spec = ModelSpec::tiny(arch);
+      spec.layers = layers;
+      SCOPED_TRACE(fmt::format("{}, {} blocks", spec.arch_name(), layers));
+      Rng rng(3);
+      Transformer model(spec, ModelWeights::random(spec, {}, rng));
+      const int64_t B = 3, T = 11, P = 2, C = spec.hidden;
+      const KvPrefix prefix = testing::random_prefix(layers, P, spec.attention_config().kv_width());
+      Tensor ids = Tensor::empty({B, T}, DType::kI32);
+      for (int64_t i = 0; i < B * T; ++i) ids.data<int32_t>()[i] = int32_t((i * 31 + 5) % spec.vocab_size);
+      auto forward = [&](bool for_backward, std::vector<size_t>& peaks) {
+        Arena arena;
+        Tensor embeds = arena.alloc({B, T, C}), positions = arena.alloc({B, T}, DType::kI32);
+        model.embed_tokens(embeds, ids);
+        model.default_position_ids(positions, ids, P);
+        ModelInputs in{embeds, positions, Tensor(), Tensor(), &prefix, for_backward};
+        const Tensor hidden = model.forward(in, arena).clone();
+        peaks.push_back(arena.peak_bytes());
+        return hidden;
+      };
+      EXPECT_TRUE(same_bits(forward(true, train_peaks), forward(false, eval_peaks)));
+    }
+    EXPECT_EQ(eval_peaks[0], eval_peaks[1]);
+    EXPECT_GT(train_peaks[1], train_peaks[0]);
+    EXPECT_LT(eval_peaks[0], train_peaks[0]);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, Recompute,

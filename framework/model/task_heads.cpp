@@ -6,6 +6,7 @@
 #include "framework/ops/activation.h"
 #include "framework/ops/cross_entropy.h"
 #include "framework/ops/elementwise.h"
+#include "framework/ops/embedding.h"
 #include "framework/ops/linear.h"
 
 namespace ptune::model {
@@ -255,29 +256,47 @@ class CausalLmHead final : public TaskHead {
 
   void init(Rng&) override {}
 
+  // Position t predicts token t + 1. Only the positions whose next token is
+  // labelled get logits: the (N, V) rows of an answer-only loss instead of
+  // (B·T, V) — the LM head's GEMMs and its logits' memory scale with the
+  // labelled tokens. scores holds those rows in (b, t) order.
   HeadOutput forward(const Tensor& hidden, const HeadBatch& batch, Arena& arena, Mode, Rng&) override {
-    const int64_t B = hidden.size(0), T = hidden.size(1), V = model_.spec().vocab_size;
-    Tensor logits = arena.alloc({B, T, V}, hidden.dtype());
-    lm_.forward(logits, hidden, arena);
-    // Position t predicts token t + 1: shift the (host) labels left.
-    targets_.resize(size_t(B * T));
+    const int64_t B = hidden.size(0), T = hidden.size(1), C = hidden.size(2), V = model_.spec().vocab_size;
+    rows_.clear();
+    targets_.clear();
+    const int32_t* labels = batch.lm_labels.data<int32_t>();
     for (int64_t b = 0; b < B; ++b)
-      for (int64_t t = 0; t < T; ++t)
-        targets_[size_t(b * T + t)] = t + 1 < T ? batch.lm_labels.data<int32_t>()[b * T + t + 1] : ops::kIgnoreIndex;
-    return loss_.apply(logits, Tensor::borrow(targets_.data(), {B, T}, DType::kI32), arena);
+      for (int64_t t = 0; t + 1 < T; ++t)
+        if (labels[b * T + t + 1] != ops::kIgnoreIndex) {
+          rows_.push_back(int32_t(b * T + t));
+          targets_.push_back(labels[b * T + t + 1]);
+        }
+    const int64_t N = int64_t(rows_.size());
+    if (N == 0) return {};  // nothing labelled in this micro-batch
+    row_ids_ = arena.copy_of(Tensor::borrow(rows_.data(), {N}, DType::kI32));
+    Tensor picked = arena.alloc({N, C}, hidden.dtype());
+    ops::embedding_forward(picked, row_ids_, hidden.view({B * T, C}));
+    Tensor logits = arena.alloc({N, V}, hidden.dtype());
+    lm_.forward(logits, picked, arena);
+    return loss_.apply(logits, Tensor::borrow(targets_.data(), {N}, DType::kI32), arena);
   }
 
   void backward(const Tensor& dhidden, float loss_scale, Arena& arena) override {
+    const int64_t N = int64_t(rows_.size()), C = dhidden.size(-1);
+    if (N == 0) return;
     Tensor dlogits = arena.zeros(loss_.scores.shape(), loss_.scores.dtype());
     loss_.backward(dlogits, loss_scale);
-    lm_.backward(dhidden, dlogits, arena);
+    Tensor dpicked = arena.zeros({N, C}, dhidden.dtype());
+    lm_.backward(dpicked, dlogits, arena);
+    ops::scatter_add_rows(dhidden.view({dhidden.numel() / C, C}), dpicked, row_ids_);
   }
 
  private:
   const Transformer& model_;
   LmHead lm_;
   Loss loss_;
-  std::vector<int32_t> targets_;  // host, reused
+  std::vector<int32_t> rows_, targets_;  // host, reused: flat (b·T + t) positions and their next tokens
+  Tensor row_ids_;                       // rows_ on the model's device
 };
 
 }  // namespace

@@ -33,7 +33,7 @@ struct HeadBatch {
 };
 
 struct HeadOutput {
-  Tensor scores;        // (B, K) class scores, or (B, T, V) LM logits
+  Tensor scores;        // (B, K) class scores, or (N, V) LM logits of the N labelled positions
   double loss_sum = 0;  // Σ over counted targets
   int64_t count = 0;    // targets counted (examples, or label tokens)
 };

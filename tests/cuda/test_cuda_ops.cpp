@@ -176,6 +176,17 @@ TEST_P(CudaOps, EmbeddingsAndPrompt) {
   ops::embedding_backward(dtable, dout, word_ids);
   ops::embedding_backward(gdtable, to_gpu(dout, dt()), gword);
   EXPECT_CLOSE(gdtable, dtable, kF32Tol);
+
+  // The causal-LM head's row gradient: distinct rows added into activations
+  // in their own dtype.
+  Tensor rows = Tensor::empty({n}, DType::kI32);
+  for (int64_t i = 0; i < n; ++i) rows.data<int32_t>()[i] = int32_t((i * 13 + 3) % v);  // 13 ⊥ 50: distinct
+  Tensor act = in({v, c}), gact = to_gpu(act, dt());
+  ops::scatter_add_rows(act, dout, rows);
+  ops::scatter_add_rows(gact, to_gpu(dout, dt()), rows.to(kGpu));
+  EXPECT_CLOSE(gact, act, tol());
+  rows.data<int32_t>()[0] = int32_t(v);
+  EXPECT_THROW(ops::scatter_add_rows(gact, to_gpu(dout, dt()), rows.to(kGpu)), Error);
 }
 
 TEST_P(CudaOps, CrossEntropy) {

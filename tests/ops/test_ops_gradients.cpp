@@ -67,6 +67,32 @@ TEST(Embedding, ForwardAddAndBackward) {
   EXPECT_THROW(ops::embedding_forward(out, ids, table), Error);
 }
 
+// Gathering rows of activations (embedding_forward from a (R, C) tensor)
+// has scatter_add_rows as its gradient; untouched rows keep their values,
+// and a repeated or out-of-range row is refused (it would race on a GPU).
+TEST(Embedding, ScatterAddRowsIsTheGathersGradient) {
+  Tensor x = random_tensor({7, 3}, 17), r = random_tensor({3, 3}, 18);
+  Tensor rows = Tensor::empty({3}, DType::kI32);
+  const int32_t row_values[3] = {6, 1, 3};
+  for (int i = 0; i < 3; ++i) rows.data<int32_t>()[i] = row_values[i];
+  Tensor picked = Tensor::empty({3, 3}, DType::kF32);
+  auto loss = [&] {
+    ops::embedding_forward(picked, rows, x);
+    return weighted_sum(picked, r);
+  };
+  Tensor dx = random_tensor({7, 3}, 19);
+  const Tensor before = dx.clone();
+  ops::scatter_add_rows(dx, r, rows);
+  Tensor added = dx.clone();  // the gradient: dx − what it held
+  for (int64_t i = 0; i < added.numel(); ++i) added.data<float>()[i] -= before.data<float>()[i];
+  expect_gradient("dx", x, added, loss);
+  EXPECT_EQ(dx.data<float>()[0], before.data<float>()[0]);  // row 0 is not gathered
+  rows.data<int32_t>()[2] = 6;
+  EXPECT_THROW(ops::scatter_add_rows(dx, r, rows), Error);
+  rows.data<int32_t>()[2] = 7;
+  EXPECT_THROW(ops::scatter_add_rows(dx, r, rows), Error);
+}
+
 TEST(Embedding, PromptRowsReplaceNegativeIds) {
   Tensor table = random_tensor({6, 3}, 61), prompt = random_tensor({2, 3}, 62);
   Tensor ids = Tensor::empty({5}, DType::kI32);

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <vector>
 
 #include "framework/ops/dispatch.h"
 #include "framework/ops/embedding.h"
@@ -50,6 +51,28 @@ void embedding_backward(const Tensor& dtable, const Tensor& dout, const Tensor& 
     const float* d = pd + i * c;
 #pragma omp simd
     for (int64_t j = 0; j < c; ++j) row[j] += d[j];
+  }
+}
+
+void scatter_add_rows(const Tensor& dst, const Tensor& src, const Tensor& rows) {
+  PTUNE_ROUTE(dst, scatter_add_rows, dst, src, rows);
+  const int64_t n = rows.numel(), r = dst.size(0), c = dst.numel() / std::max<int64_t>(r, 1);
+  PTUNE_CHECK(src.numel() == n * c, "scatter_add_rows: src {} for {} rows of width {}", src.shape().str(), n, c);
+  const int32_t* pr = rows.data<int32_t>();
+  std::vector<bool> seen(size_t(r), false);
+  for (int64_t i = 0; i < n; ++i) {
+    PTUNE_CHECK(pr[i] >= 0 && pr[i] < r && !seen[size_t(pr[i])],
+                "scatter_add_rows: row {} at position {} is outside [0, {}) or repeated", pr[i], i, r);
+    seen[size_t(pr[i])] = true;
+  }
+  const float* ps = src.data<float>();
+  float* pd = dst.data<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    float* d = pd + int64_t(pr[i]) * c;
+    const float* s = ps + i * c;
+#pragma omp simd
+    for (int64_t j = 0; j < c; ++j) d[j] += s[j];
   }
 }
 

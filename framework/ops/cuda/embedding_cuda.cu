@@ -4,6 +4,8 @@
 #include "framework/ops/cuda/common.cuh"
 #include "framework/ops/cuda/kernels.h"
 
+#include <algorithm>
+
 namespace ptune::ops::cuda {
 
 namespace {
@@ -48,6 +50,24 @@ __global__ void scatter_kernel(float* dtable, const D* dout, const int32_t* ids,
     } else {
       atomicAdd(dtable + int64_t(id) * c + j, to_f(dout[k]));
     }
+  }
+}
+
+// dst[rows[i]] += src[i], one (row, column) a thread; distinct rows, so
+// plain read-modify-writes.
+template <class T, class S>
+__global__ void scatter_add_rows_kernel(T* dst, const S* src, const int32_t* rows, int64_t n, int64_t c, int64_t r,
+                                        int64_t* bad) {
+  const int64_t total = n * c;
+  for (int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < total; k += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t i = k / c, j = k % c;
+    const int32_t row = rows[i];
+    if (row < 0 || row >= r) {
+      if (j == 0) flag_bad(bad, i);
+      continue;
+    }
+    T* d = dst + int64_t(row) * c + j;
+    *d = from_f<T>(to_f(*d) + to_f(src[k]));
   }
 }
 
@@ -157,6 +177,26 @@ void prompt_embedding_forward(const Tensor& out, const Tensor& ids, const Tensor
 }
 void embedding_backward(const Tensor& dtable, const Tensor& dout, const Tensor& ids, const Stream& stream) {
   scatter("embedding_backward", dtable, dout, ids, false, stream);
+}
+void scatter_add_rows(const Tensor& dst, const Tensor& src, const Tensor& rows, const Stream& stream) {
+  const char* op = "scatter_add_rows";
+  check_cuda_tensor(dst, "dst", op);
+  check_cuda_tensor(rows, "rows", op);
+  PTUNE_CHECK(rows.dtype() == DType::kI32, "{}: rows must be i32", op);
+  const int64_t n = rows.numel(), r = dst.size(0), c = dst.numel() / std::max<int64_t>(r, 1);
+  PTUNE_CHECK(src.numel() == n * c, "{}: src {} for {} rows of width {}", op, src.shape().str(), n, c);
+  if (n == 0) return;
+  Scratch bad(dst.device(), {1}, DType::kI64);
+  const int64_t none = INT64_MAX;
+  PTUNE_CUDA_CHECK(cudaMemcpyAsync(bad.tensor().raw(), &none, sizeof(none), cudaMemcpyHostToDevice, raw(stream)));
+  int64_t* pbad = static_cast<int64_t*>(bad.tensor().raw());
+  PTUNE_FLOAT_DISPATCH(dst.dtype(), T, op,
+    PTUNE_FLOAT_DISPATCH(src.dtype(), S, op,
+      scatter_add_rows_kernel<T, S><<<blocks_for(n * c, kThreads), kThreads, 0, raw(stream)>>>(
+          static_cast<T*>(dst.raw()), static_cast<const S*>(src.raw()), static_cast<const int32_t*>(rows.raw()), n, c,
+          r, pbad)));
+  PTUNE_CUDA_LAUNCH_CHECK();
+  check_bad(pbad, static_cast<const int32_t*>(rows.raw()), op, r, 0, stream);
 }
 void prompt_embedding_backward(const Tensor& dprompt, const Tensor& dout, const Tensor& ids, const Stream& stream) {
   scatter("prompt_embedding_backward", dprompt, dout, ids, true, stream);

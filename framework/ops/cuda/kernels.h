@@ -54,6 +54,7 @@ void residual_norm_forward(NormKind kind, const Tensor& y, const Tensor& sum, co
 void embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table, const Stream& stream);
 void embedding_add(const Tensor& out, const Tensor& ids, const Tensor& table, const Stream& stream);
 void embedding_backward(const Tensor& dtable, const Tensor& dout, const Tensor& ids, const Stream& stream);
+void scatter_add_rows(const Tensor& dst, const Tensor& src, const Tensor& rows, const Stream& stream);
 void prompt_embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table, const Tensor& prompt,
                               const Stream& stream);
 void prompt_embedding_backward(const Tensor& dprompt, const Tensor& dout, const Tensor& ids, const Stream& stream);

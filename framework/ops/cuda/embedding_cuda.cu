@@ -12,7 +12,7 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// First bad position + 1 (0 = none), written with atomicMin-style CAS.
+// Lowers *bad to the first bad position i (INT64_MAX: none), with atomicMin.
 __device__ __forceinline__ void flag_bad(int64_t* bad, int64_t i) {
   atomicMin(reinterpret_cast<unsigned long long*>(bad), static_cast<unsigned long long>(i));
 }
@@ -71,6 +71,13 @@ __global__ void scatter_add_rows_kernel(T* dst, const S* src, const int32_t* row
   }
 }
 
+// The flag flag_bad() lowers, set to "none" (INT64_MAX) before a launch.
+int64_t* clear_bad(Scratch& flag, const Stream& stream) {
+  const int64_t none = INT64_MAX;
+  PTUNE_CUDA_CHECK(cudaMemcpyAsync(flag.tensor().raw(), &none, sizeof(none), cudaMemcpyHostToDevice, raw(stream)));
+  return static_cast<int64_t*>(flag.tensor().raw());
+}
+
 void check_bad(const int64_t* bad_dev, const int32_t* ids_dev, const char* op, int64_t v, int64_t p,
                const Stream& stream) {
   int64_t bad = 0;
@@ -96,9 +103,7 @@ void lookup(const char* op, const Tensor& out, const Tensor& ids, const Tensor& 
                 prompt.shape().str(), c);
   if (n == 0) return;
   Scratch bad(table.device(), {1}, DType::kI64);
-  const int64_t none = INT64_MAX;
-  PTUNE_CUDA_CHECK(cudaMemcpyAsync(bad.tensor().raw(), &none, sizeof(none), cudaMemcpyHostToDevice, raw(stream)));
-  int64_t* pbad = static_cast<int64_t*>(bad.tensor().raw());
+  int64_t* pbad = clear_bad(bad, stream);
   PTUNE_FLOAT_DISPATCH(out.dtype(), O, op,
     PTUNE_FLOAT_DISPATCH(table.dtype(), E, op,
       lookup_kernel<O, E, kAdd><<<blocks_for(n * c, kThreads), kThreads, 0, raw(stream)>>>(
@@ -187,9 +192,7 @@ void scatter_add_rows(const Tensor& dst, const Tensor& src, const Tensor& rows, 
   PTUNE_CHECK(src.numel() == n * c, "{}: src {} for {} rows of width {}", op, src.shape().str(), n, c);
   if (n == 0) return;
   Scratch bad(dst.device(), {1}, DType::kI64);
-  const int64_t none = INT64_MAX;
-  PTUNE_CUDA_CHECK(cudaMemcpyAsync(bad.tensor().raw(), &none, sizeof(none), cudaMemcpyHostToDevice, raw(stream)));
-  int64_t* pbad = static_cast<int64_t*>(bad.tensor().raw());
+  int64_t* pbad = clear_bad(bad, stream);
   PTUNE_FLOAT_DISPATCH(dst.dtype(), T, op,
     PTUNE_FLOAT_DISPATCH(src.dtype(), S, op,
       scatter_add_rows_kernel<T, S><<<blocks_for(n * c, kThreads), kThreads, 0, raw(stream)>>>(

@@ -43,10 +43,11 @@ void add_recipe_args(CLI::App* cmd, RecipeArgs& a) {
 peft::AdapterInfo adapter_info(const Job& job) { return {job.recipe.model.path, job.recipe.task.kind}; }
 
 // A job whose prompt and head come from a saved adapter (eval, predict).
-std::unique_ptr<Job> job_from_adapter(recipe::Recipe r, const std::string& adapter_dir, Datasets datasets) {
+std::unique_ptr<Job> job_from_adapter(recipe::Recipe r, const std::string& adapter_dir, Datasets datasets,
+                                      const model::ShardLayout& layout = {}) {
   const peft::Adapter adapter = peft::load_adapter(adapter_dir);
   r.method = peft::inference_config(adapter, r.method);
-  auto job = build_job(r, datasets);
+  auto job = build_job(r, datasets, layout);
   job->prompt->encoder().embedding().copy_from(adapter.prompt_embeddings);
   for (const auto& [name, value] : adapter.head) job->params.value(job->params.index(name)).copy_from(value);
   return job;
@@ -83,47 +84,67 @@ std::string shard_name(recipe::ShardMode m) {
   return "none";
 }
 
+// The ranks a command runs on and the frozen model's sharding over them
+// (train, eval). open() before the job is built: MPI's world (one process
+// without a launcher), the node's ranks for shard: node, and this rank's
+// part of the model to load. shard() after: the NCCL communicators GPU
+// tensors travel over (wherever MPI carries the job, one rank included)
+// and the ShardedWeights over the world's or the node's ranks (on GPUs an
+// NCCL communicator bootstrapped through MPI's node communicator: the
+// gathers stay on the node's links).
+struct Ranks {
+  recipe::ShardMode mode = recipe::ShardMode::kNone;
+  std::unique_ptr<dist::Communicator> comm, node_comm, tensor_comm, node_tensor_comm;
+  std::unique_ptr<dist::ShardedWeights> shard;
+  model::ShardLayout layout;
+
+  static Ranks open(const recipe::Recipe& r) {
+    Ranks k;
+    k.mode = r.model.shard;
+    k.comm = world_communicator();
+    if (k.mode == recipe::ShardMode::kNode && dist::launch_env().under_launcher)
+      k.node_comm = dist::make_mpi_node_communicator();
+    const dist::Communicator& over = k.node_comm ? *k.node_comm : *k.comm;
+    if (k.mode != recipe::ShardMode::kNone) k.layout = {over.rank(), over.size()};
+    return k;
+  }
+
+  void shard_model(const recipe::Recipe& r, Job& job) {
+    const Device device = job.model->device();
+    if (!comm->supports(device)) tensor_comm = device_communicator(*comm);
+    if (node_comm && !node_comm->supports(device)) node_tensor_comm = device_communicator(*node_comm);
+    if (mode == recipe::ShardMode::kNone) return;
+    dist::Communicator& over = node_comm ? (node_tensor_comm ? *node_tensor_comm : *node_comm)
+                                         : (tensor_comm ? *tensor_comm : *comm);
+    shard = std::make_unique<dist::ShardedWeights>(*job.model, over, r.model.shard_keep_for_backward);
+    // The verbalizer and causal-LM heads of a tied model decode with the
+    // word embeddings after the transformer ran.
+    if (r.task.kind != model::TaskKind::kClassification && !job.model->weights().has(model::Component::kLmHead))
+      shard->keep_embeddings();
+  }
+
+  train::Distributed distributed() const {
+    train::Distributed d;
+    d.comm = comm.get();
+    d.tensor_comm = tensor_comm.get();
+    d.shard = shard.get();
+    d.shard_mode = shard_name(mode);
+    return d;
+  }
+};
+
 int train(const RecipeArgs& args, bool print_config) {
   const recipe::Recipe r = args.load();
   if (print_config) {
     fmt::print("{}", recipe::dump_recipe(r));
     return 0;
   }
-  std::unique_ptr<dist::Communicator> comm = world_communicator();
+  Ranks ranks = Ranks::open(r);
+  const dist::Communicator* comm = ranks.comm.get();
   const bool rank0 = comm->rank() == 0;
-  // Frozen weights sharded over all ranks or over this node's ranks (on
-  // GPUs over an NCCL communicator of the same ranks, below); each rank
-  // loads only its part of them.
-  std::unique_ptr<dist::Communicator> node_comm;
-  if (r.model.shard == recipe::ShardMode::kNode && dist::launch_env().under_launcher)
-    node_comm = dist::make_mpi_node_communicator();
-  const dist::Communicator& shard_ranks = node_comm ? *node_comm : *comm;
-  model::ShardLayout layout;
-  if (r.model.shard != recipe::ShardMode::kNone) layout = {shard_ranks.rank(), shard_ranks.size()};
-  auto job = build_job(r, Datasets::kTrainAndEval, layout);
+  auto job = build_job(r, Datasets::kTrainAndEval, ranks.layout);
   job->model->set_recompute(r.model.gradient_checkpointing);
-
-  // GPU tensors travel over NCCL (bootstrapped by MPI) wherever MPI carries
-  // the job, one rank included; host values (counts, metrics, the stop
-  // flag) over MPI.
-  const Device device = job->model->device();
-  std::unique_ptr<dist::Communicator> tensor_comm;
-  if (!comm->supports(device)) tensor_comm = device_communicator(*comm);
-
-  // The node's gathers run over NCCL on GPUs, bootstrapped through MPI's
-  // node communicator: they stay on the node's links.
-  std::unique_ptr<dist::Communicator> node_tensor_comm;
-  if (node_comm && !node_comm->supports(device)) node_tensor_comm = device_communicator(*node_comm);
-  dist::Communicator* shard_comm = node_comm ? (node_tensor_comm ? node_tensor_comm.get() : node_comm.get())
-                                             : (tensor_comm ? tensor_comm.get() : comm.get());
-  std::unique_ptr<dist::ShardedWeights> shard;
-  if (r.model.shard != recipe::ShardMode::kNone)
-    shard = std::make_unique<dist::ShardedWeights>(*job->model, *shard_comm, r.model.shard_keep_for_backward);
-  // The verbalizer and causal-LM heads of a tied model decode with the word
-  // embeddings after the transformer ran.
-  const bool tied_decoder = r.task.kind != model::TaskKind::kClassification &&
-                            !job->model->weights().has(model::Component::kLmHead);
-  if (shard && tied_decoder) shard->keep_embeddings();
+  ranks.shard_model(r, *job);
 
   const train::TrainOptions& t = r.train;
   // Only rank 0 prints progress and writes files.
@@ -148,11 +169,7 @@ int train(const RecipeArgs& args, bool print_config) {
                          job->eval ? &*job->eval : nullptr, log, save);
 
   dist::StopSignals signals;
-  train::Distributed d;
-  d.comm = comm.get();
-  d.tensor_comm = tensor_comm.get();
-  d.shard = shard.get();
-  d.shard_mode = shard_name(r.model.shard);
+  train::Distributed d = ranks.distributed();
   d.stop_requested = [&signals] { return signals.requested(); };
   // Test hook (docs/scaling.md): PTUNE_FAIL_AT_STEP=N makes rank
   // PTUNE_FAIL_RANK (default 0) throw before step N.
@@ -175,10 +192,15 @@ int evaluate(const RecipeArgs& args, const std::string& adapter, const std::stri
   recipe::Recipe r = args.load();
   if (!data.empty()) r.data.eval = data;
   PTUNE_CHECK(!r.data.eval.empty(), "nothing to evaluate: set data.eval or --data");
-  auto job = job_from_adapter(r, adapter, Datasets::kEvalOnly);
+  // Under mpirun each rank evaluates its slice of the data, on its part of
+  // a sharded model (model.shard), and the metrics are reduced.
+  Ranks ranks = Ranks::open(r);
+  auto job = job_from_adapter(r, adapter, Datasets::kEvalOnly, ranks.layout);
+  ranks.shard_model(r, *job);
   Arena arena(job->model->device());
-  const train::EvalResult result = train::evaluate(*job->prompt, *job->head, *job->eval, r.train.eval_batch, arena);
-  fmt::print("{}\n", result.to_json().dump());
+  const train::EvalResult result =
+      train::evaluate(*job->prompt, *job->head, *job->eval, r.train.eval_batch, arena, ranks.distributed());
+  if (ranks.comm->rank() == 0) fmt::print("{}\n", result.to_json().dump());
   return 0;
 }
 

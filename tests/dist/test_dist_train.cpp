@@ -283,6 +283,31 @@ TEST_F(DistTrain, GradientCheckpointingTrainsTheSameBits) {
   }
 }
 
+// ptune eval under mpirun: each rank evaluates its slice on its part of a
+// sharded model and rank 0 prints the reduced metrics once — those of one
+// process.
+TEST_F(DistTrain, EvalOnShardedRanksMatchesOneProcess) {
+  ASSERT_EQ(train("bert", "eval_src", 0, "").status, 0);
+  const auto eval = [&](int np, const char* shard) {
+    const Proc r = shell(ptune_cmd(np, fmt::format("eval recipes/quickstart.yaml model.path={} model.shard={} "
+                                                   "--adapter {} --data recipes/data/quickstart/eval.jsonl",
+                                                   (*root_ / "bert").string(), shard,
+                                                   (dir("eval_src") / "adapter").string())));
+    EXPECT_EQ(r.status, 0) << r.output;
+    const size_t open = r.output.find('{');
+    EXPECT_EQ(r.output.find('{', open + 1), std::string::npos) << "printed more than once:\n" << r.output;
+    return nlohmann::json::parse(r.output.substr(open, r.output.find('}', open) - open + 1));
+  };
+  const nlohmann::json one = eval(0, "none");
+  for (const auto& [np, shard] : {std::pair{2, "world"}, std::pair{4, "world"}, std::pair{2, "none"}}) {
+    SCOPED_TRACE(fmt::format("{} ranks, shard {}", np, shard));
+    const nlohmann::json got = eval(np, shard);
+    EXPECT_EQ(got["examples"], one["examples"]);
+    EXPECT_EQ(got["accuracy"], one["accuracy"]);
+    EXPECT_NEAR(got["loss"].get<double>(), one["loss"].get<double>(), 1e-6 * one["loss"].get<double>());
+  }
+}
+
 // A checkpoint resumes on another number of ranks that reads the same
 // global micro-batch (micro_batch × ranks): 2 × 4 continues as 4 × 2, and as
 // one process × 8, to the losses of an uninterrupted run; another global

@@ -207,10 +207,16 @@ int evaluate(const RecipeArgs& args, const std::string& adapter, const std::stri
 int predict(const RecipeArgs& args, const std::string& adapter, const std::string& input, const std::string& output) {
   recipe::Recipe r = args.load();
   PTUNE_CHECK(r.task.kind != model::TaskKind::kCausalLm, "predict covers classification and verbalizer tasks");
-  auto job = job_from_adapter(r, adapter, Datasets::kNone);
+  // As eval: each rank labels its slice; every rank ends with all the
+  // predictions and rank 0 writes them.
+  Ranks ranks = Ranks::open(r);
+  auto job = job_from_adapter(r, adapter, Datasets::kNone, ranks.layout);
+  ranks.shard_model(r, *job);
   const data::Dataset d = job->load_dataset(input);
   Arena arena(job->model->device());
-  const train::EvalResult result = train::evaluate(*job->prompt, *job->head, d, r.train.eval_batch, arena);
+  const train::EvalResult result =
+      train::evaluate(*job->prompt, *job->head, d, r.train.eval_batch, arena, ranks.distributed());
+  if (ranks.comm->rank() != 0) return 0;
   std::ofstream out(output);
   PTUNE_CHECK(out.good(), "cannot write {}", output);
   for (int64_t i = 0; i < d.size(); ++i) {

@@ -111,6 +111,7 @@ EvalResult evaluate(peft::PromptModel& prompt, model::TaskHead& head, const data
   Arena& batch_arena = arena.device().is_cpu() ? arena : host;
   const data::Sampler sampler = data::Sampler::sequential(dataset.size(), batch_size, rank_of(dist), world_of(dist));
   data::Batch batch;
+  std::vector<int64_t> examples;  // dataset index of each prediction this rank makes
   for (const std::vector<int64_t>& slice : sampler.epoch(0)) {
     const std::vector<int64_t> indices = stand_in(slice, dist);
     if (indices.empty()) continue;
@@ -138,6 +139,7 @@ EvalResult evaluate(peft::PromptModel& prompt, model::TaskHead& head, const data
       }
       metrics.add(predictions, labels);
       result.predictions.insert(result.predictions.end(), predictions.begin(), predictions.end());
+      examples.insert(examples.end(), slice.begin(), slice.end());
     }
     arena.reset();
     host.reset();
@@ -146,6 +148,29 @@ EvalResult evaluate(peft::PromptModel& prompt, model::TaskHead& head, const data
     std::vector<double> flat = metrics.to_flat();
     dist.comm->all_reduce(std::span<double>(flat));
     metrics.from_flat(flat);
+    // Every rank's predictions and scores, in dataset order: each fills the
+    // rows of its examples in a zeroed (examples, 1 + K) table and the sum
+    // over ranks is the whole table (floats are exact in doubles).
+    if (classes) {
+      // The score width (the head's classes): a rank without examples has none.
+      int64_t K = result.scores.empty() ? 0 : int64_t(result.scores.front().size());
+      dist.comm->all_reduce(std::span<int64_t>(&K, 1), dist::ReduceOp::kMax);
+      const int64_t n = dataset.size(), W = 1 + K;
+      std::vector<double> table(size_t(n * W), 0.0);
+      for (size_t i = 0; i < examples.size(); ++i) {
+        double* row = table.data() + examples[i] * W;
+        row[0] = result.predictions[i];
+        std::copy(result.scores[i].begin(), result.scores[i].end(), row + 1);
+      }
+      dist.comm->all_reduce(std::span<double>(table));
+      result.predictions.assign(size_t(n), 0);
+      result.scores.assign(size_t(n), std::vector<float>(size_t(K)));
+      for (int64_t i = 0; i < n; ++i) {
+        const double* row = table.data() + i * W;
+        result.predictions[size_t(i)] = int32_t(row[0]);
+        std::copy(row + 1, row + W, result.scores[size_t(i)].begin());
+      }
+    }
   }
   result.loss = metrics.mean_loss();
   result.examples = dataset.size();

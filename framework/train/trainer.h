@@ -52,8 +52,10 @@ struct EvalResult {
   double accuracy = 0.0;
   double macro_f1 = 0.0;
   int64_t examples = 0;
-  std::vector<int32_t> predictions;  // class index per example, in dataset order (classification tasks)
-  std::vector<std::vector<float>> scores;  // (examples, K) class scores
+  // Class index and (K) scores per example, in dataset order, on every rank
+  // (classification and verbalizer tasks).
+  std::vector<int32_t> predictions;
+  std::vector<std::vector<float>> scores;
 
   nlohmann::json to_json() const;
   // "accuracy", "macro_f1" or "loss"; larger is better for the first two.

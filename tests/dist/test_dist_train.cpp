@@ -283,10 +283,10 @@ TEST_F(DistTrain, GradientCheckpointingTrainsTheSameBits) {
   }
 }
 
-// ptune eval under mpirun: each rank evaluates its slice on its part of a
-// sharded model and rank 0 prints the reduced metrics once — those of one
-// process.
-TEST_F(DistTrain, EvalOnShardedRanksMatchesOneProcess) {
+// ptune eval and predict under mpirun: each rank evaluates its slice on its
+// part of a sharded model; rank 0 prints the reduced metrics once and
+// writes every prediction in input order — those of one process.
+TEST_F(DistTrain, EvalAndPredictOnShardedRanksMatchOneProcess) {
   ASSERT_EQ(train("bert", "eval_src", 0, "").status, 0);
   const auto eval = [&](int np, const char* shard) {
     const Proc r = shell(ptune_cmd(np, fmt::format("eval recipes/quickstart.yaml model.path={} model.shard={} "
@@ -305,6 +305,28 @@ TEST_F(DistTrain, EvalOnShardedRanksMatchesOneProcess) {
     EXPECT_EQ(got["examples"], one["examples"]);
     EXPECT_EQ(got["accuracy"], one["accuracy"]);
     EXPECT_NEAR(got["loss"].get<double>(), one["loss"].get<double>(), 1e-6 * one["loss"].get<double>());
+  }
+
+  const auto predict = [&](int np) {
+    const fs::path out = dir(fmt::format("predictions_{}.jsonl", np));
+    const Proc r = shell(ptune_cmd(np, fmt::format("predict recipes/quickstart.yaml model.path={} model.shard=world "
+                                                   "--adapter {} --input recipes/data/quickstart/eval.jsonl --output {}",
+                                                   (*root_ / "bert").string(), (dir("eval_src") / "adapter").string(),
+                                                   out.string())));
+    EXPECT_EQ(r.status, 0) << r.output;
+    std::vector<nlohmann::json> lines;
+    std::ifstream in(out);
+    for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+    return lines;
+  };
+  const std::vector<nlohmann::json> alone = predict(0), three = predict(3);
+  ASSERT_EQ(three.size(), alone.size());
+  ASSERT_EQ(alone.size(), one["examples"].get<size_t>());
+  for (size_t i = 0; i < alone.size(); ++i) {
+    EXPECT_EQ(three[i]["line"], alone[i]["line"]) << i;
+    EXPECT_EQ(three[i]["prediction"], alone[i]["prediction"]) << i;
+    for (size_t k = 0; k < alone[i]["scores"].size(); ++k)
+      EXPECT_NEAR(three[i]["scores"][k].get<double>(), alone[i]["scores"][k].get<double>(), 1e-6) << i;
   }
 }
 

@@ -138,7 +138,7 @@ Tensor Transformer::forward(const ModelInputs& in, Arena& arena) {
       a = LayerActivations{};
     } else if (recompute_) {  // keep the block's input (and prefix) only; backward reruns it
       arena.rewind(block);
-      a = LayerActivations{.input = a.input, .prefix_k = a.prefix_k, .prefix_v = a.prefix_v};
+      a = a.inputs_only();
     }
     if (gate_) gate_->release(1 + l, WeightGate::Pass::kForward);
   }
@@ -176,7 +176,6 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
   a.mean2 = arena.alloc({B * T});
   a.rstd2 = arena.alloc({B * T});
   a.fc = arena.alloc({B, T, FC}, act);
-  a.act = arena.alloc({B, T, I}, act);
   Tensor proj = arena.alloc({B, T, C}, act);
 
   // Attention sub-block.
@@ -202,8 +201,12 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
   const Tensor& mlp_in = pre ? a.norm2 : a.norm1;
   if (spec_.gated_mlp) {
     ops::linear_forward(a.fc, mlp_in, w.fc_w, w.fc_b);
-    if (whole) ops::gated_forward(spec_.activation, a.act, a.fc);
+    if (whole) {
+      a.act = arena.alloc({B, T, I}, act);
+      ops::gated_forward(spec_.activation, a.act, a.fc);
+    }
   } else {  // one fused GEMM on CUDA; a.fc keeps the pre-activation for backward
+    a.act = arena.alloc({B, T, I}, act);
     ops::linear_activation_forward(spec_.activation, a.act, a.fc, mlp_in, w.fc_w, w.fc_b);
   }
   if (!whole) return;
@@ -262,6 +265,7 @@ void Transformer::backward(const Tensor& dhidden, const ModelGrads& grads, Arena
     if (recompute_) layer_forward(l, saved_[i], Tensor(), mask_, arena);
     dx = layer_backward(l, saved_[i], dx, need_input, dk, dv, arena);
     arena.rewind(scratch);
+    if (recompute_) saved_[i] = saved_[i].inputs_only();  // the rerun's views are gone
     if (gate_) gate_->release(1 + l, WeightGate::Pass::kBackward);
   }
   if (!want_inputs) return;

@@ -115,6 +115,9 @@ class Transformer {
     Tensor fc, act;                  // (B, T, I) before and after the activation
     Tensor residual2;                // post-LN: norm1 + mlp (before norm2)
     Tensor prefix_k, prefix_v;       // this layer's prefix, if any
+
+    // What a block keeps between forward and backward under recompute.
+    LayerActivations inputs_only() const { return {.input = input, .prefix_k = prefix_k, .prefix_v = prefix_v}; }
   };
 
   // Block l's forward from a.input into out, saving what backward reads in

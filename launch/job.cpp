@@ -44,6 +44,7 @@ std::unique_ptr<Job> build_job(const recipe::Recipe& recipe, Datasets datasets, 
   job->recipe = recipe;
   PTUNE_CHECK(!recipe.model.path.empty(), "model.path is not set");
   job->model = model::Transformer::load(recipe.model.path, placement(recipe.model, layout));
+  job->model->set_recompute(recipe.model.gradient_checkpointing);
   job->tokenizer = std::make_unique<text::Tokenizer>(text::Tokenizer::from_directory(recipe.model.path));
   // tokenizer.json may carry its own truncation/padding (MiniLM's: 128);
   // transformers ignores them and so does ptune: data.max_length rules.

@@ -143,7 +143,6 @@ int train(const RecipeArgs& args, bool print_config) {
   const dist::Communicator* comm = ranks.comm.get();
   const bool rank0 = comm->rank() == 0;
   auto job = build_job(r, Datasets::kTrainAndEval, ranks.layout);
-  job->model->set_recompute(r.model.gradient_checkpointing);
   ranks.shard_model(r, *job);
 
   const train::TrainOptions& t = r.train;

@@ -17,11 +17,21 @@ const std::string* Record::find(std::string_view name) const {
   return nullptr;
 }
 
+const std::vector<std::string>* Record::find_list(std::string_view name) const {
+  for (const auto& [k, v] : lists)
+    if (k == name) return &v;
+  return nullptr;
+}
+
 std::string Record::field_names() const {
   std::string s;
   for (const auto& [k, v] : fields) {
     if (!s.empty()) s += ", ";
     s += k;
+  }
+  for (const auto& [k, v] : lists) {
+    if (!s.empty()) s += ", ";
+    s += k + "[]";
   }
   return s;
 }
@@ -84,9 +94,22 @@ std::vector<Record> parse_jsonl(std::string_view text, const std::string& origin
     for (auto it = j.begin(); it != j.end(); ++it) {
       const nlohmann::json& v = it.value();
       if (v.is_null()) continue;  // absent: an error only where the template or label needs it
-      PTUNE_CHECK(!v.is_structured(), "{}:{}: field '{}' is a JSON {}; only strings, numbers and booleans are supported",
-                  origin, line, it.key(), v.type_name());
-      r.fields.emplace_back(it.key(), v.is_string() ? v.get<std::string>() : v.dump());
+      auto scalar = [](const nlohmann::json& x) { return x.is_string() ? x.get<std::string>() : x.dump(); };
+      if (v.is_array()) {
+        std::vector<std::string> list;
+        list.reserve(v.size());
+        for (size_t i = 0; i < v.size(); ++i) {
+          PTUNE_CHECK(!v[i].is_structured() && !v[i].is_null(),
+                      "{}:{}: field '{}' has a JSON {} at index {}; a list holds only strings, numbers and booleans",
+                      origin, line, it.key(), v[i].type_name(), i);
+          list.push_back(scalar(v[i]));
+        }
+        r.lists.emplace_back(it.key(), std::move(list));
+        continue;
+      }
+      PTUNE_CHECK(!v.is_object(), "{}:{}: field '{}' is a JSON object; only strings, numbers, booleans and lists of them "
+                  "are supported", origin, line, it.key());
+      r.fields.emplace_back(it.key(), scalar(v));
     }
     out.push_back(std::move(r));
   });

@@ -3,8 +3,10 @@
 //   JSONL  one object per line; blank lines skipped. String, number and
 //          boolean values are kept as text (JSON 1 → "1", 0.5 → "0.5",
 //          true → "true"); a null value leaves the field absent (an error
-//          only if something references it); an object or array value is
-//          an error naming the field.
+//          only if something references it); an array of strings, numbers
+//          and booleans is a list field (token classification's words and
+//          tags), each element kept as text the same way; an object, or an
+//          array holding anything else, is an error naming the field.
 //   CSV    RFC 4180: a header row gives the field names; fields may be
 //          quoted ("a, b", "say ""hi"""), quoted fields may span lines;
 //          CRLF or LF line ends; blank lines skipped.
@@ -26,10 +28,12 @@ namespace ptune::data {
 struct Record {
   int64_t line = 0;  // 1-based line where the record starts
   std::vector<std::pair<std::string, std::string>> fields;
+  std::vector<std::pair<std::string, std::vector<std::string>>> lists;  // JSONL arrays
 
   // nullptr when the record has no such field.
   const std::string* find(std::string_view name) const;
-  // "a, b, c": for error messages.
+  const std::vector<std::string>* find_list(std::string_view name) const;
+  // "a, b, c" (list fields marked "xs[]"): for error messages.
   std::string field_names() const;
 };
 

@@ -55,9 +55,26 @@ TEST(Reader, JsonlErrorsNameFileAndLine) {
   EXPECT_NE(error_of([] { parse_records("{\"a\": {\"b\": 1}}\n", Format::kJsonl, "d.jsonl"); })
                 .find("d.jsonl:1: field 'a' is a JSON object"),
             std::string::npos);
-  EXPECT_NE(error_of([] { parse_records("{\"a\": 1}\n{\"xs\": [1]}", Format::kJsonl, "d.jsonl"); })
-                .find("d.jsonl:2: field 'xs' is a JSON array"),
+  EXPECT_NE(error_of([] { parse_records("{\"a\": 1}\n{\"xs\": [1, [2]]}", Format::kJsonl, "d.jsonl"); })
+                .find("d.jsonl:2: field 'xs' has a JSON array at index 1"),
             std::string::npos);
+  EXPECT_NE(error_of([] { parse_records("{\"xs\": [\"a\", null]}", Format::kJsonl, "d.jsonl"); })
+                .find("d.jsonl:1: field 'xs' has a JSON null at index 1"),
+            std::string::npos);
+}
+
+// Token classification's words and tags: arrays of scalars, kept as text.
+TEST(Reader, JsonlListFields) {
+  const auto rs = parse_records(R"({"tokens": ["EU", "rejects", "German"], "tags": [3, 0, 7], "ok": [true], "n": []})",
+                                Format::kJsonl, "d.jsonl");
+  ASSERT_EQ(rs.size(), 1u);
+  ASSERT_NE(rs[0].find_list("tokens"), nullptr);
+  EXPECT_EQ(*rs[0].find_list("tokens"), (std::vector<std::string>{"EU", "rejects", "German"}));
+  EXPECT_EQ(*rs[0].find_list("tags"), (std::vector<std::string>{"3", "0", "7"}));
+  EXPECT_EQ(*rs[0].find_list("ok"), (std::vector<std::string>{"true"}));
+  EXPECT_TRUE(rs[0].find_list("n")->empty());
+  EXPECT_EQ(rs[0].find("tokens"), nullptr);  // a list is not a text field
+  EXPECT_EQ(rs[0].field_names(), "n[], ok[], tags[], tokens[]");  // nlohmann::json orders keys
 }
 
 TEST(Reader, CsvQuotingEdgeCases) {

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
+#include <string_view>
+#include <utility>
 
 #include "framework/core/error.h"
 
@@ -15,6 +18,59 @@ int32_t max_class(std::span<const int32_t> a, std::span<const int32_t> b) {
   for (int32_t x : a) m = std::max(m, x);
   for (int32_t x : b) m = std::max(m, x);
   return m;
+}
+
+// A chunk of seqeval's get_entities: (type, first word, last word).
+struct Entity {
+  int32_t type;
+  int64_t first, last;
+};
+
+// seqeval's end_of_chunk: a chunk ended between the previous word and this one.
+bool end_of_chunk(char prev_tag, char tag, int32_t prev_type, int32_t type) {
+  if (prev_tag == 'E' || prev_tag == 'S') return true;
+  if ((prev_tag == 'B' || prev_tag == 'I') && (tag == 'B' || tag == 'S' || tag == 'O')) return true;
+  return prev_tag != 'O' && prev_tag != '.' && prev_type != type;
+}
+
+// seqeval's start_of_chunk: a chunk started between the previous word and this one.
+bool start_of_chunk(char prev_tag, char tag, int32_t prev_type, int32_t type) {
+  if (tag == 'B' || tag == 'S') return true;
+  if ((prev_tag == 'E' || prev_tag == 'S' || prev_tag == 'O') && (tag == 'E' || tag == 'I')) return true;
+  return tag != 'O' && tag != '.' && prev_type != type;
+}
+
+// seqeval's get_entities over one sequence, with its trailing "O" (tag 'O',
+// type `o_type`). Chunks come out in increasing order of their last word.
+std::vector<Entity> get_entities(std::span<const int32_t> seq, const std::vector<char>& tags,
+                                 const std::vector<int32_t>& types, int32_t o_type) {
+  std::vector<Entity> chunks;
+  // seqeval starts from prev_type '', which no label's type equals.
+  char prev_tag = 'O';
+  int32_t prev_type = -1;
+  int64_t begin = 0;
+  const int64_t n = int64_t(seq.size());
+  for (int64_t i = 0; i <= n; ++i) {
+    const char tag = i < n ? tags[size_t(seq[size_t(i)])] : 'O';
+    const int32_t type = i < n ? types[size_t(seq[size_t(i)])] : o_type;
+    if (end_of_chunk(prev_tag, tag, prev_type, type)) chunks.push_back({prev_type, begin, i - 1});
+    if (start_of_chunk(prev_tag, tag, prev_type, type)) begin = i;
+    prev_tag = tag;
+    prev_type = type;
+  }
+  return chunks;
+}
+
+void check_labels(std::span<const int32_t> seq, size_t num_labels, const char* which) {
+  for (size_t i = 0; i < seq.size(); ++i)
+    PTUNE_CHECK(seq[i] >= 0 && size_t(seq[i]) < num_labels,
+                "entity scorer: {} label {} (word {}) outside the {} labels", which, seq[i], i, num_labels);
+}
+
+std::string join(const std::vector<std::string>& names) {
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i) out += (i == 0 ? "" : ", ") + names[i];
+  return out;
 }
 
 }  // namespace
@@ -122,6 +178,88 @@ void MetricAccumulator::from_flat(std::span<const double> flat) {
     pred_count_[i] = int64_t(flat[4 + c + i]);
     tp_[i] = int64_t(flat[4 + 2 * c + i]);
   }
+}
+
+double EntityCounts::precision() const { return predicted == 0 ? 0.0 : double(correct) / double(predicted); }
+
+double EntityCounts::recall() const { return gold == 0 ? 0.0 : double(correct) / double(gold); }
+
+double EntityCounts::f1() const {
+  // From P and R in seqeval's order of operations, so that it matches to the last bit.
+  const double p = precision(), r = recall();
+  const double denom = p + r;
+  return 2.0 * p * r / (denom == 0.0 ? 1.0 : denom);
+}
+
+EntityScorer::EntityScorer(std::vector<std::string> label_names) : label_names_(std::move(label_names)) {
+  // "_" first: the type of "O" and of the trailing "O" seqeval appends.
+  std::map<std::string, int32_t> type_ids{{"_", 0}};
+  bool all_chunk_tags = true, any_entity = false;
+  for (const std::string& name : label_names_) {
+    const std::string_view rest = name.empty() ? std::string_view() : std::string_view(name).substr(1);
+    const size_t dash = rest.find('-');
+    const std::string_view type = dash == std::string_view::npos ? rest : rest.substr(dash + 1);
+    tag_.push_back(name.empty() ? '\0' : name[0]);
+    const auto [it, added] = type_ids.try_emplace(std::string(type.empty() ? "_" : type), int32_t(type_ids.size()));
+    type_.push_back(it->second);
+
+    const bool prefixed =
+        name.size() > 2 && name[1] == '-' && std::string_view("BIES").find(name[0]) != std::string_view::npos;
+    all_chunk_tags = all_chunk_tags && (name == "O" || prefixed);
+    any_entity = any_entity || prefixed;
+  }
+  applies_ = all_chunk_tags && any_entity;
+}
+
+void EntityScorer::add(std::span<const int32_t> predicted, std::span<const int32_t> gold) {
+  PTUNE_CHECK(applies_, "entity scorer: the labels are not IOB chunk tags (B-, I-, E-, S- + a type, or O): {}",
+              join(label_names_));
+  PTUNE_CHECK(predicted.size() == gold.size(), "entity scorer: {} predicted labels for {} gold labels",
+              predicted.size(), gold.size());
+  check_labels(predicted, label_names_.size(), "predicted");
+  check_labels(gold, label_names_.size(), "gold");
+  const std::vector<Entity> p = get_entities(predicted, tag_, type_, 0);
+  const std::vector<Entity> g = get_entities(gold, tag_, type_, 0);
+  // Both in increasing order of last word, at most one chunk ending per word.
+  int64_t correct = 0;
+  for (size_t i = 0, j = 0; i < p.size() && j < g.size();) {
+    if (p[i].last < g[j].last) {
+      ++i;
+    } else if (g[j].last < p[i].last) {
+      ++j;
+    } else {
+      correct += p[i].first == g[j].first && p[i].type == g[j].type;
+      ++i;
+      ++j;
+    }
+  }
+  counts_.gold += int64_t(g.size());
+  counts_.predicted += int64_t(p.size());
+  counts_.correct += correct;
+}
+
+void EntityScorer::merge(const EntityScorer& other) {
+  PTUNE_CHECK(other.label_names_ == label_names_, "entity scorer: merging a scorer over other labels ({} vs {})",
+              join(other.label_names_), join(label_names_));
+  counts_.gold += other.counts_.gold;
+  counts_.predicted += other.counts_.predicted;
+  counts_.correct += other.counts_.correct;
+}
+
+std::vector<double> EntityScorer::to_flat() const {
+  return {double(counts_.gold), double(counts_.predicted), double(counts_.correct)};
+}
+
+void EntityScorer::from_flat(std::span<const double> flat) {
+  PTUNE_CHECK(flat.size() == flat_size(), "entity scorer: flat array of {} values, expected {}", flat.size(),
+              flat_size());
+  for (double x : flat)
+    PTUNE_CHECK(x >= 0.0 && x == std::floor(x), "entity scorer: flat count {} is not a count", x);
+  // Counts travel as doubles: exact up to 2^53.
+  const EntityCounts c{int64_t(flat[0]), int64_t(flat[1]), int64_t(flat[2])};
+  PTUNE_CHECK(c.correct <= c.gold && c.correct <= c.predicted,
+              "entity scorer: {} correct entities out of {} gold and {} predicted", c.correct, c.gold, c.predicted);
+  counts_ = c;
 }
 
 }  // namespace ptune::train

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace ptune::train {
@@ -45,6 +46,72 @@ class MetricAccumulator {
   int64_t count_ = 0, correct_ = 0;
   double loss_sum_ = 0.0, loss_count_ = 0.0;
   std::vector<int64_t> true_count_, pred_count_, tp_;  // (C)
+};
+
+// Entity-level scores of IOB-tagged sequences, as seqeval's default mode
+// (conlleval-compatible, not strict; prefix tags "B-PER") computes them with
+// precision_score / recall_score / f1_score(average="micro"):
+// seqeval.metrics.sequence_labeling.get_entities chunks the tags, an entity
+// is (type, first word, last word), and a predicted entity is correct when
+// the labels hold the same one. The chunking follows seqeval's
+// end_of_chunk / start_of_chunk literally, ill-formed sequences included
+// (an I- without a B- opens a chunk, a type change closes one).
+//
+// seqeval chunks a list of sequences by concatenating them with an "O"
+// after each; that "O" closes any open chunk and a sequence's first tag
+// never depends on what came before an "O", so chunking each sequence on
+// its own and summing the counts gives the same numbers.
+//
+// Zero division as seqeval's default zero_division="warn" (which returns
+// 0, after a warning): precision 0 when nothing is predicted, recall 0 when
+// the labels hold no entity, F1 0 when precision + recall is 0.
+struct EntityCounts {
+  // Entities in the labels, in the predictions, and in both (same type, same span).
+  int64_t gold = 0, predicted = 0, correct = 0;
+
+  double precision() const;  // correct / predicted; 0 when predicted == 0
+  double recall() const;     // correct / gold; 0 when gold == 0
+  double f1() const;         // 2·P·R / (P + R), as seqeval computes it from P and R; 0 when P + R == 0
+};
+
+// Counts only, so that per-rank scorers merge by adding their flat arrays
+// (one all-reduce of to_flat(), then from_flat()), as MetricAccumulator's.
+class EntityScorer {
+ public:
+  // label_names: the label set in class-index order, e.g.
+  // {"O", "B-PER", "I-PER", "B-LOC", "I-LOC"}.
+  explicit EntityScorer(std::vector<std::string> label_names);
+
+  // True when the names are chunk tags: every name is "O" or a prefix B-,
+  // I-, E- or S- (IOB1, IOB2, IOE, IOBES) followed by a non-empty type, and
+  // at least one is not "O". A POS-like tag set is not; the trainer then
+  // reports token accuracy only.
+  bool applies() const { return applies_; }
+
+  // One sequence: the predicted and gold class indices of its words, in
+  // order. Same length; an index outside the label set, or a scorer that
+  // does not apply(), is an error.
+  void add(std::span<const int32_t> predicted, std::span<const int32_t> gold);
+  void merge(const EntityScorer& other);
+  void reset() { counts_ = {}; }
+
+  const EntityCounts& counts() const { return counts_; }
+  const std::vector<std::string>& label_names() const { return label_names_; }
+
+  // [gold, predicted, correct]
+  static constexpr size_t flat_size() { return 3; }
+  std::vector<double> to_flat() const;
+  void from_flat(std::span<const double> flat);
+
+ private:
+  std::vector<std::string> label_names_;
+  // Per label, seqeval's split of a name: tag = its first character; type =
+  // the rest after its first '-' (all the rest when it has none, "_" when
+  // that is empty, as for "O"), as an index into the distinct types.
+  std::vector<char> tag_;
+  std::vector<int32_t> type_;
+  bool applies_ = false;
+  EntityCounts counts_;
 };
 
 }  // namespace ptune::train

@@ -13,12 +13,14 @@ void collate(const Dataset& dataset, std::span<const int64_t> indices, Batch& ou
     T = std::max(T, int64_t(dataset[i].ids.size()));
   }
   const bool lm = dataset.task() == model::TaskKind::kCausalLm;
+  const bool tagged = dataset.task() == model::TaskKind::kTokenClassification;
   out.ids = arena.alloc({B, T}, DType::kI32);
   out.type_ids = arena.alloc({B, T}, DType::kI32);
   out.attention_mask = arena.alloc({B, T}, DType::kI32);
   out.labels = arena.alloc({B}, DType::kI32);
   out.mask_positions = arena.alloc({B}, DType::kI32);
   out.lm_labels = lm ? arena.alloc({B, T}, DType::kI32) : Tensor();
+  out.tags = tagged ? arena.alloc({B, T}, DType::kI32) : Tensor();
   out.tokens = 0;
   out.label_tokens = 0;
   if (B == 0) return;
@@ -26,6 +28,7 @@ void collate(const Dataset& dataset, std::span<const int64_t> indices, Batch& ou
   int32_t* types = out.type_ids.data<int32_t>();
   int32_t* mask = out.attention_mask.data<int32_t>();
   int32_t* lml = lm ? out.lm_labels.data<int32_t>() : nullptr;
+  int32_t* tags = tagged ? out.tags.data<int32_t>() : nullptr;
   const int32_t pad = dataset.pad_id();
   for (int64_t b = 0; b < B; ++b) {
     const Example& ex = dataset[indices[size_t(b)]];
@@ -41,6 +44,10 @@ void collate(const Dataset& dataset, std::span<const int64_t> indices, Batch& ou
       std::copy(ex.lm_labels.begin(), ex.lm_labels.end(), lml + row);
       std::fill(lml + row + n, lml + row + T, kIgnoreIndex);
       for (int64_t t = 1; t < n; ++t) out.label_tokens += ex.lm_labels[size_t(t)] != kIgnoreIndex;
+    } else if (tagged) {
+      std::copy(ex.tags.begin(), ex.tags.end(), tags + row);
+      std::fill(tags + row + n, tags + row + T, kIgnoreIndex);
+      out.label_tokens += int64_t(ex.tag_words.size());
     } else {
       out.label_tokens += ex.label >= 0;
     }

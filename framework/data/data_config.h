@@ -25,6 +25,9 @@ struct DataOptions {
   std::vector<std::string> labels;
   std::map<std::string, std::string> verbalizer;  // label → word (verbalizer tasks)
   std::string answer_field;                       // causal-LM tasks: the answer text
+  // Token classification: the words, a JSONL list field; label_field then
+  // holds one tag per word (a list too), each a member of `labels`.
+  std::string tokens_field = "tokens";
   int64_t max_length = 128;
   Truncation truncation = Truncation::kLongestFirst;
   bool bucket_by_length = true;

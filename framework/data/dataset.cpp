@@ -212,6 +212,7 @@ class Builder {
  private:
   std::vector<Tok> encode_segment(const Segment& seg, const Record& r) const;
   Example build_one(const Record& r) const;
+  Example build_tagged(const Record& r) const;
   int32_t verbalizer_id(const std::string& label, const std::string& word) const;
 
   const std::string& origin_;
@@ -397,6 +398,67 @@ Example Builder::build_one(const Record& r) const {
   return ex;
 }
 
+Example Builder::build_tagged(const Record& r) const {
+  const std::vector<std::string>* words = r.find_list(o_.tokens_field);
+  const std::vector<std::string>* tags = r.find_list(o_.label_field);
+  auto check_list = [&](const std::vector<std::string>* list, const std::string& name, const char* what) {
+    PTUNE_CHECK(list != nullptr, "{}:{}: {} '{}' {} (token classification reads a JSONL list; fields: {})", origin_,
+                r.line, what, name, r.find(name) ? "is a text, not a list" : "is missing", r.field_names());
+  };
+  check_list(words, o_.tokens_field, "the words field");
+  check_list(tags, o_.label_field, "the tags field");
+  PTUNE_CHECK(words->size() == tags->size(), "{}:{}: {} words in '{}' but {} tags in '{}'", origin_, r.line,
+              words->size(), o_.tokens_field, tags->size(), o_.label_field);
+
+  // Word tokens, the first of each word tagged with its class.
+  struct WordTok {
+    int32_t id, tag, word;  // tag: -100 but on a word's first token
+  };
+  std::vector<WordTok> toks;
+  for (size_t w = 0; w < words->size(); ++w) {
+    const std::string& tag = (*tags)[w];
+    const auto it = std::find(o_.labels.begin(), o_.labels.end(), tag);
+    PTUNE_CHECK(it != o_.labels.end(), "{}:{}: tag '{}' of word {} ('{}') is not in the label set [{}]", origin_,
+                r.line, tag, w + 1, (*words)[w], join(o_.labels));
+    text::Encoding e;
+    try {
+      e = tok_.encode_word((*words)[w]);
+    } catch (const Error& err) {
+      PTUNE_FAIL("{}:{}: word {}: {}", origin_, r.line, w + 1, err.what());
+    }
+    for (size_t i = 0; i < e.size(); ++i)
+      toks.push_back({int32_t(e.ids[i]), i == 0 ? int32_t(it - o_.labels.begin()) : kIgnoreIndex, int32_t(w)});
+  }
+
+  int64_t fixed = ctx_.prepend;
+  for (const SkeletonItem& it : skeleton_) fixed += it.segment < 0;
+  const int64_t budget = o_.max_length - fixed;
+  PTUNE_CHECK(budget >= 0, "{}:{}: the special and virtual tokens take {} tokens, more than max_length {}", origin_,
+              r.line, fixed, o_.max_length);
+  if (int64_t(toks.size()) > budget) toks.resize(size_t(budget));  // cut from the right, as HF
+
+  Example ex;
+  ex.line = r.line;
+  ex.words = int32_t(words->size());
+  auto push = [&](int32_t id, int32_t type, int32_t tag) {
+    ex.ids.push_back(id);
+    ex.type_ids.push_back(type);
+    ex.tags.push_back(tag);
+  };
+  for (int64_t k = 0; k < ctx_.prepend; ++k) push(-int32_t(k + 1), 0, kIgnoreIndex);
+  for (const SkeletonItem& it : skeleton_) {
+    if (it.segment < 0) {
+      push(it.id, int32_t(it.type), kIgnoreIndex);
+      continue;
+    }
+    for (const WordTok& t : toks) {
+      push(t.id, int32_t(it.type), t.tag);
+      if (t.tag != kIgnoreIndex) ex.tag_words.push_back(t.word);
+    }
+  }
+  return ex;
+}
+
 int32_t Builder::verbalizer_id(const std::string& label, const std::string& word) const {
   PTUNE_CHECK(!word.empty(), "data.verbalizer: the word of label '{}' is empty", label);
   auto ids = [&](const std::string& s) {
@@ -467,8 +529,13 @@ Built Builder::build(std::span<const Record> records) {
   if (ctx_.task == TaskKind::kCausalLm) {
     PTUNE_CHECK(!o_.answer_field.empty(), "a causal-LM task needs data.answer_field");
   } else {
-    PTUNE_CHECK(!o_.labels.empty(), "a classification or verbalizer task needs data.labels");
+    PTUNE_CHECK(!o_.labels.empty(), "a classification, verbalizer or token-classification task needs data.labels");
   }
+  const bool tagged = ctx_.task == TaskKind::kTokenClassification;
+  PTUNE_CHECK(!tagged || (!pair_ && slots == 0 && template_masks_ == 0),
+              "token classification reads the words of data.tokens_field ('{}'); data.text and data.text_pair "
+              "templates ([P] slots, [MASK], a second text) do not apply to it",
+              o_.tokens_field);
   std::unordered_set<std::string> label_set;
   for (const std::string& l : o_.labels)
     PTUNE_CHECK(label_set.insert(l).second, "data.labels lists '{}' twice", l);
@@ -485,7 +552,7 @@ Built Builder::build(std::span<const Record> records) {
 
   skeleton_ = probe_skeleton(tok_, pair_);
   out.examples.reserve(records.size());
-  for (const Record& r : records) out.examples.push_back(build_one(r));
+  for (const Record& r : records) out.examples.push_back(tagged ? build_tagged(r) : build_one(r));
   PTUNE_CHECK(!out.examples.empty(), "{}: no examples", origin_);
   return out;
 }
@@ -501,6 +568,7 @@ Dataset Dataset::from_records(std::span<const Record> records, const std::string
   d.origin_ = origin;
   d.num_virtual_ = p.num_virtual;
   d.verbalizer_ids_ = std::move(p.verbalizer_ids);
+  d.labels_ = options.labels;
   d.pad_id_ = p.pad_id;
   d.mask_id_ = p.mask_id;
   d.eos_id_ = p.eos_id;

@@ -51,6 +51,16 @@
 // positions and the ids on answer/EOS positions, unshifted (HF style: the
 // loss shifts). Only the prompt's field text is ever truncated.
 //
+// Token classification (transformers' run_ner.py with is_split_into_words
+// and label_all_tokens=False): the words of DataOptions.tokens_field are
+// encoded one by one (Tokenizer::encode_word) and placed where the
+// post-processor puts the first sequence, so [CLS] w1 w2 … [SEP]; the
+// templates are not used. Each word's first token carries the class index
+// of its tag (label_field, a list as long as the words); its other tokens,
+// special and virtual tokens carry -100. Truncation cuts word tokens from
+// the right; the tags of words cut off (and of words that encode to no
+// token) are dropped, as in HF, and tag_words says which words kept theirs.
+//
 // The tokenizer's own truncation and padding (tokenizer.json may set them)
 // are ignored as transformers ignores them: padding is stripped, and a
 // piece the tokenizer's truncation may have cut is an error asking to turn
@@ -87,6 +97,9 @@ struct Example {
   int32_t label = -1;                  // class index (-1: none)
   int32_t mask_position = -1;          // [MASK] (or scored) position; -1: none
   std::vector<int32_t> lm_labels;      // (T) causal LM only, else empty
+  std::vector<int32_t> tags;           // (T) token classification only: class index or -100
+  std::vector<int32_t> tag_words;      // token classification: the word of each tagged position, in order
+  int32_t words = 0;                   // token classification: words in the record
   int64_t line = 0;                    // where it came from (1-based)
 };
 
@@ -104,6 +117,8 @@ class Dataset {
   std::vector<int64_t> lengths() const;
 
   int64_t num_virtual_tokens() const { return num_virtual_; }
+  // The label set, in class order (DataOptions.labels).
+  const std::vector<std::string>& labels() const { return labels_; }
   // One token id per label, in label order (verbalizer tasks; else empty).
   std::vector<int32_t> verbalizer_token_ids() const { return verbalizer_ids_; }
   int32_t pad_id() const { return pad_id_; }
@@ -117,6 +132,7 @@ class Dataset {
   std::string origin_;
   int64_t num_virtual_ = 0;
   std::vector<int32_t> verbalizer_ids_;
+  std::vector<std::string> labels_;
   int32_t pad_id_ = 0;
   int32_t mask_id_ = -1;
   int32_t eos_id_ = -1;

@@ -237,6 +237,16 @@ Encoding Tokenizer::encode_pair(std::string_view first, std::string_view second,
   return post_process(encode_sequence(first, 0, 0), encode_sequence(second, 1, 1), add_special_tokens);
 }
 
+Encoding Tokenizer::encode_word(std::string_view word) const {
+  const auto* byte_level = dynamic_cast<const ByteLevelPreTokenizer*>(pre_tokenizer_.get());
+  if (!byte_level || byte_level->add_prefix_space() || word.empty() || word.front() == ' ')
+    return encode_sequence(word, 0, 0);
+  const std::string spaced = " " + std::string(word);
+  Encoding e = encode_sequence(spaced, 0, 0);
+  for (Offsets& o : e.offsets) o = {o.begin > 0 ? o.begin - 1 : 0, o.end > 0 ? o.end - 1 : 0};
+  return e;
+}
+
 std::string Tokenizer::decode(std::span<const uint32_t> ids, bool skip_special_tokens) const {
   std::vector<std::string> tokens;
   tokens.reserve(ids.size());

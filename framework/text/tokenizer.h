@@ -46,6 +46,15 @@ class Tokenizer {
 
   Encoding encode(std::string_view text, bool add_special_tokens = true) const;
   Encoding encode_pair(std::string_view first, std::string_view second, bool add_special_tokens = true) const;
+  // One word of pre-split input (transformers' is_split_into_words=True,
+  // token classification): the word alone through added tokens,
+  // normalizer, pre-tokenizer and model; no special tokens, no truncation
+  // or padding. A GPT-2 / RoBERTa-style byte-level pre-tokenizer gets the
+  // word's leading space (transformers refuses pre-split input for them
+  // unless add_prefix_space=True, so that is how they are used); other
+  // tokenizers encode the word as their tokenizer.json says. Offsets are
+  // into `word`.
+  Encoding encode_word(std::string_view word) const;
   // Unknown ids are skipped, as in HF.
   std::string decode(std::span<const uint32_t> ids, bool skip_special_tokens = true) const;
 

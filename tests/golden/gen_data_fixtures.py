@@ -22,12 +22,28 @@ tokenizers in fixtures/tokenizers/{bert,roberta,gpt2}:
 
 The pair encodings are computed twice, with `tokenizers` and with the
 `transformers` fast tokenizer, and must agree.
+
+Also writes tests/golden/fixtures/data/trec_words_golden.json, the token
+classification (NER) input: the first lines of trec/train.jsonl, each
+question split on whitespace into words and tagged by capitalisation
+(B-CAP on a capitalised word after a lower-case one, I-CAP after a
+capitalised one, O otherwise — the C++ test derives the same words and
+tags), encoded as transformers' run_ner.py does:
+
+  tokenizer(words, is_split_into_words=True, truncation=True, max_length=L)
+  labels: the word's tag on its first token, -100 elsewhere (label_all_tokens=False)
+
+with the tokenizers bert, roberta, gpt2 (RobertaTokenizerFast / GPT2TokenizerFast
+.from_pretrained(..., add_prefix_space=True),
+which transformers requires for pre-split input) and llama. Each is checked
+against the `tokenizers` library encoding the words with is_pretokenized=True
+(ByteLevel add_prefix_space=True for roberta/gpt2).
 """
 import json
 import os
 
-from tokenizers import Tokenizer
-from transformers import PreTrainedTokenizerFast
+from tokenizers import Tokenizer, pre_tokenizers
+from transformers import GPT2TokenizerFast, PreTrainedTokenizerFast, RobertaTokenizerFast
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIX = os.path.join(HERE, "fixtures")
@@ -142,5 +158,64 @@ def main():
     print(path, os.path.getsize(path), "bytes")
 
 
+TAGS = ["O", "B-CAP", "I-CAP"]
+
+
+def tag_words(words):
+    tags, prev = [], False
+    for w in words:
+        cap = "A" <= w[0] <= "Z"
+        tags.append(0 if not cap else 2 if prev else 1)
+        prev = cap
+    return tags
+
+
+def run_ner_labels(word_ids, tags):
+    labels, prev = [], None
+    for w in word_ids:
+        labels.append(-100 if w is None or w == prev else tags[w])
+        prev = w
+    return labels
+
+
+def words_main():
+    with open(os.path.join(DATASETS, "trec", "train.jsonl")) as f:
+        rows = [json.loads(l)["question"].split() for l in f][:N_LINES]
+    out = {"source": "trec/train.jsonl", "lines": N_LINES, "labels": TAGS, "tokenizers": {}}
+    for name in ["bert", "roberta", "gpt2", "llama"]:
+        byte_level = name in ("roberta", "gpt2")
+        path = os.path.join(FIX, "tokenizers", name)
+        if byte_level:
+            # The model's own class: AutoTokenizer on a folder without
+            # tokenizer_config.json gives a generic class that ignores add_prefix_space.
+            cls = RobertaTokenizerFast if name == "roberta" else GPT2TokenizerFast
+            fast = cls.from_pretrained(path, add_prefix_space=True)
+        else:
+            fast = PreTrainedTokenizerFast(tokenizer_object=load(name))
+        raw = load(name)
+        if byte_level:
+            raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+        t = {}
+        for L in [128, 12]:
+            got = []
+            for words in rows:
+                e = fast(words, is_split_into_words=True, truncation=True, max_length=L)
+                r = raw.encode(words, is_pretokenized=True)
+                n = len(e["input_ids"])
+                if n == L:  # truncated: compare the kept tokens, specials aside
+                    assert set(e["input_ids"]) <= set(r.ids), (name, words)
+                else:
+                    assert e["input_ids"] == r.ids and e.word_ids() == r.word_ids, (name, words)
+                got.append({"ids": e["input_ids"], "labels": run_ner_labels(e.word_ids(), tag_words(words))})
+            t[str(L)] = got
+        out["tokenizers"][name] = t
+    path = os.path.join(FIX, "data", "trec_words_golden.json")
+    with open(path, "w") as f:
+        json.dump(out, f, separators=(",", ":"))
+        f.write("\n")
+    print(path, os.path.getsize(path), "bytes")
+
+
 if __name__ == "__main__":
     main()
+    words_main()

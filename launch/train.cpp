@@ -119,7 +119,8 @@ struct Ranks {
     shard = std::make_unique<dist::ShardedWeights>(*job.model, over, r.model.shard_keep_for_backward);
     // The verbalizer and causal-LM heads of a tied model decode with the
     // word embeddings after the transformer ran.
-    if (r.task.kind != model::TaskKind::kClassification && !job.model->weights().has(model::Component::kLmHead))
+    const bool decodes = r.task.kind == model::TaskKind::kVerbalizer || r.task.kind == model::TaskKind::kCausalLm;
+    if (decodes && !job.model->weights().has(model::Component::kLmHead))
       shard->keep_embeddings();
   }
 
@@ -205,7 +206,8 @@ int evaluate(const RecipeArgs& args, const std::string& adapter, const std::stri
 
 int predict(const RecipeArgs& args, const std::string& adapter, const std::string& input, const std::string& output) {
   recipe::Recipe r = args.load();
-  PTUNE_CHECK(r.task.kind != model::TaskKind::kCausalLm, "predict covers classification and verbalizer tasks");
+  PTUNE_CHECK(r.task.kind != model::TaskKind::kCausalLm,
+              "predict covers classification, verbalizer and token-classification tasks (causal LM: ptune generate)");
   // As eval: each rank labels its slice; every rank ends with all the
   // predictions and rank 0 writes them.
   Ranks ranks = Ranks::open(r);
@@ -219,9 +221,17 @@ int predict(const RecipeArgs& args, const std::string& adapter, const std::strin
   std::ofstream out(output);
   PTUNE_CHECK(out.good(), "cannot write {}", output);
   for (int64_t i = 0; i < d.size(); ++i) {
-    const nlohmann::json line = {{"line", d[i].line},
-                                 {"prediction", r.data.labels[size_t(result.predictions[size_t(i)])]},
-                                 {"scores", result.scores[size_t(i)]}};
+    nlohmann::json line = {{"line", d[i].line}};
+    if (r.task.kind == model::TaskKind::kTokenClassification) {
+      // One tag per word; null for a word that lost its tokens to truncation.
+      nlohmann::json tags(size_t(d[i].words), nullptr);
+      const std::vector<int32_t>& p = result.tag_predictions[size_t(i)];
+      for (size_t k = 0; k < p.size(); ++k) tags[size_t(d[i].tag_words[k])] = r.data.labels[size_t(p[k])];
+      line["tags"] = std::move(tags);
+    } else {
+      line["prediction"] = r.data.labels[size_t(result.predictions[size_t(i)])];
+      line["scores"] = result.scores[size_t(i)];
+    }
     out << line.dump() << "\n";
   }
   fmt::print("wrote {} predictions to {}\n", d.size(), output);

@@ -248,6 +248,24 @@ class VerbalizerHead final : public TaskHead {
   std::vector<int64_t> positions_;
 };
 
+// Flat (b·T + t) positions whose label is not −100, and those labels, from
+// a host (B, T) tensor; with shift 1, position t takes the label of t + 1
+// (a causal LM's next token). How the per-token heads pick the rows that
+// get a loss.
+void labelled_positions(std::vector<int32_t>& rows, std::vector<int32_t>& targets, const Tensor& labels,
+                        int64_t shift) {
+  rows.clear();
+  targets.clear();
+  const int64_t B = labels.size(0), T = labels.size(1);
+  const int32_t* l = labels.data<int32_t>();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t + shift < T; ++t)
+      if (l[b * T + t + shift] != ops::kIgnoreIndex) {
+        rows.push_back(int32_t(b * T + t));
+        targets.push_back(l[b * T + t + shift]);
+      }
+}
+
 class CausalLmHead final : public TaskHead {
  public:
   explicit CausalLmHead(const Transformer& model) : model_(model), lm_(model) {
@@ -262,15 +280,7 @@ class CausalLmHead final : public TaskHead {
   // labelled tokens. scores holds those rows in (b, t) order.
   HeadOutput forward(const Tensor& hidden, const HeadBatch& batch, Arena& arena, Mode, Rng&) override {
     const int64_t B = hidden.size(0), T = hidden.size(1), C = hidden.size(2), V = model_.spec().vocab_size;
-    rows_.clear();
-    targets_.clear();
-    const int32_t* labels = batch.lm_labels.data<int32_t>();
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t t = 0; t + 1 < T; ++t)
-        if (labels[b * T + t + 1] != ops::kIgnoreIndex) {
-          rows_.push_back(int32_t(b * T + t));
-          targets_.push_back(labels[b * T + t + 1]);
-        }
+    labelled_positions(rows_, targets_, batch.lm_labels, 1);
     const int64_t N = int64_t(rows_.size());
     if (N == 0) return {};  // nothing labelled in this micro-batch
     row_ids_ = arena.copy_of(Tensor::borrow(rows_.data(), {N}, DType::kI32));
@@ -299,6 +309,70 @@ class CausalLmHead final : public TaskHead {
   Tensor row_ids_;                       // rows_ on the model's device
 };
 
+class TokenClassificationHead final : public TaskHead {
+ public:
+  TokenClassificationHead(const TaskOptions& options, const Transformer& model, int64_t labels, ParameterSet& params)
+      : params_(params), labels_(labels) {
+    const int64_t C = model.spec().hidden;
+    drop_.p = options.classifier_dropout;
+    const std::string name = model.spec().is_decoder() && model.spec().arch != Arch::kGpt2 ? "score" : "classifier";
+    w_ = params.add(name + ".weight", {labels, C});
+    b_ = params.add(name + ".bias", {labels}, Decay::kExempt);
+  }
+
+  void init(Rng& rng) override {
+    Tensor w = params_.value(w_);
+    rng.fill_normal(w, 0.0f, 0.02f);
+  }
+
+  // Only the tagged tokens go through the head: (N, C) rows instead of
+  // (B·T, C), which is also what the loss sees in transformers (−100 rows
+  // drop out of it).
+  HeadOutput forward(const Tensor& hidden, const HeadBatch& batch, Arena& arena, Mode mode, Rng& rng) override {
+    const int64_t B = hidden.size(0), T = hidden.size(1), C = hidden.size(2);
+    PTUNE_CHECK(batch.tags.defined(), "token classification needs per-token tags in the batch");
+    labelled_positions(rows_, targets_, batch.tags, 0);
+    for (int32_t y : targets_) PTUNE_CHECK(y >= 0 && y < labels_, "tag index {} outside the {} classes", y, labels_);
+    const int64_t N = int64_t(rows_.size());
+    if (N == 0) return {};  // nothing tagged in this micro-batch
+    row_ids_ = arena.copy_of(Tensor::borrow(rows_.data(), {N}, DType::kI32));
+    Tensor picked = arena.alloc({N, C}, hidden.dtype());
+    ops::embedding_forward(picked, row_ids_, hidden.view({B * T, C}));
+    x_ = drop_.forward(as_f32(picked, arena), arena, mode, rng);
+    Tensor logits = arena.alloc({N, labels_});
+    ops::linear_forward(logits, x_, params_.value(w_), params_.value(b_));
+    return loss_.apply(logits, Tensor::borrow(targets_.data(), {N}, DType::kI32), arena);
+  }
+
+  void backward(const Tensor& dhidden, float loss_scale, Arena& arena) override {
+    const int64_t N = int64_t(rows_.size()), C = dhidden.size(-1);
+    if (N == 0) return;
+    Tensor dlogits = arena.zeros({N, labels_});
+    loss_.backward(dlogits, loss_scale);
+    ops::linear_backward_params(params_.grad(w_), params_.grad(b_), dlogits, x_);
+    Tensor dx = arena.zeros({N, C});
+    ops::linear_backward_input(dx, dlogits, params_.value(w_));
+    Tensor dpicked = arena.zeros({N, C});
+    drop_.backward(dpicked, dx);
+    if (dhidden.dtype() != DType::kF32) {  // into the frozen model's dtype
+      Tensor d = arena.alloc({N, C}, dhidden.dtype());
+      ops::convert(d, dpicked);
+      dpicked = d;
+    }
+    ops::scatter_add_rows(dhidden.view({dhidden.numel() / C, C}), dpicked, row_ids_);
+  }
+
+ private:
+  ParameterSet& params_;
+  int64_t labels_;
+  size_t w_ = 0, b_ = 0;
+  Dropout drop_;
+  Loss loss_;
+  Tensor x_;
+  std::vector<int32_t> rows_, targets_;  // host, reused: flat (b·T + t) positions and their classes
+  Tensor row_ids_;                       // rows_ on the model's device
+};
+
 }  // namespace
 
 std::unique_ptr<TaskHead> TaskHead::create(const TaskOptions& options, const Transformer& model, int64_t num_labels,
@@ -312,6 +386,9 @@ std::unique_ptr<TaskHead> TaskHead::create(const TaskOptions& options, const Tra
                   "the verbalizer needs one word per label ({} labels, {} words)", num_labels, verbalizer_ids.size());
       return std::make_unique<VerbalizerHead>(model, std::move(verbalizer_ids));
     case TaskKind::kCausalLm: return std::make_unique<CausalLmHead>(model);
+    case TaskKind::kTokenClassification:
+      PTUNE_CHECK(num_labels >= 2, "token classification needs at least 2 labels, got {}", num_labels);
+      return std::make_unique<TokenClassificationHead>(options, model, num_labels, params);
   }
   PTUNE_FAIL("unknown task kind");
 }

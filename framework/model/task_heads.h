@@ -11,6 +11,10 @@
 //                   last real token), restricted to the label words
 //   causal-lm       the frozen LM head everywhere, next-token loss where
 //                   lm_labels ≠ −100
+//   token-classification
+//                   dropout → classifier (K, C) + bias on each tagged token
+//                   (BERT, RoBERTa, GPT-2: `classifier`; LLaMA family:
+//                   `score`), the *ForTokenClassification heads
 #pragma once
 
 #include <memory>
@@ -30,10 +34,13 @@ struct HeadBatch {
   Tensor labels;          // (B) i32 class indices (classification, verbalizer)
   Tensor mask_positions;  // (B) i32, −1 = none (verbalizer)
   Tensor lm_labels;       // (B, T) i32, −100 = no loss (causal LM, unshifted)
+  Tensor tags;            // (B, T) i32 class indices, −100 = no loss (token classification)
 };
 
 struct HeadOutput {
-  Tensor scores;        // (B, K) class scores, or (N, V) LM logits of the N labelled positions
+  // (B, K) class scores; (N, K) of the N tagged tokens in (b, t) order
+  // (token classification); or (N, V) LM logits of the N labelled positions.
+  Tensor scores;
   double loss_sum = 0;  // Σ over counted targets
   int64_t count = 0;    // targets counted (examples, or label tokens)
 };

@@ -32,6 +32,7 @@ nlohmann::json task_type(model::TaskKind task) {
   switch (task) {
     case model::TaskKind::kClassification: return "SEQ_CLS";
     case model::TaskKind::kCausalLm: return "CAUSAL_LM";
+    case model::TaskKind::kTokenClassification: return "TOKEN_CLS";
     case model::TaskKind::kVerbalizer: return nullptr;  // peft has no masked-LM task type
   }
   return nullptr;

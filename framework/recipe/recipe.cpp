@@ -404,7 +404,8 @@ std::vector<Field> make_schema() {
                            std::vector<std::pair<model::TaskKind, std::string>>{
                                {model::TaskKind::kClassification, "classification"},
                                {model::TaskKind::kVerbalizer, "verbalizer"},
-                               {model::TaskKind::kCausalLm, "causal-lm"}},
+                               {model::TaskKind::kCausalLm, "causal-lm"},
+                               {model::TaskKind::kTokenClassification, "token-classification"}},
                            {"task_type", "type"}));
   s.push_back(float_field("task", "classifier_dropout", [](auto& r) -> auto& { return r.task.classifier_dropout; },
                           Bound::kUnitOpen));
@@ -422,6 +423,8 @@ std::vector<Field> make_schema() {
   s.push_back(string_field("data", "text_pair", [](auto& r) -> auto& { return r.data.text_pair; }));
   s.push_back(string_field("data", "label_field", [](auto& r) -> auto& { return r.data.label_field; },
                            {"label_column"}));
+  s.push_back(string_field("data", "tokens_field", [](auto& r) -> auto& { return r.data.tokens_field; },
+                           {"text_column_name", "words_field"}));
 
   Field labels{"data", "labels", {"label_names", "classes"}};
   labels.container = true;
@@ -538,7 +541,7 @@ std::vector<Field> make_schema() {
                            {"run_dir", "out_dir"}));
   s.push_back(choice_field("train", "metric_for_best", [](auto& r) -> auto& { return r.train.metric_for_best; },
                            std::vector<std::pair<std::string, std::string>>{
-                               {"accuracy", "accuracy"}, {"macro_f1", "macro_f1"}, {"loss", "loss"}},
+                               {"accuracy", "accuracy"}, {"macro_f1", "macro_f1"}, {"f1", "f1"}, {"loss", "loss"}},
                            {"metric_for_best_model"}));
   return s;
 }
@@ -649,10 +652,13 @@ void check_consistency(const Recipe& r, const Entries& entries, const std::strin
   switch (r.task.kind) {
     case model::TaskKind::kClassification:
     case model::TaskKind::kVerbalizer:
+    case model::TaskKind::kTokenClassification:
       if (d.labels.empty())
         PTUNE_FAIL("{}: task.kind {} needs data.labels (the label set, in class order)",
                    where({"data.labels", "task.kind"}),
-                   r.task.kind == model::TaskKind::kVerbalizer ? "verbalizer" : "classification");
+                   r.task.kind == model::TaskKind::kVerbalizer ? "verbalizer"
+                   : r.task.kind == model::TaskKind::kClassification ? "classification"
+                                                                     : "token-classification");
       break;
     case model::TaskKind::kCausalLm:
       if (d.answer_field.empty())
@@ -660,6 +666,14 @@ void check_consistency(const Recipe& r, const Entries& entries, const std::strin
                    where({"data.answer_field", "task.kind"}));
       break;
   }
+  if (r.task.kind == model::TaskKind::kTokenClassification) {
+    if (!d.text_pair.empty())
+      PTUNE_FAIL("{}: task.kind token-classification reads the words of data.tokens_field; data.text_pair does not "
+                 "apply", where({"data.text_pair", "task.kind"}));
+  }
+  if (r.train.metric_for_best == "f1" && r.task.kind != model::TaskKind::kTokenClassification)
+    PTUNE_FAIL("{}: metric f1 is the entity-level F1 of token classification; use accuracy or macro_f1",
+               where({"train.metric_for_best", "task.kind"}));
   if (r.task.kind == model::TaskKind::kVerbalizer) {
     for (const std::string& label : d.labels)
       if (!d.verbalizer.count(label))

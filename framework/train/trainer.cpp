@@ -25,6 +25,7 @@ model::HeadBatch head_batch(const data::Batch& b) {
   h.labels = b.labels;
   h.mask_positions = b.mask_positions;
   h.lm_labels = b.lm_labels;
+  h.tags = b.tags;
   return h;
 }
 
@@ -38,6 +39,8 @@ int64_t count_targets(const data::Dataset& d, const std::vector<int64_t>& indice
     if (d.task() == model::TaskKind::kCausalLm) {
       // Position t predicts t + 1: the first label never counts.
       for (size_t t = 1; t < e.lm_labels.size(); ++t) n += e.lm_labels[t] != data::kIgnoreIndex;
+    } else if (d.task() == model::TaskKind::kTokenClassification) {
+      n += int64_t(e.tag_words.size());
     } else {
       n += e.label >= 0;
     }
@@ -87,9 +90,15 @@ int64_t num_classes(const data::Dataset& d) {
 
 nlohmann::json EvalResult::to_json() const {
   nlohmann::json j = {{"loss", loss}, {"examples", examples}};
-  if (!predictions.empty()) {
+  if (!predictions.empty() || !tag_predictions.empty()) {
     j["accuracy"] = accuracy;
     j["macro_f1"] = macro_f1;
+  }
+  if (!tag_predictions.empty()) j["tokens"] = tokens;
+  if (entities) {
+    j["precision"] = precision;
+    j["recall"] = recall;
+    j["f1"] = f1;
   }
   return j;
 }
@@ -97,14 +106,35 @@ nlohmann::json EvalResult::to_json() const {
 double EvalResult::metric(const std::string& name) const {
   if (name == "accuracy") return accuracy;
   if (name == "macro_f1") return macro_f1;
+  if (name == "f1") {
+    PTUNE_CHECK(entities, "metric 'f1' (entity-level) needs a token-classification task whose labels are IOB tags "
+                          "(O, B-X, I-X, …)");
+    return f1;
+  }
   if (name == "loss") return -loss;
-  PTUNE_FAIL("unknown metric '{}' (accuracy, macro_f1, loss)", name);
+  PTUNE_FAIL("unknown metric '{}' (accuracy, macro_f1, f1, loss)", name);
 }
+
+namespace {
+
+// Position of each example's first tagged token in a flat table of all the
+// dataset's tagged tokens (and the table's size, last).
+std::vector<int64_t> tag_offsets(const data::Dataset& d) {
+  std::vector<int64_t> offsets(size_t(d.size()) + 1, 0);
+  for (int64_t i = 0; i < d.size(); ++i)
+    offsets[size_t(i) + 1] = offsets[size_t(i)] + int64_t(d[i].tag_words.size());
+  return offsets;
+}
+
+}  // namespace
 
 EvalResult evaluate(peft::PromptModel& prompt, model::TaskHead& head, const data::Dataset& dataset, int64_t batch_size,
                     Arena& arena, const Distributed& dist) {
-  const bool classes = dataset.task() != model::TaskKind::kCausalLm;
-  MetricAccumulator metrics(classes ? std::max<int64_t>(num_classes(dataset), 1) : 1);
+  const bool tagged = dataset.task() == model::TaskKind::kTokenClassification;
+  const bool classes = dataset.task() != model::TaskKind::kCausalLm && !tagged;
+  MetricAccumulator metrics(classes ? std::max<int64_t>(num_classes(dataset), 1)
+                                    : tagged ? int64_t(dataset.labels().size()) : 1);
+  EntityScorer entities(tagged ? dataset.labels() : std::vector<std::string>{});
   EvalResult result;
   Rng unused(0);
   Arena host(Device::cpu());  // collated batches (the compute arena may be a GPU's)
@@ -112,6 +142,7 @@ EvalResult evaluate(peft::PromptModel& prompt, model::TaskHead& head, const data
   const data::Sampler sampler = data::Sampler::sequential(dataset.size(), batch_size, rank_of(dist), world_of(dist));
   data::Batch batch;
   std::vector<int64_t> examples;  // dataset index of each prediction this rank makes
+  std::vector<int32_t> predictions, labels;
   for (const std::vector<int64_t>& slice : sampler.epoch(0)) {
     const std::vector<int64_t> indices = stand_in(slice, dist);
     if (indices.empty()) continue;
@@ -127,18 +158,44 @@ EvalResult evaluate(peft::PromptModel& prompt, model::TaskHead& head, const data
       continue;
     }
     metrics.add_loss(out.loss_sum, double(out.count));
-    if (classes) {
+    if ((classes || tagged) && out.scores.defined()) {
       const int64_t K = out.scores.size(1);
       const Tensor scores = out.scores.device().is_cpu() ? out.scores : out.scores.to(Device::cpu());
-      std::vector<int32_t> predictions, labels;
-      for (int64_t b = 0; b < int64_t(indices.size()); ++b) {
-        const float* s = scores.data<float>() + b * K;
-        predictions.push_back(int32_t(std::max_element(s, s + K) - s));
-        labels.push_back(batch.labels.data<int32_t>()[b]);
-        result.scores.emplace_back(s, s + K);
+      auto argmax = [&](int64_t row) {
+        const float* s = scores.data<float>() + row * K;
+        return int32_t(std::max_element(s, s + K) - s);
+      };
+      if (classes) {
+        predictions.clear();
+        labels.clear();
+        for (int64_t b = 0; b < int64_t(indices.size()); ++b) {
+          predictions.push_back(argmax(b));
+          labels.push_back(batch.labels.data<int32_t>()[b]);
+          const float* s = scores.data<float>() + b * K;
+          result.scores.emplace_back(s, s + K);
+        }
+        metrics.add(predictions, labels);
+        result.predictions.insert(result.predictions.end(), predictions.begin(), predictions.end());
+      } else {
+        // scores rows: the batch's tagged tokens in (b, t) order.
+        int64_t row = 0;
+        for (int64_t i : indices) {
+          const data::Example& ex = dataset[i];
+          predictions.clear();
+          labels.clear();
+          for (int32_t y : ex.tags)
+            if (y != data::kIgnoreIndex) {
+              predictions.push_back(argmax(row++));
+              labels.push_back(y);
+            }
+          metrics.add(predictions, labels);
+          if (entities.applies()) entities.add(predictions, labels);
+          result.tag_predictions.push_back(predictions);
+        }
       }
-      metrics.add(predictions, labels);
-      result.predictions.insert(result.predictions.end(), predictions.begin(), predictions.end());
+      examples.insert(examples.end(), slice.begin(), slice.end());
+    } else if (tagged) {  // nothing tagged in this batch
+      for (size_t b = 0; b < slice.size(); ++b) result.tag_predictions.emplace_back();
       examples.insert(examples.end(), slice.begin(), slice.end());
     }
     arena.reset();
@@ -146,11 +203,14 @@ EvalResult evaluate(peft::PromptModel& prompt, model::TaskHead& head, const data
   }
   if (dist.comm && dist.comm->size() > 1) {
     std::vector<double> flat = metrics.to_flat();
+    const std::vector<double> entity_flat = entities.to_flat();
+    flat.insert(flat.end(), entity_flat.begin(), entity_flat.end());
     dist.comm->all_reduce(std::span<double>(flat));
-    metrics.from_flat(flat);
-    // Every rank's predictions and scores, in dataset order: each fills the
-    // rows of its examples in a zeroed (examples, 1 + K) table and the sum
-    // over ranks is the whole table (floats are exact in doubles).
+    metrics.from_flat(std::span<const double>(flat).first(metrics.flat_size()));
+    entities.from_flat(std::span<const double>(flat).subspan(metrics.flat_size()));
+    // Every rank's predictions (and scores), in dataset order: each fills
+    // the rows of its examples in a zeroed table and the sum over ranks is
+    // the whole table (class indices and f32 scores are exact in doubles).
     if (classes) {
       // The score width (the head's classes): a rank without examples has none.
       int64_t K = result.scores.empty() ? 0 : int64_t(result.scores.front().size());
@@ -171,12 +231,33 @@ EvalResult evaluate(peft::PromptModel& prompt, model::TaskHead& head, const data
         std::copy(row + 1, row + W, result.scores[size_t(i)].begin());
       }
     }
+    if (tagged) {
+      const std::vector<int64_t> offsets = tag_offsets(dataset);
+      std::vector<double> table(size_t(offsets.back()), 0.0);
+      for (size_t i = 0; i < examples.size(); ++i)
+        std::copy(result.tag_predictions[i].begin(), result.tag_predictions[i].end(),
+                  table.begin() + offsets[size_t(examples[i])]);
+      dist.comm->all_reduce(std::span<double>(table));
+      result.tag_predictions.assign(size_t(dataset.size()), {});
+      for (int64_t i = 0; i < dataset.size(); ++i)
+        result.tag_predictions[size_t(i)].assign(table.begin() + offsets[size_t(i)],
+                                                 table.begin() + offsets[size_t(i) + 1]);
+    }
   }
   result.loss = metrics.mean_loss();
   result.examples = dataset.size();
-  if (classes) {
+  if (classes || tagged) {
     result.accuracy = metrics.accuracy();
     result.macro_f1 = metrics.macro_f1();
+  }
+  if (tagged) {
+    result.tokens = metrics.count();
+    result.entities = entities.applies();
+    if (result.entities) {
+      result.precision = entities.counts().precision();
+      result.recall = entities.counts().recall();
+      result.f1 = entities.counts().f1();
+    }
   }
   return result;
 }

@@ -49,16 +49,24 @@ struct Distributed {
 
 struct EvalResult {
   double loss = 0.0;
-  double accuracy = 0.0;
-  double macro_f1 = 0.0;
+  double accuracy = 0.0;  // token classification: over the tagged tokens
+  double macro_f1 = 0.0;  // token classification: over the tag classes, per token
   int64_t examples = 0;
   // Class index and (K) scores per example, in dataset order, on every rank
   // (classification and verbalizer tasks).
   std::vector<int32_t> predictions;
   std::vector<std::vector<float>> scores;
+  // Token classification: per example (dataset order, every rank), the
+  // predicted class of each tagged word (Example::tag_words' words), and
+  // the tagged tokens counted. With IOB tags (EntityScorer::applies),
+  // seqeval's entity-level micro precision / recall / F1 too.
+  std::vector<std::vector<int32_t>> tag_predictions;
+  int64_t tokens = 0;
+  bool entities = false;
+  double precision = 0.0, recall = 0.0, f1 = 0.0;
 
   nlohmann::json to_json() const;
-  // "accuracy", "macro_f1" or "loss"; larger is better for the first two.
+  // "accuracy", "macro_f1", "f1" (entities) or "loss"; larger is better.
   double metric(const std::string& name) const;
 };
 

@@ -17,7 +17,7 @@ struct Case {
 };
 
 std::string case_name(const Case& c) {
-  const char* kinds[] = {"classification", "verbalizer", "causal_lm"};
+  const char* kinds[] = {"classification", "verbalizer", "causal_lm", "token_classification"};
   return std::string(c.arch) + "_" + kinds[int(c.kind)];
 }
 
@@ -43,12 +43,15 @@ TEST_P(Heads, BackwardMatchesFiniteDifferences) {
   batch.labels = Tensor::empty({B}, DType::kI32);
   batch.mask_positions = Tensor::empty({B}, DType::kI32);
   batch.lm_labels = Tensor::empty({B, T}, DType::kI32);
+  batch.tags = Tensor::empty({B, T}, DType::kI32);
   for (int64_t b = 0; b < B; ++b) {
     batch.labels.data<int32_t>()[b] = int32_t(b % K);
     batch.mask_positions.data<int32_t>()[b] = b == 0 ? 2 : -1;  // others: the last real token
     for (int64_t t = 0; t < T; ++t) {
       batch.attention_mask.data<int32_t>()[b * T + t] = !(b == 2 && t >= 3);
       batch.lm_labels.data<int32_t>()[b * T + t] = t < 2 || (b == 2 && t >= 3) ? -100 : int32_t(5 + 17 * b + t);
+      // Tags on some tokens of each row ([CLS], later subwords and padding untagged).
+      batch.tags.data<int32_t>()[b * T + t] = t == 0 || t == 2 || (b == 2 && t >= 3) ? -100 : int32_t((b + t) % K);
     }
   }
   Tensor hidden = Tensor::empty({B, T, C}, DType::kF32);
@@ -90,7 +93,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{"bert", TaskKind::kClassification}, Case{"roberta", TaskKind::kClassification},
                       Case{"gpt2", TaskKind::kClassification}, Case{"bert", TaskKind::kVerbalizer},
                       Case{"roberta", TaskKind::kVerbalizer}, Case{"gpt2", TaskKind::kVerbalizer},
-                      Case{"gpt2", TaskKind::kCausalLm}),
+                      Case{"gpt2", TaskKind::kCausalLm}, Case{"bert", TaskKind::kTokenClassification},
+                      Case{"gpt2", TaskKind::kTokenClassification}),
     [](const auto& info) { return case_name(info.param); });
 
 }  // namespace

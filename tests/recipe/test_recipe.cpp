@@ -369,10 +369,12 @@ TEST(RecipeErrors, BadEnumListsTheValidValues) {
                    "got 'prefix-tunning' (did you mean 'prefix-tuning'?)"});
   expect_error_in(kHead + "train:\n  schedule: exp\n",
                   {"r.yaml:8: train.schedule: expected one of constant, linear, cosine, got 'exp'"});
+  expect_error_in(kHead + "train:\n  metric_for_best: f2\n",
+                  {"train.metric_for_best: expected one of accuracy, macro_f1, f1, loss, got 'f2'"});
   expect_error_in(kHead + "train:\n  metric_for_best: f1\n",
-                  {"train.metric_for_best: expected one of accuracy, macro_f1, loss, got 'f1'"});
+                  {"r.yaml:8: metric f1 is the entity-level F1 of token classification"});
   expect_error_in(kHead + "task:\n  kind: regression\n",
-                  {"task.kind: expected one of classification, verbalizer, causal-lm, got 'regression'"});
+                  {"task.kind: expected one of classification, verbalizer, causal-lm, token-classification, got 'regression'"});
 }
 
 TEST(RecipeErrors, MalformedYamlNamesFileAndLine) {
@@ -443,7 +445,7 @@ TEST(Recipe, KeysListTheSchema) {
   const std::vector<std::string> keys = recipe_keys();
   EXPECT_EQ(keys.front(), "model.path");
   EXPECT_EQ(keys[6], "method.name");
-  EXPECT_EQ(keys.size(), 6u + 12u + 2u + 12u + 20u);  // model, method (+projection), task, data, train
+  EXPECT_EQ(keys.size(), 6u + 12u + 2u + 13u + 20u);  // model, method (+projection), task, data, train
 }
 
 TEST(Recipe, DeviceKeys) {

@@ -1,7 +1,7 @@
 // Training on one GPU against the same run on the CPU, through the binary:
 // `ptune train` with model.device=cuda on tiny random BERT and LLaMA models
 // (P-Tuning v2, prompt tuning, prefix tuning with its MLP, P-Tuning with its
-// bi-LSTM), the step losses compared with the CPU run's; then `ptune eval`
+// bi-LSTM; token classification), the step losses compared with the CPU run's; then `ptune eval`
 // of the GPU-trained adapter on both devices.
 //
 // Tolerances: f32 — the GPU only reorders sums (no TF32), so the losses of
@@ -15,6 +15,9 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -41,6 +44,23 @@ class CudaTrain : public ::testing::Test {
       const auto r = ptune(fmt::format("init-model --arch {} --tokenizer recipes/data/quickstart/tokenizer.json --out {}",
                                        arch, (*root_ / arch).string()));
       ASSERT_EQ(r.status, 0) << r.output;
+    }
+    write_tagged_quickstart();
+  }
+  // Token-classification data on the quickstart's vocabulary: "not" is
+  // B-MISC, the reviewed thing B-ORG, every other word O.
+  static void write_tagged_quickstart() {
+    std::ifstream in(fs::path(PTUNE_SOURCE_DIR) / "recipes/data/quickstart/train.jsonl");
+    std::ofstream out(*root_ / "tagged.jsonl");
+    int n = 0;
+    for (std::string line; n < 64 && std::getline(in, line); ++n) {
+      std::istringstream words(nlohmann::json::parse(line)["sentence"].get<std::string>());
+      nlohmann::json tokens = nlohmann::json::array(), tags = nlohmann::json::array();
+      for (std::string w; words >> w;) {
+        tokens.push_back(w);
+        tags.push_back(w == "not" ? "B-MISC" : w == "film" || w == "movie" || w == "ending" ? "B-ORG" : "O");
+      }
+      out << nlohmann::json{{"tokens", tokens}, {"ner_tags", tags}}.dump() << "\n";
     }
   }
   static void TearDownTestSuite() {
@@ -122,6 +142,14 @@ TEST_F(CudaTrain, VerbalizerAndCausalLmMatchTheCpuRun) {
                             "'data.verbalizer={negative: bad, positive: good}' data.eval= train.lr=0.005"},
                            "bert_verbalizer");
   expect_gpu_trains_as_cpu({"llama_prompt_tuning_instruct", "llama", ""}, "llama_causal");
+}
+
+// The token-classification head: the tagged rows gathered and their
+// gradients scattered back on the device (BERT's classifier, LLaMA's score).
+TEST_F(CudaTrain, TokenClassificationMatchesTheCpuRun) {
+  const std::string data = fmt::format("data.train={0}/tagged.jsonl data.eval= data.max_length=32", root_->string());
+  expect_gpu_trains_as_cpu({"ner_ptuning_v2_minilm", "bert", data}, "bert_ner");
+  expect_gpu_trains_as_cpu({"ner_ptuning_v2_minilm", "llama", data}, "llama_ner");
 }
 
 // Data-parallel runs on GPUs under mpirun, with the frozen weights sharded

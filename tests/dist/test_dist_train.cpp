@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -328,6 +329,69 @@ TEST_F(DistTrain, EvalAndPredictOnShardedRanksMatchOneProcess) {
     for (size_t k = 0; k < alone[i]["scores"].size(); ++k)
       EXPECT_NEAR(three[i]["scores"][k].get<double>(), alone[i]["scores"][k].get<double>(), 1e-6) << i;
   }
+}
+
+// Token classification on ranks: training reduces the tagged-token counts
+// (the loss is normalised by the global batch's tagged tokens, not each
+// rank's), eval reduces the entity counts, predict gathers every word's tag
+// in dataset order — all as one process computes them.
+TEST_F(DistTrain, TokenClassificationOnRanksMatchesOneProcess) {
+  for (const char* split : {"train", "eval"}) {  // "not" is B-MISC, the reviewed thing B-ORG, other words O
+    std::ifstream in(fs::path(PTUNE_SOURCE_DIR) / fmt::format("recipes/data/quickstart/{}.jsonl", split));
+    std::ofstream out(dir(fmt::format("tagged_{}.jsonl", split)));
+    int n = 0;
+    for (std::string line; n < 48 && std::getline(in, line); ++n) {
+      std::istringstream words(nlohmann::json::parse(line)["sentence"].get<std::string>());
+      nlohmann::json tokens = nlohmann::json::array(), tags = nlohmann::json::array();
+      for (std::string w; words >> w;) {
+        tokens.push_back(w);
+        tags.push_back(w == "not" ? "B-MISC" : w == "film" || w == "movie" || w == "ending" ? "B-ORG" : "O");
+      }
+      out << nlohmann::json{{"tokens", tokens}, {"ner_tags", tags}}.dump() << "\n";
+    }
+  }
+  const std::string recipe = fmt::format(
+      "recipes/ner_ptuning_v2_minilm.yaml model.path={} data.train={} data.eval= data.max_length=32 "
+      "task.classifier_dropout=0 method.prefix_dropout=0",  // dropout masks differ with the rank count
+      (*root_ / "bert").string(), dir("tagged_train.jsonl").string());
+  const auto train_on = [&](int np, const std::string& run) {
+    const Proc r = shell(ptune_cmd(np, fmt::format("train {} train.output_dir={} train.micro_batch={} train.max_steps=4 "
+                                                   "train.log_every=1 train.schedule=constant model.shard=world",
+                                                   recipe, dir(run).string(), 8 / std::max(np, 1))));
+    EXPECT_EQ(r.status, 0) << r.output;
+    return step_losses(dir(run));
+  };
+  const std::vector<double> one = train_on(0, "ner_one"), two = train_on(2, "ner_two");
+  ASSERT_EQ(one.size(), 4u);
+  ASSERT_EQ(two.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) EXPECT_NEAR(two[i], one[i], 1e-5 * one[i]) << "step " << i + 1;
+
+  const std::string adapter = (dir("ner_one") / "adapter").string();
+  const auto eval = [&](int np) {
+    const Proc r = shell(ptune_cmd(np, fmt::format("eval {} model.shard=world --adapter {} --data {}", recipe, adapter,
+                                                   dir("tagged_eval.jsonl").string())));
+    EXPECT_EQ(r.status, 0) << r.output;
+    const size_t open = r.output.find('{');
+    return nlohmann::json::parse(r.output.substr(open, r.output.find('}', open) - open + 1));
+  };
+  const nlohmann::json alone = eval(0), three = eval(3);
+  for (const char* key : {"accuracy", "macro_f1", "precision", "recall", "f1", "tokens"})
+    EXPECT_EQ(three[key], alone[key]) << key;
+  EXPECT_NEAR(three["loss"].get<double>(), alone["loss"].get<double>(), 1e-6 * alone["loss"].get<double>());
+
+  const auto predict = [&](int np) {
+    const fs::path out = dir(fmt::format("ner_predictions_{}.jsonl", np));
+    const Proc r = shell(ptune_cmd(np, fmt::format("predict {} model.shard=world --adapter {} --input {} --output {}",
+                                                   recipe, adapter, dir("tagged_eval.jsonl").string(), out.string())));
+    EXPECT_EQ(r.status, 0) << r.output;
+    std::vector<nlohmann::json> lines;
+    std::ifstream in(out);
+    for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line)["tags"]);
+    return lines;
+  };
+  const std::vector<nlohmann::json> p1 = predict(0), p3 = predict(3);
+  ASSERT_EQ(p1.size(), 48u);
+  EXPECT_EQ(p3, p1);
 }
 
 // A checkpoint resumes on another number of ranks that reads the same

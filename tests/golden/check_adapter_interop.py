@@ -3,39 +3,88 @@
 same outputs? Records the answer in tests/golden/fixtures/interop/result.json,
 which tests/launch/test_adapter_interop.cpp asserts on.
 
-For each method, on a tiny random BERT with the quickstart tokenizer:
-`ptune train` a few steps, `ptune predict` the eval set (class scores), then
-`PeftModel.from_pretrained(BertForSequenceClassification, adapter)` and
-compare its logits on the same examples.
+On a tiny random BERT with the quickstart tokenizer (`ptune init-model`):
+
+* sequence classification ("prompt-tuning", "p-tuning"): `ptune train` a few
+  steps, `ptune predict` the eval set (class scores), then
+  `PeftModel.from_pretrained(BertForSequenceClassification, adapter)` and
+  compare its logits on the same examples.
+* token classification: the quickstart sentences split on spaces and tagged
+  by rule ("not" B-MISC; "film", "movie", "ending" B-ORG; else O), labels as
+  recipes/ner_ptuning_v2_minilm.yaml.
+  "token-classification/prompt-tuning": `ptune predict` writes one tag per
+  word (no scores), so peft's tag — the argmax of
+  `PeftModel.from_pretrained(BertForTokenClassification, adapter)`'s logits
+  at each word's first token — is compared word by word.
+  "token-classification/p-tuning-v2 (load)": peft 0.21.2's PREFIX_TUNING
+  TOKEN_CLS forward fails with transformers 5.24 ("Model does not support
+  past key values"), so the P-Tuning v2 adapter is checked by loading only:
+  no adapter key missing or unexpected, and the prefix and classifier that
+  peft holds equal the saved tensors.
 
     /work/venv/bin/python tests/golden/check_adapter_interop.py --ptune build/launch/ptune
 """
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import tempfile
+import warnings
 
 import torch
+
+NER_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+# Enough steps at this rate that the prompt predicts some entity tags (eval
+# entity F1 ≈ 0.96 for prompt tuning), so agreement is not all-O against all-O.
+NER_TRAIN = ["train.max_steps=20", "train.lr=0.1", "train.eval_every=1000", "method.num_virtual_tokens=4",
+             "task.classifier_dropout=0"]
 
 
 def run(cmd):
     subprocess.run(cmd, check=True, capture_output=True, text=True)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ptune", default="build/launch/ptune")
-    args = ap.parse_args()
+def ner_tag(word):
+    if word == "not":
+        return "B-MISC"
+    if word in ("film", "movie", "ending"):
+        return "B-ORG"
+    return "O"
+
+
+def write_tagged(src, dst, n):
+    """The first n sentences of a quickstart file as token-classification JSONL; returns the word lists."""
+    sentences = [json.loads(l)["sentence"].split(" ") for l in open(src)][:n]
+    with open(dst, "w") as f:
+        for words in sentences:
+            f.write(json.dumps({"tokens": words, "ner_tags": [ner_tag(w) for w in words]}) + "\n")
+    return sentences
+
+
+@contextlib.contextmanager
+def capture_load_results(peft_model_cls):
+    """PeftModel.from_pretrained drops load_adapter's result (missing / unexpected keys); keep it."""
+    results = []
+    original = peft_model_cls.load_adapter
+
+    def spy(self, *a, **k):
+        r = original(self, *a, **k)
+        results.append(r)
+        return r
+
+    peft_model_cls.load_adapter = spy
+    try:
+        yield results
+    finally:
+        peft_model_cls.load_adapter = original
+
+
+def check_sequence_classification(ptune, model_dir, tmp, results):
     from peft import PeftModel
     from tokenizers import Tokenizer
     from transformers import BertForSequenceClassification
 
-    torch.manual_seed(0)
-    tmp = tempfile.mkdtemp()
-    model_dir = os.path.join(tmp, "model")
-    run([args.ptune, "init-model", "--arch", "bert", "--tokenizer", "recipes/data/quickstart/tokenizer.json",
-         "--out", model_dir, "--seed", "3"])
     tok = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
     lines = [json.loads(l) for l in open("recipes/data/quickstart/eval.jsonl")][:32]
     eval_path = os.path.join(tmp, "eval.jsonl")
@@ -43,16 +92,15 @@ def main():
         for l in lines:
             f.write(json.dumps(l) + "\n")
 
-    results = {}
     # peft 0.21.2 + transformers 5.24 cannot run BERT prefix tuning for
     # SEQ_CLS (tests/golden/README.md), so the prefix methods are checked
     # on the adapter's tensors only by the method goldens.
     for method in ["prompt-tuning", "p-tuning"]:
         out = os.path.join(tmp, method)
-        run([args.ptune, "train", "recipes/quickstart.yaml", f"model.path={model_dir}", f"method.name={method}",
+        run([ptune, "train", "recipes/quickstart.yaml", f"model.path={model_dir}", f"method.name={method}",
              f"train.output_dir={out}", "train.max_steps=5", f"data.eval={eval_path}", "method.num_virtual_tokens=4"])
         pred = os.path.join(tmp, method + ".jsonl")
-        run([args.ptune, "predict", "recipes/quickstart.yaml", f"model.path={model_dir}", f"method.name={method}",
+        run([ptune, "predict", "recipes/quickstart.yaml", f"model.path={model_dir}", f"method.name={method}",
              "method.num_virtual_tokens=4", "--adapter", os.path.join(out, "adapter"), "--input", eval_path,
              "--output", pred])
         ptune_scores = torch.tensor([json.loads(l)["scores"] for l in open(pred)])
@@ -70,6 +118,112 @@ def main():
         diff = (peft_scores - ptune_scores).abs().max().item()
         results[method] = {"examples": len(lines), "max_abs_diff": diff, "ok": diff < 1e-4}
         print(method, results[method])
+
+
+def ner_train(ptune, model_dir, method, train_path, eval_path, out, extra=()):
+    run([ptune, "train", "recipes/ner_ptuning_v2_minilm.yaml", f"model.path={model_dir}", f"method.name={method}",
+         f"data.train={train_path}", f"data.eval={eval_path}", f"train.output_dir={out}", *NER_TRAIN, *extra])
+    return os.path.join(out, "adapter")
+
+
+def check_token_classification(ptune, model_dir, tmp, results):
+    from peft import PeftModel, get_peft_model_state_dict
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer, BertForTokenClassification
+
+    train_path = os.path.join(tmp, "ner_train.jsonl")
+    eval_path = os.path.join(tmp, "ner_eval.jsonl")
+    write_tagged("recipes/data/quickstart/train.jsonl", train_path, 256)
+    sentences = write_tagged("recipes/data/quickstart/eval.jsonl", eval_path, 32)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+
+    def base():
+        return BertForTokenClassification.from_pretrained(model_dir, num_labels=len(NER_LABELS),
+                                                          attn_implementation="eager")
+
+    # Prompt tuning: ptune's tags against peft's, word by word.
+    method = "prompt-tuning"
+    adapter = ner_train(ptune, model_dir, method, train_path, eval_path, os.path.join(tmp, "ner-" + method))
+    pred = os.path.join(tmp, "ner-" + method + ".jsonl")
+    run([ptune, "predict", "recipes/ner_ptuning_v2_minilm.yaml", f"model.path={model_dir}", f"method.name={method}",
+         *NER_TRAIN, "--adapter", adapter, "--input", eval_path, "--output", pred])
+    ptune_tags = [json.loads(l)["tags"] for l in open(pred)]
+    assert len(ptune_tags) == len(sentences), (len(ptune_tags), len(sentences))
+
+    model = PeftModel.from_pretrained(base(), adapter).eval()
+    virtual = model.peft_config["default"].num_virtual_tokens
+    words = agree = not_o = 0
+    min_margin = float("inf")  # peft's top-1 minus top-2 logit: how far from a tie
+    with torch.no_grad():
+        for ws, tags in zip(sentences, ptune_tags):
+            enc = tokenizer(ws, is_split_into_words=True, return_tensors="pt")
+            # peft prepends the virtual tokens to the sequence; drop their rows.
+            logits = model(**enc).logits[0, virtual:]
+            word_ids = enc.word_ids()
+            assert logits.shape[0] == len(word_ids), (logits.shape, len(word_ids))
+            first = {}
+            for pos, w in enumerate(word_ids):
+                if w is not None and w not in first:
+                    first[w] = pos
+            assert len(tags) == len(ws) and sorted(first) == list(range(len(ws))), (ws, tags, word_ids)
+            for w, pos in first.items():
+                if tags[w] is None:  # ptune truncated the word away; none here (max_length 128)
+                    continue
+                top2 = logits[pos].topk(2)
+                min_margin = min(min_margin, (top2.values[0] - top2.values[1]).item())
+                words += 1
+                agree += NER_LABELS[top2.indices[0].item()] == tags[w]
+                not_o += tags[w] != "O"
+    name = "token-classification/" + method
+    results[name] = {"sentences": len(sentences), "words": words, "agreement": agree / words,
+                     "ptune_tags_not_o": not_o, "peft_min_top2_margin": min_margin,
+                     "ok": agree == words and words >= 100}
+    print(name, results[name])
+
+    # P-Tuning v2: load only (see the docstring).
+    method = "p-tuning-v2"
+    adapter = ner_train(ptune, model_dir, method, train_path, eval_path, os.path.join(tmp, "ner-" + method),
+                        ["method.prefix_dropout=0"])
+    saved = load_file(os.path.join(adapter, "adapter_model.safetensors"))
+    with capture_load_results(PeftModel) as loads, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = PeftModel.from_pretrained(base(), adapter).eval()
+    (load,) = loads
+    # set_peft_model_state_dict passes the whole adapter dict to
+    # load_state_dict(strict=False) and then loads "prompt_embeddings" into the
+    # prompt encoder itself, so that key always comes back as "unexpected",
+    # for peft's own prompt-learning adapters too; the tensor check below
+    # shows it was loaded.
+    unexpected = [k for k in load.unexpected_keys if k != "prompt_embeddings"]
+    missing_warnings = [str(w.message) for w in caught if "missing adapter keys" in str(w.message)]
+    loaded = get_peft_model_state_dict(model)
+    same_keys = sorted(loaded) == sorted(saved)
+    diff = max((loaded[k] - saved[k]).abs().max().item() for k in saved) if same_keys else float("inf")
+    config = model.peft_config["default"]
+    name = "token-classification/p-tuning-v2 (load)"
+    results[name] = {"peft_type": getattr(config.peft_type, "value", config.peft_type),
+                     "task_type": getattr(config.task_type, "value", config.task_type),
+                     "saved_keys": sorted(saved), "missing_adapter_keys": list(load.missing_keys) + missing_warnings,
+                     "unexpected_keys": unexpected, "same_keys": same_keys, "max_abs_diff": diff,
+                     "ok": same_keys and diff == 0.0 and not unexpected and not load.missing_keys
+                     and not missing_warnings}
+    print(name, results[name])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ptune", default="build/launch/ptune")
+    args = ap.parse_args()
+
+    torch.manual_seed(0)
+    tmp = tempfile.mkdtemp()
+    model_dir = os.path.join(tmp, "model")
+    run([args.ptune, "init-model", "--arch", "bert", "--tokenizer", "recipes/data/quickstart/tokenizer.json",
+         "--out", model_dir, "--seed", "3"])
+
+    results = {}
+    check_sequence_classification(args.ptune, model_dir, tmp, results)
+    check_token_classification(args.ptune, model_dir, tmp, results)
 
     import peft
     import transformers

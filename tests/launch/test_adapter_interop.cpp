@@ -8,15 +8,47 @@
 namespace ptune {
 namespace {
 
+nlohmann::json interop_results() {
+  return io::read_json_file(std::string(PTUNE_FIXTURES) + "/interop/result.json")["results"];
+}
+
 TEST(AdapterInterop, PeftLoadsPtuneAdaptersWithTheSameLogits) {
-  const nlohmann::json record = io::read_json_file(std::string(PTUNE_FIXTURES) + "/interop/result.json");
-  const auto& results = record["results"];
+  const nlohmann::json results = interop_results();
   for (const char* method : {"prompt-tuning", "p-tuning"}) {
     ASSERT_TRUE(results.contains(method)) << method;
     EXPECT_TRUE(results[method]["ok"].get<bool>()) << method;
     EXPECT_LT(results[method]["max_abs_diff"].get<double>(), 1e-4) << method;
     EXPECT_GE(results[method]["examples"].get<int>(), 32) << method;
   }
+}
+
+// ptune predict writes tags only, so the check is the tag of every word:
+// peft's argmax at the word's first token against ptune's.
+TEST(AdapterInterop, PeftTagsEveryWordAsPtuneForTokenClassification) {
+  const nlohmann::json results = interop_results();
+  const char* name = "token-classification/prompt-tuning";
+  ASSERT_TRUE(results.contains(name));
+  const nlohmann::json& r = results[name];
+  EXPECT_TRUE(r["ok"].get<bool>());
+  EXPECT_EQ(r["agreement"].get<double>(), 1.0);
+  EXPECT_GE(r["words"].get<int>(), 100);
+  EXPECT_GT(r["ptune_tags_not_o"].get<int>(), 0) << "all-O against all-O would say little";
+}
+
+// peft cannot run BERT prefix tuning for TOKEN_CLS with transformers 5.24,
+// so P-Tuning v2 is checked by loading: every key matched, tensors unchanged.
+TEST(AdapterInterop, PeftLoadsPtuneTokenClassificationPrefixAdapter) {
+  const nlohmann::json results = interop_results();
+  const char* name = "token-classification/p-tuning-v2 (load)";
+  ASSERT_TRUE(results.contains(name));
+  const nlohmann::json& r = results[name];
+  EXPECT_TRUE(r["ok"].get<bool>());
+  EXPECT_EQ(r["peft_type"].get<std::string>(), "PREFIX_TUNING");
+  EXPECT_EQ(r["task_type"].get<std::string>(), "TOKEN_CLS");
+  EXPECT_TRUE(r["same_keys"].get<bool>());
+  EXPECT_TRUE(r["missing_adapter_keys"].empty()) << r["missing_adapter_keys"].dump();
+  EXPECT_TRUE(r["unexpected_keys"].empty()) << r["unexpected_keys"].dump();
+  EXPECT_EQ(r["max_abs_diff"].get<double>(), 0.0);
 }
 
 }  // namespace

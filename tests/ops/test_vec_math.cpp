@@ -1,6 +1,6 @@
 // ops/cpu/vec_math.h against libm in double precision: exp to 2 ulp over
 // the whole clamped range, the documented saturation at both ends, NaN
-// propagation, and the sigmoid / tanh built on it.
+// propagation, the sigmoid / tanh built on it, and erf.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -57,6 +57,26 @@ TEST(VecMath, SigmoidAndTanh) {
   EXPECT_LE(worst_tanh, 4e-7);
   EXPECT_EQ(ops::tanh_simd(-0.0f), 0.0f);
   EXPECT_TRUE(std::signbit(ops::tanh_simd(-1e-3f)));
+}
+
+// The exact GELU's erf: within A&S 7.1.26's 1.5e−7 (plus float rounding)
+// everywhere, odd, saturating to ±1, NaN kept.
+TEST(VecMath, ErfWithinAbramowitzStegunBound) {
+  double worst = 0.0;
+  float at = 0.0f;
+  sweep(-12.0f, 12.0f, [&](float x) {
+    const double err = std::fabs(double(ops::erf_simd(x)) - std::erf(double(x)));
+    if (err > worst) {
+      worst = err;
+      at = x;
+    }
+  });
+  EXPECT_LE(worst, 2.5e-7) << "at x = " << at;
+  EXPECT_EQ(ops::erf_simd(0.0f), 0.0f);
+  EXPECT_EQ(ops::erf_simd(-0.7f), -ops::erf_simd(0.7f));
+  EXPECT_EQ(ops::erf_simd(30.0f), 1.0f);
+  EXPECT_EQ(ops::erf_simd(-std::numeric_limits<float>::infinity()), -1.0f);
+  EXPECT_TRUE(std::isnan(ops::erf_simd(std::numeric_limits<float>::quiet_NaN())));
 }
 
 }  // namespace

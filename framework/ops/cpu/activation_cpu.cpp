@@ -15,7 +15,7 @@ constexpr float kInvSqrt2Pi = 0.3989422804014327f;
 inline float forward(Activation f, float x) {
   switch (f) {
     case Activation::kGeluTanh: return 0.5f * x * (1.0f + tanh_simd(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
-    case Activation::kGeluErf: return 0.5f * x * (1.0f + std::erf(x * kInvSqrt2));
+    case Activation::kGeluErf: return 0.5f * x * (1.0f + erf_simd(x * kInvSqrt2));
     case Activation::kRelu: return x > 0.0f ? x : 0.0f;
     case Activation::kTanh: return tanh_simd(x);
     case Activation::kSilu: return x * sigmoid_simd(x);
@@ -32,7 +32,7 @@ inline float derivative(Activation f, float x) {
       return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
     }
     case Activation::kGeluErf:
-      return 0.5f * (1.0f + std::erf(x * kInvSqrt2)) + x * kInvSqrt2Pi * exp_simd(-0.5f * x * x);
+      return 0.5f * (1.0f + erf_simd(x * kInvSqrt2)) + x * kInvSqrt2Pi * exp_simd(-0.5f * x * x);
     case Activation::kRelu: return x > 0.0f ? 1.0f : 0.0f;
     case Activation::kTanh: {
       const float t = tanh_simd(x);

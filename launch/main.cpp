@@ -13,17 +13,20 @@
 
 #include "commands.h"
 #include "framework/dist/mpi_communicator.h"
-#include "framework/ops/cpu/blas_runtime.h"
+#include "framework/ops/cpu/cpu_runtime.h"
 
 int main(int argc, char** argv) {
-  // OpenBLAS fixes its kernels when it loads: restart once with a better
-  // OPENBLAS_CORETYPE if it fell back to generic ones (see blas_runtime.h).
-  if (const auto core = ptune::ops::blas_core_override()) {
-    setenv("OPENBLAS_CORETYPE", core->c_str(), 1);
+  // OpenBLAS and libgomp read their settings when they load: restart once
+  // with the ones ptune wants (kernels, spinning; see cpu_runtime.h).
+  const auto overrides = ptune::ops::runtime_env_overrides();
+  if (!overrides.empty()) {
+    for (const auto& [name, value] : overrides) setenv(name.c_str(), value.c_str(), 1);
     execv("/proc/self/exe", argv);  // returns only on failure: carry on as we are
   }
-  // Under mpirun/srun: MPI for the whole process (finalised at exit).
+  // Under mpirun/srun: MPI for the whole process (finalised at exit), and
+  // each rank its share of the node's CPUs.
   ptune::dist::MpiSession mpi(&argc, &argv);
+  ptune::ops::configure_cpu_threads(ptune::dist::launch_env().local_size);
   CLI::App app{"ptune: prompt tuning for frozen transformers"};
   app.require_subcommand(1);
   std::vector<ptune::launch::Command> commands = {

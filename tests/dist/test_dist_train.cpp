@@ -394,6 +394,25 @@ TEST_F(DistTrain, TokenClassificationOnRanksMatchesOneProcess) {
   EXPECT_EQ(p3, p1);
 }
 
+// Ranks that mpirun does not bind (oversubscribed here: 3 on this
+// machine's cores) split the node's CPUs instead of each starting a thread
+// per CPU; OMP_NUM_THREADS, when set, wins.
+TEST_F(DistTrain, UnboundRanksShareTheNodesCpus) {
+  const std::string bench = "bench --layers 1 --hidden 64 --heads 2 --vocab 100 --batch 1 --seq 8 --steps 1 --warmup 0";
+  const long online = sysconf(_SC_NPROCESSORS_ONLN);
+  const auto threads = [&](const std::string& env) {
+    const Proc r = shell(env + " " + ptune_cmd(3, bench));
+    EXPECT_EQ(r.status, 0) << r.output;
+    std::vector<int> seen;
+    for (size_t at = r.output.find("threads="); at != std::string::npos; at = r.output.find("threads=", at + 1))
+      seen.push_back(std::atoi(r.output.c_str() + at + 8));
+    EXPECT_EQ(seen.size(), 3u) << r.output;
+    return seen;
+  };
+  for (int t : threads("env -u OMP_NUM_THREADS")) EXPECT_EQ(t, std::max(1L, online / 3));
+  for (int t : threads("OMP_NUM_THREADS=2")) EXPECT_EQ(t, 2);
+}
+
 // A checkpoint resumes on another number of ranks that reads the same
 // global micro-batch (micro_batch × ranks): 2 × 4 continues as 4 × 2, and as
 // one process × 8, to the losses of an uninterrupted run; another global

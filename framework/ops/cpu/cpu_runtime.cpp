@@ -1,7 +1,11 @@
-#include "framework/ops/cpu/blas_runtime.h"
+#include "framework/ops/cpu/cpu_runtime.h"
 
 #include <cblas.h>
+#include <omp.h>
+#include <sched.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace ptune::ops {
@@ -23,6 +27,27 @@ std::optional<std::string> blas_core_override() {
     return "SkylakeX";
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
   return std::nullopt;
+}
+
+std::vector<std::pair<std::string, std::string>> runtime_env_overrides() {
+  std::vector<std::pair<std::string, std::string>> env;
+  if (const auto core = blas_core_override()) env.emplace_back("OPENBLAS_CORETYPE", *core);
+  if (!std::getenv("GOMP_SPINCOUNT") && !std::getenv("OMP_WAIT_POLICY")) env.emplace_back("GOMP_SPINCOUNT", "10000");
+  return env;
+}
+
+int default_cpu_threads(int local_ranks) {
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  const long online = sysconf(_SC_NPROCESSORS_ONLN);
+  const int allowed = sched_getaffinity(0, sizeof(mask), &mask) == 0 ? CPU_COUNT(&mask) : int(std::max(online, 1L));
+  const int share = int(std::max(online, 1L) / std::max(local_ranks, 1));
+  return std::max(1, std::min(allowed, share));
+}
+
+void configure_cpu_threads(int local_ranks) {
+  if (std::getenv("OMP_NUM_THREADS") != nullptr) return;  // the user decided
+  omp_set_num_threads(default_cpu_threads(local_ranks));
 }
 
 }  // namespace ptune::ops

@@ -8,7 +8,7 @@
 
 namespace ptune::data {
 
-enum class Format : uint8_t { kAuto, kJsonl, kCsv, kTsv };  // kAuto: from the file extension
+enum class Format : uint8_t { kAuto, kJsonl, kCsv, kTsv, kConll };  // kAuto: from the file extension
 enum class Truncation : uint8_t { kLongestFirst, kOnlyFirst, kOnlySecond };
 
 struct DataOptions {

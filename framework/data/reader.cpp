@@ -43,8 +43,9 @@ Format resolve_format(const std::string& path, Format format) {
   if (ext == ".jsonl" || ext == ".json") return Format::kJsonl;
   if (ext == ".csv") return Format::kCsv;
   if (ext == ".tsv") return Format::kTsv;
-  PTUNE_FAIL("{}: cannot tell the data format from the extension '{}' (expected .jsonl, .json, .csv or .tsv); "
-             "set data.format",
+  if (ext == ".conll") return Format::kConll;
+  PTUNE_FAIL("{}: cannot tell the data format from the extension '{}' (expected .jsonl, .json, .csv, .tsv or "
+             ".conll); set data.format",
              path, ext);
 }
 
@@ -234,6 +235,48 @@ std::vector<Record> parse_csv(std::string_view text, const std::string& origin) 
   return out;
 }
 
+std::vector<Record> parse_conll(std::string_view text, const std::string& origin) {
+  std::vector<Record> out;
+  std::vector<std::vector<std::string>> columns;  // the sentence so far, by column
+  int64_t first_line = 0;
+  auto flush = [&] {
+    if (columns.empty()) return;
+    Record r;
+    r.line = first_line;
+    r.lists.emplace_back("tokens", std::move(columns.front()));
+    for (size_t c = 1; c + 1 < columns.size(); ++c)
+      r.lists.emplace_back(fmt::format("column_{}", c + 1), std::move(columns[c]));
+    r.lists.emplace_back("ner_tags", std::move(columns.back()));
+    out.push_back(std::move(r));
+    columns.clear();
+  };
+  for_each_line(text, [&](int64_t line, std::string_view l) {
+    std::vector<std::string> cells;
+    for (size_t pos = 0; pos < l.size();) {
+      const size_t start = l.find_first_not_of(" \t", pos);
+      if (start == std::string_view::npos) break;
+      const size_t end = std::min(l.find_first_of(" \t", start), l.size());
+      cells.emplace_back(l.substr(start, end - start));
+      pos = end;
+    }
+    if (cells.empty()) return flush();
+    if (cells.front() == "-DOCSTART-") {
+      flush();
+      return;
+    }
+    PTUNE_CHECK(cells.size() >= 2, "{}:{}: a CoNLL line needs a token and a tag, got '{}'", origin, line, l);
+    if (columns.empty()) {
+      first_line = line;
+      columns.resize(cells.size());
+    }
+    PTUNE_CHECK(cells.size() == columns.size(), "{}:{}: {} columns, but this sentence's first line ({}:{}) has {}",
+                origin, line, cells.size(), origin, first_line, columns.size());
+    for (size_t c = 0; c < cells.size(); ++c) columns[c].push_back(std::move(cells[c]));
+  });
+  flush();
+  return out;
+}
+
 }  // namespace
 
 std::vector<Record> parse_records(std::string_view text, Format format, const std::string& origin) {
@@ -245,6 +288,8 @@ std::vector<Record> parse_records(std::string_view text, Format format, const st
       return parse_csv(text, origin);
     case Format::kTsv:
       return parse_tsv(text, origin);
+    case Format::kConll:
+      return parse_conll(text, origin);
     case Format::kAuto:
       break;
   }

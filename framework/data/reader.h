@@ -11,6 +11,12 @@
 //          quoted ("a, b", "say ""hi"""), quoted fields may span lines;
 //          CRLF or LF line ends; blank lines skipped.
 //   TSV    a header row; fields split on tabs, no quoting; blank lines skipped.
+//   CoNLL  one token per line, columns split on spaces or tabs, a blank line
+//          after each sentence, -DOCSTART- lines skipped (CoNLL-2003's
+//          "EU NNP B-NP B-ORG"). A sentence is a record of list fields:
+//          `tokens` (the first column), `ner_tags` (the last) and, for
+//          columns in between, `column_2`, `column_3`, …; every line of a
+//          sentence has the same number of columns, at least 2.
 //
 // A UTF-8 byte-order mark at the start of a file is ignored.
 #pragma once
@@ -37,7 +43,7 @@ struct Record {
   std::string field_names() const;
 };
 
-// Format::kAuto → from the extension: .jsonl/.json, .csv, .tsv.
+// Format::kAuto → from the extension: .jsonl/.json, .csv, .tsv, .conll.
 Format resolve_format(const std::string& path, Format format);
 
 std::vector<Record> read_records(const std::string& path, Format format = Format::kAuto);

@@ -418,7 +418,8 @@ std::vector<Field> make_schema() {
                            std::vector<std::pair<data::Format, std::string>>{{data::Format::kAuto, "auto"},
                                                                              {data::Format::kJsonl, "jsonl"},
                                                                              {data::Format::kCsv, "csv"},
-                                                                             {data::Format::kTsv, "tsv"}}));
+                                                                             {data::Format::kTsv, "tsv"},
+                                                                             {data::Format::kConll, "conll"}}));
   s.push_back(string_field("data", "text", [](auto& r) -> auto& { return r.data.text; }, {"template"}));
   s.push_back(string_field("data", "text_pair", [](auto& r) -> auto& { return r.data.text_pair; }));
   s.push_back(string_field("data", "label_field", [](auto& r) -> auto& { return r.data.label_field; },

@@ -77,6 +77,43 @@ TEST(Reader, JsonlListFields) {
   EXPECT_EQ(rs[0].field_names(), "n[], ok[], tags[], tokens[]");  // nlohmann::json orders keys
 }
 
+// CoNLL-2003's layout: a sentence per block, -DOCSTART- skipped, the first
+// column the tokens and the last the tags.
+TEST(Reader, ConllSentencesBecomeListRecords) {
+  const std::string text =
+      "-DOCSTART- -X- -X- O\r\n"
+      "\r\n"
+      "EU NNP B-NP B-ORG\r\n"
+      "rejects VBZ B-VP O\r\n"
+      "\r\n"
+      "\r\n"
+      "Peter\tNNP\tB-NP\tB-PER\n"
+      "Blackburn  NNP I-NP   I-PER";  // tabs or runs of spaces; no final newline
+  const auto rs = parse_records(text, Format::kConll, "eng.train");
+  ASSERT_EQ(rs.size(), 2u);
+  EXPECT_EQ(rs[0].line, 3);
+  EXPECT_EQ(*rs[0].find_list("tokens"), (std::vector<std::string>{"EU", "rejects"}));
+  EXPECT_EQ(*rs[0].find_list("column_2"), (std::vector<std::string>{"NNP", "VBZ"}));
+  EXPECT_EQ(*rs[0].find_list("column_3"), (std::vector<std::string>{"B-NP", "B-VP"}));
+  EXPECT_EQ(*rs[0].find_list("ner_tags"), (std::vector<std::string>{"B-ORG", "O"}));
+  EXPECT_EQ(rs[1].line, 7);
+  EXPECT_EQ(*rs[1].find_list("ner_tags"), (std::vector<std::string>{"B-PER", "I-PER"}));
+  EXPECT_EQ(resolve_format("data/train.conll", Format::kAuto), Format::kConll);
+
+  const auto two = parse_records("a O\nb B-X\n", Format::kConll, "t.conll");
+  ASSERT_EQ(two.size(), 1u);
+  EXPECT_EQ(two[0].field_names(), "tokens[], ner_tags[]");
+}
+
+TEST(Reader, ConllErrorsNameFileAndLine) {
+  EXPECT_NE(error_of([] { parse_records("a O\nb\n", Format::kConll, "t.conll"); })
+                .find("t.conll:2: a CoNLL line needs a token and a tag, got 'b'"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { parse_records("\na X O\nb O\n", Format::kConll, "t.conll"); })
+                .find("t.conll:3: 2 columns, but this sentence's first line (t.conll:2) has 3"),
+            std::string::npos);
+}
+
 TEST(Reader, CsvQuotingEdgeCases) {
   const std::string text =
       "text,label,note\r\n"

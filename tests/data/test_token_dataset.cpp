@@ -153,6 +153,23 @@ TEST(TokenDataset, JsonlListsFromAFile) {
   EXPECT_TRUE(d[1].tag_words.empty());
 }
 
+TEST(TokenDataset, ConllFilesGiveWhatJsonlGives) {
+  const std::string jsonl =
+      "{\"tokens\": [\"EU\", \"rejects\", \"German\"], \"ner_tags\": [\"B-CAP\", \"O\", \"B-CAP\"]}\n"
+      "{\"tokens\": [\"Peter\", \"Blackburn\"], \"ner_tags\": [\"B-CAP\", \"I-CAP\"]}\n";
+  const std::string conll = "-DOCSTART- O\n\nEU B-CAP\nrejects O\nGerman B-CAP\n\nPeter B-CAP\nBlackburn I-CAP\n";
+  const text::Tokenizer tok = tokenizer("bert");
+  const Dataset a = Dataset::from_records(parse_records(jsonl, Format::kJsonl, "a.jsonl"), "a.jsonl",
+                                          ner_options(32), tok, tagging());
+  const Dataset b = Dataset::from_records(parse_records(conll, Format::kConll, "b.conll"), "b.conll",
+                                          ner_options(32), tok, tagging());
+  ASSERT_EQ(a.size(), b.size());
+  for (int64_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].ids, b[i].ids);
+    EXPECT_EQ(a[i].tags, b[i].tags);
+  }
+}
+
 TEST(TokenDataset, ErrorsNameFileLineAndWord) {
   const text::Tokenizer tok = tokenizer("bert");
   auto build = [&](const std::string& text, DataOptions o = ner_options(32)) {

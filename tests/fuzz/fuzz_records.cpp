@@ -4,7 +4,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using ptune::data::Format;
-  for (Format f : {Format::kJsonl, Format::kCsv, Format::kTsv})
+  for (Format f : {Format::kJsonl, Format::kCsv, Format::kTsv, Format::kConll})
     ptune::fuzz::expect_clean([&] { (void)ptune::data::parse_records(ptune::fuzz::text(data, size), f, "fuzz.data"); });
   return 0;
 }

@@ -74,11 +74,8 @@ std::unique_ptr<Job> build_job(const recipe::Recipe& recipe, Datasets datasets, 
 
   job->prompt = std::make_unique<peft::PromptModel>(method, *job->model, job->params);
   std::vector<int32_t> verbalizer;
-  if (recipe.task.kind == model::TaskKind::kVerbalizer) {
-    const data::Dataset* any = job->train ? &*job->train : job->eval ? &*job->eval : nullptr;
-    PTUNE_CHECK(any != nullptr, "a verbalizer task needs a dataset to resolve its label words");
-    verbalizer = any->verbalizer_token_ids();
-  }
+  if (recipe.task.kind == model::TaskKind::kVerbalizer)
+    verbalizer = data::verbalizer_token_ids(recipe.data, *job->tokenizer);
   job->head = model::TaskHead::create(recipe.task, *job->model, int64_t(recipe.data.labels.size()), verbalizer,
                                       job->params);
   job->params.finalize();

@@ -213,6 +213,7 @@ int predict(const RecipeArgs& args, const std::string& adapter, const std::strin
   Ranks ranks = Ranks::open(r);
   auto job = job_from_adapter(r, adapter, Datasets::kNone, ranks.layout);
   ranks.shard_model(r, *job);
+  job->context.labels_required = false;  // labels, where the input has them, only feed the metrics
   const data::Dataset d = job->load_dataset(input);
   Arena arena(job->model->device());
   const train::EvalResult result =

@@ -47,7 +47,7 @@ void collate(const Dataset& dataset, std::span<const int64_t> indices, Batch& ou
     } else if (tagged) {
       std::copy(ex.tags.begin(), ex.tags.end(), tags + row);
       std::fill(tags + row + n, tags + row + T, kIgnoreIndex);
-      out.label_tokens += int64_t(ex.tag_words.size());
+      out.label_tokens += std::count_if(ex.tags.begin(), ex.tags.end(), [](int32_t y) { return y >= 0; });
     } else {
       out.label_tokens += ex.label >= 0;
     }

@@ -19,7 +19,7 @@ namespace ptune::data {
 
 struct Batch {
   Tensor ids, type_ids, attention_mask;  // (B, T) i32
-  Tensor labels;                         // (B) i32, -1 where an example has none
+  Tensor labels;                         // (B) i32, kUnlabeled (-1) where an example has none
   Tensor mask_positions;                 // (B) i32, -1 where none
   Tensor lm_labels;                      // (B, T) i32, causal LM only (else undefined)
   Tensor tags;                           // (B, T) i32, token classification only: class or -100

@@ -194,6 +194,28 @@ void cut_to(std::vector<Tok>& toks, int64_t keep) {
   }
 }
 
+// The one token id of a label word, as it appears mid-sentence.
+int32_t verbalizer_id(const text::Tokenizer& tok_, const std::string& label, const std::string& word) {
+  PTUNE_CHECK(!word.empty(), "data.verbalizer: the word of label '{}' is empty", label);
+  auto ids = [&](const std::string& s) {
+    std::vector<int32_t> v;
+    for (uint32_t id : encode_unpadded(tok_, s, nullptr, false).ids) v.push_back(int32_t(id));
+    return v;
+  };
+  auto tokens = [&](const std::string& s) {
+    std::vector<std::string> t = encode_unpadded(tok_, s, nullptr, false).tokens;
+    return "[" + join(t) + "]";
+  };
+  const std::string spaced = is_space(word.front()) ? word : " " + word;
+  const std::vector<int32_t> a = ids(spaced);
+  if (a.size() == 1) return a[0];
+  const std::vector<int32_t> bare = ids(word);
+  if (bare.size() == 1 && a.size() == 2 && a[1] == bare[0]) return bare[0];
+  PTUNE_FAIL("data.verbalizer: the word '{}' (label '{}') is {} tokens {} for this tokenizer (as it appears "
+             "mid-sentence, with a leading space); a label word must be one token",
+             word, label, a.size(), tokens(spaced));
+}
+
 // What the builder hands over to the Dataset.
 struct Built {
   std::vector<Example> examples;
@@ -213,7 +235,6 @@ class Builder {
   std::vector<Tok> encode_segment(const Segment& seg, const Record& r) const;
   Example build_one(const Record& r) const;
   Example build_tagged(const Record& r) const;
-  int32_t verbalizer_id(const std::string& label, const std::string& word) const;
 
   const std::string& origin_;
   const DataOptions& o_;
@@ -300,8 +321,8 @@ Example Builder::build_one(const Record& r) const {
 
   // Label.
   const bool needs_label = ctx_.task != TaskKind::kCausalLm || !o_.labels.empty();
-  if (needs_label) {
-    const std::string* v = r.find(o_.label_field);
+  const std::string* v = needs_label ? r.find(o_.label_field) : nullptr;
+  if (needs_label && (v != nullptr || ctx_.labels_required)) {
     PTUNE_CHECK(v != nullptr, "{}:{}: missing label field '{}' (fields: {})", origin_, r.line, o_.label_field,
                 r.field_names());
     const auto it = std::find(o_.labels.begin(), o_.labels.end(), *v);
@@ -406,20 +427,27 @@ Example Builder::build_tagged(const Record& r) const {
                 r.line, what, name, r.find(name) ? "is a text, not a list" : "is missing", r.field_names());
   };
   check_list(words, o_.tokens_field, "the words field");
-  check_list(tags, o_.label_field, "the tags field");
-  PTUNE_CHECK(words->size() == tags->size(), "{}:{}: {} words in '{}' but {} tags in '{}'", origin_, r.line,
-              words->size(), o_.tokens_field, tags->size(), o_.label_field);
+  const bool gold = tags != nullptr || ctx_.labels_required;  // else each word is only predicted
+  if (gold) {
+    check_list(tags, o_.label_field, "the tags field");
+    PTUNE_CHECK(words->size() == tags->size(), "{}:{}: {} words in '{}' but {} tags in '{}'", origin_, r.line,
+                words->size(), o_.tokens_field, tags->size(), o_.label_field);
+  }
 
   // Word tokens, the first of each word tagged with its class.
   struct WordTok {
-    int32_t id, tag, word;  // tag: -100 but on a word's first token
+    int32_t id, tag, word;  // tag: -100 but on a word's first token (kUnlabeled there without gold tags)
   };
   std::vector<WordTok> toks;
   for (size_t w = 0; w < words->size(); ++w) {
-    const std::string& tag = (*tags)[w];
-    const auto it = std::find(o_.labels.begin(), o_.labels.end(), tag);
-    PTUNE_CHECK(it != o_.labels.end(), "{}:{}: tag '{}' of word {} ('{}') is not in the label set [{}]", origin_,
-                r.line, tag, w + 1, (*words)[w], join(o_.labels));
+    int32_t label = kUnlabeled;
+    if (gold) {
+      const std::string& tag = (*tags)[w];
+      const auto it = std::find(o_.labels.begin(), o_.labels.end(), tag);
+      PTUNE_CHECK(it != o_.labels.end(), "{}:{}: tag '{}' of word {} ('{}') is not in the label set [{}]", origin_,
+                  r.line, tag, w + 1, (*words)[w], join(o_.labels));
+      label = int32_t(it - o_.labels.begin());
+    }
     text::Encoding e;
     try {
       e = tok_.encode_word((*words)[w]);
@@ -427,7 +455,7 @@ Example Builder::build_tagged(const Record& r) const {
       PTUNE_FAIL("{}:{}: word {}: {}", origin_, r.line, w + 1, err.what());
     }
     for (size_t i = 0; i < e.size(); ++i)
-      toks.push_back({int32_t(e.ids[i]), i == 0 ? int32_t(it - o_.labels.begin()) : kIgnoreIndex, int32_t(w)});
+      toks.push_back({int32_t(e.ids[i]), i == 0 ? label : kIgnoreIndex, int32_t(w)});
   }
 
   int64_t fixed = ctx_.prepend;
@@ -457,27 +485,6 @@ Example Builder::build_tagged(const Record& r) const {
     }
   }
   return ex;
-}
-
-int32_t Builder::verbalizer_id(const std::string& label, const std::string& word) const {
-  PTUNE_CHECK(!word.empty(), "data.verbalizer: the word of label '{}' is empty", label);
-  auto ids = [&](const std::string& s) {
-    std::vector<int32_t> v;
-    for (uint32_t id : encode_unpadded(tok_, s, nullptr, false).ids) v.push_back(int32_t(id));
-    return v;
-  };
-  auto tokens = [&](const std::string& s) {
-    std::vector<std::string> t = encode_unpadded(tok_, s, nullptr, false).tokens;
-    return "[" + join(t) + "]";
-  };
-  const std::string spaced = is_space(word.front()) ? word : " " + word;
-  const std::vector<int32_t> a = ids(spaced);
-  if (a.size() == 1) return a[0];
-  const std::vector<int32_t> bare = ids(word);
-  if (bare.size() == 1 && a.size() == 2 && a[1] == bare[0]) return bare[0];
-  PTUNE_FAIL("data.verbalizer: the word '{}' (label '{}') is {} tokens {} for this tokenizer (as it appears "
-             "mid-sentence, with a leading space); a label word must be one token",
-             word, label, a.size(), tokens(spaced));
 }
 
 Built Builder::build(std::span<const Record> records) {
@@ -539,16 +546,7 @@ Built Builder::build(std::span<const Record> records) {
   std::unordered_set<std::string> label_set;
   for (const std::string& l : o_.labels)
     PTUNE_CHECK(label_set.insert(l).second, "data.labels lists '{}' twice", l);
-  if (ctx_.task == TaskKind::kVerbalizer) {
-    for (const auto& [label, word] : o_.verbalizer)
-      PTUNE_CHECK(label_set.count(label), "data.verbalizer has a word for '{}', which is not in data.labels [{}]",
-                  label, join(o_.labels));
-    for (const std::string& l : o_.labels) {
-      const auto it = o_.verbalizer.find(l);
-      PTUNE_CHECK(it != o_.verbalizer.end(), "data.verbalizer has no word for label '{}'", l);
-      out.verbalizer_ids.push_back(verbalizer_id(l, it->second));
-    }
-  }
+  if (ctx_.task == TaskKind::kVerbalizer) out.verbalizer_ids = verbalizer_token_ids(o_, tok_);
 
   skeleton_ = probe_skeleton(tok_, pair_);
   out.examples.reserve(records.size());
@@ -558,6 +556,19 @@ Built Builder::build(std::span<const Record> records) {
 }
 
 }  // namespace
+
+std::vector<int32_t> verbalizer_token_ids(const DataOptions& options, const text::Tokenizer& tokenizer) {
+  for (const auto& [label, word] : options.verbalizer)
+    PTUNE_CHECK(std::find(options.labels.begin(), options.labels.end(), label) != options.labels.end(),
+                "data.verbalizer has a word for '{}', which is not in data.labels [{}]", label, join(options.labels));
+  std::vector<int32_t> ids;
+  for (const std::string& l : options.labels) {
+    const auto it = options.verbalizer.find(l);
+    PTUNE_CHECK(it != options.verbalizer.end(), "data.verbalizer has no word for label '{}'", l);
+    ids.push_back(verbalizer_id(tokenizer, l, it->second));
+  }
+  return ids;
+}
 
 Dataset Dataset::from_records(std::span<const Record> records, const std::string& origin, const DataOptions& options,
                               const text::Tokenizer& tokenizer, const TemplateContext& context) {

@@ -80,7 +80,8 @@
 
 namespace ptune::data {
 
-inline constexpr int32_t kIgnoreIndex = -100;  // lm_labels on positions without a loss
+inline constexpr int32_t kIgnoreIndex = -100;  // lm_labels and tags on positions without a loss
+inline constexpr int32_t kUnlabeled = -1;      // label, or a word's tag, when the record has none (predict)
 
 struct TemplateContext {
   model::TaskKind task = model::TaskKind::kClassification;
@@ -90,15 +91,20 @@ struct TemplateContext {
   std::optional<int32_t> eos_id;          // default: "</s>", "<|endoftext|>", "<|end_of_text|>", "<eos>"
   std::optional<int32_t> pad_id;          // default: tokenizer.json's padding, "[PAD]", "<pad>", else 0
   bool append_eos = true;                 // causal LM
+  // false (ptune predict): a record without its label field (or tags list)
+  // is read without one — label kUnlabeled, and kUnlabeled on each word's
+  // first token — to be predicted only; a label that is there is still
+  // checked against the label set.
+  bool labels_required = true;
 };
 
 struct Example {
   std::vector<int32_t> ids, type_ids;  // (T): negative ids are virtual tokens
-  int32_t label = -1;                  // class index (-1: none)
+  int32_t label = kUnlabeled;          // class index (kUnlabeled: none)
   int32_t mask_position = -1;          // [MASK] (or scored) position; -1: none
   std::vector<int32_t> lm_labels;      // (T) causal LM only, else empty
-  std::vector<int32_t> tags;           // (T) token classification only: class index or -100
-  std::vector<int32_t> tag_words;      // token classification: the word of each tagged position, in order
+  std::vector<int32_t> tags;           // (T) token classification only: class index, kUnlabeled or -100
+  std::vector<int32_t> tag_words;      // token classification: the word of each tagged (≠ -100) position, in order
   int32_t words = 0;                   // token classification: words in the record
   int64_t line = 0;                    // where it came from (1-based)
 };
@@ -138,5 +144,9 @@ class Dataset {
   int32_t eos_id_ = -1;
   model::TaskKind task_ = model::TaskKind::kClassification;
 };
+
+// One token id per label of a verbalizer task, in label order, from the
+// recipe and the tokenizer alone (the rule under "Labels" above).
+std::vector<int32_t> verbalizer_token_ids(const DataOptions& options, const text::Tokenizer& tokenizer);
 
 }  // namespace ptune::data

@@ -39,6 +39,19 @@ struct Loss {
   }
 };
 
+// Class targets from host labels, in place: kUnlabeled (−1: an example or
+// word read only to be predicted, data::TemplateContext::labels_required)
+// becomes the loss's ignore index; anything else must be a class.
+void to_class_targets(std::vector<int32_t>& labels, int64_t K, const char* what) {
+  for (int32_t& y : labels) {
+    if (y == -1) {
+      y = ops::kIgnoreIndex;
+      continue;
+    }
+    PTUNE_CHECK(y >= 0 && y < K, "{} index {} outside the {} classes", what, y, K);
+  }
+}
+
 // Position of the last real token of each row of the host mask (B, T):
 // where decoders pool.
 void last_real_tokens(std::vector<int64_t>& positions, const Tensor& mask, int64_t B, int64_t T) {
@@ -155,11 +168,9 @@ class ClassificationHead final : public TaskHead {
     head_in_ = x;
     Tensor logits = arena.alloc({B, labels_});
     ops::linear_forward(logits, x, params_.value(out_w_), last_token_ ? Tensor() : params_.value(out_b_));
-    for (int64_t b = 0; b < B; ++b) {
-      const int32_t y = batch.labels.data<int32_t>()[b];
-      PTUNE_CHECK(y >= 0 && y < labels_, "label index {} outside the {} classes", y, labels_);
-    }
-    return loss_.apply(logits, batch.labels, arena);
+    targets_.assign(batch.labels.data<int32_t>(), batch.labels.data<int32_t>() + B);
+    to_class_targets(targets_, labels_, "label");
+    return loss_.apply(logits, Tensor::borrow(targets_.data(), {B}, DType::kI32), arena);
   }
 
   void backward(const Tensor& dhidden, float loss_scale, Arena& arena) override {
@@ -200,6 +211,7 @@ class ClassificationHead final : public TaskHead {
   Loss loss_;
   Tensor pooled_, x1_, dense_out_, tanh_out_, x2_, head_in_;
   std::vector<int64_t> positions_;
+  std::vector<int32_t> targets_;  // host, reused
 };
 
 class VerbalizerHead final : public TaskHead {
@@ -226,7 +238,9 @@ class VerbalizerHead final : public TaskHead {
     // scores (B, K) f32: column k is the logit column of label word k.
     Tensor scores = arena.alloc({B, K});
     for (int64_t k = 0; k < K; ++k) ops::copy_columns(scores, k, logits_, words_[size_t(k)], 1, false);
-    return loss_.apply(scores, batch.labels, arena);
+    targets_.assign(batch.labels.data<int32_t>(), batch.labels.data<int32_t>() + B);
+    to_class_targets(targets_, K, "label");
+    return loss_.apply(scores, Tensor::borrow(targets_.data(), {B}, DType::kI32), arena);
   }
 
   void backward(const Tensor& dhidden, float loss_scale, Arena& arena) override {
@@ -246,6 +260,7 @@ class VerbalizerHead final : public TaskHead {
   Loss loss_;
   Tensor rows_, logits_;
   std::vector<int64_t> positions_;
+  std::vector<int32_t> targets_;  // host, reused
 };
 
 // Flat (b·T + t) positions whose label is not −100, and those labels, from
@@ -332,7 +347,7 @@ class TokenClassificationHead final : public TaskHead {
     const int64_t B = hidden.size(0), T = hidden.size(1), C = hidden.size(2);
     PTUNE_CHECK(batch.tags.defined(), "token classification needs per-token tags in the batch");
     labelled_positions(rows_, targets_, batch.tags, 0);
-    for (int32_t y : targets_) PTUNE_CHECK(y >= 0 && y < labels_, "tag index {} outside the {} classes", y, labels_);
+    to_class_targets(targets_, labels_, "tag");
     const int64_t N = int64_t(rows_.size());
     if (N == 0) return {};  // nothing tagged in this micro-batch
     row_ids_ = arena.copy_of(Tensor::borrow(rows_.data(), {N}, DType::kI32));

@@ -40,7 +40,7 @@ int64_t count_targets(const data::Dataset& d, const std::vector<int64_t>& indice
       // Position t predicts t + 1: the first label never counts.
       for (size_t t = 1; t < e.lm_labels.size(); ++t) n += e.lm_labels[t] != data::kIgnoreIndex;
     } else if (d.task() == model::TaskKind::kTokenClassification) {
-      n += int64_t(e.tag_words.size());
+      n += std::count_if(e.tags.begin(), e.tags.end(), [](int32_t y) { return y >= 0; });
     } else {
       n += e.label >= 0;
     }
@@ -142,7 +142,7 @@ EvalResult evaluate(peft::PromptModel& prompt, model::TaskHead& head, const data
   const data::Sampler sampler = data::Sampler::sequential(dataset.size(), batch_size, rank_of(dist), world_of(dist));
   data::Batch batch;
   std::vector<int64_t> examples;  // dataset index of each prediction this rank makes
-  std::vector<int32_t> predictions, labels;
+  std::vector<int32_t> predictions, labels, scored, gold;  // reused per batch
   for (const std::vector<int64_t>& slice : sampler.epoch(0)) {
     const std::vector<int64_t> indices = stand_in(slice, dist);
     if (indices.empty()) continue;
@@ -165,6 +165,20 @@ EvalResult evaluate(peft::PromptModel& prompt, model::TaskHead& head, const data
         const float* s = scores.data<float>() + row * K;
         return int32_t(std::max_element(s, s + K) - s);
       };
+      // Metrics count the predictions that have a label (predict reads
+      // records without one: data::kUnlabeled).
+      auto add_labelled = [&](std::span<const int32_t> p, std::span<const int32_t> y) {
+        scored.clear();
+        gold.clear();
+        for (size_t k = 0; k < y.size(); ++k)
+          if (y[k] != data::kUnlabeled) {
+            scored.push_back(p[k]);
+            gold.push_back(y[k]);
+          }
+        metrics.add(scored, gold);
+        // seqeval scores whole sentences: only fully tagged ones.
+        if (tagged && entities.applies() && gold.size() == y.size()) entities.add(scored, gold);
+      };
       if (classes) {
         predictions.clear();
         labels.clear();
@@ -174,7 +188,7 @@ EvalResult evaluate(peft::PromptModel& prompt, model::TaskHead& head, const data
           const float* s = scores.data<float>() + b * K;
           result.scores.emplace_back(s, s + K);
         }
-        metrics.add(predictions, labels);
+        add_labelled(predictions, labels);
         result.predictions.insert(result.predictions.end(), predictions.begin(), predictions.end());
       } else {
         // scores rows: the batch's tagged tokens in (b, t) order.
@@ -188,8 +202,7 @@ EvalResult evaluate(peft::PromptModel& prompt, model::TaskHead& head, const data
               predictions.push_back(argmax(row++));
               labels.push_back(y);
             }
-          metrics.add(predictions, labels);
-          if (entities.applies()) entities.add(predictions, labels);
+          add_labelled(predictions, labels);
           result.tag_predictions.push_back(predictions);
         }
       }

@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 #include <sstream>
 
 #include "framework/core/arena.h"
@@ -168,6 +170,38 @@ TEST(TokenDataset, ConllFilesGiveWhatJsonlGives) {
     EXPECT_EQ(a[i].ids, b[i].ids);
     EXPECT_EQ(a[i].tags, b[i].tags);
   }
+}
+
+// ptune predict reads records without their labels; labels that are there
+// are still checked.
+TEST(TokenDataset, PredictionInputNeedsNoLabels) {
+  const text::Tokenizer tok = tokenizer("bert");
+  TemplateContext predict = tagging();
+  predict.labels_required = false;
+  const std::string text = "{\"tokens\": [\"EU\", \"rejects\"]}\n{\"tokens\": [\"a\"], \"ner_tags\": [\"O\"]}\n";
+  const Dataset d = Dataset::from_records(parse_records(text, Format::kJsonl, "p.jsonl"), "p.jsonl", ner_options(32),
+                                          tok, predict);
+  EXPECT_EQ(d[0].tag_words, (std::vector<int32_t>{0, 1}));
+  for (int32_t y : d[0].tags) EXPECT_TRUE(y == kIgnoreIndex || y == kUnlabeled);
+  EXPECT_EQ(std::count(d[0].tags.begin(), d[0].tags.end(), kUnlabeled), 2);
+  EXPECT_EQ(std::count(d[1].tags.begin(), d[1].tags.end(), 0), 1);  // "O", kept
+  EXPECT_NE(error_of([&] {
+              Dataset::from_records(parse_records("{\"tokens\": [\"a\"], \"ner_tags\": [\"X\"]}\n", Format::kJsonl,
+                                                  "p.jsonl"),
+                                    "p.jsonl", ner_options(32), tok, predict);
+            }).find("p.jsonl:1: tag 'X' of word 1"),
+            std::string::npos);
+
+  DataOptions cls;
+  cls.labels = {"neg", "pos"};
+  TemplateContext classify;
+  classify.labels_required = false;
+  const Dataset c = Dataset::from_records(
+      parse_records("{\"sentence\": \"fine\"}\n{\"sentence\": \"bad\", \"label\": \"neg\"}\n", Format::kJsonl,
+                    "c.jsonl"),
+      "c.jsonl", cls, tok, classify);
+  EXPECT_EQ(c[0].label, kUnlabeled);
+  EXPECT_EQ(c[1].label, 0);
 }
 
 TEST(TokenDataset, ErrorsNameFileLineAndWord) {

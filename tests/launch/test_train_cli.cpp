@@ -217,6 +217,58 @@ TEST_F(TrainCli, TokenClassificationEvalAndPredictAgreeWithTraining) {
   EXPECT_NEAR(double(correct) / double(words), result["accuracy"].get<double>(), 1e-12);
 }
 
+// predict labels data that has no labels (and a verbalizer task needs no
+// training data to find its label words): the same predictions as for the
+// labelled file, for classification, the verbalizer and token tagging.
+TEST_F(TrainCli, PredictNeedsNoLabels) {
+  const auto strip = [&](const fs::path& from, const char* field, const std::string& name) {
+    const fs::path to = *root_ / name;
+    std::ifstream in(from);
+    std::ofstream out(to);
+    for (std::string line; std::getline(in, line);) {
+      nlohmann::json j = nlohmann::json::parse(line);
+      j.erase(field);
+      out << j.dump() << "\n";
+    }
+    return to;
+  };
+  const auto predict = [&](const std::string& args, const fs::path& input, const char* key) {
+    const fs::path out = *root_ / ("predict_" + input.filename().string());
+    const CliRun p = ptune(fmt::format("predict {} --input {} --output {}", args, input.string(), out.string()));
+    EXPECT_EQ(p.status, 0) << p.output;
+    std::vector<nlohmann::json> got;
+    std::ifstream in(out);
+    for (std::string line; std::getline(in, line);) got.push_back(nlohmann::json::parse(line)[key]);
+    return got;
+  };
+  const fs::path eval = fs::path(PTUNE_SOURCE_DIR) / "recipes/data/quickstart/eval.jsonl";
+  const fs::path unlabelled = strip(eval, "label", "quickstart_unlabelled.jsonl");
+  const std::string model = "model.path=" + model_for("quickstart");
+  const std::string verbalizer =
+      "method.name=prompt-tuning task.kind=verbalizer 'data.text={sentence} it was [MASK] .' "
+      "'data.verbalizer={negative: bad, positive: good}'";
+  for (const std::string& task : {std::string(), verbalizer}) {
+    SCOPED_TRACE(task.empty() ? "classification" : "verbalizer");
+    const fs::path run = train("quickstart", task.empty() ? "predict_cls" : "predict_verb",
+                               "train.max_steps=3 data.eval= " + task);
+    const std::string args =
+        fmt::format("recipes/quickstart.yaml {} {} --adapter {}", model, task, (run / "adapter").string());
+    const auto want = predict(args, eval, "prediction"), got = predict(args, unlabelled, "prediction");
+    ASSERT_EQ(want.size(), 400u);
+    EXPECT_EQ(got, want);
+  }
+
+  const fs::path ner = *root_ / "ner/eval.jsonl";
+  const fs::path untagged = strip(ner, "ner_tags", "ner_untagged.jsonl");
+  const fs::path run = train("ner_ptuning_v2_minilm", "predict_ner",
+                             fmt::format("train.max_steps=3 data.train={} data.eval=", (*root_ / "ner/train.jsonl").string()));
+  const std::string args = fmt::format("recipes/ner_ptuning_v2_minilm.yaml model.path={} --adapter {}",
+                                       model_for("ner_ptuning_v2_minilm"), (run / "adapter").string());
+  const auto want = predict(args, ner, "tags"), got = predict(args, untagged, "tags");
+  ASSERT_EQ(want.size(), 100u);
+  EXPECT_EQ(got, want);
+}
+
 TEST_F(TrainCli, BadInputNamesKeyFileLineAndLabel) {
   const std::string model = "model.path=" + model_for("quickstart");
   CliRun r = ptune("train recipes/quickstart.yaml train.learnig_rate=0.1 " + model);

@@ -22,6 +22,7 @@
 
 #include "framework/core/error.h"
 #include "framework/io/json_file.h"
+#include "framework/train/metrics.h"
 
 namespace ptune::recipe {
 namespace {
@@ -675,6 +676,10 @@ void check_consistency(const Recipe& r, const Entries& entries, const std::strin
   if (r.train.metric_for_best == "f1" && r.task.kind != model::TaskKind::kTokenClassification)
     PTUNE_FAIL("{}: metric f1 is the entity-level F1 of token classification; use accuracy or macro_f1",
                where({"train.metric_for_best", "task.kind"}));
+  if (r.train.metric_for_best == "f1" && !train::EntityScorer(d.labels).applies())
+    PTUNE_FAIL("{}: metric f1 scores entities, which needs IOB tags in data.labels (O, B-X, I-X, …), not [{}]; use "
+               "accuracy or macro_f1",
+               where({"train.metric_for_best", "data.labels"}), join(d.labels));
   if (r.task.kind == model::TaskKind::kVerbalizer) {
     for (const std::string& label : d.labels)
       if (!d.verbalizer.count(label))

@@ -373,6 +373,8 @@ TEST(RecipeErrors, BadEnumListsTheValidValues) {
                   {"train.metric_for_best: expected one of accuracy, macro_f1, f1, loss, got 'f2'"});
   expect_error_in(kHead + "train:\n  metric_for_best: f1\n",
                   {"r.yaml:8: metric f1 is the entity-level F1 of token classification"});
+  expect_error_in(kHead + "task:\n  kind: token-classification\ntrain:\n  metric_for_best: f1\n",
+                  {"metric f1 scores entities, which needs IOB tags in data.labels"});
   expect_error_in(kHead + "task:\n  kind: regression\n",
                   {"task.kind: expected one of classification, verbalizer, causal-lm, token-classification, got 'regression'"});
 }

@@ -134,6 +134,14 @@ struct Ranks {
   }
 };
 
+// Token classification drops the tags of words past data.max_length (as
+// transformers does): say so rather than let them vanish from the metrics.
+std::string truncation_note(const data::Dataset& d, int64_t max_length) {
+  return fmt::format("note: {}: {} of {} sentences are longer than data.max_length {}; their last words get no tag "
+                     "(raise data.max_length to keep them)",
+                     d.origin(), d.truncated(), d.size(), max_length);
+}
+
 int train(const RecipeArgs& args, bool print_config) {
   const recipe::Recipe r = args.load();
   if (print_config) {
@@ -156,6 +164,8 @@ int train(const RecipeArgs& args, bool print_config) {
   train::RunLog log(rank0 ? t.output_dir + "/metrics.jsonl" : std::string(), !rank0);
   log.message(fmt::format("{}: {} train examples, {} eval, {} trainable parameters", r.model.path, job->train->size(),
                           job->eval ? job->eval->size() : 0, job->params.numel()));
+  for (const data::Dataset* d : {&*job->train, job->eval ? &*job->eval : nullptr})
+    if (d && d->truncated() > 0) log.message(truncation_note(*d, r.data.max_length));
   Arena adapter_arena(job->model->device());
   auto save = [&](const std::string& dir) {
     peft::save_adapter(dir, *job->prompt, job->params, adapter_info(*job), adapter_arena);
@@ -200,6 +210,8 @@ int evaluate(const RecipeArgs& args, const std::string& adapter, const std::stri
   Arena arena(job->model->device());
   const train::EvalResult result =
       train::evaluate(*job->prompt, *job->head, *job->eval, r.train.eval_batch, arena, ranks.distributed());
+  if (ranks.comm->rank() == 0 && job->eval->truncated() > 0)
+    fmt::print(stderr, "{}\n", truncation_note(*job->eval, r.data.max_length));
   if (ranks.comm->rank() == 0) fmt::print("{}\n", result.to_json().dump());
   return 0;
 }
@@ -219,6 +231,7 @@ int predict(const RecipeArgs& args, const std::string& adapter, const std::strin
   const train::EvalResult result =
       train::evaluate(*job->prompt, *job->head, d, r.train.eval_batch, arena, ranks.distributed());
   if (ranks.comm->rank() != 0) return 0;
+  if (d.truncated() > 0) fmt::print(stderr, "{}\n", truncation_note(d, r.data.max_length));
   std::ofstream out(output);
   PTUNE_CHECK(out.good(), "cannot write {}", output);
   for (int64_t i = 0; i < d.size(); ++i) {

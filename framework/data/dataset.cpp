@@ -463,10 +463,10 @@ Example Builder::build_tagged(const Record& r) const {
   const int64_t budget = o_.max_length - fixed;
   PTUNE_CHECK(budget >= 0, "{}:{}: the special and virtual tokens take {} tokens, more than max_length {}", origin_,
               r.line, fixed, o_.max_length);
-  if (int64_t(toks.size()) > budget) toks.resize(size_t(budget));  // cut from the right, as HF
-
   Example ex;
   ex.line = r.line;
+  ex.truncated = int64_t(toks.size()) > budget;
+  if (ex.truncated) toks.resize(size_t(budget));  // cut from the right, as HF
   ex.words = int32_t(words->size());
   auto push = [&](int32_t id, int32_t type, int32_t tag) {
     ex.ids.push_back(id);
@@ -591,6 +591,10 @@ Dataset Dataset::load(const std::string& path, const DataOptions& options, const
                       const TemplateContext& context) {
   const std::vector<Record> records = read_records(path, options.format);
   return from_records(records, path, options, tokenizer, context);
+}
+
+int64_t Dataset::truncated() const {
+  return std::count_if(examples_.begin(), examples_.end(), [](const Example& e) { return e.truncated; });
 }
 
 std::vector<int64_t> Dataset::lengths() const {

@@ -106,6 +106,7 @@ struct Example {
   std::vector<int32_t> tags;           // (T) token classification only: class index, kUnlabeled or -100
   std::vector<int32_t> tag_words;      // token classification: the word of each tagged (≠ -100) position, in order
   int32_t words = 0;                   // token classification: words in the record
+  bool truncated = false;              // token classification: words were cut at max_length
   int64_t line = 0;                    // where it came from (1-based)
 };
 
@@ -121,6 +122,8 @@ class Dataset {
   const Example& operator[](int64_t i) const { return examples_[size_t(i)]; }
   // Per example, its token count (for length bucketing).
   std::vector<int64_t> lengths() const;
+  // Token classification: how many examples lost words to max_length.
+  int64_t truncated() const;
 
   int64_t num_virtual_tokens() const { return num_virtual_; }
   // The label set, in class order (DataOptions.labels).

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,24 @@ inline std::vector<double> step_losses(const std::filesystem::path& run) {
   for (const auto& m : metrics(run))
     if (m.contains("loss") && !m.contains("split")) losses.push_back(m["loss"]);
   return losses;
+}
+
+// Token-classification data on the quickstart's vocabulary (recipes/ner_*
+// on a tiny model): the first `lines` sentences of its train or eval split,
+// "not" tagged B-MISC, the reviewed thing B-ORG, every other word O.
+inline void write_tagged_quickstart(const std::filesystem::path& out_path, const std::string& split, int lines) {
+  std::ifstream in(std::filesystem::path(PTUNE_SOURCE_DIR) / ("recipes/data/quickstart/" + split + ".jsonl"));
+  std::ofstream out(out_path);
+  int n = 0;
+  for (std::string line; n < lines && std::getline(in, line); ++n) {
+    std::istringstream words(nlohmann::json::parse(line)["sentence"].get<std::string>());
+    nlohmann::json tokens = nlohmann::json::array(), tags = nlohmann::json::array();
+    for (std::string w; words >> w;) {
+      tokens.push_back(w);
+      tags.push_back(w == "not" ? "B-MISC" : w == "film" || w == "movie" || w == "ending" ? "B-ORG" : "O");
+    }
+    out << nlohmann::json{{"tokens", tokens}, {"ner_tags", tags}}.dump() << "\n";
+  }
 }
 
 }  // namespace ptune::testing

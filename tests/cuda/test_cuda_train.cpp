@@ -15,9 +15,6 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -45,23 +42,7 @@ class CudaTrain : public ::testing::Test {
                                        arch, (*root_ / arch).string()));
       ASSERT_EQ(r.status, 0) << r.output;
     }
-    write_tagged_quickstart();
-  }
-  // Token-classification data on the quickstart's vocabulary: "not" is
-  // B-MISC, the reviewed thing B-ORG, every other word O.
-  static void write_tagged_quickstart() {
-    std::ifstream in(fs::path(PTUNE_SOURCE_DIR) / "recipes/data/quickstart/train.jsonl");
-    std::ofstream out(*root_ / "tagged.jsonl");
-    int n = 0;
-    for (std::string line; n < 64 && std::getline(in, line); ++n) {
-      std::istringstream words(nlohmann::json::parse(line)["sentence"].get<std::string>());
-      nlohmann::json tokens = nlohmann::json::array(), tags = nlohmann::json::array();
-      for (std::string w; words >> w;) {
-        tokens.push_back(w);
-        tags.push_back(w == "not" ? "B-MISC" : w == "film" || w == "movie" || w == "ending" ? "B-ORG" : "O");
-      }
-      out << nlohmann::json{{"tokens", tokens}, {"ner_tags", tags}}.dump() << "\n";
-    }
+    testing::write_tagged_quickstart(*root_ / "tagged.jsonl", "train", 64);
   }
   static void TearDownTestSuite() {
     if (!root_) return;

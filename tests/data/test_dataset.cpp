@@ -10,6 +10,7 @@
 #include "framework/core/error.h"
 #include "framework/data/dataset.h"
 #include "framework/io/json_file.h"
+#include "data/fixture_tokenizer.h"
 #include "expect_error.h"
 
 namespace ptune::data {
@@ -18,14 +19,7 @@ namespace {
 using model::TaskKind;
 using testing::error_of;
 
-// The committed fixture tokenizers, with tokenizer.json's own truncation and
-// padding off (as transformers does).
-text::Tokenizer tokenizer(const std::string& name) {
-  auto t = text::Tokenizer::from_file(std::string(PTUNE_FIXTURES) + "/tokenizers/" + name + "/tokenizer.json");
-  t.set_truncation(std::nullopt);
-  t.set_padding(std::nullopt);
-  return t;
-}
+text::Tokenizer tokenizer(const std::string& name) { return testing::fixture_tokenizer(name); }
 
 const nlohmann::json& golden() {
   static const nlohmann::json g = io::read_json_file(std::string(PTUNE_FIXTURES) + "/data/rte_golden.json");

@@ -14,6 +14,7 @@
 #include "framework/data/batch.h"
 #include "framework/data/dataset.h"
 #include "framework/io/json_file.h"
+#include "data/fixture_tokenizer.h"
 #include "expect_error.h"
 
 namespace ptune::data {
@@ -22,12 +23,7 @@ namespace {
 using model::TaskKind;
 using testing::error_of;
 
-text::Tokenizer tokenizer(const std::string& name) {
-  auto t = text::Tokenizer::from_file(std::string(PTUNE_FIXTURES) + "/tokenizers/" + name + "/tokenizer.json");
-  t.set_truncation(std::nullopt);
-  t.set_padding(std::nullopt);
-  return t;
-}
+text::Tokenizer tokenizer(const std::string& name) { return testing::fixture_tokenizer(name); }
 
 const std::vector<std::string> kTags = {"O", "B-CAP", "I-CAP"};
 

@@ -336,20 +336,8 @@ TEST_F(DistTrain, EvalAndPredictOnShardedRanksMatchOneProcess) {
 // rank's), eval reduces the entity counts, predict gathers every word's tag
 // in dataset order — all as one process computes them.
 TEST_F(DistTrain, TokenClassificationOnRanksMatchesOneProcess) {
-  for (const char* split : {"train", "eval"}) {  // "not" is B-MISC, the reviewed thing B-ORG, other words O
-    std::ifstream in(fs::path(PTUNE_SOURCE_DIR) / fmt::format("recipes/data/quickstart/{}.jsonl", split));
-    std::ofstream out(dir(fmt::format("tagged_{}.jsonl", split)));
-    int n = 0;
-    for (std::string line; n < 48 && std::getline(in, line); ++n) {
-      std::istringstream words(nlohmann::json::parse(line)["sentence"].get<std::string>());
-      nlohmann::json tokens = nlohmann::json::array(), tags = nlohmann::json::array();
-      for (std::string w; words >> w;) {
-        tokens.push_back(w);
-        tags.push_back(w == "not" ? "B-MISC" : w == "film" || w == "movie" || w == "ending" ? "B-ORG" : "O");
-      }
-      out << nlohmann::json{{"tokens", tokens}, {"ner_tags", tags}}.dump() << "\n";
-    }
-  }
+  for (const char* split : {"train", "eval"})
+    testing::write_tagged_quickstart(dir(fmt::format("tagged_{}.jsonl", split)), split, 48);
   const std::string recipe = fmt::format(
       "recipes/ner_ptuning_v2_minilm.yaml model.path={} data.train={} data.eval= data.max_length=32 "
       "task.classifier_dropout=0 method.prefix_dropout=0",  // dropout masks differ with the rank count

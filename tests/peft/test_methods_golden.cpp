@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "expect_close.h"
+#include "peft/peft_adapter_check.h"
 
 #include <unistd.h>
 
@@ -196,17 +197,11 @@ TEST_P(Methods, ThreeAdamWSteps) {
       fs::temp_directory_path() / ("ptune_adapter_" + fs::path(GetParam()).filename().string() + std::to_string(::getpid()));
   peft::save_adapter(out.string(), *prompt, params, {"model", classification ? model::TaskKind::kClassification
                                                                              : model::TaskKind::kCausalLm}, arena);
-  const auto mine = io::SafetensorsFile::open((out / "adapter_model.safetensors").string());
-  const auto theirs = io::SafetensorsFile::open(dir + "/peft_adapter.safetensors");
-  EXPECT_EQ(mine.names(), theirs.names());
-  for (const std::string& name : theirs.names())
-    if (mine.contains(name)) expect_close("adapter " + name, mine.load(name), theirs.load(name), 1e-4);
-  const nlohmann::json config_mine = io::read_json_file((out / "adapter_config.json").string());
-  const nlohmann::json config_theirs = io::read_json_file(dir + "/peft_adapter_config.json");
-  for (const char* key : {"peft_type", "task_type", "num_virtual_tokens", "token_dim", "num_layers",
-                          "num_attention_heads", "prefix_projection", "encoder_reparameterization_type",
-                          "encoder_hidden_size", "encoder_num_layers"})
-    if (config_theirs.contains(key)) EXPECT_EQ(config_mine[key], config_theirs[key]) << key;
+  testing::expect_adapter_like_peft(out, dir,
+                                    {"peft_type", "task_type", "num_virtual_tokens", "token_dim", "num_layers",
+                                     "num_attention_heads", "prefix_projection", "encoder_reparameterization_type",
+                                     "encoder_hidden_size", "encoder_num_layers"},
+                                    1e-4);
   fs::remove_all(out);
 }
 

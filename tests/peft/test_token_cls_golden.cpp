@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "expect_close.h"
+#include "peft/peft_adapter_check.h"
 
 #include <unistd.h>
 
@@ -143,18 +144,12 @@ TEST_P(TokenClsGolden, AdapterMatchesPeft) {
   const fs::path out = fs::temp_directory_path() / ("ptune_token_cls_" + GetParam() + std::to_string(::getpid()));
   peft::save_adapter(out.string(), *prompt, params,
                      {c["model_dir"].get<std::string>(), model::TaskKind::kTokenClassification}, arena);
-  const auto mine = io::SafetensorsFile::open((out / "adapter_model.safetensors").string());
-  const auto theirs = io::SafetensorsFile::open(dir + "/peft_adapter.safetensors");
-  EXPECT_EQ(mine.names(), theirs.names());
-  for (const std::string& name : theirs.names())
-    if (mine.contains(name)) expect_close("adapter " + name, mine.load(name), theirs.load(name), 1e-6);
-
+  const nlohmann::json config_theirs = testing::expect_adapter_like_peft(
+      out, dir,
+      {"peft_type", "task_type", "num_virtual_tokens", "token_dim", "num_layers", "num_attention_heads",
+       "num_transformer_submodules", "prefix_projection", "base_model_name_or_path", "inference_mode"},
+      1e-6);
   const nlohmann::json config_mine = io::read_json_file((out / "adapter_config.json").string());
-  const nlohmann::json config_theirs = io::read_json_file(dir + "/peft_adapter_config.json");
-  for (const char* key : {"peft_type", "task_type", "num_virtual_tokens", "token_dim", "num_layers",
-                          "num_attention_heads", "num_transformer_submodules", "prefix_projection",
-                          "base_model_name_or_path", "inference_mode"})
-    if (config_theirs.contains(key)) EXPECT_EQ(config_mine[key], config_theirs[key]) << key;
   // peft 0.21.2 writes ["classifier", "score", "classifier", "score"] for
   // TOKEN_CLS whatever the model (it appends its candidate names twice) and
   // PeftModelForTokenClassification adds both again on loading; ptune

@@ -1,0 +1,35 @@
+// An adapter ptune saved (directory `mine`) against the one peft saved in a
+// golden fixture (`fixture`/peft_adapter.safetensors and
+// peft_adapter_config.json): the same tensor names, values within `tol`,
+// and the same value for each of `keys` that peft's config has. Returns
+// peft's config for further checks.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <initializer_list>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "expect_close.h"
+#include "framework/io/json_file.h"
+#include "framework/io/safetensors.h"
+
+namespace ptune::testing {
+
+inline nlohmann::json expect_adapter_like_peft(const std::filesystem::path& mine, const std::string& fixture,
+                                               std::initializer_list<const char*> keys, double tol) {
+  const auto ours = io::SafetensorsFile::open((mine / "adapter_model.safetensors").string());
+  const auto theirs = io::SafetensorsFile::open(fixture + "/peft_adapter.safetensors");
+  EXPECT_EQ(ours.names(), theirs.names());
+  for (const std::string& name : theirs.names())
+    if (ours.contains(name)) expect_close("adapter " + name, ours.load(name), theirs.load(name), tol);
+  const nlohmann::json config_ours = io::read_json_file((mine / "adapter_config.json").string());
+  const nlohmann::json config_theirs = io::read_json_file(fixture + "/peft_adapter_config.json");
+  for (const char* key : keys)
+    if (config_theirs.contains(key)) EXPECT_EQ(config_ours[key], config_theirs[key]) << key;
+  return config_theirs;
+}
+
+}  // namespace ptune::testing

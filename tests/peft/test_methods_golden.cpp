@@ -10,7 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "expect_close.h"
-#include "peft/peft_adapter_check.h"
+#include "peft/peft_golden_util.h"
 
 #include <unistd.h>
 
@@ -32,15 +32,7 @@ namespace {
 namespace fs = std::filesystem;
 
 using ptune::testing::expect_close;
-
-// peft's parameter names → ptune's.
-std::string ptune_name(const std::string& peft) {
-  const std::string encoder = "prompt_encoder.default.", head = "base_model.classifier.modules_to_save.default.";
-  if (peft.starts_with(encoder)) return "prompt_encoder." + peft.substr(encoder.size());
-  if (peft.starts_with(head)) return "classifier." + peft.substr(head.size());
-  ADD_FAILURE() << "unexpected peft parameter " << peft;
-  return peft;
-}
+using ptune::testing::ptune_name;
 
 peft::PromptConfig method_config(const nlohmann::json& c) {
   const std::string type = c["peft_type"];

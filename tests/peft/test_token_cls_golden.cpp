@@ -9,7 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "expect_close.h"
-#include "peft/peft_adapter_check.h"
+#include "peft/peft_golden_util.h"
 
 #include <unistd.h>
 
@@ -31,18 +31,7 @@ namespace {
 namespace fs = std::filesystem;
 
 using ptune::testing::expect_close;
-
-// peft's parameter names → ptune's: prompt_encoder.default.X → prompt_encoder.X,
-// base_model.<head>.modules_to_save.default.X → <head>.X.
-std::string ptune_name(const std::string& peft) {
-  const std::string encoder = "prompt_encoder.default.", base = "base_model.", wrapped = ".modules_to_save.default.";
-  if (peft.starts_with(encoder)) return "prompt_encoder." + peft.substr(encoder.size());
-  const size_t w = peft.find(wrapped);
-  if (peft.starts_with(base) && w != std::string::npos)
-    return peft.substr(base.size(), w - base.size()) + "." + peft.substr(w + wrapped.size());
-  ADD_FAILURE() << "unexpected peft parameter " << peft;
-  return peft;
-}
+using ptune::testing::ptune_name;
 
 class TokenClsGolden : public ::testing::TestWithParam<std::string> {
  protected:

@@ -1,5 +1,6 @@
-// An adapter ptune saved (directory `mine`) against the one peft saved in a
-// golden fixture (`fixture`/peft_adapter.safetensors and
+// Shared by the peft golden tests: peft's parameter names in ptune's
+// spelling, and an adapter ptune saved (directory `mine`) against the one
+// peft saved in a golden fixture (`fixture`/peft_adapter.safetensors and
 // peft_adapter_config.json): the same tensor names, values within `tol`,
 // and the same value for each of `keys` that peft's config has. Returns
 // peft's config for further checks.
@@ -17,6 +18,18 @@
 #include "framework/io/safetensors.h"
 
 namespace ptune::testing {
+
+// peft's parameter names → ptune's: prompt_encoder.default.X → prompt_encoder.X,
+// base_model.<head>.modules_to_save.default.X → <head>.X.
+inline std::string ptune_name(const std::string& peft) {
+  const std::string encoder = "prompt_encoder.default.", base = "base_model.", wrapped = ".modules_to_save.default.";
+  if (peft.starts_with(encoder)) return "prompt_encoder." + peft.substr(encoder.size());
+  const size_t w = peft.find(wrapped);
+  if (peft.starts_with(base) && w != std::string::npos)
+    return peft.substr(base.size(), w - base.size()) + "." + peft.substr(w + wrapped.size());
+  ADD_FAILURE() << "unexpected peft parameter " << peft;
+  return peft;
+}
 
 inline nlohmann::json expect_adapter_like_peft(const std::filesystem::path& mine, const std::string& fixture,
                                                std::initializer_list<const char*> keys, double tol) {

@@ -423,8 +423,9 @@ Example Builder::build_tagged(const Record& r) const {
   const std::vector<std::string>* words = r.find_list(o_.tokens_field);
   const std::vector<std::string>* tags = r.find_list(o_.label_field);
   auto check_list = [&](const std::vector<std::string>* list, const std::string& name, const char* what) {
-    PTUNE_CHECK(list != nullptr, "{}:{}: {} '{}' {} (token classification reads a JSONL list; fields: {})", origin_,
-                r.line, what, name, r.find(name) ? "is a text, not a list" : "is missing", r.field_names());
+    PTUNE_CHECK(list != nullptr,
+                "{}:{}: {} '{}' {} (token classification reads lists: JSONL arrays or CoNLL columns; fields: {})",
+                origin_, r.line, what, name, r.find(name) ? "is a text, not a list" : "is missing", r.field_names());
   };
   check_list(words, o_.tokens_field, "the words field");
   const bool gold = tags != nullptr || ctx_.labels_required;  // else each word is only predicted

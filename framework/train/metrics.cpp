@@ -209,6 +209,27 @@ EntityScorer::EntityScorer(std::vector<std::string> label_names) : label_names_(
     any_entity = any_entity || prefixed;
   }
   applies_ = all_chunk_tags && any_entity;
+
+  slot_.assign(type_ids.size(), -1);
+  if (applies_) {
+    for (size_t i = 0; i < label_names_.size(); ++i) {
+      if (label_names_[i] == "O" || slot_[size_t(type_[i])] >= 0) continue;
+      slot_[size_t(type_[i])] = int32_t(types_.size());
+      types_.push_back(label_names_[i].substr(2));
+    }
+  }
+  type_counts_.resize(types_.size());
+}
+
+void EntityScorer::reset() {
+  counts_ = {};
+  type_counts_.assign(types_.size(), {});
+}
+
+const EntityCounts& EntityScorer::counts(const std::string& type) const {
+  const auto it = std::find(types_.begin(), types_.end(), type);
+  PTUNE_CHECK(it != types_.end(), "entity scorer: no entity type '{}' (types: {})", type, join(types_));
+  return type_counts_[size_t(it - types_.begin())];
 }
 
 void EntityScorer::add(std::span<const int32_t> predicted, std::span<const int32_t> gold) {
@@ -220,6 +241,10 @@ void EntityScorer::add(std::span<const int32_t> predicted, std::span<const int32
   check_labels(gold, label_names_.size(), "gold");
   const std::vector<Entity> p = get_entities(predicted, tag_, type_, 0);
   const std::vector<Entity> g = get_entities(gold, tag_, type_, 0);
+  // A chunk ends after a B-, I-, E- or S- word, so its type is an entity
+  // label's and has a slot.
+  for (const Entity& e : p) ++type_counts_[size_t(slot_[size_t(e.type)])].predicted;
+  for (const Entity& e : g) ++type_counts_[size_t(slot_[size_t(e.type)])].gold;
   // Both in increasing order of last word, at most one chunk ending per word.
   int64_t correct = 0;
   for (size_t i = 0, j = 0; i < p.size() && j < g.size();) {
@@ -228,7 +253,10 @@ void EntityScorer::add(std::span<const int32_t> predicted, std::span<const int32
     } else if (g[j].last < p[i].last) {
       ++j;
     } else {
-      correct += p[i].first == g[j].first && p[i].type == g[j].type;
+      if (p[i].first == g[j].first && p[i].type == g[j].type) {
+        ++type_counts_[size_t(slot_[size_t(p[i].type)])].correct;
+        ++correct;
+      }
       ++i;
       ++j;
     }
@@ -241,25 +269,53 @@ void EntityScorer::add(std::span<const int32_t> predicted, std::span<const int32
 void EntityScorer::merge(const EntityScorer& other) {
   PTUNE_CHECK(other.label_names_ == label_names_, "entity scorer: merging a scorer over other labels ({} vs {})",
               join(other.label_names_), join(label_names_));
-  counts_.gold += other.counts_.gold;
-  counts_.predicted += other.counts_.predicted;
-  counts_.correct += other.counts_.correct;
+  const auto add = [](EntityCounts& to, const EntityCounts& from) {
+    to.gold += from.gold;
+    to.predicted += from.predicted;
+    to.correct += from.correct;
+  };
+  add(counts_, other.counts_);
+  for (size_t t = 0; t < type_counts_.size(); ++t) add(type_counts_[t], other.type_counts_[t]);
 }
 
 std::vector<double> EntityScorer::to_flat() const {
-  return {double(counts_.gold), double(counts_.predicted), double(counts_.correct)};
+  std::vector<double> flat;
+  flat.reserve(flat_size());
+  const auto write = [&](const EntityCounts& c) {
+    flat.insert(flat.end(), {double(c.gold), double(c.predicted), double(c.correct)});
+  };
+  write(counts_);
+  for (const EntityCounts& c : type_counts_) write(c);
+  return flat;
 }
 
 void EntityScorer::from_flat(std::span<const double> flat) {
-  PTUNE_CHECK(flat.size() == flat_size(), "entity scorer: flat array of {} values, expected {}", flat.size(),
-              flat_size());
+  PTUNE_CHECK(flat.size() == flat_size(), "entity scorer: flat array of {} values, expected {} for {} entity types",
+              flat.size(), flat_size(), types_.size());
   for (double x : flat)
     PTUNE_CHECK(x >= 0.0 && x == std::floor(x), "entity scorer: flat count {} is not a count", x);
   // Counts travel as doubles: exact up to 2^53.
-  const EntityCounts c{int64_t(flat[0]), int64_t(flat[1]), int64_t(flat[2])};
-  PTUNE_CHECK(c.correct <= c.gold && c.correct <= c.predicted,
-              "entity scorer: {} correct entities out of {} gold and {} predicted", c.correct, c.gold, c.predicted);
-  counts_ = c;
+  const auto read = [&](size_t at, const std::string& what) {
+    const EntityCounts c{int64_t(flat[at]), int64_t(flat[at + 1]), int64_t(flat[at + 2])};
+    PTUNE_CHECK(c.correct <= c.gold && c.correct <= c.predicted,
+                "entity scorer: {} correct {}entities out of {} gold and {} predicted", c.correct, what, c.gold,
+                c.predicted);
+    return c;
+  };
+  const EntityCounts total = read(0, "");
+  std::vector<EntityCounts> per_type;
+  EntityCounts sum;
+  for (size_t t = 0; t < types_.size(); ++t) {
+    per_type.push_back(read(3 * (1 + t), types_[t] + " "));
+    sum.gold += per_type.back().gold;
+    sum.predicted += per_type.back().predicted;
+    sum.correct += per_type.back().correct;
+  }
+  PTUNE_CHECK(sum.gold == total.gold && sum.predicted == total.predicted && sum.correct == total.correct,
+              "entity scorer: per-type counts sum to {} gold, {} predicted, {} correct, not the overall {}, {}, {}",
+              sum.gold, sum.predicted, sum.correct, total.gold, total.predicted, total.correct);
+  counts_ = total;
+  type_counts_ = std::move(per_type);
 }
 
 }  // namespace ptune::train

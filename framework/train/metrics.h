@@ -76,6 +76,10 @@ struct EntityCounts {
 
 // Counts only, so that per-rank scorers merge by adding their flat arrays
 // (one all-reduce of to_flat(), then from_flat()), as MetricAccumulator's.
+// Counts are kept overall and per entity type, as seqeval's
+// classification_report (default mode) reports them: per type, the
+// entities of that type in the labels ("support"), in the predictions, and
+// in both.
 class EntityScorer {
  public:
   // label_names: the label set in class-index order, e.g.
@@ -93,13 +97,21 @@ class EntityScorer {
   // does not apply(), is an error.
   void add(std::span<const int32_t> predicted, std::span<const int32_t> gold);
   void merge(const EntityScorer& other);
-  void reset() { counts_ = {}; }
+  void reset();
 
-  const EntityCounts& counts() const { return counts_; }
+  const EntityCounts& counts() const { return counts_; }  // overall (micro)
   const std::vector<std::string>& label_names() const { return label_names_; }
 
-  // [gold, predicted, correct]
-  static constexpr size_t flat_size() { return 3; }
+  // The entity types, in the order they first appear in the label set
+  // ({"O", "B-PER", "I-PER", "B-LOC", "I-LOC"}: PER, LOC); a type is all of
+  // a name after its first '-' ("B-geo-loc": geo-loc). Empty when the
+  // scorer does not apply().
+  const std::vector<std::string>& types() const { return types_; }
+  // The counts of one of types(); another name is an error.
+  const EntityCounts& counts(const std::string& type) const;
+
+  // [gold, predicted, correct, then gold, predicted, correct per type in types() order]
+  size_t flat_size() const { return 3 * (1 + types_.size()); }
   std::vector<double> to_flat() const;
   void from_flat(std::span<const double> flat);
 
@@ -111,7 +123,12 @@ class EntityScorer {
   std::vector<char> tag_;
   std::vector<int32_t> type_;
   bool applies_ = false;
+  // Per distinct type (type_'s indices): its index in types_, or -1 for
+  // the type of "O" when no entity label has it.
+  std::vector<int32_t> slot_;
+  std::vector<std::string> types_;
   EntityCounts counts_;
+  std::vector<EntityCounts> type_counts_;  // (types_)
 };
 
 }  // namespace ptune::train

@@ -59,9 +59,19 @@ void RunLog::eval(int64_t step, const nlohmann::json& metrics) {
   if (quiet_) return;
   end_bar();
   std::string line = fmt::format("eval step {}:", step);
-  for (const auto& [key, value] : metrics.items())
+  std::string details;  // nested scores (per entity type): one indented line each, after the totals
+  for (const auto& [key, value] : metrics.items()) {
+    if (value.is_object()) {
+      for (const auto& [name, scores] : value.items()) {
+        details += fmt::format("\n    {} {}:", key, name);
+        for (const auto& [k, v] : scores.items())
+          details += v.is_number_float() ? fmt::format("  {} {:.4f}", k, v.get<double>()) : fmt::format("  {} {}", k, v.dump());
+      }
+      continue;
+    }
     line += value.is_number_float() ? fmt::format("  {} {:.4f}", key, value.get<double>()) : fmt::format("  {} {}", key, value.dump());
-  fmt::print("{}\n", line);
+  }
+  fmt::print("{}{}\n", line, details);
 }
 
 void RunLog::message(const std::string& text) {

@@ -99,6 +99,10 @@ nlohmann::json EvalResult::to_json() const {
     j["precision"] = precision;
     j["recall"] = recall;
     j["f1"] = f1;
+    nlohmann::json per_type = nlohmann::json::object();
+    for (const EntityTypeScores& t : entity_types)
+      per_type[t.type] = {{"precision", t.precision}, {"recall", t.recall}, {"f1", t.f1}, {"number", t.number}};
+    j["entities"] = per_type;
   }
   return j;
 }
@@ -220,7 +224,7 @@ EvalResult evaluate(peft::PromptModel& prompt, model::TaskHead& head, const data
     flat.insert(flat.end(), entity_flat.begin(), entity_flat.end());
     dist.comm->all_reduce(std::span<double>(flat));
     metrics.from_flat(std::span<const double>(flat).first(metrics.flat_size()));
-    entities.from_flat(std::span<const double>(flat).subspan(metrics.flat_size()));
+    entities.from_flat(std::span<const double>(flat).subspan(metrics.flat_size(), entities.flat_size()));
     // Every rank's predictions (and scores), in dataset order: each fills
     // the rows of its examples in a zeroed table and the sum over ranks is
     // the whole table (class indices and f32 scores are exact in doubles).
@@ -270,6 +274,12 @@ EvalResult evaluate(peft::PromptModel& prompt, model::TaskHead& head, const data
       result.precision = entities.counts().precision();
       result.recall = entities.counts().recall();
       result.f1 = entities.counts().f1();
+      // As seqeval's classification_report: the types found in the labels or the predictions.
+      for (const std::string& type : entities.types()) {
+        const EntityCounts& c = entities.counts(type);
+        if (c.gold > 0 || c.predicted > 0)
+          result.entity_types.push_back({type, c.precision(), c.recall(), c.f1(), c.gold});
+      }
     }
   }
   return result;

@@ -47,6 +47,13 @@ struct Distributed {
   std::function<void(int64_t)> before_step;
 };
 
+// seqeval's classification_report row of one entity type.
+struct EntityTypeScores {
+  std::string type;
+  double precision = 0.0, recall = 0.0, f1 = 0.0;
+  int64_t number = 0;  // entities of the type in the labels (seqeval's "support")
+};
+
 struct EvalResult {
   double loss = 0.0;
   double accuracy = 0.0;  // token classification: over the tagged tokens
@@ -59,11 +66,15 @@ struct EvalResult {
   // Token classification: per example (dataset order, every rank), the
   // predicted class of each tagged word (Example::tag_words' words), and
   // the tagged tokens counted. With IOB tags (EntityScorer::applies),
-  // seqeval's entity-level micro precision / recall / F1 too.
+  // seqeval's entity-level micro precision / recall / F1 too, and per
+  // entity type as run_ner.py's return_entity_level_metrics: the types
+  // found in the labels or the predictions (seqeval's classification_report
+  // rows), in EntityScorer::types() order.
   std::vector<std::vector<int32_t>> tag_predictions;
   int64_t tokens = 0;
   bool entities = false;
   double precision = 0.0, recall = 0.0, f1 = 0.0;
+  std::vector<EntityTypeScores> entity_types;
 
   nlohmann::json to_json() const;
   // "accuracy", "macro_f1", "f1" (entities) or "loss"; larger is better.

@@ -14,7 +14,13 @@ scores) into tests/golden/fixtures/metrics/seqeval.json:
                precision, recall, f1
                               seqeval.metrics precision_score / recall_score /
                               f1_score on the label strings, defaults (micro,
-                              mode None, zero_division "warn" = 0).
+                              mode None, zero_division "warn" = 0),
+               per_type       per entity type that occurs in gold or pred (in
+                              seqeval's sorted order): support (= entities of
+                              the type in gold), nb_pred, nb_correct (as
+                              above, per type), precision, recall, f1 from
+                              seqeval.metrics.classification_report(...,
+                              output_dict=True), defaults as above.
 
     /work/venv/bin/python tests/golden/gen_seqeval_fixtures.py
 
@@ -32,7 +38,7 @@ import warnings
 from collections import defaultdict
 
 import numpy
-from seqeval.metrics import f1_score, precision_score, recall_score
+from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 from seqeval.metrics.sequence_labeling import get_entities
 
 OUT = pathlib.Path(__file__).parent / "fixtures" / "metrics"
@@ -48,16 +54,21 @@ IOB1 = ["O", "I-PER", "B-PER", "I-LOC", "B-LOC"]
 ODD = ["B-geo", "I-geo-loc", "B-geo-loc", "O", "I-geo", "B-_", "I-_", "S-geo", "I-loc"]
 
 
-def counts(gold, pred):
-    """nb_true, nb_pred, nb_correct as seqeval's extract_tp_actual_correct."""
+def type_counts(gold, pred):
+    """{type: (nb_true, nb_pred, nb_correct)} as seqeval's extract_tp_actual_correct."""
     true_sets, pred_sets = defaultdict(set), defaultdict(set)
     for t, s, e in get_entities(gold):
         true_sets[t].add((s, e))
     for t, s, e in get_entities(pred):
         pred_sets[t].add((s, e))
-    types = set(true_sets) | set(pred_sets)
-    return (sum(len(true_sets[t]) for t in types), sum(len(pred_sets[t]) for t in types),
-            sum(len(true_sets[t] & pred_sets[t]) for t in types))
+    return {t: (len(true_sets[t]), len(pred_sets[t]), len(true_sets[t] & pred_sets[t]))
+            for t in sorted(set(true_sets) | set(pred_sets))}
+
+
+def counts(gold, pred):
+    """nb_true, nb_pred, nb_correct as seqeval's extract_tp_actual_correct."""
+    per_type = type_counts(gold, pred).values()
+    return tuple(sum(c[i] for c in per_type) for i in range(3))
 
 
 def per_sequence_counts(gold, pred):
@@ -169,8 +180,11 @@ def make_cases(rng):
 def compact(text):
     """json indent=1 puts every item on a line: one line per list of numbers or of label names."""
     text = re.sub(r"\[[\d,\s]*\]", lambda m: re.sub(r"\s+", "", m.group(0)), text)
-    return re.sub(r'\[\s*"[^"]*"(?:,\s*"[^"]*")*\s*\]', lambda m: re.sub(r'\s*("[^"]*")\s*', r"\1", m.group(0)),
+    text = re.sub(r'\[\s*"[^"]*"(?:,\s*"[^"]*")*\s*\]', lambda m: re.sub(r'\s*("[^"]*")\s*', r"\1", m.group(0)),
                   text)
+    # An object of numbers only (a per_type entry) on one line; the floats
+    # round-trip through loads/dumps unchanged.
+    return re.sub(r"\{[^{}\[\]]*\}", lambda m: json.dumps(json.loads(m.group(0))), text)
 
 
 def main():
@@ -188,8 +202,22 @@ def main():
             p, r, f = (float(fn(gold, pred)) for fn in (precision_score, recall_score, f1_score))
         assert p == (nb_correct / nb_pred if nb_pred else 0.0), name
         assert r == (nb_correct / nb_true if nb_true else 0.0), name
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            report = classification_report(gold, pred, output_dict=True)
+        per_type = {}
+        for t, (t_true, t_pred, t_correct) in type_counts(gold, pred).items():
+            row = report[t]
+            assert int(row["support"]) == t_true, (name, t)
+            assert row["precision"] == (t_correct / t_pred if t_pred else 0.0), (name, t)
+            assert row["recall"] == (t_correct / t_true if t_true else 0.0), (name, t)
+            per_type[t] = {"support": int(row["support"]), "nb_pred": t_pred, "nb_correct": t_correct,
+                           "precision": float(row["precision"]), "recall": float(row["recall"]),
+                           "f1": float(row["f1-score"])}
+        assert sorted(report) == sorted(list(per_type) + ["micro avg", "macro avg", "weighted avg"]), name
         out.append({"name": name, "labels": labels, "gold": gold_ids, "pred": pred_ids, "nb_true": nb_true,
-                    "nb_pred": nb_pred, "nb_correct": nb_correct, "precision": p, "recall": r, "f1": f})
+                    "nb_pred": nb_pred, "nb_correct": nb_correct, "precision": p, "recall": r, "f1": f,
+                    "per_type": per_type})
     # Both zero divisions are covered.
     assert any(c["nb_pred"] == 0 and c["nb_true"] > 0 for c in out)
     assert any(c["nb_true"] == 0 and c["nb_pred"] > 0 for c in out)

@@ -422,6 +422,19 @@ Example Builder::build_one(const Record& r) const {
 Example Builder::build_tagged(const Record& r) const {
   const std::vector<std::string>* words = r.find_list(o_.tokens_field);
   const std::vector<std::string>* tags = r.find_list(o_.label_field);
+  // Words given as one text (raw sentences to tag, a CSV column) are its
+  // whitespace-separated pieces.
+  std::vector<std::string> split;
+  if (!words) {
+    if (const std::string* text = r.find(o_.tokens_field)) {
+      for (size_t i = text->find_first_not_of(" \t\r\n"); i != std::string::npos;) {
+        const size_t end = text->find_first_of(" \t\r\n", i);
+        split.push_back(text->substr(i, end == std::string::npos ? std::string::npos : end - i));
+        i = end == std::string::npos ? end : text->find_first_not_of(" \t\r\n", end);
+      }
+      words = &split;
+    }
+  }
   auto check_list = [&](const std::vector<std::string>* list, const std::string& name, const char* what) {
     PTUNE_CHECK(list != nullptr,
                 "{}:{}: {} '{}' {} (token classification reads lists: JSONL arrays or CoNLL columns; fields: {})",

@@ -52,7 +52,8 @@
 // loss shifts). Only the prompt's field text is ever truncated.
 //
 // Token classification (transformers' run_ner.py with is_split_into_words
-// and label_all_tokens=False): the words of DataOptions.tokens_field are
+// and label_all_tokens=False): the words of DataOptions.tokens_field (a
+// list; a text is split on whitespace, so raw sentences can be tagged) are
 // encoded one by one (Tokenizer::encode_word) and placed where the
 // post-processor puts the first sequence, so [CLS] w1 w2 … [SEP]; the
 // templates are not used. Each word's first token carries the class index

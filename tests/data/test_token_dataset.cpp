@@ -201,6 +201,18 @@ TEST(TokenDataset, PredictionInputNeedsNoLabels) {
   EXPECT_EQ(c[1].label, 0);
 }
 
+// Raw sentences (a text, not a list) are split on whitespace.
+TEST(TokenDataset, ATextOfWordsIsSplitOnWhitespace) {
+  const std::string text =
+      "{\"tokens\": [\"EU\", \"rejects\", \"German\"], \"ner_tags\": [\"B-CAP\", \"O\", \"B-CAP\"]}\n"
+      "{\"tokens\": \"  EU rejects\\tGerman \", \"ner_tags\": [\"B-CAP\", \"O\", \"B-CAP\"]}\n";
+  const Dataset d = Dataset::from_records(parse_records(text, Format::kJsonl, "t.jsonl"), "t.jsonl", ner_options(32),
+                                          tokenizer("bert"), tagging());
+  EXPECT_EQ(d[1].ids, d[0].ids);
+  EXPECT_EQ(d[1].tags, d[0].tags);
+  EXPECT_EQ(d[1].words, 3);
+}
+
 TEST(TokenDataset, ErrorsNameFileLineAndWord) {
   const text::Tokenizer tok = tokenizer("bert");
   auto build = [&](const std::string& text, DataOptions o = ner_options(32)) {
@@ -215,7 +227,10 @@ TEST(TokenDataset, ErrorsNameFileLineAndWord) {
                 .find("ner.jsonl:1: 2 words in 'tokens' but 1 tags in 'ner_tags'"),
             std::string::npos);
   EXPECT_NE(build("{\"tokens\": \"a b\", \"ner_tags\": [\"O\"]}\n")
-                .find("ner.jsonl:1: the words field 'tokens' is a text, not a list"),
+                .find("ner.jsonl:1: 2 words in 'tokens' but 1 tags in 'ner_tags'"),
+            std::string::npos);
+  EXPECT_NE(build("{\"tokens\": [\"a\"], \"ner_tags\": \"O\"}\n")
+                .find("ner.jsonl:1: the tags field 'ner_tags' is a text, not a list"),
             std::string::npos);
   EXPECT_NE(build("{\"tokens\": [\"a\"]}\n").find("ner.jsonl:1: the tags field 'ner_tags' is missing"),
             std::string::npos);

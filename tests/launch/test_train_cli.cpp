@@ -267,6 +267,23 @@ TEST_F(TrainCli, PredictNeedsNoLabels) {
   const auto want = predict(args, ner, "tags"), got = predict(args, untagged, "tags");
   ASSERT_EQ(want.size(), 100u);
   EXPECT_EQ(got, want);
+
+  // Raw sentences in a CSV column: the words are the text's whitespace-separated pieces.
+  const fs::path csv = *root_ / "ner_raw.csv";
+  {
+    std::ifstream in(ner);
+    std::ofstream out(csv);
+    out << "tokens\n";
+    for (std::string line; std::getline(in, line);) {
+      const nlohmann::json record = nlohmann::json::parse(line);
+      std::string sentence;
+      for (const auto& w : record["tokens"]) sentence += (sentence.empty() ? "" : " ") + w.get<std::string>();
+      std::string quoted = "\"";
+      for (char c : sentence) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+      out << quoted << "\"\n";
+    }
+  }
+  EXPECT_EQ(predict(args, csv, "tags"), want);
 }
 
 TEST_F(TrainCli, BadInputNamesKeyFileLineAndLabel) {

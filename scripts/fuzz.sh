@@ -50,13 +50,20 @@ done
 printf '\x01Hello world' > "$CORPUS/tokenizer/text1"
 printf '\x03caf\xc3\xa9 na\xc3\xafve, 123 tokens!' > "$CORPUS/tokenizer/text2"
 seed dataset
-# SETTINGS (task, tokenizer, truncation), MAX_LENGTH, TEXT \x1f TEXT_PAIR \x1f JSONL records.
+# SETTINGS (task = s%4, truncation = s/4%3, prepended = s/12%3, tokenizer = s/36%2,
+# labels optional = s/72%2), MAX_LENGTH, TEXT \x1f TEXT_PAIR \x1f JSONL records.
 R='{"sentence": "a good movie", "premise": "It rains.", "hypothesis": "It is wet.", "label": 1, "answer": "yes"}
 {"sentence": "not good at all", "premise": "x", "hypothesis": "y", "label": "0", "answer": "no"}'
 printf '\x00\x20{sentence}\x1f\x1f%s' "$R" > "$CORPUS/dataset/classification"
 printf '\x01\x10{sentence} It was [MASK].\x1f\x1f%s' "$R" > "$CORPUS/dataset/verbalizer"
 printf '\x02\x30Q: {premise} [P*2] A:\x1f\x1f%s' "$R" > "$CORPUS/dataset/causal_lm"
-printf '\x1b\x08[P*3]{premise}\x1f{hypothesis}\x1f%s' "$R" > "$CORPUS/dataset/pair"
+printf '\x24\x08[P*3]{premise}\x1f{hypothesis}\x1f%s' "$R" > "$CORPUS/dataset/pair"
+W='{"tokens": ["EU", "rejects", "German", "call"], "label": ["1", "0", "1", 0]}
+{"tokens": "raw words here", "label": ["0", "0", "1"]}
+{"tokens": []}'
+printf '\x03\x08{sentence}\x1f\x1f%s' "$W" > "$CORPUS/dataset/tagging"
+printf '\x4b\x20{sentence}\x1f\x1f%s' "$W" > "$CORPUS/dataset/tagging_unlabelled"
+printf '\x27\x06{sentence}\x1f\x1f%s' "$W" > "$CORPUS/dataset/tagging_gpt2"
 
 status=0
 for t in "${TARGETS[@]}"; do

@@ -1,10 +1,12 @@
 // A dataset built from fuzzed templates and JSONL records: the input is
 // "SETTINGS TEXT \x1f TEXT_PAIR \x1f RECORDS", SETTINGS one byte (task,
-// tokenizer, truncation) and one for max_length. Besides "only ptune::Error
-// for bad input", every example that builds must keep the dataset's
-// promises: at most max_length tokens, a label inside the label set, a
-// [MASK] position inside the example, one type id and (causal LM) one
-// label per token.
+// truncation, prepended virtual tokens, tokenizer, labels required) and one
+// for max_length. Besides "only ptune::Error for bad input", every example
+// that builds must keep the dataset's promises: at most max_length tokens,
+// a label inside the label set, a [MASK] position inside the example, one
+// type id and (causal LM) one label per token, (token classification) one
+// tag per token inside the label set and tag_words naming those tags'
+// words in order.
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -51,13 +53,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   o.text_pair = parts[1];
   o.labels = {"0", "1"};
   o.max_length = 1 + data[1] % 64;
-  o.truncation = data::Truncation(settings / 3 % 3);
+  o.truncation = data::Truncation(settings / 4 % 3);
   data::TemplateContext ctx;
-  ctx.task = model::TaskKind(settings % 3);
-  ctx.prepend = settings / 9 % 3;
+  ctx.task = model::TaskKind(settings % 4);
+  ctx.prepend = settings / 12 % 3;
+  ctx.labels_required = settings / 72 % 2 == 0;
   if (ctx.task == model::TaskKind::kVerbalizer) o.verbalizer = {{"0", "bad"}, {"1", "good"}};
   if (ctx.task == model::TaskKind::kCausalLm) o.answer_field = "answer";
-  const text::Tokenizer& tok = tokenizer(settings / 27 % 2);
+  const text::Tokenizer& tok = tokenizer(settings / 36 % 2);
   fuzz::expect_clean([&] {
     const std::vector<data::Record> records = data::parse_records(parts[2], data::Format::kJsonl, "fuzz.jsonl");
     const data::Dataset d = data::Dataset::from_records(records, "fuzz.jsonl", o, tok, ctx);
@@ -69,6 +72,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       check(e.label >= -1 && e.label < 2, "a label outside the label set");
       check(e.mask_position >= -1 && e.mask_position < n, "a mask position outside the example");
       check(e.lm_labels.empty() || int64_t(e.lm_labels.size()) == n, "LM labels of another length");
+      if (ctx.task != model::TaskKind::kTokenClassification) continue;
+      check(int64_t(e.tags.size()) == n, "tags of another length");
+      size_t tagged = 0;
+      for (int32_t y : e.tags) {
+        check(y == data::kIgnoreIndex || (y >= -1 && y < 2), "a tag outside the label set");
+        tagged += y != data::kIgnoreIndex;
+      }
+      check(tagged == e.tag_words.size(), "tag_words not one per tagged token");
+      for (size_t k = 0; k < e.tag_words.size(); ++k)
+        check(e.tag_words[k] >= 0 && e.tag_words[k] < e.words && (k == 0 || e.tag_words[k - 1] < e.tag_words[k]),
+              "tag_words out of order or range");
     }
   });
   return 0;

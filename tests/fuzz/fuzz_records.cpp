@@ -1,4 +1,4 @@
-// A data file's text in each format (JSONL, CSV, TSV).
+// A data file's text in each format (JSONL, CSV, TSV, CoNLL).
 #include "framework/data/reader.h"
 #include "fuzz_util.h"
 

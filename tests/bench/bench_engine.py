@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """ptune bench vs PyTorch eager, side by side, on the same frozen-model step.
 
-The step: forward of a GPT-2- or LLaMA-shaped model (random weights, frozen)
+The step: forward of a GPT-2-, LLaMA- or BERT-shaped model (random weights, frozen)
 with a P-Tuning v2 prefix (per-layer past_key_values that require grad; for
 GQA kv_heads·head_dim wide, as peft builds it) and backward to the input
 embeddings and the prefix, as `ptune bench` does.
 
     /work/venv/bin/python tests/bench/bench_engine.py --ptune build/launch/ptune
     /work/venv/bin/python tests/bench/bench_engine.py --ptune build/launch/ptune --arch llama --kv-heads 3
+    /work/venv/bin/python tests/bench/bench_engine.py --ptune build/launch/ptune --arch bert
 
 Needs torch + transformers (any venv); not part of the test suite.
 """
@@ -19,7 +20,7 @@ import time
 
 def torch_step_rate(args):
     import torch
-    from transformers import GPT2Config, GPT2Model, LlamaConfig, LlamaModel
+    from transformers import BertConfig, BertModel, GPT2Config, GPT2Model, LlamaConfig, LlamaModel
     from transformers.cache_utils import DynamicCache
 
     torch.set_num_threads(args.threads)
@@ -32,6 +33,13 @@ def torch_step_rate(args):
                           max_position_embeddings=2048, attn_implementation="eager")
         model = LlamaModel(cfg).eval()
         embed = model.embed_tokens
+    elif args.arch == "bert":
+        # Exact (erf) GELU, as BERT checkpoints use; the prefix is the encoder's
+        # self-attention cache, as peft's P-Tuning v2 passes it.
+        cfg = BertConfig(num_hidden_layers=args.layers, hidden_size=C, num_attention_heads=H, intermediate_size=4 * C,
+                         vocab_size=args.vocab, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        model = BertModel(cfg, add_pooling_layer=False).eval()
+        embed = model.embeddings.word_embeddings
     else:
         cfg = GPT2Config(n_layer=args.layers, n_embd=C, n_head=H, n_positions=1024, vocab_size=args.vocab,
                          resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
@@ -69,9 +77,9 @@ def main():
     ap.add_argument("--layers", type=int, default=12)
     ap.add_argument("--hidden", type=int, default=768)
     ap.add_argument("--heads", type=int, default=12)
-    ap.add_argument("--arch", choices=["gpt2", "llama"], default="gpt2")
+    ap.add_argument("--arch", choices=["gpt2", "llama", "bert"], default="gpt2")
     ap.add_argument("--kv-heads", type=int, default=0, help="llama: key/value heads (0 = heads)")
-    ap.add_argument("--vocab", type=int, default=0, help="0: 50257 (gpt2) or 32000 (llama)")
+    ap.add_argument("--vocab", type=int, default=0, help="0: 50257 (gpt2), 32000 (llama) or 30522 (bert)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--prefix", type=int, default=20)
@@ -79,7 +87,7 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     args = ap.parse_args()
-    args.vocab = args.vocab or (50257 if args.arch == "gpt2" else 32000)
+    args.vocab = args.vocab or {"gpt2": 50257, "llama": 32000, "bert": 30522}[args.arch]
 
     shape = ["--arch", args.arch, "--layers", str(args.layers), "--hidden", str(args.hidden), "--heads", str(args.heads), "--vocab",
              str(args.vocab), "--batch", str(args.batch), "--seq", str(args.seq), "--prefix", str(args.prefix),

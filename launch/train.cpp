@@ -237,10 +237,14 @@ int predict(const RecipeArgs& args, const std::string& adapter, const std::strin
   for (int64_t i = 0; i < d.size(); ++i) {
     nlohmann::json line = {{"line", d[i].line}};
     if (r.task.kind == model::TaskKind::kTokenClassification) {
-      // One tag per word; null for a word that lost its tokens to truncation.
+      // One tag per word, its first token's; null for a word that lost its
+      // tokens to truncation.
       nlohmann::json tags(size_t(d[i].words), nullptr);
       const std::vector<int32_t>& p = result.tag_predictions[size_t(i)];
-      for (size_t k = 0; k < p.size(); ++k) tags[size_t(d[i].tag_words[k])] = r.data.labels[size_t(p[k])];
+      for (size_t k = 0; k < p.size(); ++k) {
+        nlohmann::json& tag = tags[size_t(d[i].tag_words[k])];
+        if (tag.is_null()) tag = r.data.labels[size_t(p[k])];
+      }
       line["tags"] = std::move(tags);
     } else {
       line["prediction"] = r.data.labels[size_t(result.predictions[size_t(i)])];

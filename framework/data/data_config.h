@@ -28,6 +28,10 @@ struct DataOptions {
   // Token classification: the words, a JSONL list field; label_field then
   // holds one tag per word (a list too), each a member of `labels`.
   std::string tokens_field = "tokens";
+  // run_ner.py's label_all_tokens: a word's later tokens carry its tag too
+  // (B-X as I-X when the label set has it), and train and count like the
+  // first; off (its default): only the first token.
+  bool label_all_tokens = false;
   int64_t max_length = 128;
   Truncation truncation = Truncation::kLongestFirst;
   bool bucket_by_length = true;

@@ -450,9 +450,15 @@ Example Builder::build_tagged(const Record& r) const {
 
   // Word tokens, the first of each word tagged with its class.
   struct WordTok {
-    int32_t id, tag, word;  // tag: -100 but on a word's first token (kUnlabeled there without gold tags)
+    int32_t id, tag, word;  // tag: -100 but on a word's first token (all its tokens with label_all_tokens)
   };
   std::vector<WordTok> toks;
+  // label_all_tokens: a word's later tokens continue its entity (run_ner.py's b_to_i_label).
+  auto inside_of = [&](int32_t label) {
+    if (label < 0 || !o_.labels[size_t(label)].starts_with("B-")) return label;
+    const auto it = std::find(o_.labels.begin(), o_.labels.end(), "I-" + o_.labels[size_t(label)].substr(2));
+    return it == o_.labels.end() ? label : int32_t(it - o_.labels.begin());
+  };
   for (size_t w = 0; w < words->size(); ++w) {
     int32_t label = kUnlabeled;
     if (gold) {
@@ -468,8 +474,8 @@ Example Builder::build_tagged(const Record& r) const {
     } catch (const Error& err) {
       PTUNE_FAIL("{}:{}: word {}: {}", origin_, r.line, w + 1, err.what());
     }
-    for (size_t i = 0; i < e.size(); ++i)
-      toks.push_back({int32_t(e.ids[i]), i == 0 ? label : kIgnoreIndex, int32_t(w)});
+    const int32_t later = o_.label_all_tokens ? inside_of(label) : kIgnoreIndex;
+    for (size_t i = 0; i < e.size(); ++i) toks.push_back({int32_t(e.ids[i]), i == 0 ? label : later, int32_t(w)});
   }
 
   int64_t fixed = ctx_.prepend;

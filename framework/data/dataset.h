@@ -57,8 +57,9 @@
 // encoded one by one (Tokenizer::encode_word) and placed where the
 // post-processor puts the first sequence, so [CLS] w1 w2 … [SEP]; the
 // templates are not used. Each word's first token carries the class index
-// of its tag (label_field, a list as long as the words); its other tokens,
-// special and virtual tokens carry -100. Truncation cuts word tokens from
+// of its tag (label_field, a list as long as the words); its other tokens
+// carry -100 (or, with DataOptions.label_all_tokens, the tag too, B-X as
+// I-X), special and virtual tokens -100. Truncation cuts word tokens from
 // the right; the tags of words cut off (and of words that encode to no
 // token) are dropped, as in HF, and tag_words says which words kept theirs.
 //
@@ -106,6 +107,7 @@ struct Example {
   std::vector<int32_t> lm_labels;      // (T) causal LM only, else empty
   std::vector<int32_t> tags;           // (T) token classification only: class index, kUnlabeled or -100
   std::vector<int32_t> tag_words;      // token classification: the word of each tagged (≠ -100) position, in order
+                                       // (a word repeats with label_all_tokens)
   int32_t words = 0;                   // token classification: words in the record
   bool truncated = false;              // token classification: words were cut at max_length
   int64_t line = 0;                    // where it came from (1-based)

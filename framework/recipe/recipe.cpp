@@ -493,6 +493,7 @@ std::vector<Field> make_schema() {
                                {data::Truncation::kOnlySecond, "only_second"}}));
   s.push_back(bool_field("data", "bucket_by_length", [](auto& r) -> auto& { return r.data.bucket_by_length; },
                          {"group_by_length"}));
+  s.push_back(bool_field("data", "label_all_tokens", [](auto& r) -> auto& { return r.data.label_all_tokens; }));
 
   Field seed{"train", "seed", {"random_seed"}};
   seed.set = [](const Value& v, Recipe& r) {

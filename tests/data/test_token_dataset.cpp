@@ -95,6 +95,11 @@ TEST_P(WordsGolden, IdsAndFirstSubwordTagsMatchRunNer) {
       truncated += int(d[i].tag_words.size()) < d[i].words;
     }
     if (L == 12) EXPECT_GT(truncated, 0) << "the short max_length must truncate some lines";
+    DataOptions all = ner_options(L);
+    all.label_all_tokens = true;
+    const Dataset every = Dataset::from_records(records, "trec", all, tok, tagging());
+    for (int64_t i = 0; i < every.size(); ++i)
+      EXPECT_EQ(every[i].tags, want[size_t(i)]["labels_all"].get<std::vector<int32_t>>()) << name << " line " << i + 1;
     EXPECT_EQ(d.truncated(), truncated);  // every word of these questions has a token: lost tags = cut words
   }
 }

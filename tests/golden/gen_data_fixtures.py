@@ -32,6 +32,7 @@ tags), encoded as transformers' run_ner.py does:
 
   tokenizer(words, is_split_into_words=True, truncation=True, max_length=L)
   labels: the word's tag on its first token, -100 elsewhere (label_all_tokens=False)
+  labels_all: with label_all_tokens=True (later tokens: B-X as I-X)
 
 with the tokenizers bert, roberta, gpt2 (RobertaTokenizerFast / GPT2TokenizerFast
 .from_pretrained(..., add_prefix_space=True),
@@ -170,10 +171,18 @@ def tag_words(words):
     return tags
 
 
-def run_ner_labels(word_ids, tags):
+def run_ner_labels(word_ids, tags, label_all_tokens=False):
+    # run_ner.py's tokenize_and_align_labels; b_to_i_label maps B-X to I-X.
+    b_to_i = {i: TAGS.index("I-" + t[2:]) if t.startswith("B-") and "I-" + t[2:] in TAGS else i
+              for i, t in enumerate(TAGS)}
     labels, prev = [], None
     for w in word_ids:
-        labels.append(-100 if w is None or w == prev else tags[w])
+        if w is None:
+            labels.append(-100)
+        elif w != prev:
+            labels.append(tags[w])
+        else:
+            labels.append(b_to_i[tags[w]] if label_all_tokens else -100)
         prev = w
     return labels
 
@@ -206,7 +215,8 @@ def words_main():
                     assert set(e["input_ids"]) <= set(r.ids), (name, words)
                 else:
                     assert e["input_ids"] == r.ids and e.word_ids() == r.word_ids, (name, words)
-                got.append({"ids": e["input_ids"], "labels": run_ner_labels(e.word_ids(), tag_words(words))})
+                got.append({"ids": e["input_ids"], "labels": run_ner_labels(e.word_ids(), tag_words(words)),
+                            "labels_all": run_ner_labels(e.word_ids(), tag_words(words), True)})
             t[str(L)] = got
         out["tokenizers"][name] = t
     path = os.path.join(FIX, "data", "trec_words_golden.json")

@@ -268,6 +268,17 @@ TEST_F(TrainCli, PredictNeedsNoLabels) {
   ASSERT_EQ(want.size(), 100u);
   EXPECT_EQ(got, want);
 
+  // label_all_tokens trains every sub-token; predict still writes one tag per word.
+  const fs::path all = train("ner_ptuning_v2_minilm", "predict_ner_all",
+                             fmt::format("train.max_steps=3 data.label_all_tokens=true data.train={} data.eval=",
+                                         (*root_ / "ner/train.jsonl").string()));
+  const auto every = predict(fmt::format("recipes/ner_ptuning_v2_minilm.yaml model.path={} data.label_all_tokens=true "
+                                         "--adapter {}",
+                                         model_for("ner_ptuning_v2_minilm"), (all / "adapter").string()),
+                             untagged, "tags");
+  ASSERT_EQ(every.size(), want.size());
+  for (size_t i = 0; i < every.size(); ++i) EXPECT_EQ(every[i].size(), want[i].size()) << i;
+
   // Raw sentences in a CSV column: the words are the text's whitespace-separated pieces.
   const fs::path csv = *root_ / "ner_raw.csv";
   {

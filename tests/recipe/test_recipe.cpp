@@ -447,7 +447,7 @@ TEST(Recipe, KeysListTheSchema) {
   const std::vector<std::string> keys = recipe_keys();
   EXPECT_EQ(keys.front(), "model.path");
   EXPECT_EQ(keys[6], "method.name");
-  EXPECT_EQ(keys.size(), 6u + 12u + 2u + 13u + 20u);  // model, method (+projection), task, data, train
+  EXPECT_EQ(keys.size(), 6u + 12u + 2u + 14u + 20u);  // model, method (+projection), task, data, train
 }
 
 TEST(Recipe, DeviceKeys) {

@@ -60,21 +60,16 @@ Pooler::Pooler(const Transformer& model) : w_(model.weights().heads) {
               model.spec().arch_name());
 }
 
-void Pooler::forward(const Tensor& pooled, const Tensor& hidden, Arena& arena) {
-  const int64_t B = hidden.size(0), C = hidden.size(2);
-  first_ = arena.alloc({B, C}, hidden.dtype());
-  for (int64_t b = 0; b < B; ++b) first_.select(b).copy_from(hidden.select(b).slice(0, 1));
-  dense_ = arena.alloc({B, C}, hidden.dtype());
-  ops::linear_forward(dense_, first_, w_.pooler_w, w_.pooler_b);
+void Pooler::forward(const Tensor& pooled, const Tensor& first, Arena& arena) {
+  dense_ = arena.alloc(first.shape(), first.dtype());
+  ops::linear_forward(dense_, first, w_.pooler_w, w_.pooler_b);
   ops::activation_forward(ops::Activation::kTanh, pooled, dense_);
 }
 
-void Pooler::backward(const Tensor& dhidden, const Tensor& dpooled, Arena& arena) {
-  const int64_t B = dhidden.size(0), C = dhidden.size(2);
-  Tensor ddense = arena.zeros({B, C}, dhidden.dtype()), dfirst = arena.zeros({B, C}, dhidden.dtype());
+void Pooler::backward(const Tensor& dfirst, const Tensor& dpooled, Arena& arena) {
+  Tensor ddense = arena.zeros(dfirst.shape(), dfirst.dtype());
   ops::activation_backward(ops::Activation::kTanh, ddense, dpooled, dense_);
   ops::linear_backward_input(dfirst, ddense, w_.pooler_w);
-  for (int64_t b = 0; b < B; ++b) ops::accumulate(dhidden.select(b).slice(0, 1), dfirst.select(b));
 }
 
 ScoreHead::ScoreHead(const Transformer& model) : pad_(model.spec().pad_token_id) {

@@ -25,16 +25,18 @@ class LmHead {
   Tensor hidden_, dense_, act_, normed_, mean_, rstd_;  // saved (MLM transform)
 };
 
-// pooled (B, C) = tanh(hidden[:, 0] · Wᵀ + b).
+// pooled (B, C) = tanh(first · Wᵀ + b), first (B, C) the hidden state of
+// each sequence's first token (hidden[:, 0]).
 class Pooler {
  public:
   explicit Pooler(const Transformer& model);
-  void forward(const Tensor& pooled, const Tensor& hidden, Arena& arena);
-  void backward(const Tensor& dhidden, const Tensor& dpooled, Arena& arena);
+  void forward(const Tensor& pooled, const Tensor& first, Arena& arena);
+  // dfirst (B, C) += ∂/∂first.
+  void backward(const Tensor& dfirst, const Tensor& dpooled, Arena& arena);
 
  private:
   const HeadWeights& w_;
-  Tensor first_, dense_;  // (B, C) saved
+  Tensor dense_;  // (B, C) saved
 };
 
 // A *ForSequenceClassification checkpoint's frozen `score` head (LLaMA

@@ -1,12 +1,12 @@
 #include "framework/model/task_heads.h"
 
 #include <cmath>
+#include <utility>
 
 #include "framework/model/heads.h"
 #include "framework/ops/activation.h"
 #include "framework/ops/cross_entropy.h"
 #include "framework/ops/elementwise.h"
-#include "framework/ops/embedding.h"
 #include "framework/ops/linear.h"
 
 namespace ptune::model {
@@ -52,29 +52,46 @@ void to_class_targets(std::vector<int32_t>& labels, int64_t K, const char* what)
   }
 }
 
-// Position of the last real token of each row of the host mask (B, T):
-// where decoders pool.
-void last_real_tokens(std::vector<int64_t>& positions, const Tensor& mask, int64_t B, int64_t T) {
-  positions.resize(size_t(B));
+// The batch's shape (B, T), from its attention mask (host, (B, T) i32).
+std::pair<int64_t, int64_t> batch_shape(const HeadBatch& batch) {
+  PTUNE_CHECK(batch.attention_mask.defined() && batch.attention_mask.dim() == 2 &&
+                  batch.attention_mask.device().is_cpu(),
+              "a task head reads the batch's (B, T) attention mask on the host");
+  return {batch.attention_mask.size(0), batch.attention_mask.size(1)};
+}
+
+// Flat row b·T + t of the last real token of each row of the batch: where
+// decoders pool.
+void last_real_tokens(std::vector<int32_t>& rows, const HeadBatch& batch) {
+  const auto [B, T] = batch_shape(batch);
+  const int32_t* mask = batch.attention_mask.data<int32_t>();
+  rows.resize(size_t(B));
   for (int64_t b = 0; b < B; ++b) {
-    int64_t last = T - 1;
-    if (mask.defined()) {
-      last = -1;
-      for (int64_t t = 0; t < T; ++t)
-        if (mask.data<int32_t>()[b * T + t]) last = t;
-      PTUNE_CHECK(last >= 0, "batch row {} has no real token", b);
-    }
-    positions[size_t(b)] = last;
+    int64_t last = -1;
+    for (int64_t t = 0; t < T; ++t)
+      if (mask[b * T + t]) last = t;
+    PTUNE_CHECK(last >= 0, "batch row {} has no real token", b);
+    rows[size_t(b)] = int32_t(b * T + last);
   }
 }
 
-// rows (B, C) = hidden[b, positions[b]]; and the way back.
-void gather_rows(const Tensor& rows, const Tensor& hidden, const std::vector<int64_t>& positions) {
-  for (int64_t b = 0; b < rows.size(0); ++b) rows.select(b).copy_from(hidden.select(b).select(positions[size_t(b)]));
-}
-void scatter_rows(const Tensor& dhidden, const Tensor& drows, const std::vector<int64_t>& positions) {
-  for (int64_t b = 0; b < drows.size(0); ++b)
-    ops::accumulate(dhidden.select(b).select(positions[size_t(b)]), drows.select(b));
+// Flat (b·T + t) positions whose label is not −100, and those labels, from
+// a host (B, T) tensor; with shift 1, position t takes the label of t + 1
+// (a causal LM's next token). How the per-token heads pick their rows.
+void labelled_positions(std::vector<int32_t>& rows, std::vector<int32_t>& targets, const Tensor& labels,
+                        int64_t shift) {
+  rows.clear();
+  targets.clear();
+  const int64_t B = labels.size(0), T = labels.size(1);
+  const int32_t* l = labels.data<int32_t>();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t + shift < T; ++t)
+      if (l[b * T + t + shift] != ops::kIgnoreIndex) {
+        rows.push_back(int32_t(b * T + t));
+        targets.push_back(l[b * T + t + shift]);
+      }
+  // TaskHead::select never names no row: the model runs on row 0 alone.
+  if (rows.empty()) rows.push_back(0);
 }
 
 // The trainable heads compute in f32 whatever the frozen model's dtype:
@@ -110,7 +127,7 @@ struct Dropout {
 class ClassificationHead final : public TaskHead {
  public:
   ClassificationHead(const TaskOptions& options, const Transformer& model, int64_t labels, ParameterSet& params)
-      : model_(model), params_(params), labels_(labels) {
+      : params_(params), labels_(labels) {
     const int64_t C = model.spec().hidden;
     drop1_.p = drop2_.p = options.classifier_dropout;
     switch (model.spec().arch) {
@@ -145,17 +162,29 @@ class ClassificationHead final : public TaskHead {
     }
   }
 
-  HeadOutput forward(const Tensor& hidden, const HeadBatch& batch, Arena& arena, Mode mode, Rng& rng) override {
-    const int64_t B = hidden.size(0), T = hidden.size(1), C = hidden.size(2);
-    pooled_ = arena.alloc({B, C}, hidden.dtype());
-    if (pooler_) {
-      pooler_->forward(pooled_, hidden, arena);
+  // One row per example: the last real token (decoders) or the first
+  // ([CLS], <s>).
+  const std::vector<int32_t>& select(const HeadBatch& batch) override {
+    const auto [B, T] = batch_shape(batch);
+    if (last_token_) {
+      last_real_tokens(rows_, batch);
     } else {
-      if (last_token_) last_real_tokens(positions_, batch.attention_mask, B, T);
-      else positions_.assign(size_t(B), 0);  // <s>, the first token
-      gather_rows(pooled_, hidden, positions_);
+      rows_.resize(size_t(B));
+      for (int64_t b = 0; b < B; ++b) rows_[size_t(b)] = int32_t(b * T);
     }
-    x1_ = drop1_.forward(as_f32(pooled_, arena), arena, mode, rng);
+    targets_.assign(batch.labels.data<int32_t>(), batch.labels.data<int32_t>() + B);
+    to_class_targets(targets_, labels_, "label");
+    return rows_;
+  }
+
+  HeadOutput forward(const Tensor& hidden, Arena& arena, Mode mode, Rng& rng) override {
+    const int64_t B = hidden.size(0), C = hidden.size(1);
+    Tensor pooled = hidden;  // (B, C)
+    if (pooler_) {
+      pooled = arena.alloc({B, C}, hidden.dtype());
+      pooler_->forward(pooled, hidden, arena);
+    }
+    x1_ = drop1_.forward(as_f32(pooled, arena), arena, mode, rng);
     Tensor x = x1_;
     if (dense_) {
       dense_out_ = arena.alloc({B, C});
@@ -168,8 +197,6 @@ class ClassificationHead final : public TaskHead {
     head_in_ = x;
     Tensor logits = arena.alloc({B, labels_});
     ops::linear_forward(logits, x, params_.value(out_w_), last_token_ ? Tensor() : params_.value(out_b_));
-    targets_.assign(batch.labels.data<int32_t>(), batch.labels.data<int32_t>() + B);
-    to_class_targets(targets_, labels_, "label");
     return loss_.apply(logits, Tensor::borrow(targets_.data(), {B}, DType::kI32), arena);
   }
 
@@ -189,19 +216,21 @@ class ClassificationHead final : public TaskHead {
       dx = arena.zeros({B, C});
       ops::linear_backward_input(dx, ddense, params_.value(dense_w_));
     }
-    Tensor dpooled32 = arena.zeros({B, C});
-    drop1_.backward(dpooled32, dx);
-    Tensor dpooled = dpooled32;  // into the frozen model's dtype
-    if (dhidden.dtype() != DType::kF32) {
-      dpooled = arena.alloc({B, C}, dhidden.dtype());
-      ops::convert(dpooled, dpooled32);
+    Tensor dpooled = arena.zeros({B, C});
+    drop1_.backward(dpooled, dx);
+    if (!pooler_) {
+      ops::accumulate(dhidden, dpooled);  // into the frozen model's dtype
+      return;
     }
-    if (pooler_) pooler_->backward(dhidden, dpooled, arena);
-    else scatter_rows(dhidden, dpooled, positions_);
+    if (dhidden.dtype() != DType::kF32) {  // the frozen pooler computes in the model's dtype
+      Tensor d = arena.alloc({B, C}, dhidden.dtype());
+      ops::convert(d, dpooled);
+      dpooled = d;
+    }
+    pooler_->backward(dhidden, dpooled, arena);
   }
 
  private:
-  const Transformer& model_;
   ParameterSet& params_;
   int64_t labels_;
   std::unique_ptr<Pooler> pooler_;
@@ -209,9 +238,8 @@ class ClassificationHead final : public TaskHead {
   size_t dense_w_ = 0, dense_b_ = 0, out_w_ = 0, out_b_ = 0;
   Dropout drop1_, drop2_;
   Loss loss_;
-  Tensor pooled_, x1_, dense_out_, tanh_out_, x2_, head_in_;
-  std::vector<int64_t> positions_;
-  std::vector<int32_t> targets_;  // host, reused
+  Tensor x1_, dense_out_, tanh_out_, x2_, head_in_;
+  std::vector<int32_t> rows_, targets_;  // host, reused
 };
 
 class VerbalizerHead final : public TaskHead {
@@ -223,34 +251,35 @@ class VerbalizerHead final : public TaskHead {
 
   void init(Rng&) override {}  // nothing trainable: the LM head is frozen
 
-  HeadOutput forward(const Tensor& hidden, const HeadBatch& batch, Arena& arena, Mode, Rng&) override {
-    const int64_t B = hidden.size(0), T = hidden.size(1), C = hidden.size(2), V = model_.spec().vocab_size;
-    const int64_t K = int64_t(words_.size());
-    last_real_tokens(positions_, batch.attention_mask, B, T);
+  // One row per example: its [MASK], or without one the last real token.
+  const std::vector<int32_t>& select(const HeadBatch& batch) override {
+    const auto [B, T] = batch_shape(batch);
+    last_real_tokens(rows_, batch);
     for (int64_t b = 0; b < B; ++b) {
       const int32_t m = batch.mask_positions.defined() ? batch.mask_positions.data<int32_t>()[b] : -1;
-      if (m >= 0) positions_[size_t(b)] = m;
+      if (m >= 0) rows_[size_t(b)] = int32_t(b * T + m);
     }
-    rows_ = arena.alloc({B, C}, hidden.dtype());
-    gather_rows(rows_, hidden, positions_);
+    targets_.assign(batch.labels.data<int32_t>(), batch.labels.data<int32_t>() + B);
+    to_class_targets(targets_, int64_t(words_.size()), "label");
+    return rows_;
+  }
+
+  HeadOutput forward(const Tensor& hidden, Arena& arena, Mode, Rng&) override {
+    const int64_t B = hidden.size(0), V = model_.spec().vocab_size, K = int64_t(words_.size());
     logits_ = arena.alloc({B, V}, hidden.dtype());
-    lm_.forward(logits_, rows_, arena);
+    lm_.forward(logits_, hidden, arena);
     // scores (B, K) f32: column k is the logit column of label word k.
     Tensor scores = arena.alloc({B, K});
     for (int64_t k = 0; k < K; ++k) ops::copy_columns(scores, k, logits_, words_[size_t(k)], 1, false);
-    targets_.assign(batch.labels.data<int32_t>(), batch.labels.data<int32_t>() + B);
-    to_class_targets(targets_, K, "label");
     return loss_.apply(scores, Tensor::borrow(targets_.data(), {B}, DType::kI32), arena);
   }
 
   void backward(const Tensor& dhidden, float loss_scale, Arena& arena) override {
-    const int64_t B = rows_.size(0), C = rows_.size(1), V = model_.spec().vocab_size, K = int64_t(words_.size());
-    const DType act = dhidden.dtype();
-    Tensor dscores = arena.zeros({B, K}), dlogits = arena.zeros({B, V}, act), drows = arena.zeros({B, C}, act);
+    const int64_t B = dhidden.size(0), V = model_.spec().vocab_size, K = int64_t(words_.size());
+    Tensor dscores = arena.zeros({B, K}), dlogits = arena.zeros({B, V}, dhidden.dtype());
     loss_.backward(dscores, loss_scale);
     for (int64_t k = 0; k < K; ++k) ops::copy_columns(dlogits, words_[size_t(k)], dscores, k, 1, true);
-    lm_.backward(drows, dlogits, arena);
-    scatter_rows(dhidden, drows, positions_);
+    lm_.backward(dhidden, dlogits, arena);
   }
 
  private:
@@ -258,28 +287,9 @@ class VerbalizerHead final : public TaskHead {
   LmHead lm_;
   std::vector<int32_t> words_;
   Loss loss_;
-  Tensor rows_, logits_;
-  std::vector<int64_t> positions_;
-  std::vector<int32_t> targets_;  // host, reused
+  Tensor logits_;
+  std::vector<int32_t> rows_, targets_;  // host, reused
 };
-
-// Flat (b·T + t) positions whose label is not −100, and those labels, from
-// a host (B, T) tensor; with shift 1, position t takes the label of t + 1
-// (a causal LM's next token). How the per-token heads pick the rows that
-// get a loss.
-void labelled_positions(std::vector<int32_t>& rows, std::vector<int32_t>& targets, const Tensor& labels,
-                        int64_t shift) {
-  rows.clear();
-  targets.clear();
-  const int64_t B = labels.size(0), T = labels.size(1);
-  const int32_t* l = labels.data<int32_t>();
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t + shift < T; ++t)
-      if (l[b * T + t + shift] != ops::kIgnoreIndex) {
-        rows.push_back(int32_t(b * T + t));
-        targets.push_back(l[b * T + t + shift]);
-      }
-}
 
 class CausalLmHead final : public TaskHead {
  public:
@@ -290,30 +300,27 @@ class CausalLmHead final : public TaskHead {
   void init(Rng&) override {}
 
   // Position t predicts token t + 1. Only the positions whose next token is
-  // labelled get logits: the (N, V) rows of an answer-only loss instead of
+  // labelled are read: the (N, V) logits of an answer-only loss instead of
   // (B·T, V) — the LM head's GEMMs and its logits' memory scale with the
-  // labelled tokens. scores holds those rows in (b, t) order.
-  HeadOutput forward(const Tensor& hidden, const HeadBatch& batch, Arena& arena, Mode, Rng&) override {
-    const int64_t B = hidden.size(0), T = hidden.size(1), C = hidden.size(2), V = model_.spec().vocab_size;
+  // labelled tokens.
+  const std::vector<int32_t>& select(const HeadBatch& batch) override {
     labelled_positions(rows_, targets_, batch.lm_labels, 1);
-    const int64_t N = int64_t(rows_.size());
+    return rows_;
+  }
+
+  HeadOutput forward(const Tensor& hidden, Arena& arena, Mode, Rng&) override {
+    const int64_t N = int64_t(targets_.size());
     if (N == 0) return {};  // nothing labelled in this micro-batch
-    row_ids_ = arena.copy_of(Tensor::borrow(rows_.data(), {N}, DType::kI32));
-    Tensor picked = arena.alloc({N, C}, hidden.dtype());
-    ops::embedding_forward(picked, row_ids_, hidden.view({B * T, C}));
-    Tensor logits = arena.alloc({N, V}, hidden.dtype());
-    lm_.forward(logits, picked, arena);
+    Tensor logits = arena.alloc({N, model_.spec().vocab_size}, hidden.dtype());
+    lm_.forward(logits, hidden, arena);
     return loss_.apply(logits, Tensor::borrow(targets_.data(), {N}, DType::kI32), arena);
   }
 
   void backward(const Tensor& dhidden, float loss_scale, Arena& arena) override {
-    const int64_t N = int64_t(rows_.size()), C = dhidden.size(-1);
-    if (N == 0) return;
+    if (targets_.empty()) return;
     Tensor dlogits = arena.zeros(loss_.scores.shape(), loss_.scores.dtype());
     loss_.backward(dlogits, loss_scale);
-    Tensor dpicked = arena.zeros({N, C}, dhidden.dtype());
-    lm_.backward(dpicked, dlogits, arena);
-    ops::scatter_add_rows(dhidden.view({dhidden.numel() / C, C}), dpicked, row_ids_);
+    lm_.backward(dhidden, dlogits, arena);
   }
 
  private:
@@ -321,7 +328,6 @@ class CausalLmHead final : public TaskHead {
   LmHead lm_;
   Loss loss_;
   std::vector<int32_t> rows_, targets_;  // host, reused: flat (b·T + t) positions and their next tokens
-  Tensor row_ids_;                       // rows_ on the model's device
 };
 
 class TokenClassificationHead final : public TaskHead {
@@ -343,24 +349,24 @@ class TokenClassificationHead final : public TaskHead {
   // Only the tagged tokens go through the head: (N, C) rows instead of
   // (B·T, C), which is also what the loss sees in transformers (−100 rows
   // drop out of it).
-  HeadOutput forward(const Tensor& hidden, const HeadBatch& batch, Arena& arena, Mode mode, Rng& rng) override {
-    const int64_t B = hidden.size(0), T = hidden.size(1), C = hidden.size(2);
+  const std::vector<int32_t>& select(const HeadBatch& batch) override {
     PTUNE_CHECK(batch.tags.defined(), "token classification needs per-token tags in the batch");
     labelled_positions(rows_, targets_, batch.tags, 0);
     to_class_targets(targets_, labels_, "tag");
-    const int64_t N = int64_t(rows_.size());
+    return rows_;
+  }
+
+  HeadOutput forward(const Tensor& hidden, Arena& arena, Mode mode, Rng& rng) override {
+    const int64_t N = int64_t(targets_.size());
     if (N == 0) return {};  // nothing tagged in this micro-batch
-    row_ids_ = arena.copy_of(Tensor::borrow(rows_.data(), {N}, DType::kI32));
-    Tensor picked = arena.alloc({N, C}, hidden.dtype());
-    ops::embedding_forward(picked, row_ids_, hidden.view({B * T, C}));
-    x_ = drop_.forward(as_f32(picked, arena), arena, mode, rng);
+    x_ = drop_.forward(as_f32(hidden, arena), arena, mode, rng);
     Tensor logits = arena.alloc({N, labels_});
     ops::linear_forward(logits, x_, params_.value(w_), params_.value(b_));
     return loss_.apply(logits, Tensor::borrow(targets_.data(), {N}, DType::kI32), arena);
   }
 
   void backward(const Tensor& dhidden, float loss_scale, Arena& arena) override {
-    const int64_t N = int64_t(rows_.size()), C = dhidden.size(-1);
+    const int64_t N = int64_t(targets_.size()), C = dhidden.size(-1);
     if (N == 0) return;
     Tensor dlogits = arena.zeros({N, labels_});
     loss_.backward(dlogits, loss_scale);
@@ -369,12 +375,7 @@ class TokenClassificationHead final : public TaskHead {
     ops::linear_backward_input(dx, dlogits, params_.value(w_));
     Tensor dpicked = arena.zeros({N, C});
     drop_.backward(dpicked, dx);
-    if (dhidden.dtype() != DType::kF32) {  // into the frozen model's dtype
-      Tensor d = arena.alloc({N, C}, dhidden.dtype());
-      ops::convert(d, dpicked);
-      dpicked = d;
-    }
-    ops::scatter_add_rows(dhidden.view({dhidden.numel() / C, C}), dpicked, row_ids_);
+    ops::accumulate(dhidden, dpicked);  // into the frozen model's dtype
   }
 
  private:
@@ -385,7 +386,6 @@ class TokenClassificationHead final : public TaskHead {
   Loss loss_;
   Tensor x_;
   std::vector<int32_t> rows_, targets_;  // host, reused: flat (b·T + t) positions and their classes
-  Tensor row_ids_;                       // rows_ on the model's device
 };
 
 }  // namespace

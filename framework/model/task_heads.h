@@ -45,6 +45,12 @@ struct HeadOutput {
   int64_t count = 0;    // targets counted (examples, or label tokens)
 };
 
+// A head reads a few rows of the last hidden state (the [CLS] or last
+// token, the [MASK], the labelled or tagged tokens), so a step runs
+//   rows = head.select(batch)            which rows, and the batch's targets
+//   hidden = model forward on those rows (N, C)  (ModelInputs::rows)
+//   head.forward(hidden) … head.backward(dhidden (N, C))
+// and the model's last block computes only those rows past its attention.
 class TaskHead {
  public:
   // Declares the head's parameters (before params.finalize()).
@@ -54,9 +60,16 @@ class TaskHead {
 
   // transformers' _init_weights for new heads: N(0, 0.02), zero biases.
   virtual void init(Rng& rng) = 0;
-  // hidden (B, T, C). State for backward stays in `arena`.
-  virtual HeadOutput forward(const Tensor& hidden, const HeadBatch& batch, Arena& arena, Mode mode, Rng& rng) = 0;
-  // dhidden (B, T, C) += ∂(loss_scale · loss_sum)/∂hidden; parameter
+  // The flat rows b·T + t of the (B, T) batch's last hidden state that
+  // forward() reads, distinct, in the order it reads them; never empty: a
+  // micro-batch without targets names row 0 (a sharded model runs on every
+  // rank whatever its batch holds). Reads the batch's targets too: forward
+  // and backward are about this batch until the next select().
+  virtual const std::vector<int32_t>& select(const HeadBatch& batch) = 0;
+  // hidden (N, C): the rows select() named, in its order. State for
+  // backward stays in `arena`.
+  virtual HeadOutput forward(const Tensor& hidden, Arena& arena, Mode mode, Rng& rng) = 0;
+  // dhidden (N, C) += ∂(loss_scale · loss_sum)/∂hidden; parameter
   // gradients accumulate into the ParameterSet.
   virtual void backward(const Tensor& dhidden, float loss_scale, Arena& arena) = 0;
 };

@@ -72,6 +72,21 @@ Tensor Transformer::forward(const ModelInputs& in, Arena& arena) {
   const EmbeddingWeights& e = weights_->embeddings;
   const Tensor position_ids = arena.copy_of(in.position_ids);
   mask_ = arena.copy_of(in.attention_mask);
+  rows_ = Tensor();
+  if (in.rows.defined()) {
+    PTUNE_CHECK(in.rows.device().is_cpu() && in.rows.dtype() == DType::kI32 && in.rows.dim() == 1,
+                "rows: (N) i32 on the host, got {} {} on {}", in.rows.shape().str(), dtype_name(in.rows.dtype()),
+                in.rows.device().str());
+    // Checked here, on the host, once: the gathers and scatters below trust them.
+    std::vector<bool> seen(size_t(B * T), false);
+    for (int64_t i = 0; i < in.rows.numel(); ++i) {
+      const int32_t r = in.rows.data<int32_t>()[i];
+      PTUNE_CHECK(r >= 0 && r < B * T && !seen[size_t(r)], "rows: row {} at {} is outside [0, {}) or repeated", r,
+                  i, B * T);
+      seen[size_t(r)] = true;
+    }
+    rows_ = arena.copy_of(in.rows);
+  }
 
   // Embeddings: words (given) + positions (+ token types), then BERT's norm.
   Tensor x = arena.alloc({B, T, C}, act);
@@ -127,7 +142,10 @@ Tensor Transformer::forward(const ModelInputs& in, Arena& arena) {
     a.input = x;
     a.prefix_k = in.prefix && size_t(l) < in.prefix->keys.size() ? in.prefix->keys[size_t(l)] : Tensor();
     a.prefix_v = in.prefix && size_t(l) < in.prefix->values.size() ? in.prefix->values[size_t(l)] : Tensor();
-    x = spare.defined() ? spare : arena.alloc({B, T, C}, act);
+    a.rows = l + 1 == spec_.layers ? rows_ : Tensor();
+    x = a.rows.defined() ? arena.alloc({a.rows.size(0), C}, act)
+        : spare.defined() ? spare
+                          : arena.alloc({B, T, C}, act);
     // Block l is unit 1 + l; the gate may gather it (and prefetch l + 1).
     if (gate_) gate_->acquire(1 + l, l + 1 < spec_.layers ? 2 + l : -1, WeightGate::Pass::kForward);
     const Arena::Mark block = arena.mark();
@@ -145,9 +163,9 @@ Tensor Transformer::forward(const ModelInputs& in, Arena& arena) {
 
   if (spec_.final_norm) {
     final_input_ = x;
-    final_mean_ = arena.alloc({B * T});
-    final_rstd_ = arena.alloc({B * T});
-    x = arena.alloc({B, T, C}, act);
+    final_mean_ = arena.alloc({x.numel() / C});
+    final_rstd_ = arena.alloc({x.numel() / C});
+    x = arena.alloc(x.shape(), act);
     const HeadWeights& h = weights_->heads;
     ops::norm_forward(spec_.norm, x, final_mean_, final_rstd_, final_input_, h.final_norm_w, h.final_norm_b,
                       spec_.norm_eps);
@@ -164,19 +182,24 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
   const float eps = spec_.norm_eps;
   const bool pre = spec_.placement == NormPlacement::kPre;
   const DType act = dtype();  // activations; norm statistics and attention state stay f32
+  // Past the attention, the rows this block computes: all (B, T, ·), or the
+  // selected (N, ·).
+  const bool picked = a.rows.defined();
+  const int64_t M = picked ? a.rows.size(0) : B * T;
+  const auto past_attention = [&](int64_t width) { return picked ? Shape{M, width} : Shape{B, T, width}; };
 
   a.qkv = arena.alloc({B, T, attention_.qkv_width()}, act);
   a.probs = arena.alloc(ops::attention_saved_shape(device(), B, T, P, attention_));
   a.attn = arena.alloc({B, T, attention_.q_width()}, act);
-  a.residual = arena.alloc({B, T, C}, act);
-  a.norm1 = arena.alloc({B, T, C}, act);
-  a.mean1 = arena.alloc({B * T});
-  a.rstd1 = arena.alloc({B * T});
-  a.norm2 = arena.alloc({B, T, C}, act);
-  a.mean2 = arena.alloc({B * T});
-  a.rstd2 = arena.alloc({B * T});
-  a.fc = arena.alloc({B, T, FC}, act);
-  Tensor proj = arena.alloc({B, T, C}, act);
+  a.residual = arena.alloc(past_attention(C), act);
+  a.norm1 = arena.alloc(pre ? Shape{B, T, C} : past_attention(C), act);
+  a.mean1 = arena.alloc({pre ? B * T : M});
+  a.rstd1 = arena.alloc({pre ? B * T : M});
+  a.norm2 = arena.alloc(past_attention(C), act);
+  a.mean2 = arena.alloc({M});
+  a.rstd2 = arena.alloc({M});
+  a.fc = arena.alloc(past_attention(FC), act);
+  Tensor proj = arena.alloc(past_attention(C), act);
 
   // Attention sub-block.
   if (pre) ops::norm_forward(nk, a.norm1, a.mean1, a.rstd1, a.input, w.norm1_w, w.norm1_b, eps);
@@ -184,14 +207,24 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
   // Rotated in place: attention and backward see the rotated q and k.
   if (spec_.positions == PositionKind::kRope) ops::rope_forward(a.qkv, positions_, rope_inv_freq_, attention_);
   ops::attention_forward(a.attn, a.probs, a.qkv, a.prefix_k, a.prefix_v, mask, attention_);
-  ops::linear_forward(proj, a.attn, w.proj_w, w.proj_b);
+  // What the projection and the skip connection read: the selected rows of
+  // the attention output and of the block's input, (N, ·), or all of them.
+  Tensor attn = a.attn, skip = a.input;
+  if (picked) {
+    const int64_t HD = attention_.q_width();
+    attn = arena.alloc({M, HD}, act);
+    skip = arena.alloc({M, C}, act);
+    ops::embedding_forward(attn, a.rows, a.attn.view({B * T, HD}));
+    ops::embedding_forward(skip, a.rows, a.input.view({B * T, C}));
+  }
+  ops::linear_forward(proj, attn, w.proj_w, w.proj_b);
   // residual = input + proj and the norm that reads it, as one op (one pass
   // over the residual stream on CUDA): pre-LN's norm2 feeds the MLP, post-LN's
   // norm1 is the sub-block's output.
   if (pre) {
-    ops::residual_norm_forward(nk, a.norm2, a.residual, a.mean2, a.rstd2, proj, a.input, w.norm2_w, w.norm2_b, eps);
+    ops::residual_norm_forward(nk, a.norm2, a.residual, a.mean2, a.rstd2, proj, skip, w.norm2_w, w.norm2_b, eps);
   } else {
-    ops::residual_norm_forward(nk, a.norm1, a.residual, a.mean1, a.rstd1, proj, a.input, w.norm1_w, w.norm1_b, eps);
+    ops::residual_norm_forward(nk, a.norm1, a.residual, a.mean1, a.rstd1, proj, skip, w.norm1_w, w.norm1_b, eps);
   }
 
   // MLP sub-block: pre-LN reads norm2(residual), post-LN reads norm1.
@@ -202,21 +235,21 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
   if (spec_.gated_mlp) {
     ops::linear_forward(a.fc, mlp_in, w.fc_w, w.fc_b);
     if (whole) {
-      a.act = arena.alloc({B, T, I}, act);
+      a.act = arena.alloc(past_attention(I), act);
       ops::gated_forward(spec_.activation, a.act, a.fc);
     }
   } else {  // one fused GEMM on CUDA; a.fc keeps the pre-activation for backward
-    a.act = arena.alloc({B, T, I}, act);
+    a.act = arena.alloc(past_attention(I), act);
     ops::linear_activation_forward(spec_.activation, a.act, a.fc, mlp_in, w.fc_w, w.fc_b);
   }
   if (!whole) return;
-  Tensor mlp = arena.alloc({B, T, C}, act);
+  Tensor mlp = arena.alloc(past_attention(C), act);
   ops::linear_forward(mlp, a.act, w.fc2_w, w.fc2_b);
   if (pre) {
     ops::add_forward(out, a.residual, mlp);
   } else {
-    a.residual2 = arena.alloc({B, T, C}, act);  // = norm1 + mlp, normalised into out
-    const Tensor y = out.defined() ? out : arena.alloc({B, T, C}, act);
+    a.residual2 = arena.alloc(past_attention(C), act);  // = norm1 + mlp, normalised into out
+    const Tensor y = out.defined() ? out : arena.alloc(past_attention(C), act);
     ops::residual_norm_forward(nk, y, a.residual2, a.mean2, a.rstd2, mlp, a.norm1, w.norm2_w, w.norm2_b, eps);
   }
 }
@@ -224,7 +257,8 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
 void Transformer::backward(const Tensor& dhidden, const ModelGrads& grads, Arena& arena) {
   const int64_t B = batch_, T = seq_, C = spec_.hidden;
   const DType act = dtype();
-  check_tensor(dhidden, "dhidden", {B, T, C}, act);
+  const Shape out_shape = rows_.defined() ? Shape{rows_.size(0), C} : Shape{B, T, C};
+  check_tensor(dhidden, "dhidden", out_shape, act);
   const bool want_inputs = grads.input_embeds.defined();
   if (want_inputs) check_tensor(grads.input_embeds, "d input_embeds", {B, T, C}, act);
 
@@ -243,7 +277,10 @@ void Transformer::backward(const Tensor& dhidden, const ModelGrads& grads, Arena
 
   // dx: the residual stream's gradient, one buffer from here down (pre-LN
   // blocks update it in place), so never the caller's dhidden itself.
-  Tensor dx = arena.zeros({B, T, C}, act);
+  Tensor dx = arena.zeros(out_shape, act);
+  // The last block ran on the selected rows: its input's gradient, (B, T, C),
+  // needs a buffer of its own (below the blocks' scratch).
+  const Tensor dinput = rows_.defined() ? arena.alloc({B, T, C}, act) : Tensor();
   if (spec_.final_norm) {
     const HeadWeights& h = weights_->heads;
     ops::norm_backward(spec_.norm, dx, Tensor(), Tensor(), dhidden, final_input_, h.final_norm_w, final_mean_,
@@ -263,7 +300,7 @@ void Transformer::backward(const Tensor& dhidden, const ModelGrads& grads, Arena
     // buffer): the next block reuses the bytes.
     const Arena::Mark scratch = arena.mark();
     if (recompute_) layer_forward(l, saved_[i], Tensor(), mask_, arena);
-    dx = layer_backward(l, saved_[i], dx, need_input, dk, dv, arena);
+    dx = layer_backward(l, saved_[i], dx, need_input, dk, dv, saved_[i].rows.defined() ? dinput : Tensor(), arena);
     arena.rewind(scratch);
     if (recompute_) saved_[i] = saved_[i].inputs_only();  // the rerun's views are gone
     if (gate_) gate_->release(1 + l, WeightGate::Pass::kBackward);
@@ -286,12 +323,17 @@ void Transformer::backward(const Tensor& dhidden, const ModelGrads& grads, Arena
 // accumulates into are zeroed. Every value is the one the
 // zero-then-accumulate order gives (0 + v = v).
 Tensor Transformer::layer_backward(int64_t l, LayerActivations& a, const Tensor& dout, bool need_input,
-                                   const Tensor& dprefix_k, const Tensor& dprefix_v, Arena& arena) {
+                                   const Tensor& dprefix_k, const Tensor& dprefix_v, const Tensor& dinput,
+                                   Arena& arena) {
   const BlockWeights& w = weights_->blocks[size_t(l)];
-  const int64_t B = batch_, T = seq_, C = spec_.hidden, I = spec_.intermediate;
+  const int64_t B = batch_, T = seq_, C = spec_.hidden, I = spec_.intermediate, HD = attention_.q_width();
   const ops::NormKind nk = spec_.norm;
   const bool pre = spec_.placement == NormPlacement::kPre;
   const DType act = dtype();
+  const bool picked = a.rows.defined();  // past the attention, the selected rows (N, ·) only
+  const Shape rows_c = dout.shape();     // (B, T, C) or (N, C)
+  Shape rows_i = rows_c;                 // the MLP's width on those rows
+  rows_i[-1] = I;
   using ops::GradMode;
 
   // dresidual: d(residual stream after attention). Pre-LN, out = residual +
@@ -304,12 +346,12 @@ Tensor Transformer::layer_backward(int64_t l, LayerActivations& a, const Tensor&
   if (pre) {
     dresidual = dout;
     dmlp_out = dout;
-    dmlp_in = arena.alloc({B, T, C}, act);
+    dmlp_in = arena.alloc(rows_c, act);
   } else {
     // out = norm2(norm1 + mlp): both branches see dresidual2. The MLP reads
     // it first; then, as dmlp_in, it takes the MLP's input gradient on top
     // (the skip connection around the MLP).
-    Tensor dresidual2 = arena.zeros({B, T, C}, act);  // norm_backward accumulates
+    Tensor dresidual2 = arena.zeros(rows_c, act);  // norm_backward accumulates
     ops::norm_backward(nk, dresidual2, Tensor(), Tensor(), dout, a.residual2, w.norm2_w, a.mean2, a.rstd2);
     dmlp_out = dresidual2;
     dmlp_in = dresidual2;
@@ -318,14 +360,14 @@ Tensor Transformer::layer_backward(int64_t l, LayerActivations& a, const Tensor&
 
   Tensor dfc;
   if (spec_.gated_mlp) {
-    Tensor dact = arena.alloc({B, T, I}, act);
+    Tensor dact = arena.alloc(rows_i, act);
     ops::linear_backward_input(dact, dmlp_out, w.fc2_w, GradMode::kWrite);
     dfc = arena.alloc(a.fc.shape(), act);
     ops::gated_backward(spec_.activation, dfc, dact, a.fc, GradMode::kWrite);
   } else {
     // dfc = f'(fc) ⊙ (dmlp_out · fc2_w) is written whole (one DGELU GEMM on
     // CUDA), so neither buffer needs zeroing; dact is the unfused path's scratch.
-    Tensor dact = arena.alloc({B, T, I}, act);
+    Tensor dact = arena.alloc(rows_i, act);
     dfc = arena.alloc(a.fc.shape(), act);
     ops::linear_activation_backward_input(spec_.activation, dfc, dact, dmlp_out, w.fc2_w, a.fc);
   }
@@ -343,8 +385,15 @@ Tensor Transformer::layer_backward(int64_t l, LayerActivations& a, const Tensor&
 
   // residual = input + proj(attn): the skip passes dresidual straight down,
   // so dresidual becomes d(input) once the attention branch has read it.
-  Tensor dattn = arena.alloc({B, T, attention_.q_width()}, act);
-  ops::linear_backward_input(dattn, dresidual, w.proj_w, GradMode::kWrite);
+  Tensor dattn = arena.alloc({B, T, HD}, act);
+  if (picked) {  // the rows the projection did not read get no gradient
+    Tensor drows = arena.alloc({dresidual.size(0), HD}, act);
+    ops::linear_backward_input(drows, dresidual, w.proj_w, GradMode::kWrite);
+    dattn.zero_();
+    ops::scatter_add_rows(dattn.view({B * T, HD}), drows, a.rows);
+  } else {
+    ops::linear_backward_input(dattn, dresidual, w.proj_w, GradMode::kWrite);
+  }
   Tensor dqkv = arena.alloc({B, T, attention_.qkv_width()}, act);
   const Tensor dscores = ops::attention_needs_scores(device()) ? arena.alloc(a.probs.shape()) : Tensor();
   ops::attention_backward(dqkv, dprefix_k, dprefix_v, dscores, dattn, a.attn, a.qkv, a.probs, a.prefix_k,
@@ -352,14 +401,21 @@ Tensor Transformer::layer_backward(int64_t l, LayerActivations& a, const Tensor&
   if (!need_input) return Tensor();  // the lowest prompt layer: nothing below needs dx
   // Un-rotate ∂q, ∂k (prefix gradients above are already unrotated).
   if (spec_.positions == PositionKind::kRope) ops::rope_backward(dqkv, positions_, rope_inv_freq_, attention_);
+  // d(input) = the skip's share (dresidual) + the attention branch's.
+  Tensor dx = dresidual;
+  if (picked) {
+    dx = dinput;
+    dx.zero_();
+    ops::scatter_add_rows(dx.view({B * T, C}), dresidual, a.rows);
+  }
   if (pre) {
     Tensor dnorm1 = arena.alloc({B, T, C}, act);
     ops::linear_backward_input(dnorm1, dqkv, w.qkv_w, GradMode::kWrite);
-    ops::norm_backward(nk, dresidual, Tensor(), Tensor(), dnorm1, a.input, w.norm1_w, a.mean1, a.rstd1);
+    ops::norm_backward(nk, dx, Tensor(), Tensor(), dnorm1, a.input, w.norm1_w, a.mean1, a.rstd1);
   } else {
-    ops::linear_backward_input(dresidual, dqkv, w.qkv_w);
+    ops::linear_backward_input(dx, dqkv, w.qkv_w);
   }
-  return dresidual;
+  return dx;
 }
 
 }  // namespace ptune::model

@@ -36,6 +36,13 @@ struct ModelInputs {
   // output: the forward's peak is one block's, not every block's
   // (layer_qkv() is then undefined).
   bool for_backward = true;
+  // (N) i32 on the host, never empty: the flat rows b·T + t of the last
+  // hidden state the caller reads (a task head's positions), distinct.
+  // forward() then returns those rows (N, C), and the last block runs its
+  // attention output projection, MLP and norms on them alone — what comes
+  // after its attention is row-wise, and no later block reads the other
+  // rows. Undefined: every row, (B, T, C).
+  Tensor rows;
 };
 
 // Where backward accumulates: a defined tensor means "this gradient is
@@ -94,10 +101,12 @@ class Transformer {
   // Host tensors (positions are computed where the batch is collated).
   void default_position_ids(const Tensor& out, const Tensor& ids, int64_t prefix_length) const;
 
-  // Returns the last hidden state (B, T, C) (after GPT-2's final norm).
-  // Everything backward needs stays in `arena` until its next reset().
+  // Returns the last hidden state (B, T, C), or its rows (N, C) when
+  // inputs.rows names some (after GPT-2's final norm). Everything backward
+  // needs stays in `arena` until its next reset().
   Tensor forward(const ModelInputs& inputs, Arena& arena);
-  // From dhidden (B, T, C), accumulates the wanted gradients of `grads`.
+  // From dhidden, shaped as forward's result, accumulates the wanted
+  // gradients of `grads`.
   // Uses the activations of the last forward.
   void backward(const Tensor& dhidden, const ModelGrads& grads, Arena& arena);
 
@@ -107,17 +116,27 @@ class Transformer {
 
  private:
   struct LayerActivations {
+    // Shapes: (B, T, ·) for every row; past the attention of a block that
+    // runs on selected rows (`rows`), (N, ·) for those rows.
     Tensor input;                    // (B, T, C) residual stream entering the block
     Tensor norm1, mean1, rstd1;      // pre-LN: norm1 = LN(input); post-LN: LN(input + attn)
     Tensor qkv, probs, attn;         // (B, T, QKV), (B, H, T, P+T), (B, T, H·D)
     Tensor residual;                 // pre-LN: input + attn proj; post-LN: input + attn proj (pre-norm)
     Tensor norm2, mean2, rstd2;
-    Tensor fc, act;                  // (B, T, I) before and after the activation
+    Tensor fc, act;                  // (·, I) before and after the activation
     Tensor residual2;                // post-LN: norm1 + mlp (before norm2)
     Tensor prefix_k, prefix_v;       // this layer's prefix, if any
+    Tensor rows;                     // the last block: ModelInputs::rows (N) on the device, if given
 
     // What a block keeps between forward and backward under recompute.
-    LayerActivations inputs_only() const { return {.input = input, .prefix_k = prefix_k, .prefix_v = prefix_v}; }
+    LayerActivations inputs_only() const {
+      LayerActivations kept;
+      kept.input = input;
+      kept.prefix_k = prefix_k;
+      kept.prefix_v = prefix_v;
+      kept.rows = rows;
+      return kept;
+    }
   };
 
   // Block l's forward from a.input into out, saving what backward reads in
@@ -132,11 +151,13 @@ class Transformer {
   // after the MLP has read it), then d(input) (norm1's share added after the
   // attention projection has read it), and is returned. Post-LN, norm2's
   // backward reads dout, then its buffer takes d(residual) and is returned.
-  // Either way the result lives in dout's buffer, so everything else the
-  // block allocates is scratch that backward() frees after it. backward()
-  // hands it a buffer of its own, never the caller's dhidden.
+  // Either way the result lives in dout's buffer — except in a block that
+  // ran on selected rows: its dout is (N, C), and d(input) (B, T, C) goes to
+  // `dinput`, which it overwrites — so everything else the block allocates
+  // is scratch that backward() frees after it. backward() hands it buffers
+  // of its own, never the caller's dhidden.
   Tensor layer_backward(int64_t l, LayerActivations& a, const Tensor& dout, bool need_input,
-                        const Tensor& dprefix_k, const Tensor& dprefix_v, Arena& arena);
+                        const Tensor& dprefix_k, const Tensor& dprefix_v, const Tensor& dinput, Arena& arena);
 
   ModelSpec spec_;
   std::unique_ptr<ModelWeights> weights_;
@@ -149,6 +170,7 @@ class Transformer {
   Tensor embed_sum_, embed_mean_, embed_rstd_;  // BERT's embedding LayerNorm input and stats
   Tensor final_input_, final_mean_, final_rstd_;
   Tensor mask_;                       // (B, T) i32 of the last forward on the device, or undefined
+  Tensor rows_;                       // ModelInputs::rows of the last forward on the device, or undefined
   Tensor positions_, rope_inv_freq_;  // RoPE: (B, T) i32 of the last forward, (D/2), on the device
   std::vector<int32_t> host_positions_;  // RoPE: the positions read on the host (range check, max)
   int64_t batch_ = 0, seq_ = 0;

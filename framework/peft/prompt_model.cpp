@@ -70,7 +70,7 @@ void PromptModel::split_prefix(const Tensor& prompt, Arena& arena) {
 }
 
 Tensor PromptModel::forward(const Tensor& ids, const Tensor& type_ids, const Tensor& attention_mask, Arena& arena,
-                            Mode mode, Rng& rng) {
+                            Mode mode, Rng& rng, std::span<const int32_t> rows) {
   const model::ModelSpec& spec = model_.spec();
   const int64_t B = ids.size(0), T = ids.size(1), C = spec.hidden;
   PTUNE_CHECK(ids.device().is_cpu(), "PromptModel::forward takes the batch's host ids");
@@ -85,6 +85,8 @@ Tensor PromptModel::forward(const Tensor& ids, const Tensor& type_ids, const Ten
   in.token_type_ids = type_ids;
   in.attention_mask = attention_mask;
   in.for_backward = mode != Mode::kInference;
+  if (!rows.empty())
+    in.rows = Tensor::borrow(const_cast<int32_t*>(rows.data()), {int64_t(rows.size())}, DType::kI32);
   if (config_.placement == Placement::kInput) {
     // The f32 prompt rows enter a bf16 model as bf16.
     Tensor rows = prompt_;
@@ -115,7 +117,7 @@ Tensor PromptModel::forward(const Tensor& ids, const Tensor& type_ids, const Ten
 
 void PromptModel::backward(const Tensor& dhidden, Arena& arena) {
   const model::ModelSpec& spec = model_.spec();
-  const int64_t B = dhidden.size(0), T = dhidden.size(1), C = spec.hidden;
+  const int64_t B = ids_.size(0), T = ids_.size(1), C = spec.hidden;
   Tensor dprompt = arena.zeros(prompt_.shape());
   model::ModelGrads grads;
   if (config_.placement == Placement::kInput) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "framework/core/arena.h"
@@ -29,11 +30,14 @@ class PromptModel {
 
   // ids, type_ids, attention_mask (B, T) i32; virtual tokens are ids
   // −1…−P (input placement). type_ids may be undefined. Returns the last
-  // hidden state (B, T, C) on the model's device in its dtype; state for
-  // backward stays in `arena` (on that device). The inputs are host tensors.
+  // hidden state (B, T, C) on the model's device in its dtype — or only the
+  // flat rows b·T + t that `rows` names, (N, C) (a task head's
+  // TaskHead::select; model::ModelInputs::rows) — and state for backward
+  // stays in `arena` (on that device). The inputs are host tensors.
   Tensor forward(const Tensor& ids, const Tensor& type_ids, const Tensor& attention_mask, Arena& arena, Mode mode,
-                 Rng& rng);
-  // Accumulates the prompt parameters' gradients from dhidden (B, T, C).
+                 Rng& rng, std::span<const int32_t> rows = {});
+  // Accumulates the prompt parameters' gradients from dhidden, shaped as
+  // forward's result.
   void backward(const Tensor& dhidden, Arena& arena);
 
   // The prompt as peft saves it (`prompt_embeddings`): the encoder's output

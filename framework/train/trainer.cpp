@@ -153,8 +153,10 @@ EvalResult evaluate(peft::PromptModel& prompt, model::TaskHead& head, const data
     const bool real = !slice.empty();
     if (dist.shard) dist.shard->begin_micro_batch(false);
     data::collate(dataset, indices, batch, batch_arena);
-    Tensor hidden = prompt.forward(batch.ids, batch.type_ids, batch.attention_mask, arena, Mode::kInference, unused);
-    const model::HeadOutput out = head.forward(hidden, head_batch(batch), arena, Mode::kInference, unused);
+    const std::vector<int32_t>& rows = head.select(head_batch(batch));
+    Tensor hidden =
+        prompt.forward(batch.ids, batch.type_ids, batch.attention_mask, arena, Mode::kInference, unused, rows);
+    const model::HeadOutput out = head.forward(hidden, arena, Mode::kInference, unused);
     if (dist.shard) dist.shard->end_micro_batch();
     if (!real) {
       arena.reset();
@@ -329,8 +331,9 @@ double Trainer::step(const std::vector<std::vector<int64_t>>& micro_batches, int
     if (dist_.shard) dist_.shard->begin_micro_batch(true);
     data::collate(train_, indices, batch, batch_arena_);
     if (real) tokens += batch.tokens;
-    Tensor hidden = prompt_.forward(batch.ids, batch.type_ids, batch.attention_mask, arena_, Mode::kTrain, rng_);
-    const model::HeadOutput out = head_.forward(hidden, head_batch(batch), arena_, Mode::kTrain, rng_);
+    const std::vector<int32_t>& rows = head_.select(head_batch(batch));
+    Tensor hidden = prompt_.forward(batch.ids, batch.type_ids, batch.attention_mask, arena_, Mode::kTrain, rng_, rows);
+    const model::HeadOutput out = head_.forward(hidden, arena_, Mode::kTrain, rng_);
     if (real) loss_sum += out.loss_sum;
     Tensor dhidden = arena_.zeros(hidden.shape(), hidden.dtype());
     head_.backward(dhidden, real ? scale : 0.0f, arena_);

@@ -4,11 +4,16 @@
 The step: forward of a GPT-2-, LLaMA- or BERT-shaped model (random weights, frozen)
 with a P-Tuning v2 prefix (per-layer past_key_values that require grad; for
 GQA kv_heads·head_dim wide, as peft builds it) and backward to the input
-embeddings and the prefix, as `ptune bench` does.
+embeddings and the prefix, as `ptune bench` does. With --rows N the loss
+reads only each sequence's last N hidden states, as a task head does (1: a
+classification head's token): ptune then asks its model for those rows
+(`bench --rows`), PyTorch computes every row as transformers' models do and
+the loss reads the last N.
 
     /work/venv/bin/python tests/bench/bench_engine.py --ptune build/launch/ptune
     /work/venv/bin/python tests/bench/bench_engine.py --ptune build/launch/ptune --arch llama --kv-heads 3
     /work/venv/bin/python tests/bench/bench_engine.py --ptune build/launch/ptune --arch bert
+    /work/venv/bin/python tests/bench/bench_engine.py --ptune build/launch/ptune --arch bert --rows 1
 
 Needs torch + transformers (any venv); not part of the test suite.
 """
@@ -52,7 +57,8 @@ def torch_step_rate(args):
     prefix = [(torch.randn(1, KV, P, D, requires_grad=True), torch.randn(1, KV, P, D, requires_grad=True))
               for _ in range(args.layers)]
     mask = torch.ones(B, P + T, dtype=torch.long)
-    dhidden = torch.randn(B, T, C)
+    N = args.rows or T  # rows per sequence the loss reads: the last N
+    dhidden = torch.randn(B, N, C)
 
     def step():
         cache = DynamicCache()
@@ -60,7 +66,7 @@ def torch_step_rate(args):
             cache.update(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1), layer)
         out = model(inputs_embeds=embeds, past_key_values=cache, attention_mask=mask,
                     position_ids=torch.arange(P, P + T).expand(B, T)).last_hidden_state
-        out.backward(dhidden)
+        out[:, T - N:].backward(dhidden)
 
     for _ in range(args.warmup):
         step()
@@ -86,12 +92,13 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--rows", type=int, default=0, help="rows per sequence the loss reads, the last ones; 0: all")
     args = ap.parse_args()
     args.vocab = args.vocab or {"gpt2": 50257, "llama": 32000, "bert": 30522}[args.arch]
 
     shape = ["--arch", args.arch, "--layers", str(args.layers), "--hidden", str(args.hidden), "--heads", str(args.heads), "--vocab",
              str(args.vocab), "--batch", str(args.batch), "--seq", str(args.seq), "--prefix", str(args.prefix),
-             "--steps", str(args.steps), "--warmup", str(args.warmup)]
+             "--steps", str(args.steps), "--warmup", str(args.warmup), "--rows", str(args.rows)]
     if args.arch == "llama":
         shape += ["--kv-heads", str(args.kv_heads or args.heads)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))

@@ -7,7 +7,8 @@
 // tuned GEMMs and their epilogues, RoPE's vector path, in the model's own
 // sequence of calls; a tuned GEMM must also leave the steady-state step
 // allocation-free), and with activation checkpointing (the backward's
-// reruns of each block give the same gradients).
+// reruns of each block give the same gradients); and a task head's
+// selected rows against the full run on the GPU.
 //
 // Tolerances (relative L2 error, cuda_test_util.h): f32 1e-4 — the GPU sums
 // in another order than torch and than the CPU (no TF32: linear_cuda.cu);
@@ -29,6 +30,7 @@
 #include "framework/model/transformer.h"
 #include "framework/ops/candidates.h"
 #include "framework/ops/elementwise.h"
+#include "framework/ops/embedding.h"
 
 namespace ptune::model {
 namespace {
@@ -144,15 +146,82 @@ TEST_P(CudaModel, ForwardAndInputGradientsMatchTransformers) {
   head.backward(dhidden, on_gpu(f32("w_logits")), arena);
   if (golden->contains("pooler_output")) {
     Pooler pooler(*model);
-    Tensor pooled = arena.alloc({B, C}, act);
-    pooler.forward(pooled, hidden, arena);
+    // It reads each sequence's first token, the flat rows b·T.
+    Tensor first_rows = Tensor::empty({B}, DType::kI32);
+    for (int64_t b = 0; b < B; ++b) first_rows.data<int32_t>()[b] = int32_t(b * T);
+    first_rows = arena.copy_of(first_rows);
+    Tensor pooled = arena.alloc({B, C}, act), first = arena.alloc({B, C}, act), dfirst = arena.zeros({B, C}, act);
+    ops::embedding_forward(first, first_rows, hidden.view({B * T, C}));
+    pooler.forward(pooled, first, arena);
     EXPECT_CLOSE(pooled, f32("pooler_output"), tol());
-    pooler.backward(dhidden, on_gpu(f32("w_pooler")), arena);
+    pooler.backward(dfirst, on_gpu(f32("w_pooler")), arena);
+    ops::scatter_add_rows(dhidden.view({B * T, C}), dfirst, first_rows);
   }
   ModelGrads grads;
   grads.input_embeds = arena.zeros({B, T, C}, act);
   model->backward(dhidden, grads, arena);
   EXPECT_CLOSE(grads.input_embeds, f32("grad_inputs_embeds"), tol());
+}
+
+// A task head's rows (ModelInputs::rows): the last block computes only
+// them past its attention, on the GPU's gathers and scatters. Their hidden
+// states and the gradients of a loss on them — to the inputs and to a KV
+// prefix in every layer — are the full run's, within the dtype's tolerance.
+TEST_P(CudaModel, SelectedRowsMatchTheFullRun) {
+  const ModelSpec& spec = model->spec();
+  const DType act = model->dtype();
+  const Tensor ids = golden->load("input_ids", DType::kI32), mask = golden->load("attention_mask", DType::kI32);
+  const int64_t B = ids.size(0), T = ids.size(1), C = spec.hidden, L = spec.layers, P = 3;
+  const int64_t W = spec.kv_heads * spec.head_dim;
+  std::vector<int32_t> rows = {int32_t(B * T - 1), 0, int32_t(T - 1)};  // a head's order, not sorted
+  const Tensor w = randn({int64_t(rows.size()), C});                    // the loss Σ hidden[rows]·w
+  std::vector<Tensor> keys, values;
+  for (int64_t l = 0; l < L; ++l) {
+    keys.push_back(to_gpu(randn({P, W}), act));
+    values.push_back(to_gpu(randn({P, W}), act));
+  }
+  struct Run {
+    Tensor hidden, dinput, dprefix;  // hidden (N, C) of the rows; dprefix every layer's (P, W) keys, values
+  };
+  auto run = [&](bool select) {
+    Arena arena(kGpu);
+    KvPrefix prefix{keys, values}, dprefix;
+    for (int64_t l = 0; l < L; ++l) {
+      dprefix.keys.push_back(arena.zeros({P, W}));
+      dprefix.values.push_back(arena.zeros({P, W}));
+    }
+    ModelInputs in;
+    in.input_embeds = arena.alloc({B, T, C}, act);
+    model->embed_tokens(in.input_embeds, arena.copy_of(ids));
+    in.position_ids = Tensor::empty({B, T}, DType::kI32);
+    model->default_position_ids(in.position_ids, ids, P);
+    in.attention_mask = mask;
+    in.prefix = &prefix;
+    if (select) in.rows = Tensor::borrow(rows.data(), {int64_t(rows.size())}, DType::kI32);
+    const Tensor hidden = model->forward(in, arena);
+    Tensor dhidden = arena.zeros(hidden.shape(), act), picked = arena.alloc({int64_t(rows.size()), C}, act);
+    const Tensor row_ids = arena.copy_of(Tensor::borrow(rows.data(), {int64_t(rows.size())}, DType::kI32));
+    if (select) {
+      picked.copy_from(hidden);
+      dhidden.copy_from(to_gpu(w, act));
+    } else {
+      ops::embedding_forward(picked, row_ids, hidden.view({B * T, C}));
+      ops::scatter_add_rows(dhidden.view({B * T, C}), to_gpu(w, act), row_ids);
+    }
+    ModelGrads grads;
+    grads.input_embeds = arena.zeros({B, T, C}, act);
+    grads.prefix = &dprefix;
+    model->backward(dhidden, grads, arena);
+    Tensor dtable = arena.zeros({P, 2 * L * W});
+    for (int64_t l = 0; l < L; ++l)
+      for (int kv = 0; kv < 2; ++kv)
+        ops::copy_columns(dtable, (2 * l + kv) * W, (kv ? dprefix.values : dprefix.keys)[size_t(l)], 0, W, true);
+    return Run{to_cpu_f32(picked), to_cpu_f32(grads.input_embeds), to_cpu_f32(dtable)};
+  };
+  const Run full = run(false), selected = run(true);
+  EXPECT_LE(rel_err(selected.hidden, full.hidden), tol());
+  EXPECT_LE(rel_err(selected.dinput, full.dinput), tol());
+  EXPECT_LE(rel_err(selected.dprefix, full.dprefix), tol());
 }
 
 // A second step in the same arena allocates nothing (the arena folded).

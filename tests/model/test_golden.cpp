@@ -15,6 +15,7 @@
 #include "framework/model/heads.h"
 #include "framework/model/transformer.h"
 #include "framework/ops/cross_entropy.h"
+#include "framework/ops/embedding.h"
 #include "model/kv_prefix_util.h"
 
 namespace ptune::model {
@@ -57,8 +58,19 @@ class Golden : public ::testing::TestWithParam<std::string> {
     Tensor dhidden = arena.zeros({B, T, C});
     dhidden.copy_from(f32("w_hidden"));
     if (head) head->backward(dhidden, f32("w_logits"), arena);
-    if (pooler) pooler->backward(dhidden, f32("w_pooler"), arena);
+    if (pooler) {
+      Tensor dfirst = arena.zeros({B, C});
+      pooler->backward(dfirst, f32("w_pooler"), arena);
+      ops::scatter_add_rows(dhidden.view({B * T, C}), dfirst, first_rows());
+    }
     return dhidden;
+  }
+
+  // The flat rows b·T of each sequence's first token, (B) i32: what the pooler reads.
+  Tensor first_rows() const {
+    Tensor rows = Tensor::empty({B}, DType::kI32);
+    for (int64_t b = 0; b < B; ++b) rows.data<int32_t>()[b] = int32_t(b * T);
+    return rows;
   }
 
   std::string dir;
@@ -94,8 +106,9 @@ TEST_P(Golden, ForwardAndInputGradients) {
   std::unique_ptr<Pooler> pooler;
   if (golden->contains("pooler_output")) {
     pooler = std::make_unique<Pooler>(*model);
-    Tensor pooled = arena.alloc({B, C});
-    pooler->forward(pooled, hidden, arena);
+    Tensor pooled = arena.alloc({B, C}), first = arena.alloc({B, C});
+    ops::embedding_forward(first, first_rows(), hidden.view({B * T, C}));
+    pooler->forward(pooled, first, arena);
     expect_close("pooler_output", pooled, f32("pooler_output"));
   }
 

@@ -105,8 +105,9 @@ class TokenClsGolden : public ::testing::TestWithParam<std::string> {
 TEST_P(TokenClsGolden, LossScoresAndGradients) {
   Arena arena;
   Rng rng(0);
-  Tensor hidden = prompt->forward(batch_ids, batch_types, batch.attention_mask, arena, Mode::kEval, rng);
-  const model::HeadOutput out = head->forward(hidden, batch, arena, Mode::kEval, rng);
+  const std::vector<int32_t>& rows = head->select(batch);
+  Tensor hidden = prompt->forward(batch_ids, batch_types, batch.attention_mask, arena, Mode::kEval, rng, rows);
+  const model::HeadOutput out = head->forward(hidden, arena, Mode::kEval, rng);
   Tensor dhidden = arena.zeros(hidden.shape());
   ASSERT_GT(out.count, 0);
   head->backward(dhidden, 1.0f / float(out.count), arena);

@@ -150,7 +150,10 @@ std::vector<std::vector<int32_t>> generate(Transformer& model, const std::vector
       in.input_embeds = x;
       in.position_ids = pos;
       in.prefix = past.keys.empty() ? nullptr : &past;
-      Tensor hidden = model.forward(in, arena);
+      // Only the last row is read: the last block computes it alone past its attention.
+      int32_t last_row = int32_t(T - 1);
+      in.rows = Tensor::borrow(&last_row, {1}, DType::kI32);
+      const Tensor last = model.forward(in, arena);  // (1, C)
       if (o.use_cache) {
         // Append this chunk's (rotated) keys and values: columns of qkv (T, W).
         for (int64_t l = 0; l < L; ++l) {
@@ -160,7 +163,6 @@ std::vector<std::vector<int32_t>> generate(Transformer& model, const std::vector
         }
         cached += T;
       }
-      Tensor last = hidden.select(0).slice(T - 1, T);  // (1, C)
       Tensor logits = arena.alloc({1, V}, model.dtype());
       head.forward(logits, last, arena);
       // Picked on the host in f32 (a copy unless the model runs there in f32).

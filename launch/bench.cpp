@@ -3,7 +3,11 @@
 // effective GFLOP/s: 4·N per token for the N non-embedding weights (2N
 // forward, 2N backward to activations — no weight gradients) plus the
 // attention products (forward 4·S·C, backward 8·S·C per token and layer,
-// S = P + T keys, every key counted as computed). --device cuda runs the
+// S = P + T keys, every key counted as computed). --rows 1 asks the model
+// for each sequence's last row only, as a classification head reads it
+// (ModelInputs::rows: the last block then skips the other rows past its
+// attention); the FLOP count stays the full model's, so GFLOP/s is then
+// "as if". --device cuda runs the
 // same model on GPU 0 (bf16 by default) and adds the MFU against a dense
 // bf16 peak (989 TFLOP/s, H100 SXM).
 #include <fmt/format.h>
@@ -13,6 +17,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "commands.h"
 #include "framework/core/arena.h"
@@ -36,6 +41,7 @@ struct BenchOptions {
   double peak_tflops = 989.0;
   bool profile = false;  // per-op time of the step (ops/profile.h), after the timed steps
   bool recompute = false;  // activation checkpointing (Transformer::set_recompute)
+  int64_t rows = 0;        // rows per sequence the model returns (its last ones); 0: every row
 };
 
 int bench(const BenchOptions& o) {
@@ -59,6 +65,7 @@ int bench(const BenchOptions& o) {
   // Options are checked before the random init, which takes a while at these sizes.
   PTUNE_CHECK(o.device == "cpu" || o.device == "cuda", "bench: --device is cpu or cuda, not '{}'", o.device);
   PTUNE_CHECK(o.dtype == "bf16" || o.dtype == "f32", "bench: --dtype is bf16 or f32, not '{}'", o.dtype);
+  PTUNE_CHECK(o.rows >= 0 && o.rows <= o.seq, "bench: --rows must be within [0, --seq {}], got {}", o.seq, o.rows);
   PTUNE_CHECK(o.steps >= 1 && o.warmup >= 0, "bench: --steps must be ≥ 1 and --warmup ≥ 0 (got {} and {})", o.steps,
               o.warmup);
   const bool gpu = o.device == "cuda";
@@ -89,13 +96,18 @@ int bench(const BenchOptions& o) {
   model.default_position_ids(positions, ids, P);
   Tensor embeds = Tensor::empty({B, T, C}, act, device);
   model.embed_tokens(embeds, ids.to(device));
-  const Tensor dhidden = random({B, T, C}, act);
+  // The last o.rows rows of each sequence, flat b·T + t.
+  std::vector<int32_t> rows;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = T - o.rows; t < T; ++t) rows.push_back(int32_t(b * T + t));
+  const Tensor dhidden = random(o.rows > 0 ? Shape{B * o.rows, C} : Shape{B, T, C}, act);
 
   Arena arena(device);
   model::ModelInputs in;
   in.input_embeds = embeds;
   in.position_ids = positions;
   in.prefix = &prefix;
+  if (o.rows > 0) in.rows = Tensor::borrow(rows.data(), {int64_t(rows.size())}, DType::kI32);
   model::ModelGrads grads;
   grads.prefix = &dprefix;
 
@@ -117,8 +129,9 @@ int bench(const BenchOptions& o) {
   const double S = double(P + T);
   const double flops_per_token = 4.0 * n + 12.0 * double(L) * S * double(C);
   const double tokens = double(B * T) * o.steps;
-  fmt::print("bench {} layers={} hidden={} heads={} batch={} seq={} prefix={} device={} dtype={} threads={}\n",
-             o.arch, L, C, o.heads, B, T, P, device.str(), dtype_name(act), omp_get_max_threads());
+  fmt::print("bench {} layers={} hidden={} heads={} batch={} seq={} prefix={} rows={} device={} dtype={} threads={}\n",
+             o.arch, L, C, o.heads, B, T, P, o.rows > 0 ? fmt::format("{}/seq", o.rows) : "all", device.str(),
+             dtype_name(act), omp_get_max_threads());
   fmt::print("non-embedding parameters {:.1f}M, {:.2f} GFLOP per token\n", n / 1e6, flops_per_token / 1e9);
   fmt::print("step {:.1f} ms, {:.1f} tokens/s, {:.1f} GFLOP/s, arena {:.1f} MiB, steady-state allocations {}\n",
              1e3 * seconds / o.steps, tokens / seconds, tokens * flops_per_token / seconds / 1e9,
@@ -165,6 +178,8 @@ Command add_bench(CLI::App& app) {
   cmd->add_option("--peak-tflops", o->peak_tflops, "dense bf16 peak for the MFU")->capture_default_str();
   cmd->add_flag("--profile", o->profile, "print the step's time per op");
   cmd->add_flag("--recompute", o->recompute, "activation checkpointing (model.gradient_checkpointing)");
+  cmd->add_option("--rows", o->rows, "rows per sequence the model returns, its last ones (1: a classification "
+                                     "head's read); 0: every row")->capture_default_str();
   return [cmd, o] { return cmd->parsed() ? bench(*o) : -1; };
 }
 

@@ -183,21 +183,14 @@ TEST(SelectedRowsErrors, NameTheBadRow) {
     testing::expect_error([&] { run(*model, false, rows, true); }, {"rows: row", "outside [0, 18) or repeated"});
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, SelectedRows,
-                         ::testing::Values("model/gpt2", "model/bert", "model/roberta", "llama/llama",
-                                           "llama/qwen2"),
-                         [](const auto& info) {
-                           const std::string& p = info.param;
-                           return p.substr(p.find('/') + 1);
-                         });
+// Every architecture's fixture, named after it.
+const std::vector<std::string> kFixtures = {"model/gpt2", "model/bert", "model/roberta", "llama/llama", "llama/qwen2"};
+std::string fixture_name(const ::testing::TestParamInfo<std::string>& info) {
+  return info.param.substr(info.param.find('/') + 1);
+}
 
-INSTANTIATE_TEST_SUITE_P(Archs, Recompute,
-                         ::testing::Values("model/gpt2", "model/bert", "model/roberta", "llama/llama",
-                                           "llama/qwen2"),
-                         [](const auto& info) {
-                           const std::string& p = info.param;
-                           return p.substr(p.find('/') + 1);
-                         });
+INSTANTIATE_TEST_SUITE_P(Archs, Recompute, ::testing::ValuesIn(kFixtures), fixture_name);
+INSTANTIATE_TEST_SUITE_P(Archs, SelectedRows, ::testing::ValuesIn(kFixtures), fixture_name);
 
 }  // namespace
 }  // namespace ptune::model

@@ -25,7 +25,7 @@ WORKDIR /opt/ptune
 # The dependencies first, in a layer of their own: a code change does not
 # reinstall them.
 COPY scripts/install_deps.sh scripts/
-RUN bash scripts/install_deps.sh && rm -rf /var/lib/apt/lists/*
+RUN bash scripts/install_deps.sh && apt-get clean && rm -rf /var/lib/apt/lists/*
 
 COPY . .
 RUN cuda_flags="" \

@@ -20,6 +20,11 @@ H100). --candidates "1;backward32" also times ptune with each of these
 ';'-separated PTUNE_CANDIDATES settings, the kernels under evaluation
 (docs/cuda.md; 1 = all of them); "all=1" labels a setting in the tables.
 
+--rows 1 puts the loss on each sequence's last hidden state only, as a
+classification head reads it: ptune's model then computes its last block
+past the attention for those rows alone (`bench --rows`), PyTorch for every
+row; the FLOP count (and so the MFU) stays the full model's.
+
 The PyTorch half needs torch, transformers and peft (skipped, with a note
 in the report, when they are not importable).
 """
@@ -52,11 +57,12 @@ def flops_per_token(shape, seq, prefix):
     return 4.0 * n + 12.0 * L * (prefix + seq) * C
 
 
-def ptune_rate(binary, shape, batch, seq, prefix, steps, warmup, profile, candidate="0"):
+def ptune_rate(binary, shape, batch, seq, prefix, steps, warmup, profile, candidate="0", rows=0):
     arch, L, C, H, KVH, I, V = SHAPES[shape]
     cmd = [binary, "bench", "--device", "cuda", "--arch", arch, "--layers", str(L), "--hidden", str(C), "--heads",
            str(H), "--kv-heads", str(KVH), "--intermediate", str(I), "--vocab", str(V), "--batch", str(batch),
-           "--seq", str(seq), "--prefix", str(prefix), "--steps", str(steps), "--warmup", str(warmup)]
+           "--seq", str(seq), "--prefix", str(prefix), "--steps", str(steps), "--warmup", str(warmup),
+           "--rows", str(rows)]
     if profile:
         cmd.append("--profile")  # per-op GPU time, printed after the timed steps
     env = dict(os.environ, PTUNE_CANDIDATES=candidate)
@@ -76,7 +82,7 @@ def ptune_rate(binary, shape, batch, seq, prefix, steps, warmup, profile, candid
             "command": f"PTUNE_CANDIDATES={candidate} " + " ".join(cmd), "profile_ms": profile}
 
 
-def torch_rate(shape, batch, seq, prefix, steps, warmup):
+def torch_rate(shape, batch, seq, prefix, steps, warmup, rows=0):
     import torch
     from peft import PrefixTuningConfig, TaskType, get_peft_model
     from transformers import AutoModel, GPT2Config, LlamaConfig
@@ -93,11 +99,12 @@ def torch_rate(shape, batch, seq, prefix, steps, warmup):
     model = get_peft_model(base, PrefixTuningConfig(task_type=TaskType.FEATURE_EXTRACTION,
                                                     num_virtual_tokens=prefix))
     ids = torch.randint(0, V, (batch, seq), device="cuda")
-    w = torch.randn(batch, seq, C, device="cuda", dtype=torch.bfloat16)
+    n = rows or seq  # the loss reads each sequence's last n rows
+    w = torch.randn(batch, n, C, device="cuda", dtype=torch.bfloat16)
 
     def step():
         h = model(input_ids=ids).last_hidden_state
-        (h * w).float().sum().backward()
+        (h[:, seq - n:] * w).float().sum().backward()
 
     for _ in range(warmup):
         step()
@@ -119,15 +126,17 @@ def torch_rate(shape, batch, seq, prefix, steps, warmup):
 def measure(args, shape, batch):
     """One row: ptune (default and candidate kernels) and torch + peft at one shape and batch."""
     f = flops_per_token(shape, args.seq, args.prefix)
-    row = {"shape": shape, "batch": batch, "seq": args.seq, "prefix": args.prefix, "flops_per_token": f}
+    row = {"shape": shape, "batch": batch, "seq": args.seq, "prefix": args.prefix, "rows": args.rows,
+           "flops_per_token": f}
     engines = [("ptune", lambda: ptune_rate(args.ptune, shape, batch, args.seq, args.prefix, args.steps,
-                                            args.warmup, args.profile))]
+                                            args.warmup, args.profile, rows=args.rows))]
     for item in filter(None, args.candidates.split(";")):
         label, _, c = item.rpartition("=")  # "label=setting" or a bare setting
         engines.append((f"ptune[{label or c}]",
                         lambda c=c: ptune_rate(args.ptune, shape, batch, args.seq, args.prefix, args.steps,
-                                               args.warmup, args.profile, candidate=c)))
-    engines.append(("torch", lambda: torch_rate(shape, batch, args.seq, args.prefix, args.steps, args.warmup)))
+                                               args.warmup, args.profile, candidate=c, rows=args.rows)))
+    engines.append(("torch", lambda: torch_rate(shape, batch, args.seq, args.prefix, args.steps, args.warmup,
+                                                args.rows)))
     for name, rate in engines:
         try:
             r = rate()
@@ -158,6 +167,7 @@ def main():
     ap.add_argument("--candidates", default="",
                     help="';'-separated PTUNE_CANDIDATES settings to time ptune with as well, each "
                          "optionally labelled (label=setting)")
+    ap.add_argument("--rows", type=int, default=0, help="rows per sequence the loss reads, the last ones; 0: all")
     ap.add_argument("--out", default="bench_gpu.json")
     args = ap.parse_args()
 

@@ -1,6 +1,10 @@
 #include "framework/text/json_view.h"
 
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
 #include <limits>
+#include <string>
 
 #include "framework/core/error.h"
 #include "framework/text/unicode.h"
@@ -71,9 +75,54 @@ uint32_t JsonView::id() const {
   return static_cast<uint32_t>(v);
 }
 
+namespace {
+
+// serde_json (as the tokenizers crate builds it, without float_roundtrip)
+// reads a decimal as its significand (u64) → f64, then one multiplication
+// or division by 10^|exponent| — two roundings, so a 17-digit value can land
+// one unit in the last place from the nearest double (−2.7744175790402394
+// reads as −2.774417579040239). Unigram's Viterbi breaks near-ties on those
+// bits, so ptune reads numbers the same way. The JSON library keeps the
+// nearest double, not the text; the text tokenizers writes is the shortest
+// decimal that round-trips the value (ryu), which std::to_chars gives back.
+double as_serde_json_reads(double v) {
+  if (!std::isfinite(v) || v == 0.0) return v;
+  char buf[64];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
+  PTUNE_CHECK(ec == std::errc(), "formatting {} failed", v);
+  // buf: [-]d[.ddd]e±xx
+  const std::string_view text(buf, std::size_t(end - buf));
+  const std::size_t e = text.find('e');
+  uint64_t significand = 0;
+  int digits = 0;
+  for (const char c : text.substr(0, e))
+    if (c >= '0' && c <= '9') {
+      significand = significand * 10 + uint64_t(c - '0');
+      ++digits;
+    }
+  int exponent = std::atoi(std::string(text.substr(e + 1)).c_str()) - (digits - 1);
+  // serde_json's powers of ten are f64 literals: correctly rounded, as strtod gives them.
+  const auto pow10 = [](int k) { return std::strtod(fmt::format("1e{}", k).c_str(), nullptr); };
+  double f = double(significand);
+  if (exponent >= 0) {
+    f *= pow10(exponent);
+  } else {
+    if (exponent < -308) {
+      f /= 1e308;
+      exponent += 308;
+    }
+    f /= pow10(-exponent);
+  }
+  return v < 0 ? -f : f;
+}
+
+}  // namespace
+
 double JsonView::number() const {
   if (!j_->is_number()) fail(fmt::format("expected a number, got {}", type_name(*j_)));
-  return j_->get<double>();
+  // Integers (no fraction, no exponent) are read exactly by both libraries.
+  if (!j_->is_number_float()) return j_->get<double>();
+  return as_serde_json_reads(j_->get<double>());
 }
 
 std::string JsonView::str_or(std::string_view key, std::string_view fallback) const {

@@ -36,6 +36,8 @@ class JsonView {
   bool boolean() const;
   int64_t integer() const;
   uint32_t id() const;  // a non-negative 32-bit integer
+  // A number as Hugging Face's tokenizers reads it (serde_json without its
+  // float_roundtrip feature): not always the nearest double (see the .cpp).
   double number() const;
 
   // Optional scalars with defaults.

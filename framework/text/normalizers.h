@@ -2,8 +2,11 @@
 // case, accents, BERT's cleaning, replacements) keeping byte alignments.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "framework/text/json_view.h"
@@ -71,6 +74,29 @@ class ReplaceNormalizer final : public Normalizer {
  private:
   Pattern pattern_;
   std::string content_;
+};
+
+// SentencePiece's compiled character map (`Precompiled`: what T5, ALBERT
+// and XLM-R tokenizer.json files carry, usually NFKC-like rules): a
+// double-array trie (darts-clone) over UTF-8 byte strings whose values are
+// offsets of NUL-terminated replacements in a string pool. As Hugging Face
+// applies it (spm_precompiled + tokenizers): each grapheme cluster shorter
+// than 6 bytes is replaced whole by the rule of the SHORTEST key that is a
+// prefix of it; otherwise, and for longer clusters, each character by its
+// own rule, or kept.
+class PrecompiledNormalizer final : public Normalizer {
+ public:
+  // charsmap: [u32 trie bytes, little-endian][trie: u32 units][pool].
+  // `what` names it in errors (the tokenizer.json key).
+  PrecompiledNormalizer(std::string_view charsmap, std::string_view what);
+  void normalize(NormalizedString& s) const override;
+
+ private:
+  // The replacement of the shortest key that prefixes `chunk`, or nullopt.
+  std::optional<std::string_view> transform(std::string_view chunk) const;
+
+  std::vector<uint32_t> trie_;
+  std::string pool_;
 };
 
 class PrependNormalizer final : public Normalizer {

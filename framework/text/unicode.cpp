@@ -1,9 +1,13 @@
 #include "framework/text/unicode.h"
 
+#include <unicode/brkiter.h>
 #include <unicode/normalizer2.h>
 #include <unicode/uchar.h>
 #include <unicode/unistr.h>
 #include <unicode/ustring.h>
+#include <unicode/utext.h>
+
+#include <memory>
 
 #include "framework/core/error.h"
 
@@ -219,6 +223,20 @@ bool is_normalized(NormalizationForm form, std::string_view s) {
   const icu::UnicodeString u = icu::UnicodeString::fromUTF8(icu::StringPiece(s.data(), static_cast<int32_t>(s.size())));
   const bool yes = normalizer(form).isNormalized(u, status);
   return U_SUCCESS(status) && yes;
+}
+
+std::vector<std::size_t> grapheme_boundaries(std::string_view s) {
+  UErrorCode status = U_ZERO_ERROR;
+  // A UTF-8 UText: the iterator's positions are byte offsets into s.
+  UText* text = utext_openUTF8(nullptr, s.data(), int64_t(s.size()), &status);
+  std::unique_ptr<icu::BreakIterator> it(icu::BreakIterator::createCharacterInstance(icu::Locale::getRoot(), status));
+  PTUNE_CHECK(U_SUCCESS(status), "ICU grapheme iterator: {}", u_errorName(status));
+  it->setText(text, status);
+  std::vector<std::size_t> out;
+  for (int32_t b = it->first(); b != icu::BreakIterator::DONE; b = it->next()) out.push_back(std::size_t(b));
+  utext_close(text);
+  PTUNE_CHECK(U_SUCCESS(status), "ICU grapheme iterator: {}", u_errorName(status));
+  return out;
 }
 
 }  // namespace ptune::text

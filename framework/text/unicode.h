@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ptune::text {
 
@@ -58,6 +59,10 @@ void check_utf8(std::string_view s, std::string_view what);
 std::string utf8_lossy(std::string_view bytes);
 
 std::size_t count_code_points(std::string_view s);
+
+// Byte offsets of the extended grapheme cluster boundaries of valid UTF-8 s
+// (UAX #29, as Rust's unicode-segmentation `graphemes(true)`): 0, …, s.size().
+std::vector<std::size_t> grapheme_boundaries(std::string_view s);
 
 // Rust's char::is_whitespace, onig's \s: the White_Space property.
 bool is_whitespace(char32_t c);

@@ -12,9 +12,11 @@ For each tokenizer it writes tests/golden/fixtures/tokenizers/<name>/:
   datasets.json    one 40-bit hash per dataset line (the datasets are read at
                    test time from PTUNE_DATASETS, never copied here)
 
-Only GPT-2 / RoBERTa / LLaMA-style tokenizers need training (no network):
-small vocabularies on the shared datasets, with the exact pipeline config of
-the real ones, so that every pipeline stage is exercised as in production.
+Only GPT-2 / RoBERTa / LLaMA / XLM-R-style tokenizers need training (no
+network): small vocabularies on the shared datasets, with the exact pipeline
+config of the real ones, so that every pipeline stage is exercised as in
+production. The XLM-R one (`xlmr`) also needs `sentencepiece` and `protobuf`
+(pip), for SentencePiece's compiled NFKC map.
 """
 import json
 import os
@@ -86,6 +88,20 @@ CORPUS = [
     "a very, very long sentence " * 12,
     "<sw> x<sw>y rs_tok   after HeLLo hello HELLO <sw>",
     "well-known state-of-the-art... wait!! ok? 1234567 12 2024 ３４",
+]
+
+# Where SentencePiece's Precompiled map meets grapheme clusters (xlmr only):
+# a cluster under 6 bytes is replaced whole by the rule of its shortest
+# mapped prefix (so "ﬁ" + an accent loses the accent), a longer one
+# character by character; Hangul jamo, emoji with variation selectors and
+# joiners, Indic clusters, fullwidth and compatibility forms.
+PRECOMPILED_CORPUS = [
+    "ﬁ\u0301 short cluster, ﬁ\u0301\u0301 long cluster, ﬁ alone",
+    "Å decomposed A\u030a, ① with mark ①\u0301, ㎏\u0323",
+    "\u1100\u1161\u11a8 jamo, \u1100\u1161 two, 각 composed",
+    "❤️ ❤\ufe0f\u200d🔥 x\u200dy ‍ 👍🏽 🏳️‍🌈",
+    "क्षत्रिय नमस्ते ภาษาไทย ສະບາຍດີ",
+    "ＡＢＣ１２３ ｶﾀｶﾅ ﾊﾟ ㌀ ㍻ ℃ ™ ½ ⁴",
 ]
 
 PAIRS = [
@@ -179,7 +195,7 @@ def apply_settings(tok, trunc, pad):
                            pad_to_multiple_of=pad.get("pad_to_multiple_of"))
 
 
-def write_fixtures(name, tok, with_datasets=True):
+def write_fixtures(name, tok, with_datasets=True, extra_corpus=()):
     d = os.path.join(OUT, name)
     os.makedirs(d, exist_ok=True)
     tok.save(os.path.join(d, "tokenizer.json"), pretty=False)
@@ -189,7 +205,7 @@ def write_fixtures(name, tok, with_datasets=True):
     with open(os.path.join(d, "corpus.jsonl"), "w", encoding="utf-8") as f:
         def emit(obj):
             f.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
-        for text in CORPUS:
+        for text in CORPUS + list(extra_corpus):
             for add in (True, False):
                 emit({"text": text, "add_special_tokens": add, **record(tok, text, None, add)})
         for a, b in PAIRS:
@@ -294,6 +310,41 @@ def llama_like():
     return Tokenizer.from_str(json.dumps(cfg))
 
 
+def xlmr_like():
+    """XLM-RoBERTa's pipeline (as transformers' converter writes it): SentencePiece's
+    compiled NFKC map (`Precompiled`, taken from a model sentencepiece trains with
+    its nmt_nfkc rule: the map is that rule's, whatever the corpus), runs of
+    spaces to one, Metaspace, Unigram, <s> … </s> (</s> </s> between a pair) and
+    a <mask> that takes the space before it. Needs `sentencepiece` and `protobuf`."""
+    import tempfile
+
+    import sentencepiece as spm
+    from sentencepiece import sentencepiece_model_pb2
+
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "corpus.txt"), "w", encoding="utf-8") as f:
+            for i, text in zip(range(2000), training_text()):
+                f.write(text.replace("\n", " ") + "\n")
+        spm.SentencePieceTrainer.train(input=os.path.join(d, "corpus.txt"), model_prefix=os.path.join(d, "m"),
+                                       vocab_size=300, model_type="unigram", normalization_rule_name="nmt_nfkc",
+                                       minloglevel=2)
+        proto = sentencepiece_model_pb2.ModelProto()
+        with open(os.path.join(d, "m.model"), "rb") as f:
+            proto.ParseFromString(f.read())
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.Sequence([normalizers.Precompiled(proto.normalizer_spec.precompiled_charsmap),
+                                           normalizers.Replace(Regex(" {2,}"), " ")])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    trainer = trainers.UnigramTrainer(vocab_size=4000, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+                                      unk_token="<unk>", show_progress=False)
+    tok.train_from_iterator(training_text(), trainer)
+    tok.add_special_tokens([AddedToken("<mask>", lstrip=True, normalized=False)])
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+                                                       special_tokens=[("<s>", 0), ("</s>", 2)])
+    return tok
+
+
 def with_byte_tokens(cfg, first):
     """SentencePiece-style vocabulary: `first` tokens, the 256 <0xXX> bytes, then the trained ones."""
     trained = sorted(cfg["model"]["vocab"].items(), key=lambda kv: kv[1])
@@ -386,13 +437,13 @@ def misc_unigram():
 def main():
     only = set(sys.argv[1:])
     builders = {"gpt2": gpt2_like, "bert": lambda: Tokenizer.from_file(BERT_JSON),
-                "roberta": roberta_like, "llama": llama_like}
+                "roberta": roberta_like, "llama": llama_like, "xlmr": xlmr_like}
     misc = {"misc_wordpiece": misc_wordpiece, "misc_bpe": misc_bpe, "misc_metaspace": misc_metaspace,
             "misc_wordlevel": misc_wordlevel, "misc_unigram": misc_unigram}
     for name, build in builders.items():
         if only and name not in only:
             continue
-        write_fixtures(name, build())
+        write_fixtures(name, build(), extra_corpus=PRECOMPILED_CORPUS if name == "xlmr" else ())
     for name, build in misc.items():
         if only and name not in only:
             continue

@@ -165,11 +165,14 @@ void read_llama_family(const json& config, const ConfigReader& c, ModelSpec& s) 
 Arch arch_from_name(const std::string& name) {
   if (name == "gpt2") return Arch::kGpt2;
   if (name == "bert") return Arch::kBert;
-  if (name == "roberta") return Arch::kRoberta;
+  // XLM-R and CamemBERT are RoBERTa's network and weight names (base prefix
+  // "roberta") with a SentencePiece vocabulary.
+  if (name == "roberta" || name == "xlm-roberta" || name == "camembert") return Arch::kRoberta;
   if (name == "llama") return Arch::kLlama;
   if (name == "mistral") return Arch::kMistral;
   if (name == "qwen2") return Arch::kQwen2;
-  PTUNE_FAIL("unsupported model_type '{}' (supported: gpt2, bert, roberta, llama, mistral, qwen2)", name);
+  PTUNE_FAIL("unsupported model_type '{}' (supported: gpt2, bert, roberta, xlm-roberta, camembert, llama, mistral, "
+             "qwen2)", name);
 }
 
 std::string ModelSpec::arch_name() const {

@@ -6,11 +6,18 @@
 
 #include "expect_close.h"
 
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "framework/core/arena.h"
 #include "framework/core/rng.h"
+#include "framework/io/json_file.h"
 #include "framework/io/safetensors.h"
 #include "framework/model/heads.h"
 #include "framework/model/transformer.h"
@@ -26,18 +33,43 @@ void expect_close(const char* what, const Tensor& got, const Tensor& want, doubl
   ptune::testing::expect_close(what, got, want, tol);
 }
 
+// XLM-R and CamemBERT checkpoints are RoBERTa's network and weight names
+// under another model_type (transformers' classes are copies of RoBERTa's):
+// the roberta fixture, its config.json's model_type replaced, in a folder
+// of its own. Returns that folder.
+std::string roberta_as(const std::string& model_type) {
+  namespace fs = std::filesystem;
+  const fs::path from = fs::path(PTUNE_FIXTURES) / "model" / "roberta";
+  const fs::path to = fs::temp_directory_path() / fmt::format("ptune_golden_{}_{}", model_type, ::getpid());
+  fs::create_directories(to);
+  fs::copy_file(from / "model.safetensors", to / "model.safetensors", fs::copy_options::overwrite_existing);
+  nlohmann::json config = io::read_json_file((from / "config.json").string());
+  config["model_type"] = model_type;
+  std::ofstream(to / "config.json") << config.dump();
+  return to.string();
+}
+
 class Golden : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    dir = std::string(PTUNE_FIXTURES) + "/model/" + GetParam();
+    const std::string fixture = std::string(PTUNE_FIXTURES) + "/model/" + GetParam();
+    const bool alias = GetParam() == "xlm-roberta" || GetParam() == "camembert";
+    dir = alias ? roberta_as(GetParam()) : fixture;
+    if (alias) copy_ = dir;
     model = Transformer::load(dir);
-    golden = std::make_unique<io::SafetensorsFile>(io::SafetensorsFile::open(dir + "/golden.safetensors"));
+    EXPECT_EQ(model->spec().model_type, GetParam());
+    const std::string golden_dir = alias ? std::string(PTUNE_FIXTURES) + "/model/roberta" : fixture;
+    golden = std::make_unique<io::SafetensorsFile>(io::SafetensorsFile::open(golden_dir + "/golden.safetensors"));
     ids = golden->load("input_ids", DType::kI32);
     mask = golden->load("attention_mask", DType::kI32);
     if (golden->contains("token_type_ids")) types = golden->load("token_type_ids", DType::kI32);
     B = ids.size(0);
     T = ids.size(1);
     C = model->spec().hidden;
+  }
+
+  void TearDown() override {
+    if (!copy_.empty()) std::filesystem::remove_all(copy_);
   }
 
   Tensor f32(const char* name) const { return golden->load(name, DType::kF32); }
@@ -73,7 +105,7 @@ class Golden : public ::testing::TestWithParam<std::string> {
     return rows;
   }
 
-  std::string dir;
+  std::string dir, copy_;  // copy_: roberta_as()'s folder, removed after the test
   std::unique_ptr<Transformer> model;
   std::unique_ptr<io::SafetensorsFile> golden;
   Tensor ids, mask, types;
@@ -230,8 +262,12 @@ TEST_P(Golden, BackwardStopsAtLowestPromptLayer) {
   expect_close("top layer values", top_only.values[size_t(L - 1)], full.values[size_t(L - 1)], 1e-6);
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, Golden, ::testing::Values("gpt2", "bert", "roberta"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Archs, Golden, ::testing::Values("gpt2", "bert", "roberta", "xlm-roberta", "camembert"),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
 
 }  // namespace
 }  // namespace ptune::model

@@ -90,6 +90,37 @@ TEST_P(Heads, BackwardMatchesFiniteDifferences) {
   if (params.numel() > 0) check("head parameters", params.values(), params.grads().clone(), 5);
 }
 
+// A micro-batch with nothing to score (every label −100) still names one
+// row — the model runs on every rank of a sharded job — and adds nothing.
+TEST(HeadsSelect, NothingLabelledNamesRowZeroAndCountsNothing) {
+  for (const TaskKind kind : {TaskKind::kCausalLm, TaskKind::kTokenClassification}) {
+    auto model = Transformer::load(std::string(PTUNE_FIXTURES) + "/model/gpt2");
+    ParameterSet params;
+    TaskOptions options;
+    options.kind = kind;
+    auto head = TaskHead::create(options, *model, kind == TaskKind::kCausalLm ? 0 : 3, {}, params);
+    params.finalize();
+    const int64_t B = 2, T = 4, C = model->spec().hidden;
+    HeadBatch batch;
+    batch.attention_mask = Tensor::empty({B, T}, DType::kI32);
+    Tensor none = Tensor::empty({B, T}, DType::kI32);
+    for (int64_t i = 0; i < B * T; ++i) {
+      batch.attention_mask.data<int32_t>()[i] = 1;
+      none.data<int32_t>()[i] = -100;
+    }
+    (kind == TaskKind::kCausalLm ? batch.lm_labels : batch.tags) = none;
+    EXPECT_EQ(head->select(batch), std::vector<int32_t>{0});
+    Arena arena;
+    Rng rng(0);
+    Tensor hidden = Tensor::zeros({1, C}, DType::kF32), dhidden = Tensor::zeros({1, C}, DType::kF32);
+    const HeadOutput o = head->forward(hidden, arena, Mode::kTrain, rng);
+    EXPECT_EQ(o.count, 0);
+    EXPECT_EQ(o.loss_sum, 0.0);
+    head->backward(dhidden, 1.0f, arena);
+    for (int64_t c = 0; c < C; ++c) EXPECT_EQ(dhidden.data<float>()[c], 0.0f);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Kinds, Heads,
     ::testing::Values(Case{"bert", TaskKind::kClassification}, Case{"roberta", TaskKind::kClassification},

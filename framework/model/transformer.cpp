@@ -78,12 +78,12 @@ Tensor Transformer::forward(const ModelInputs& in, Arena& arena) {
                 "rows: (N) i32 on the host, got {} {} on {}", in.rows.shape().str(), dtype_name(in.rows.dtype()),
                 in.rows.device().str());
     // Checked here, on the host, once: the gathers and scatters below trust them.
-    std::vector<bool> seen(size_t(B * T), false);
+    row_seen_.assign(size_t(B * T), 0);
     for (int64_t i = 0; i < in.rows.numel(); ++i) {
       const int32_t r = in.rows.data<int32_t>()[i];
-      PTUNE_CHECK(r >= 0 && r < B * T && !seen[size_t(r)], "rows: row {} at {} is outside [0, {}) or repeated", r,
-                  i, B * T);
-      seen[size_t(r)] = true;
+      PTUNE_CHECK(r >= 0 && r < B * T && !row_seen_[size_t(r)], "rows: row {} at {} is outside [0, {}) or repeated",
+                  r, i, B * T);
+      row_seen_[size_t(r)] = 1;
     }
     rows_ = arena.copy_of(in.rows);
   }

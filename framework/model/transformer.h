@@ -173,6 +173,7 @@ class Transformer {
   Tensor rows_;                       // ModelInputs::rows of the last forward on the device, or undefined
   Tensor positions_, rope_inv_freq_;  // RoPE: (B, T) i32 of the last forward, (D/2), on the device
   std::vector<int32_t> host_positions_;  // RoPE: the positions read on the host (range check, max)
+  std::vector<uint8_t> row_seen_;        // rows' check for repeats (reused: no allocation once grown)
   int64_t batch_ = 0, seq_ = 0;
 };
 

@@ -44,7 +44,7 @@ seed model_config
 find tests/golden/fixtures -name config.json | while read -r f; do cp "$f" "$CORPUS/model_config/$(echo "$f" | tr / _)"; done
 seed tokenizer
 # First byte even: the rest is a tokenizer.json; odd: text for a fixture tokenizer.
-for t in misc_wordlevel misc_bpe misc_unigram misc_wordpiece xlmr; do
+for t in misc_wordlevel misc_bpe misc_unigram misc_wordpiece misc_precompiled; do
   { printf '\x00'; cat "tests/golden/fixtures/tokenizers/$t/tokenizer.json"; } > "$CORPUS/tokenizer/$t"
 done
 printf '\x01Hello world' > "$CORPUS/tokenizer/text1"

@@ -97,6 +97,7 @@ CORPUS = [
 # joiners, Indic clusters, fullwidth and compatibility forms.
 PRECOMPILED_CORPUS = [
     "ﬁ\u0301 short cluster, ﬁ\u0301\u0301 long cluster, ﬁ alone",
+    "A\u0301 AB A\u0301\u0301\u0301 e\u0301 E\u0301 😀x 😀\u0301 ①\u3000②",
     "Å decomposed A\u030a, ① with mark ①\u0301, ㎏\u0323",
     "\u1100\u1161\u11a8 jamo, \u1100\u1161 two, 각 composed",
     "❤️ ❤\ufe0f\u200d🔥 x\u200dy ‍ 👍🏽 🏳️‍🌈",
@@ -345,6 +346,38 @@ def xlmr_like():
     return tok
 
 
+def misc_precompiled():
+    """A small Precompiled map from hand-written rules (sentencepiece's
+    normalization_rule_tsv): a ligature, a two-code-point key, a key that
+    prefixes a longer one, a deletion — another trie than nmt_nfkc's."""
+    import tempfile
+
+    import sentencepiece as spm
+    from sentencepiece import sentencepiece_model_pb2
+
+    rules = "FB01\t66 69\n65 301\tE9\n41\t61\n41 42\t78\n3000\t20\n2460\t31\n1F600\t\n"
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "rules.tsv"), "w") as f:
+            f.write(rules)
+        with open(os.path.join(d, "corpus.txt"), "w", encoding="utf-8") as f:
+            for i, text in zip(range(2000), training_text()):
+                f.write(text.replace("\n", " ") + "\n")
+        spm.SentencePieceTrainer.train(input=os.path.join(d, "corpus.txt"), model_prefix=os.path.join(d, "m"),
+                                       vocab_size=300, model_type="unigram",
+                                       normalization_rule_tsv=os.path.join(d, "rules.tsv"), minloglevel=2)
+        proto = sentencepiece_model_pb2.ModelProto()
+        with open(os.path.join(d, "m.model"), "rb") as f:
+            proto.ParseFromString(f.read())
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.Precompiled(proto.normalizer_spec.precompiled_charsmap)
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    trainer = trainers.UnigramTrainer(vocab_size=1000, special_tokens=["<unk>", "<s>", "</s>"], unk_token="<unk>",
+                                      show_progress=False)
+    tok.train_from_iterator(training_text(), trainer)
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    return tok
+
+
 def with_byte_tokens(cfg, first):
     """SentencePiece-style vocabulary: `first` tokens, the 256 <0xXX> bytes, then the trained ones."""
     trained = sorted(cfg["model"]["vocab"].items(), key=lambda kv: kv[1])
@@ -439,7 +472,7 @@ def main():
     builders = {"gpt2": gpt2_like, "bert": lambda: Tokenizer.from_file(BERT_JSON),
                 "roberta": roberta_like, "llama": llama_like, "xlmr": xlmr_like}
     misc = {"misc_wordpiece": misc_wordpiece, "misc_bpe": misc_bpe, "misc_metaspace": misc_metaspace,
-            "misc_wordlevel": misc_wordlevel, "misc_unigram": misc_unigram}
+            "misc_wordlevel": misc_wordlevel, "misc_unigram": misc_unigram, "misc_precompiled": misc_precompiled}
     for name, build in builders.items():
         if only and name not in only:
             continue
@@ -447,7 +480,8 @@ def main():
     for name, build in misc.items():
         if only and name not in only:
             continue
-        write_fixtures(name, build(), with_datasets=False)
+        write_fixtures(name, build(), with_datasets=False,
+                       extra_corpus=PRECOMPILED_CORPUS if name == "misc_precompiled" else ())
 
 
 if __name__ == "__main__":

@@ -122,13 +122,14 @@ INSTANTIATE_TEST_SUITE_P(Tokenizers, TokenizerGolden, ::testing::Values("gpt2", 
 
 // Component coverage (WordPiece with Punctuation/Digits/added-token flags,
 // BPE with prefix/suffix and Split behaviours, Metaspace with byte
-// fallback and ignore_merges, WordLevel with inverted Split, Unigram):
+// fallback and ignore_merges, WordLevel with inverted Split, Unigram,
+// Precompiled from hand-written rules):
 // corpus only.
 class TokenizerComponentsGolden : public ::testing::TestWithParam<std::string> {};
 TEST_P(TokenizerComponentsGolden, CorpusMatchesExactly) { check_corpus(GetParam()); }
 INSTANTIATE_TEST_SUITE_P(Components, TokenizerComponentsGolden,
                          ::testing::Values("misc_wordpiece", "misc_bpe", "misc_metaspace", "misc_wordlevel",
-                                           "misc_unigram"));
+                                           "misc_unigram", "misc_precompiled"));
 
 }  // namespace
 }  // namespace ptune::text

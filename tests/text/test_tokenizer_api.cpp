@@ -111,6 +111,14 @@ TEST(TokenizerJson, MalformedFilesNameTheFailingKey) {
                j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "(unclosed"}}}, {"behavior", "Isolated"}};
              }, "(unclosed"}},
       {bpe, {"merge of unknown token", [](auto& j) { j["model"]["merges"][0] = {"zzz_not_a_token", "a"}; }, "merge 0"}},
+      // SentencePiece's compiled map: base64 of [u32 trie bytes][trie][pool].
+      {base, {"charsmap not base64", [](auto& j) { j["normalizer"] = {{"type", "Precompiled"}, {"precompiled_charsmap", "AA*A"}}; },
+              "'normalizer.precompiled_charsmap': invalid base64"}},
+      {base, {"charsmap without its size", [](auto& j) { j["normalizer"] = {{"type", "Precompiled"}, {"precompiled_charsmap", "AAA="}}; },
+              "'normalizer.precompiled_charsmap': a precompiled charsmap of 2 bytes"}},
+      {base, {"charsmap trie past its end", [](auto& j) {  // claims a 256-byte trie in 8 bytes
+               j["normalizer"] = {{"type", "Precompiled"}, {"precompiled_charsmap", "AAEAAAAAAAA="}};
+             }, "'normalizer.precompiled_charsmap': the precompiled charsmap's trie of 256 bytes"}},
   };
   for (const auto& [json, c] : cases) {
     nlohmann::json j = json;

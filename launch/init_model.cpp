@@ -28,6 +28,7 @@ struct InitOptions {
 int init_model(const InitOptions& o) {
   PTUNE_CHECK(o.preset == "tiny", "unknown preset '{}' (available: tiny)", o.preset);
   model::ModelSpec spec = model::ModelSpec::tiny(model::arch_from_name(o.arch));
+  spec.model_type = o.arch;  // xlm-roberta / camembert: RoBERTa's network under their own name
   if (!o.tokenizer.empty()) {
     const auto tokenizer = text::Tokenizer::from_file(o.tokenizer);
     spec.vocab_size = int64_t(tokenizer.vocab_size());
@@ -63,8 +64,9 @@ int init_model(const InitOptions& o) {
 Command add_init_model(CLI::App& app) {
   auto* cmd = app.add_subcommand("init-model", "Write a random-init Hugging Face model directory");
   auto o = std::make_shared<InitOptions>();
-  cmd->add_option("--arch", o->arch, "gpt2 | bert | roberta | llama | mistral | qwen2")->required()->check(
-      CLI::IsMember({"gpt2", "bert", "roberta", "llama", "mistral", "qwen2"}));
+  cmd->add_option("--arch", o->arch, "gpt2 | bert | roberta | xlm-roberta | camembert | llama | mistral | qwen2")
+      ->required()
+      ->check(CLI::IsMember({"gpt2", "bert", "roberta", "xlm-roberta", "camembert", "llama", "mistral", "qwen2"}));
   cmd->add_option("--preset", o->preset, "model size")->capture_default_str();
   cmd->add_option("--out", o->out, "output directory")->required();
   cmd->add_option("--seed", o->seed, "random seed")->capture_default_str();

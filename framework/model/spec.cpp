@@ -286,7 +286,10 @@ json ModelSpec::to_config() const {
       break;
     case Arch::kBert:
     case Arch::kRoberta:
-      c["architectures"] = {arch == Arch::kBert ? "BertForMaskedLM" : "RobertaForMaskedLM"};
+      c["architectures"] = {arch == Arch::kBert                ? "BertForMaskedLM"
+                            : model_type == "xlm-roberta" ? "XLMRobertaForMaskedLM"
+                            : model_type == "camembert"   ? "CamembertForMaskedLM"
+                                                          : "RobertaForMaskedLM"};
       c["hidden_size"] = hidden;
       c["num_hidden_layers"] = layers;
       c["num_attention_heads"] = heads;

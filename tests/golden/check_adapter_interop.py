@@ -3,7 +3,10 @@
 same outputs? Records the answer in tests/golden/fixtures/interop/result.json,
 which tests/launch/test_adapter_interop.cpp asserts on.
 
-On a tiny random BERT with the quickstart tokenizer (`ptune init-model`):
+On a tiny random BERT with the quickstart tokenizer (`ptune init-model`), and
+for "xlm-roberta/prompt-tuning" a tiny random XLM-R with the xlmr fixture's
+SentencePiece tokenizer (the same check as below, on
+XLMRobertaForSequenceClassification):
 
 * sequence classification ("prompt-tuning", "p-tuning"): `ptune train` a few
   steps, `ptune predict` the eval set (class scores), then
@@ -80,10 +83,11 @@ def capture_load_results(peft_model_cls):
         peft_model_cls.load_adapter = original
 
 
-def check_sequence_classification(ptune, model_dir, tmp, results):
+def check_sequence_classification(ptune, model_dir, tmp, results, methods=("prompt-tuning", "p-tuning"), name=""):
+    """name: prefix of the result keys ("" for the BERT model)."""
     from peft import PeftModel
     from tokenizers import Tokenizer
-    from transformers import BertForSequenceClassification
+    from transformers import AutoModelForSequenceClassification
 
     tok = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
     lines = [json.loads(l) for l in open("recipes/data/quickstart/eval.jsonl")][:32]
@@ -95,17 +99,17 @@ def check_sequence_classification(ptune, model_dir, tmp, results):
     # peft 0.21.2 + transformers 5.24 cannot run BERT prefix tuning for
     # SEQ_CLS (tests/golden/README.md), so the prefix methods are checked
     # on the adapter's tensors only by the method goldens.
-    for method in ["prompt-tuning", "p-tuning"]:
-        out = os.path.join(tmp, method)
+    for method in methods:
+        out = os.path.join(tmp, name + method)
         run([ptune, "train", "recipes/quickstart.yaml", f"model.path={model_dir}", f"method.name={method}",
              f"train.output_dir={out}", "train.max_steps=5", f"data.eval={eval_path}", "method.num_virtual_tokens=4"])
-        pred = os.path.join(tmp, method + ".jsonl")
+        pred = os.path.join(tmp, name + method + ".jsonl")
         run([ptune, "predict", "recipes/quickstart.yaml", f"model.path={model_dir}", f"method.name={method}",
              "method.num_virtual_tokens=4", "--adapter", os.path.join(out, "adapter"), "--input", eval_path,
              "--output", pred])
         ptune_scores = torch.tensor([json.loads(l)["scores"] for l in open(pred)])
 
-        base = BertForSequenceClassification.from_pretrained(model_dir, num_labels=2, attn_implementation="eager")
+        base = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2, attn_implementation="eager")
         model = PeftModel.from_pretrained(base, os.path.join(out, "adapter")).eval()
         with torch.no_grad():
             logits = []
@@ -116,8 +120,9 @@ def check_sequence_classification(ptune, model_dir, tmp, results):
                                     token_type_ids=torch.tensor([e.type_ids])).logits[0])
             peft_scores = torch.stack(logits)
         diff = (peft_scores - ptune_scores).abs().max().item()
-        results[method] = {"examples": len(lines), "max_abs_diff": diff, "ok": diff < 1e-4}
-        print(method, results[method])
+        results[name + method] = {"examples": len(lines), "max_abs_diff": diff, "ok": diff < 1e-4,
+                                  "model": type(base).__name__}
+        print(name + method, results[name + method])
 
 
 def ner_train(ptune, model_dir, method, train_path, eval_path, out, extra=()):
@@ -223,6 +228,13 @@ def main():
 
     results = {}
     check_sequence_classification(args.ptune, model_dir, tmp, results)
+    # XLM-R: model_type xlm-roberta and a SentencePiece tokenizer (Precompiled
+    # + Unigram, the xlmr fixture) — the ids ptune's data pipeline makes must
+    # be HF's for the logits to agree.
+    xlmr_dir = os.path.join(tmp, "xlmr")
+    run([args.ptune, "init-model", "--arch", "xlm-roberta", "--tokenizer",
+         "tests/golden/fixtures/tokenizers/xlmr/tokenizer.json", "--out", xlmr_dir, "--seed", "3"])
+    check_sequence_classification(args.ptune, xlmr_dir, tmp, results, methods=("prompt-tuning",), name="xlm-roberta/")
     check_token_classification(args.ptune, model_dir, tmp, results)
 
     import peft

@@ -40,8 +40,10 @@ PY=${PYTHON:-python3}
 R5=$(step bench_gpu "$PY" -u tests/bench/bench_gpu.py --ptune "$BUILD/launch/ptune" --profile \
        --batch "${BENCH_BATCH-8,32}" --candidates "${BENCH_CANDIDATES-all=1;one_launch=forward32,backward32,one_launch,gemm_autotune,rope_vec,norm_warp}" --out "$OUT/bench_gpu.json")
 # Activation checkpointing's trade on the GPU (model.gradient_checkpointing):
-# the GPT-2-medium step and its arena, without and with the reruns.
-R6=$(step recompute bash -c "for r in '' --recompute; do echo \"== gpt2-medium b8 s512 \$r\"; \
+# the GPT-2-medium step and its arena, without and with the reruns; and the
+# step whose loss reads one row a sequence (a classification head: the last
+# block computes only those rows past its attention).
+R6=$(step recompute bash -c "for r in '' --recompute '--rows 1'; do echo \"== gpt2-medium b8 s512 \$r\"; \
        '$BUILD/launch/ptune' bench --device cuda --arch gpt2 --layers 24 --hidden 1024 --heads 16 --batch 8 \
        --seq 512 --steps 5 --warmup 2 \$r || exit 1; done")
 # Only so many files come back from a lent machine: drop the logs of steps

@@ -1,5 +1,5 @@
-// Shared by the peft golden tests: peft's parameter names in ptune's
-// spelling, and an adapter ptune saved (directory `mine`) against the one
+// Shared by the peft golden tests: one forward/backward of a prompt model
+// and head, peft's parameter names in ptune's spelling, and an adapter ptune saved (directory `mine`) against the one
 // peft saved in a golden fixture (`fixture`/peft_adapter.safetensors and
 // peft_adapter_config.json): the same tensor names, values within `tol`,
 // and the same value for each of `keys` that peft's config has. Returns
@@ -16,8 +16,27 @@
 #include "expect_close.h"
 #include "framework/io/json_file.h"
 #include "framework/io/safetensors.h"
+#include "framework/model/task_heads.h"
+#include "framework/peft/prompt_model.h"
 
 namespace ptune::testing {
+
+// The training step's forward and backward (eval mode: no dropout) on one
+// batch, gradients of the mean loss accumulated into the ParameterSet:
+// the head selects its rows, the model computes them, the head scores them.
+inline model::HeadOutput forward_backward(peft::PromptModel& prompt, model::TaskHead& head,
+                                          const model::HeadBatch& batch, const Tensor& ids, const Tensor& types,
+                                          Arena& arena) {
+  Rng rng(0);
+  const std::vector<int32_t>& rows = head.select(batch);
+  Tensor hidden = prompt.forward(ids, types, batch.attention_mask, arena, Mode::kEval, rng, rows);
+  const model::HeadOutput out = head.forward(hidden, arena, Mode::kEval, rng);
+  EXPECT_GT(out.count, 0);
+  Tensor dhidden = arena.zeros(hidden.shape(), hidden.dtype());
+  head.backward(dhidden, 1.0f / float(out.count), arena);
+  prompt.backward(dhidden, arena);
+  return out;
+}
 
 // peft's parameter names → ptune's: prompt_encoder.default.X → prompt_encoder.X,
 // base_model.<head>.modules_to_save.default.X → <head>.X.

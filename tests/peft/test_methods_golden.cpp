@@ -110,14 +110,8 @@ class Methods : public ::testing::TestWithParam<std::string> {
 
   // One forward/backward; returns the mean loss.
   double forward_backward(Arena& arena, model::HeadOutput* out = nullptr) {
-    Rng rng(0);
-    const std::vector<int32_t>& rows = head->select(batch);
-    Tensor hidden = prompt->forward(batch_ids, batch_types, batch.attention_mask, arena, Mode::kEval, rng, rows);
-    const model::HeadOutput o = head->forward(hidden, arena, Mode::kEval, rng);
+    const model::HeadOutput o = testing::forward_backward(*prompt, *head, batch, batch_ids, batch_types, arena);
     if (out) *out = o;
-    Tensor dhidden = arena.zeros(hidden.shape());
-    head->backward(dhidden, 1.0f / float(o.count), arena);
-    prompt->backward(dhidden, arena);
     return o.loss_sum / double(o.count);
   }
 

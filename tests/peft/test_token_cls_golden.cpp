@@ -104,14 +104,8 @@ class TokenClsGolden : public ::testing::TestWithParam<std::string> {
 
 TEST_P(TokenClsGolden, LossScoresAndGradients) {
   Arena arena;
-  Rng rng(0);
-  const std::vector<int32_t>& rows = head->select(batch);
-  Tensor hidden = prompt->forward(batch_ids, batch_types, batch.attention_mask, arena, Mode::kEval, rng, rows);
-  const model::HeadOutput out = head->forward(hidden, arena, Mode::kEval, rng);
-  Tensor dhidden = arena.zeros(hidden.shape());
+  const model::HeadOutput out = testing::forward_backward(*prompt, *head, batch, batch_ids, batch_types, arena);
   ASSERT_GT(out.count, 0);
-  head->backward(dhidden, 1.0f / float(out.count), arena);
-  prompt->backward(dhidden, arena);
 
   const Tensor logits = tensors->load("logits");  // (N, K) at the labelled positions, (b, t) order
   EXPECT_EQ(out.count, c["task"]["num_labelled"].get<int64_t>());

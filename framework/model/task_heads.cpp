@@ -188,11 +188,10 @@ class ClassificationHead final : public TaskHead {
     Tensor x = x1_;
     if (dense_) {
       dense_out_ = arena.alloc({B, C});
-      tanh_out_ = arena.alloc({B, C});
+      Tensor tanh_out = arena.alloc({B, C});
       ops::linear_forward(dense_out_, x1_, params_.value(dense_w_), params_.value(dense_b_));
-      ops::activation_forward(ops::Activation::kTanh, tanh_out_, dense_out_);
-      x2_ = drop2_.forward(tanh_out_, arena, mode, rng);
-      x = x2_;
+      ops::activation_forward(ops::Activation::kTanh, tanh_out, dense_out_);
+      x = drop2_.forward(tanh_out, arena, mode, rng);
     }
     head_in_ = x;
     Tensor logits = arena.alloc({B, labels_});
@@ -238,7 +237,7 @@ class ClassificationHead final : public TaskHead {
   size_t dense_w_ = 0, dense_b_ = 0, out_w_ = 0, out_b_ = 0;
   Dropout drop1_, drop2_;
   Loss loss_;
-  Tensor x1_, dense_out_, tanh_out_, x2_, head_in_;
+  Tensor x1_, dense_out_, head_in_;  // saved for backward
   std::vector<int32_t> rows_, targets_;  // host, reused
 };
 
@@ -266,11 +265,11 @@ class VerbalizerHead final : public TaskHead {
 
   HeadOutput forward(const Tensor& hidden, Arena& arena, Mode, Rng&) override {
     const int64_t B = hidden.size(0), V = model_.spec().vocab_size, K = int64_t(words_.size());
-    logits_ = arena.alloc({B, V}, hidden.dtype());
-    lm_.forward(logits_, hidden, arena);
+    Tensor logits = arena.alloc({B, V}, hidden.dtype());
+    lm_.forward(logits, hidden, arena);
     // scores (B, K) f32: column k is the logit column of label word k.
     Tensor scores = arena.alloc({B, K});
-    for (int64_t k = 0; k < K; ++k) ops::copy_columns(scores, k, logits_, words_[size_t(k)], 1, false);
+    for (int64_t k = 0; k < K; ++k) ops::copy_columns(scores, k, logits, words_[size_t(k)], 1, false);
     return loss_.apply(scores, Tensor::borrow(targets_.data(), {B}, DType::kI32), arena);
   }
 
@@ -287,7 +286,6 @@ class VerbalizerHead final : public TaskHead {
   LmHead lm_;
   std::vector<int32_t> words_;
   Loss loss_;
-  Tensor logits_;
   std::vector<int32_t> rows_, targets_;  // host, reused
 };
 

@@ -1,5 +1,5 @@
-// Shared by the peft golden tests: one forward/backward of a prompt model
-// and head, peft's parameter names in ptune's spelling, and an adapter ptune saved (directory `mine`) against the one
+// Shared by the peft golden tests: what a test holds and its training step,
+// peft's parameter names in ptune's spelling, and an adapter ptune saved (directory `mine`) against the one
 // peft saved in a golden fixture (`fixture`/peft_adapter.safetensors and
 // peft_adapter_config.json): the same tensor names, values within `tol`,
 // and the same value for each of `keys` that peft's config has. Returns
@@ -10,8 +10,10 @@
 
 #include <filesystem>
 #include <initializer_list>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "expect_close.h"
 #include "framework/io/json_file.h"
@@ -21,22 +23,37 @@
 
 namespace ptune::testing {
 
-// The training step's forward and backward (eval mode: no dropout) on one
-// batch, gradients of the mean loss accumulated into the ParameterSet:
-// the head selects its rows, the model computes them, the head scores them.
-inline model::HeadOutput forward_backward(peft::PromptModel& prompt, model::TaskHead& head,
-                                          const model::HeadBatch& batch, const Tensor& ids, const Tensor& types,
-                                          Arena& arena) {
-  Rng rng(0);
-  const std::vector<int32_t>& rows = head.select(batch);
-  Tensor hidden = prompt.forward(ids, types, batch.attention_mask, arena, Mode::kEval, rng, rows);
-  const model::HeadOutput out = head.forward(hidden, arena, Mode::kEval, rng);
-  EXPECT_GT(out.count, 0);
-  Tensor dhidden = arena.zeros(hidden.shape(), hidden.dtype());
-  head.backward(dhidden, 1.0f / float(out.count), arena);
-  prompt.backward(dhidden, arena);
-  return out;
-}
+// What a peft golden test holds: the fixture, ptune's model, prompt and
+// head built from it, and the batch (ids with virtual tokens where the
+// method prepends them). step() is the training step's forward and backward
+// (eval mode: no dropout) on that batch, the mean loss's gradients
+// accumulated into `params`: the head selects its rows, the model computes
+// them, the head scores them.
+struct PromptGoldenRun {
+  model::HeadOutput step(Arena& arena) {
+    Rng rng(0);
+    const std::vector<int32_t>& rows = head->select(batch);
+    Tensor hidden = prompt->forward(batch_ids, batch_types, batch.attention_mask, arena, Mode::kEval, rng, rows);
+    const model::HeadOutput out = head->forward(hidden, arena, Mode::kEval, rng);
+    EXPECT_GT(out.count, 0);
+    Tensor dhidden = arena.zeros(hidden.shape(), hidden.dtype());
+    head->backward(dhidden, 1.0f / float(out.count), arena);
+    prompt->backward(dhidden, arena);
+    return out;
+  }
+
+  std::string dir;
+  peft::PromptConfig config;
+  std::unique_ptr<model::Transformer> model;
+  std::unique_ptr<io::SafetensorsFile> tensors;
+  ParameterSet params;
+  std::unique_ptr<peft::PromptModel> prompt;
+  std::unique_ptr<model::TaskHead> head;
+  std::vector<std::string> names;  // peft's names of the trainable parameters
+  model::HeadBatch batch;
+  Tensor batch_ids, batch_types;
+  int64_t B = 0, T = 0;
+};
 
 // peft's parameter names → ptune's: prompt_encoder.default.X → prompt_encoder.X,
 // base_model.<head>.modules_to_save.default.X → <head>.X.

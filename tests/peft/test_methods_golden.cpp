@@ -53,7 +53,7 @@ peft::PromptConfig method_config(const nlohmann::json& c) {
   return m;
 }
 
-class Methods : public ::testing::TestWithParam<std::string> {
+class Methods : public ::testing::TestWithParam<std::string>, protected testing::PromptGoldenRun {
  protected:
   void SetUp() override {
     const std::string root = std::string(PTUNE_FIXTURES);
@@ -110,23 +110,13 @@ class Methods : public ::testing::TestWithParam<std::string> {
 
   // One forward/backward; returns the mean loss.
   double forward_backward(Arena& arena, model::HeadOutput* out = nullptr) {
-    const model::HeadOutput o = testing::forward_backward(*prompt, *head, batch, batch_ids, batch_types, arena);
+    const model::HeadOutput o = step(arena);
     if (out) *out = o;
     return o.loss_sum / double(o.count);
   }
 
-  std::string dir;
-  peft::PromptConfig config;
   bool classification = false;
-  std::unique_ptr<model::Transformer> model;
-  std::unique_ptr<io::SafetensorsFile> tensors;
-  ParameterSet params;
-  std::unique_ptr<peft::PromptModel> prompt;
-  std::unique_ptr<model::TaskHead> head;
-  std::vector<std::string> names;
-  model::HeadBatch batch;
-  Tensor batch_ids, batch_types;
-  int64_t B = 0, T = 0, prepended = 0;
+  int64_t prepended = 0;
 };
 
 TEST_P(Methods, LossLogitsAndGradients) {

@@ -33,7 +33,7 @@ namespace fs = std::filesystem;
 using ptune::testing::expect_close;
 using ptune::testing::ptune_name;
 
-class TokenClsGolden : public ::testing::TestWithParam<std::string> {
+class TokenClsGolden : public ::testing::TestWithParam<std::string>, protected testing::PromptGoldenRun {
  protected:
   void SetUp() override {
     const std::string root = std::string(PTUNE_FIXTURES);
@@ -88,23 +88,12 @@ class TokenClsGolden : public ::testing::TestWithParam<std::string> {
       }
   }
 
-  std::string dir;
-  nlohmann::json c;
-  peft::PromptConfig config;
-  std::unique_ptr<model::Transformer> model;
-  std::unique_ptr<io::SafetensorsFile> tensors;
-  ParameterSet params;
-  std::unique_ptr<peft::PromptModel> prompt;
-  std::unique_ptr<model::TaskHead> head;
-  std::vector<std::string> names;
-  model::HeadBatch batch;
-  Tensor batch_ids, batch_types;
-  int64_t B = 0, T = 0;
+  nlohmann::json c;  // the fixture's config.json
 };
 
 TEST_P(TokenClsGolden, LossScoresAndGradients) {
   Arena arena;
-  const model::HeadOutput out = testing::forward_backward(*prompt, *head, batch, batch_ids, batch_types, arena);
+  const model::HeadOutput out = step(arena);
   ASSERT_GT(out.count, 0);
 
   const Tensor logits = tensors->load("logits");  // (N, K) at the labelled positions, (b, t) order

@@ -718,10 +718,11 @@ def case_json(arch, method, seed, cond, pm, params, adapter, adapter_cfg):
     }
 
 
-def meta(name):
+def meta(name, generator="tests/golden/gen_method_fixtures.py"):
+    """safetensors metadata: the case, the library versions and the script that wrote it."""
     return {"ptune_golden": json.dumps({
         "case": name, "torch": torch.__version__, "transformers": transformers.__version__,
-        "peft": peft.__version__, "generator": "tests/golden/gen_method_fixtures.py"}, sort_keys=True)}
+        "peft": peft.__version__, "generator": generator}, sort_keys=True)}
 
 
 def main():

@@ -50,6 +50,11 @@ import transformers
 from peft import PrefixTuningConfig, PromptTuningConfig, get_peft_model
 from transformers import BertForTokenClassification, DynamicCache, GPT2ForTokenClassification, LlamaForTokenClassification
 
+# The method fixtures' generator (same folder): the checks and the metadata.
+from gen_method_fixtures import check, meta
+
+GENERATOR = "tests/golden/gen_token_cls_fixtures.py"
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "fixtures")
 DEFAULT_OUT = os.path.join(FIXTURES, "token_cls")
@@ -70,18 +75,6 @@ ARCHS = {
     "llama": (LlamaForTokenClassification, "llama/llama", "model", "score"),
 }
 METHODS = ["prefix", "prompt_tuning"]
-
-
-def check(what, got, want, tol):
-    got, want = torch.as_tensor(got).detach().float(), torch.as_tensor(want).detach().float()
-    if got.shape != want.shape:
-        raise SystemExit(f"CHECK FAILED {what}: shape {tuple(got.shape)} != {tuple(want.shape)}")
-    diff = (got - want).abs().max().item() if got.numel() else 0.0
-    bound = tol * max(1.0, want.abs().max().item() if want.numel() else 0.0)
-    ok = diff <= bound
-    print(f"  [{'ok' if ok else 'FAIL'}] {what}: max|diff| = {diff:.3g} (bound {bound:.3g})")
-    if not ok:
-        raise SystemExit(f"CHECK FAILED {what}")
 
 
 # ----------------------------------------------------------------------------
@@ -393,8 +386,8 @@ def run_case(arch, method, seed, out_root):
     t = {k: v.contiguous() for k, v in t.items()}
     for k, v in t.items():
         assert v.dtype in (torch.float32, torch.int64), (k, v.dtype)
-    save_file(t, os.path.join(out_dir, "tensors.safetensors"), metadata=meta(name))
-    save_file(adapter, os.path.join(out_dir, "peft_adapter.safetensors"), metadata=meta(name))
+    save_file(t, os.path.join(out_dir, "tensors.safetensors"), metadata=meta(name, GENERATOR))
+    save_file(adapter, os.path.join(out_dir, "peft_adapter.safetensors"), metadata=meta(name, GENERATOR))
     with open(os.path.join(out_dir, "peft_adapter_config.json"), "w") as f:
         f.write(cfg_text)
     case = case_json(arch, method, seed, pm, params, adapter, adapter_cfg, N, quirk)
@@ -483,12 +476,6 @@ def case_json(arch, method, seed, pm, params, adapter, adapter_cfg, N, quirk):
         },
         "conventions": conventions(arch, method),
     }
-
-
-def meta(name):
-    return {"ptune_golden": json.dumps({
-        "case": name, "torch": torch.__version__, "transformers": transformers.__version__,
-        "peft": peft.__version__, "generator": "tests/golden/gen_token_cls_fixtures.py"}, sort_keys=True)}
 
 
 def main():

@@ -725,22 +725,29 @@ def meta(name, generator="tests/golden/gen_method_fixtures.py"):
         "peft": peft.__version__, "generator": generator}, sort_keys=True)}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=DEFAULT_OUT)
-    ap.add_argument("--case", nargs="*", default=None, help="e.g. gpt2_prefix bert_ptuning_lstm (default: all 10)")
+def run_cases(doc, default_out, archs, methods, run_case, seed_base, example):
+    """The generators' command line: --out DIR, --case NAME… (default: every arch × method); one thread,
+    deterministic torch; case (arch ai, method mi) is seeded seed_base + 100·ai + 10·mi. Returns the bytes written."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=default_out)
+    ap.add_argument("--case", nargs="*", default=None,
+                    help=f"e.g. {example} (default: all {len(archs) * len(methods)})")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     transformers.logging.set_verbosity_error()
     total = 0
-    for ai, arch in enumerate(ARCHS):
-        for mi, method in enumerate(METHODS):
-            name = f"{arch}_{method}"
-            if args.case and name not in args.case:
+    for ai, arch in enumerate(archs):
+        for mi, method in enumerate(methods):
+            if args.case and f"{arch}_{method}" not in args.case:
                 continue
-            total += run_case(arch, method, 5000 + 100 * ai + 10 * mi, args.out)
+            total += run_case(arch, method, seed_base + 100 * ai + 10 * mi, args.out)
     print(f"total {total} bytes")
+    return total
+
+
+def main():
+    total = run_cases(__doc__, DEFAULT_OUT, ARCHS, METHODS, run_case, 5000, "gpt2_prefix bert_ptuning_lstm")
     if total >= 1_500_000:
         raise SystemExit("fixtures too large")
     print("all checks passed")

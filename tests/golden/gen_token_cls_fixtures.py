@@ -31,7 +31,6 @@ conventions must each move the loss by > 1e-3. Any failed check aborts with a no
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -50,8 +49,8 @@ import transformers
 from peft import PrefixTuningConfig, PromptTuningConfig, get_peft_model
 from transformers import BertForTokenClassification, DynamicCache, GPT2ForTokenClassification, LlamaForTokenClassification
 
-# The method fixtures' generator (same folder): the checks and the metadata.
-from gen_method_fixtures import check, meta
+# The method fixtures' generator (same folder): the checks, the metadata, the command line.
+from gen_method_fixtures import check, meta, run_cases
 
 GENERATOR = "tests/golden/gen_token_cls_fixtures.py"
 
@@ -479,21 +478,7 @@ def case_json(arch, method, seed, pm, params, adapter, adapter_cfg, N, quirk):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=DEFAULT_OUT)
-    ap.add_argument("--case", nargs="*", default=None, help="e.g. bert_prefix llama_prompt_tuning (default: all 6)")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    transformers.logging.set_verbosity_error()
-    total = 0
-    for ai, arch in enumerate(ARCHS):
-        for mi, method in enumerate(METHODS):
-            name = f"{arch}_{method}"
-            if args.case and name not in args.case:
-                continue
-            total += run_case(arch, method, 8000 + 100 * ai + 10 * mi, args.out)
-    print(f"total {total} bytes")
+    run_cases(__doc__, DEFAULT_OUT, ARCHS, METHODS, run_case, 8000, "bert_prefix llama_prompt_tuning")
     print("all checks passed")
 
 

@@ -587,18 +587,25 @@ def run_case(arch, method, seed, out_root):
     # gpt2 prompt/p-tuning: peft's logits are (B, P+T, V); store the T real-token rows only (size)
     t["logits"] = logits0[:, P:] if (arch == "gpt2" and not method.startswith("prefix")) else logits0
     t = {k: v.contiguous() for k, v in t.items()}
-    for k, v in t.items():
+    case = case_json(arch, method, init_seed, (cond, margin), pm, params, adapter, adapter_cfg)
+    return write_case(out_dir, name, t, adapter, cfg_text, case,
+                      f"losses {[round(x.item(), 6) for x in losses]} after {loss_after.item():.6f}")
+
+
+def write_case(out_dir, name, tensors, adapter, cfg_text, case, summary, generator="tests/golden/gen_method_fixtures.py"):
+    """A case's folder: tensors.safetensors (f32 / i64 only), peft_adapter.safetensors and its config, case.json;
+    under 150 KB. Returns its size."""
+    for k, v in tensors.items():
         assert v.dtype in (torch.float32, torch.int64), (k, v.dtype)
-    save_file(t, os.path.join(out_dir, "tensors.safetensors"), metadata=meta(name))
-    save_file(adapter, os.path.join(out_dir, "peft_adapter.safetensors"), metadata=meta(name))
+    save_file(tensors, os.path.join(out_dir, "tensors.safetensors"), metadata=meta(name, generator))
+    save_file(adapter, os.path.join(out_dir, "peft_adapter.safetensors"), metadata=meta(name, generator))
     with open(os.path.join(out_dir, "peft_adapter_config.json"), "w") as f:
         f.write(cfg_text)
-    case = case_json(arch, method, init_seed, (cond, margin), pm, params, adapter, adapter_cfg)
     with open(os.path.join(out_dir, "case.json"), "w") as f:
         json.dump(case, f, indent=2, sort_keys=False)
         f.write("\n")
     size = sum(os.path.getsize(os.path.join(out_dir, x)) for x in os.listdir(out_dir))
-    print(f"  folder {name}: {size} bytes; losses {[round(x.item(), 6) for x in losses]} after {loss_after.item():.6f}")
+    print(f"  folder {name}: {size} bytes; {summary}")
     if size >= 150_000:
         raise SystemExit(f"{name}: folder too large ({size} bytes)")
     return size

@@ -42,15 +42,14 @@ import warnings
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 import peft
 import transformers
 from peft import PrefixTuningConfig, PromptTuningConfig, get_peft_model
 from transformers import BertForTokenClassification, DynamicCache, GPT2ForTokenClassification, LlamaForTokenClassification
 
-# The method fixtures' generator (same folder): the checks, the metadata, the command line.
-from gen_method_fixtures import check, meta, run_cases
+# The method fixtures' generator (same folder): the checks, the case folder, the command line.
+from gen_method_fixtures import check, run_cases, write_case
 
 GENERATOR = "tests/golden/gen_token_cls_fixtures.py"
 
@@ -383,21 +382,8 @@ def run_case(arch, method, seed, out_root):
     t["loss"] = loss.detach().reshape(())
     t["logits"] = logits
     t = {k: v.contiguous() for k, v in t.items()}
-    for k, v in t.items():
-        assert v.dtype in (torch.float32, torch.int64), (k, v.dtype)
-    save_file(t, os.path.join(out_dir, "tensors.safetensors"), metadata=meta(name, GENERATOR))
-    save_file(adapter, os.path.join(out_dir, "peft_adapter.safetensors"), metadata=meta(name, GENERATOR))
-    with open(os.path.join(out_dir, "peft_adapter_config.json"), "w") as f:
-        f.write(cfg_text)
     case = case_json(arch, method, seed, pm, params, adapter, adapter_cfg, N, quirk)
-    with open(os.path.join(out_dir, "case.json"), "w") as f:
-        json.dump(case, f, indent=2, sort_keys=False)
-        f.write("\n")
-    size = sum(os.path.getsize(os.path.join(out_dir, x)) for x in os.listdir(out_dir))
-    print(f"  folder {name}: {size} bytes; loss {loss.item():.6f}, N = {N}")
-    if size >= 150_000:
-        raise SystemExit(f"{name}: folder too large ({size} bytes)")
-    return size
+    return write_case(out_dir, name, t, adapter, cfg_text, case, f"loss {loss.item():.6f}, N = {N}", GENERATOR)
 
 
 def conventions(arch, method):

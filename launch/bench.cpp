@@ -45,11 +45,12 @@ struct BenchOptions {
 };
 
 int bench(const BenchOptions& o) {
-  nlohmann::json config = model::ModelSpec::tiny(model::arch_from_name(o.arch)).to_config();
+  const model::ModelSpec shape = model::ModelSpec::tiny(model::arch_from_name(o.arch));
+  nlohmann::json config = shape.to_config();
   if (o.arch == "gpt2") {
     config.update({{"n_layer", o.layers}, {"n_embd", o.hidden}, {"n_head", o.heads}, {"n_inner", o.intermediate > 0 ? o.intermediate : 4 * o.hidden},
                    {"vocab_size", o.vocab}, {"n_positions", 1024}});
-  } else if (model::arch_from_name(o.arch) == model::Arch::kLlama || o.arch == "mistral" || o.arch == "qwen2") {
+  } else if (shape.is_llama_family()) {
     // LLaMA shape: SwiGLU width ≈ 8/3·C rounded to 256, GQA, RoPE.
     const int64_t kv = o.kv_heads > 0 ? o.kv_heads : std::max<int64_t>(1, o.heads / 4);
     config.update({{"num_hidden_layers", o.layers}, {"hidden_size", o.hidden}, {"num_attention_heads", o.heads},
@@ -161,7 +162,7 @@ int bench(const BenchOptions& o) {
 Command add_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Time forward + backward-to-inputs of a frozen model with a KV prefix");
   auto o = std::make_shared<BenchOptions>();
-  cmd->add_option("--arch", o->arch, "gpt2 | bert | roberta | llama | mistral | qwen2")->capture_default_str();
+  cmd->add_option("--arch", o->arch, "gpt2 | bert | roberta | llama | mistral | qwen2 | qwen3")->capture_default_str();
   cmd->add_option("--kv-heads", o->kv_heads, "key/value heads (LLaMA family; 0: heads/4)")->capture_default_str();
   cmd->add_option("--layers", o->layers)->capture_default_str();
   cmd->add_option("--hidden", o->hidden)->capture_default_str();

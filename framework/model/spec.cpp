@@ -128,6 +128,8 @@ void read_llama_family(const json& config, const ConfigReader& c, ModelSpec& s) 
               s.kv_heads, s.heads);
   if (c.has("head_dim")) {
     s.head_dim = c.positive("head_dim");
+  } else if (s.arch == Arch::kQwen3) {
+    s.head_dim = 128;  // Qwen3Config's default, whatever hidden/heads is
   } else {
     PTUNE_CHECK(s.hidden % s.heads == 0, "{}: hidden size {} is not divisible by {} heads (and no 'head_dim')", origin,
                 s.hidden, s.heads);
@@ -148,6 +150,10 @@ void read_llama_family(const json& config, const ConfigReader& c, ModelSpec& s) 
   if (s.arch == Arch::kLlama) {
     s.qkv_bias = s.proj_bias = c.boolean("attention_bias", false);
     s.mlp_bias = c.boolean("mlp_bias", false);
+  } else if (s.arch == Arch::kQwen3) {
+    s.qkv_bias = s.proj_bias = c.boolean("attention_bias", false);
+    s.mlp_bias = false;
+    s.qk_norm = true;
   } else {
     s.qkv_bias = s.arch == Arch::kQwen2;  // Qwen2's q/k/v have biases, o_proj none
     s.proj_bias = false;
@@ -156,7 +162,8 @@ void read_llama_family(const json& config, const ConfigReader& c, ModelSpec& s) 
   // Sliding-window attention is implemented as a refusal at run time when a
   // sequence would reach past the window (forward checks P + T against it).
   if (s.arch == Arch::kMistral) s.sliding_window = c.integer("sliding_window", 0);
-  if (s.arch == Arch::kQwen2 && c.boolean("use_sliding_window", false)) s.sliding_window = c.positive("sliding_window");
+  if ((s.arch == Arch::kQwen2 || s.arch == Arch::kQwen3) && c.boolean("use_sliding_window", false))
+    s.sliding_window = c.positive("sliding_window");
   PTUNE_CHECK(s.sliding_window >= 0, "{}: 'sliding_window' must be positive", origin);
 }
 
@@ -171,11 +178,12 @@ Arch arch_from_name(const std::string& name) {
   if (name == "llama") return Arch::kLlama;
   if (name == "mistral") return Arch::kMistral;
   if (name == "qwen2") return Arch::kQwen2;
+  if (name == "qwen3") return Arch::kQwen3;
   PTUNE_FAIL("unsupported model_type '{}' (supported: gpt2, bert, roberta, xlm-roberta, camembert, llama, mistral, "
-             "qwen2)", name);
+             "qwen2, qwen3)", name);
 }
 
-std::string ModelSpec::arch_name() const {
+std::string arch_name(Arch arch) {
   switch (arch) {
     case Arch::kGpt2: return "gpt2";
     case Arch::kBert: return "bert";
@@ -183,6 +191,7 @@ std::string ModelSpec::arch_name() const {
     case Arch::kLlama: return "llama";
     case Arch::kMistral: return "mistral";
     case Arch::kQwen2: return "qwen2";
+    case Arch::kQwen3: return "qwen3";
   }
   return "?";
 }
@@ -302,9 +311,12 @@ json ModelSpec::to_config() const {
       break;
     case Arch::kLlama:
     case Arch::kMistral:
-    case Arch::kQwen2: {
-      const char* cls = arch == Arch::kLlama ? "LlamaForCausalLM" : arch == Arch::kMistral ? "MistralForCausalLM"
-                                                                                           : "Qwen2ForCausalLM";
+    case Arch::kQwen2:
+    case Arch::kQwen3: {
+      const char* cls = arch == Arch::kLlama     ? "LlamaForCausalLM"
+                        : arch == Arch::kMistral ? "MistralForCausalLM"
+                        : arch == Arch::kQwen2   ? "Qwen2ForCausalLM"
+                                                 : "Qwen3ForCausalLM";
       c["architectures"] = {cls};
       c["hidden_size"] = hidden;
       c["num_hidden_layers"] = layers;
@@ -329,12 +341,10 @@ json ModelSpec::to_config() const {
       }
       if (rope.scaling != RopeScaling::kNone) rp["factor"] = rope.factor;
       c["rope_parameters"] = rp;
-      if (arch == Arch::kLlama) {
-        c["attention_bias"] = qkv_bias;
-        c["mlp_bias"] = mlp_bias;
-      }
+      if (arch == Arch::kLlama || arch == Arch::kQwen3) c["attention_bias"] = qkv_bias;
+      if (arch == Arch::kLlama) c["mlp_bias"] = mlp_bias;
       if (arch == Arch::kMistral) c["sliding_window"] = sliding_window > 0 ? json(sliding_window) : json(nullptr);
-      if (arch == Arch::kQwen2) c["use_sliding_window"] = false;
+      if (arch == Arch::kQwen2 || arch == Arch::kQwen3) c["use_sliding_window"] = false;
       c["bos_token_id"] = vocab_size - 2;
       c["eos_token_id"] = vocab_size - 1;
       if (pad_token_id >= 0) c["pad_token_id"] = pad_token_id;
@@ -364,8 +374,9 @@ ModelSpec ModelSpec::tiny(Arch arch) {
     case Arch::kLlama:
     case Arch::kMistral:
     case Arch::kQwen2:
+    case Arch::kQwen3:
       // GQA 2:1 and a head_dim apart from hidden/heads, as real checkpoints have.
-      c = {{"model_type", arch == Arch::kLlama ? "llama" : arch == Arch::kMistral ? "mistral" : "qwen2"},
+      c = {{"model_type", model::arch_name(arch)},
            {"vocab_size", 1000}, {"hidden_size", 64}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
            {"num_key_value_heads", 2}, {"head_dim", 16}, {"intermediate_size", 128},
            {"max_position_embeddings", 512}, {"rms_norm_eps", 1e-6}, {"pad_token_id", 0}};

@@ -13,7 +13,9 @@
 
 namespace ptune::model {
 
-enum class Arch : uint8_t { kGpt2, kBert, kRoberta, kLlama, kMistral, kQwen2 };
+enum class Arch : uint8_t { kGpt2, kBert, kRoberta, kLlama, kMistral, kQwen2, kQwen3 };
+Arch arch_from_name(const std::string& name);  // config.json's model_type
+std::string arch_name(Arch arch);              // its model_type ("roberta" for the RoBERTa family)
 
 // Where each block normalises: GPT-2 before attention/MLP (pre-LN), BERT
 // after the residual add (post-LN).
@@ -63,6 +65,9 @@ struct ModelSpec {
   bool qkv_bias = true;        // q/k/v projections have biases (Qwen2: yes, LLaMA: attention_bias)
   bool proj_bias = true;       // attention output projection bias
   bool mlp_bias = true;
+  // Qwen3: each query and key head (D values) is RMS-normalised, with
+  // weights q_norm / k_norm (D) shared by the heads, before RoPE.
+  bool qk_norm = false;
   int64_t sliding_window = 0;  // Mistral/Qwen2: keys further back than this are masked; 0 = none
   float initializer_range = 0.02f;  // std of random init (transformers' _init_weights)
 
@@ -79,11 +84,11 @@ struct ModelSpec {
   // batch whose largest position id is max_position (dynamic scaling
   // depends on it).
   std::vector<float> rope_inv_freq(int64_t max_position) const;
-  bool is_llama_family() const { return arch == Arch::kLlama || arch == Arch::kMistral || arch == Arch::kQwen2; }
+  bool is_llama_family() const {
+    return arch == Arch::kLlama || arch == Arch::kMistral || arch == Arch::kQwen2 || arch == Arch::kQwen3;
+  }
   bool is_decoder() const { return attention == ops::AttentionMask::kCausal; }
-  std::string arch_name() const;
+  std::string arch_name() const { return model::arch_name(arch); }
 };
-
-Arch arch_from_name(const std::string& name);
 
 }  // namespace ptune::model

@@ -111,7 +111,8 @@ class Transformer {
   void backward(const Tensor& dhidden, const ModelGrads& grads, Arena& arena);
 
   // Layer l's fused q/k/v (B, T, H·D + 2·KVH·D) from the last forward, with
-  // queries and keys already rotated (RoPE): what a KV cache keeps.
+  // queries and keys already normalised (Qwen3) and rotated (RoPE): what a
+  // KV cache keeps.
   const Tensor& layer_qkv(int64_t l) const { return saved_[size_t(l)].qkv; }
 
  private:
@@ -121,6 +122,8 @@ class Transformer {
     Tensor input;                    // (B, T, C) residual stream entering the block
     Tensor norm1, mean1, rstd1;      // pre-LN: norm1 = LN(input); post-LN: LN(input + attn)
     Tensor qkv, probs, attn;         // (B, T, QKV), (B, H, T, P+T), (B, T, H·D)
+    Tensor q_in, k_in;               // Qwen3: queries, keys before their norm, (B·T·H, D), (B·T·KVH, D)
+    Tensor q_rstd, k_rstd;           // and its statistics, (B·T·H), (B·T·KVH)
     Tensor residual;                 // pre-LN: input + attn proj; post-LN: input + attn proj (pre-norm)
     Tensor norm2, mean2, rstd2;
     Tensor fc, act;                  // (·, I) before and after the activation

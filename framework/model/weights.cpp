@@ -86,7 +86,8 @@ std::string ModelWeights::default_prefix(Arch arch) {
     case Arch::kRoberta: return "roberta.";
     case Arch::kLlama:
     case Arch::kMistral:
-    case Arch::kQwen2: return "model.";
+    case Arch::kQwen2:
+    case Arch::kQwen3: return "model.";
   }
   return "";
 }
@@ -150,6 +151,10 @@ ModelWeights::ModelWeights(const ModelSpec& spec, std::set<Component> components
       if (spec.qkv_bias)
         add(u, &w.qkv_b, n + "qkv.bias", {QKV},
             {copy(s + "q_proj.bias", Q), copy(s + "k_proj.bias", KV), copy(s + "v_proj.bias", KV)});
+      if (spec.qk_norm) {
+        add(u, &w.q_norm_w, n + "q_norm.weight", {spec.head_dim}, {copy(s + "q_norm.weight")});
+        add(u, &w.k_norm_w, n + "k_norm.weight", {spec.head_dim}, {copy(s + "k_norm.weight")});
+      }
       add(u, &w.proj_w, n + "proj.weight", {C, Q}, {copy(s + "o_proj.weight")});
       if (spec.proj_bias) add(u, &w.proj_b, n + "proj.bias", {C}, {copy(s + "o_proj.bias")});
       add(u, &w.norm2_w, n + "norm2.weight", {C}, {copy(p + "post_attention_layernorm.weight")});

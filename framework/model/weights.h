@@ -40,6 +40,7 @@ struct EmbeddingWeights {
 struct BlockWeights {
   Tensor norm1_w, norm1_b;  // (C)
   Tensor qkv_w, qkv_b;      // (H·D + 2·KVH·D, C), (H·D + 2·KVH·D)
+  Tensor q_norm_w, k_norm_w;  // (D): Qwen3's per-head query / key RMSNorm
   Tensor proj_w, proj_b;    // (C, H·D), (C)
   Tensor norm2_w, norm2_b;  // (C)
   Tensor fc_w, fc_b;        // (I, C), (I)

@@ -6,7 +6,8 @@ which tests/launch/test_adapter_interop.cpp asserts on.
 On a tiny random BERT with the quickstart tokenizer (`ptune init-model`), and
 for "xlm-roberta/prompt-tuning" a tiny random XLM-R with the xlmr fixture's
 SentencePiece tokenizer (the same check as below, on
-XLMRobertaForSequenceClassification):
+XLMRobertaForSequenceClassification), for "qwen3/…" a tiny random Qwen3 with
+the llama fixture's tokenizer (Qwen3ForSequenceClassification):
 
 * sequence classification ("prompt-tuning", "p-tuning"): `ptune train` a few
   steps, `ptune predict` the eval set (class scores), then
@@ -115,9 +116,10 @@ def check_sequence_classification(ptune, model_dir, tmp, results, methods=("prom
             logits = []
             for l in lines:
                 e = tok.encode(l["sentence"])
+                # Decoders take no token types (one example at a time: no pad token needed).
+                types = {"token_type_ids": torch.tensor([e.type_ids])} if base.config.model_type != "qwen3" else {}
                 logits.append(model(input_ids=torch.tensor([e.ids]),
-                                    attention_mask=torch.tensor([e.attention_mask]),
-                                    token_type_ids=torch.tensor([e.type_ids])).logits[0])
+                                    attention_mask=torch.tensor([e.attention_mask]), **types).logits[0])
             peft_scores = torch.stack(logits)
         diff = (peft_scores - ptune_scores).abs().max().item()
         results[name + method] = {"examples": len(lines), "max_abs_diff": diff, "ok": diff < 1e-4,
@@ -235,6 +237,12 @@ def main():
     run([args.ptune, "init-model", "--arch", "xlm-roberta", "--tokenizer",
          "tests/golden/fixtures/tokenizers/xlmr/tokenizer.json", "--out", xlmr_dir, "--seed", "3"])
     check_sequence_classification(args.ptune, xlmr_dir, tmp, results, methods=("prompt-tuning",), name="xlm-roberta/")
+    # Qwen3 (per-head q/k norms) with the llama fixture's SentencePiece BPE
+    # tokenizer: Qwen3ForSequenceClassification's `score` on the last token.
+    qwen3_dir = os.path.join(tmp, "qwen3")
+    run([args.ptune, "init-model", "--arch", "qwen3", "--tokenizer", "tests/golden/fixtures/tokenizers/llama/tokenizer.json",
+         "--out", qwen3_dir, "--seed", "3"])
+    check_sequence_classification(args.ptune, qwen3_dir, tmp, results, name="qwen3/")
     check_token_classification(args.ptune, model_dir, tmp, results)
 
     import peft

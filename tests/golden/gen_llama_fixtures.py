@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden fixtures for ptune's LLaMA-family support (LLaMA, Mistral, Qwen2)
+"""Golden fixtures for ptune's LLaMA-family support (LLaMA, Mistral, Qwen2, Qwen3)
 from transformers + peft.
 
 Usage (from the repository root):
@@ -12,6 +12,8 @@ Writes tests/golden/fixtures/llama/<name>/ for
     qwen2        Qwen2ForCausalLM, GQA 2:1, q/k/v biases, dynamic rope scaling (max_position_embeddings 10,
                  so the prefix case (positions up to 10) rescales and the plain case does not)
     qwen2_cls    Qwen2ForSequenceClassification (3 labels, pad 0): `score` on the last non-pad token
+    qwen3        Qwen3ForCausalLM, GQA 2:1, head_dim 12, per-head q/k RMSNorm (perturbed weights),
+                 attention_bias (q/k/v and o_proj biases), default rope
 each with config.json, model.safetensors (save_pretrained) and golden.safetensors:
     input_ids, attention_mask (example 1 right-padded), position_ids, w_hidden, w_logits
     hidden_states (after the final norm), logits, grad_inputs_embeds of probe = Σ hidden·w_hidden + Σ logits·w_logits
@@ -41,6 +43,8 @@ from transformers import (
     Qwen2Config,
     Qwen2ForCausalLM,
     Qwen2ForSequenceClassification,
+    Qwen3Config,
+    Qwen3ForCausalLM,
 )
 
 B, T, P = 2, 8, 3
@@ -76,6 +80,11 @@ def make(name):
         cfg = Qwen2Config(**COMMON, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
                           num_labels=3, rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
         return cfg, Qwen2ForSequenceClassification
+    if name == "qwen3":
+        cfg = Qwen3Config(**COMMON, num_attention_heads=4, num_key_value_heads=2, head_dim=12,
+                          max_position_embeddings=64, attention_bias=True,
+                          rope_parameters={"rope_type": "default", "rope_theta": 1000.0})
+        return cfg, Qwen3ForCausalLM
     raise ValueError(name)
 
 
@@ -302,7 +311,7 @@ def main():
     ap.add_argument("--only", default=None)
     a = ap.parse_args()
     torch.set_num_threads(1)
-    for i, name in enumerate(["llama", "mistral", "qwen2", "qwen2_cls"]):
+    for i, name in enumerate(["llama", "mistral", "qwen2", "qwen2_cls", "qwen3"]):
         if a.only in (None, name):
             run(name, a.out, 7000 + 100 * i)
     for i, method in enumerate(METHODS):

@@ -14,15 +14,18 @@ nlohmann::json interop_results() {
 
 TEST(AdapterInterop, PeftLoadsPtuneAdaptersWithTheSameLogits) {
   const nlohmann::json results = interop_results();
-  // The last: an XLM-R (model_type xlm-roberta) with a SentencePiece
-  // tokenizer, whose ids ptune's data pipeline must make as HF does.
-  for (const char* method : {"prompt-tuning", "p-tuning", "xlm-roberta/prompt-tuning"}) {
+  // Then an XLM-R (model_type xlm-roberta) with a SentencePiece tokenizer,
+  // whose ids ptune's data pipeline must make as HF does, and a Qwen3 (its
+  // per-head q/k norms; `score` on the last token).
+  for (const char* method :
+       {"prompt-tuning", "p-tuning", "xlm-roberta/prompt-tuning", "qwen3/prompt-tuning", "qwen3/p-tuning"}) {
     ASSERT_TRUE(results.contains(method)) << method;
     EXPECT_TRUE(results[method]["ok"].get<bool>()) << method;
     EXPECT_LT(results[method]["max_abs_diff"].get<double>(), 1e-4) << method;
     EXPECT_GE(results[method]["examples"].get<int>(), 32) << method;
   }
   EXPECT_EQ(results["xlm-roberta/prompt-tuning"]["model"].get<std::string>(), "XLMRobertaForSequenceClassification");
+  EXPECT_EQ(results["qwen3/p-tuning"]["model"].get<std::string>(), "Qwen3ForSequenceClassification");
 }
 
 // ptune predict writes tags only, so the check is the tag of every word:

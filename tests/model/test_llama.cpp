@@ -1,7 +1,8 @@
 // LLaMA-family decoders (LLaMA with GQA 4:1, head_dim ≠ hidden/heads and
 // llama3 RoPE scaling; Mistral with linear scaling; Qwen2 with q/k/v biases
-// and dynamic scaling; Qwen2ForSequenceClassification's score head) against
-// transformers + peft. Fixtures: tests/golden/gen_llama_fixtures.py.
+// and dynamic scaling; Qwen2ForSequenceClassification's score head; Qwen3
+// with its per-head q/k norms and attention biases) against transformers +
+// peft. Fixtures: tests/golden/gen_llama_fixtures.py.
 #include <gtest/gtest.h>
 
 #include "expect_close.h"
@@ -106,7 +107,16 @@ TEST_P(Llama, SpecReadsTheConfig) {
     EXPECT_EQ(s.head_dim, 12);
     EXPECT_EQ(s.rope.scaling, RopeScaling::kLlama3);
   }
-  EXPECT_EQ(s.qkv_bias, GetParam().starts_with("qwen2"));
+  EXPECT_EQ(s.qkv_bias, GetParam() != "llama" && GetParam() != "mistral");
+  EXPECT_EQ(s.proj_bias, GetParam() == "qwen3");  // Qwen3's attention_bias covers o_proj too
+  EXPECT_EQ(s.qk_norm, GetParam() == "qwen3");
+  if (GetParam() == "qwen3") {
+    EXPECT_EQ(s.head_dim, 12);
+    // Qwen3Config's head_dim default is 128, not hidden / heads.
+    nlohmann::json c = io::read_json_file(dir + "/config.json");
+    c.erase("head_dim");
+    EXPECT_EQ(ModelSpec::from_config(c, "c.json").head_dim, 128);
+  }
 }
 
 TEST_P(Llama, ForwardAndInputGradients) { run_probe("", nullptr, nullptr); }
@@ -213,7 +223,7 @@ TEST_P(Llama, GreedyGenerationWithInputRowsMatchesAPlainLoop) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, Llama, ::testing::Values("llama", "mistral", "qwen2", "qwen2_cls"),
+INSTANTIATE_TEST_SUITE_P(Archs, Llama, ::testing::Values("llama", "mistral", "qwen2", "qwen2_cls", "qwen3"),
                          [](const auto& info) { return info.param; });
 
 TEST(LlamaSpec, RefusesWhatItDoesNotImplement) {

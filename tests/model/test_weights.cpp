@@ -118,7 +118,8 @@ void expect_parts_tile_the_whole_load(const std::string& dir) {
 
 TEST(Weights, ShardedLoadReadsEachRanksPartOfTheWholeLoad) {
   const std::string root = PTUNE_FIXTURES;
-  for (const std::string dir : {"/model/gpt2", "/model/bert", "/model/roberta", "/llama/llama", "/llama/qwen2_cls"})
+  for (const std::string dir :
+       {"/model/gpt2", "/model/bert", "/model/roberta", "/llama/llama", "/llama/qwen2_cls", "/llama/qwen3"})
     expect_parts_tile_the_whole_load(root + dir);
 }
 

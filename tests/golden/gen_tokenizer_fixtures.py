@@ -12,7 +12,7 @@ For each tokenizer it writes tests/golden/fixtures/tokenizers/<name>/:
   datasets.json    one 40-bit hash per dataset line (the datasets are read at
                    test time from PTUNE_DATASETS, never copied here)
 
-Only GPT-2 / RoBERTa / LLaMA / XLM-R-style tokenizers need training (no
+Only GPT-2 / RoBERTa / LLaMA / XLM-R / Qwen / LLaMA 3-style tokenizers need training (no
 network): small vocabularies on the shared datasets, with the exact pipeline
 config of the real ones, so that every pipeline stage is exercised as in
 production. The XLM-R one (`xlmr`) also needs `sentencepiece` and `protobuf`
@@ -311,6 +311,72 @@ def llama_like():
     return Tokenizer.from_str(json.dumps(cfg))
 
 
+# The split pattern of Qwen2 / Qwen2.5 / Qwen3's tokenizer.json (one digit a
+# piece) and of LLaMA 3's (runs of up to three digits).
+QWEN_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+                r"\s*[\r\n]+|\s+(?!\S)|\s+")
+LLAMA3_PATTERN = QWEN_PATTERN.replace(r"|\p{N}|", r"|\p{N}{1,3}|")
+
+
+# Where a Split regex engine may differ from Oniguruma (what tokenizers
+# uses): \s on every Unicode space and line break (VT, NEL, U+2028, NBSP,
+# U+1680, U+3000; not U+200B or U+FEFF), the case-insensitive contractions,
+# \p{N} beyond ASCII digits, the lookahead \s+(?!\S) and runs of digits.
+REGEX_CORPUS = [
+    "a\x0bb \x0c c\x85d e\u2028f\u2029 g\u00a0h \u1680i\u3000 j\u200bk\ufeffl",
+    "IT'S DON'T WE'LL THEY'VE I'M HE'D 'S 'sS O'Neil rock'n'roll",
+    "123 1234567 ٣٤٥ ४२ ⅷ ① ²³ x2y22z222",
+    "line\r\n\r\n  indented\n\n\n   trailing   \n",
+    "  two leading, two trailing  ",
+    "tab\t\tthen\t \nmixed \u00a0\u00a0 nbsp runs",
+]
+
+
+def regex_byte_level(pattern, vocab_size, special_tokens):
+    """A byte-level BPE over the pieces of a Split regex, as Qwen's and LLaMA 3's are."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(pattern), "isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)])
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  special_tokens=special_tokens, show_progress=False)
+    tok.train_from_iterator(training_text(), trainer)
+    tok.decoder = decoders.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
+    return tok
+
+
+def qwen_like():
+    """Qwen2 / Qwen3's pipeline (tokenizer.json of Qwen/Qwen3-0.6B): NFC, the
+    Split regex above then ByteLevel without its own regex, no BOS, chat
+    specials, and <think> tags that are added but not special."""
+    tok = regex_byte_level(QWEN_PATTERN, 4000, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+    tok.normalizer = normalizers.NFC()
+    tok.post_processor = processors.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
+    tok.add_tokens([AddedToken("<think>", special=False, normalized=False),
+                    AddedToken("</think>", special=False, normalized=False)])
+    return tok
+
+
+def llama3_like():
+    """LLaMA 3's pipeline (tokenizer.json of meta-llama/Llama-3.2-1B): no
+    normalizer, the Split regex with 1–3 digit runs then ByteLevel,
+    ignore_merges, <|begin_of_text|> prepended by TemplateProcessing."""
+    tok = regex_byte_level(LLAMA3_PATTERN, 4000, ["<|begin_of_text|>", "<|end_of_text|>"])
+    cfg = json.loads(tok.to_str())
+    cfg["model"]["ignore_merges"] = True
+    bos = {"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}}
+    cfg["post_processor"] = {"type": "Sequence", "processors": [
+        {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+        {"type": "TemplateProcessing",
+         "single": [bos, {"Sequence": {"id": "A", "type_id": 0}}],
+         "pair": [bos, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "<|begin_of_text|>",
+                                                                                   "type_id": 1}},
+                  {"Sequence": {"id": "B", "type_id": 1}}],
+         "special_tokens": {"<|begin_of_text|>": {"id": "<|begin_of_text|>", "ids": [0],
+                                                  "tokens": ["<|begin_of_text|>"]}}}]}
+    return Tokenizer.from_str(json.dumps(cfg))
+
+
 def xlmr_like():
     """XLM-RoBERTa's pipeline (as transformers' converter writes it): SentencePiece's
     compiled NFKC map (`Precompiled`, taken from a model sentencepiece trains with
@@ -470,13 +536,15 @@ def misc_unigram():
 def main():
     only = set(sys.argv[1:])
     builders = {"gpt2": gpt2_like, "bert": lambda: Tokenizer.from_file(BERT_JSON),
-                "roberta": roberta_like, "llama": llama_like, "xlmr": xlmr_like}
+                "roberta": roberta_like, "llama": llama_like, "xlmr": xlmr_like, "qwen": qwen_like,
+                "llama3": llama3_like}
     misc = {"misc_wordpiece": misc_wordpiece, "misc_bpe": misc_bpe, "misc_metaspace": misc_metaspace,
             "misc_wordlevel": misc_wordlevel, "misc_unigram": misc_unigram, "misc_precompiled": misc_precompiled}
     for name, build in builders.items():
         if only and name not in only:
             continue
-        write_fixtures(name, build(), extra_corpus=PRECOMPILED_CORPUS if name == "xlmr" else ())
+        extra = {"xlmr": PRECOMPILED_CORPUS, "qwen": REGEX_CORPUS, "llama3": REGEX_CORPUS}.get(name, ())
+        write_fixtures(name, build(), extra_corpus=extra)
     for name, build in misc.items():
         if only and name not in only:
             continue

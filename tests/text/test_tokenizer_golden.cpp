@@ -118,7 +118,8 @@ TEST_P(TokenizerGolden, DatasetLinesMatchExactly) {
   EXPECT_GT(n, 20000u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Tokenizers, TokenizerGolden, ::testing::Values("gpt2", "bert", "roberta", "llama", "xlmr"));
+INSTANTIATE_TEST_SUITE_P(Tokenizers, TokenizerGolden,
+                         ::testing::Values("gpt2", "bert", "roberta", "llama", "xlmr", "qwen", "llama3"));
 
 // Component coverage (WordPiece with Punctuation/Digits/added-token flags,
 // BPE with prefix/suffix and Split behaviours, Metaspace with byte

@@ -13,37 +13,6 @@
 
 namespace ptune::model {
 
-namespace {
-
-// Qwen3's per-head RMSNorm, one of q and k: in qkv (M, W), the `heads`
-// D-wide heads at column `col` are normalised in place. The norm ops take
-// contiguous rows, so the heads are copied out to `in` (M·heads, D) — kept
-// for backward — and normalised into scratch that is copied back.
-void head_norm_forward(const Tensor& qkv, int64_t col, const Tensor& in, const Tensor& rstd, const Tensor& w,
-                       float eps, Arena& arena) {
-  const int64_t M = qkv.size(0), width = in.numel() / M;
-  ops::copy_columns(in.view({M, width}), 0, qkv, col, width, false);
-  const Arena::Mark scratch = arena.mark();
-  const Tensor y = arena.alloc(in.shape(), in.dtype());
-  ops::norm_forward(ops::NormKind::kRmsNorm, y, Tensor(), rstd, in, w, Tensor(), eps);
-  ops::copy_columns(qkv, col, y.view({M, width}), 0, width, false);
-  arena.rewind(scratch);
-}
-
-// Its backward: the heads' columns of dqkv (M, W), the gradient at the
-// norm's output, become the gradient at its input.
-void head_norm_backward(const Tensor& dqkv, int64_t col, const Tensor& in, const Tensor& rstd, const Tensor& w,
-                        Arena& arena) {
-  const int64_t M = dqkv.size(0), width = in.numel() / M;
-  const Tensor dy = arena.alloc(in.shape(), in.dtype());
-  ops::copy_columns(dy.view({M, width}), 0, dqkv, col, width, false);
-  const Tensor dx = arena.zeros(in.shape(), in.dtype());  // norm_backward accumulates
-  ops::norm_backward(ops::NormKind::kRmsNorm, dx, Tensor(), Tensor(), dy, in, w, Tensor(), rstd);
-  ops::copy_columns(dqkv, col, dx.view({M, width}), 0, width, false);
-}
-
-}  // namespace
-
 int64_t KvPrefix::length() const {
   for (const Tensor& k : keys)
     if (k.defined()) return k.size(0);
@@ -235,15 +204,14 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
   // Attention sub-block.
   if (pre) ops::norm_forward(nk, a.norm1, a.mean1, a.rstd1, a.input, w.norm1_w, w.norm1_b, eps);
   ops::linear_forward(a.qkv, pre ? a.norm1 : a.input, w.qkv_w, w.qkv_b);
-  if (spec_.qk_norm) {
+  if (spec_.qk_norm) {  // Qwen3: every query and key head RMS-normalised, before RoPE
     const int64_t H = attention_.heads, KVH = attention_.kv_heads, D = attention_.head_dim;
-    const Tensor qkv = a.qkv.view({B * T, attention_.qkv_width()});
     a.q_in = arena.alloc({B * T * H, D}, act);
     a.k_in = arena.alloc({B * T * KVH, D}, act);
     a.q_rstd = arena.alloc({B * T * H});
     a.k_rstd = arena.alloc({B * T * KVH});
-    head_norm_forward(qkv, 0, a.q_in, a.q_rstd, w.q_norm_w, eps, arena);
-    head_norm_forward(qkv, H * D, a.k_in, a.k_rstd, w.k_norm_w, eps, arena);
+    ops::head_rms_norm_forward(a.qkv, 0, a.q_in, a.q_rstd, w.q_norm_w, eps);
+    ops::head_rms_norm_forward(a.qkv, H * D, a.k_in, a.k_rstd, w.k_norm_w, eps);
   }
   // Rotated in place: attention and backward see the rotated q and k.
   if (spec_.positions == PositionKind::kRope) ops::rope_forward(a.qkv, positions_, rope_inv_freq_, attention_);
@@ -442,10 +410,9 @@ Tensor Transformer::layer_backward(int64_t l, LayerActivations& a, const Tensor&
   if (!need_input) return Tensor();  // the lowest prompt layer: nothing below needs dx
   // Un-rotate ∂q, ∂k (prefix gradients above are already unrotated).
   if (spec_.positions == PositionKind::kRope) ops::rope_backward(dqkv, positions_, rope_inv_freq_, attention_);
-  if (spec_.qk_norm) {
-    const Tensor d = dqkv.view({B * T, attention_.qkv_width()});
-    head_norm_backward(d, 0, a.q_in, a.q_rstd, w.q_norm_w, arena);
-    head_norm_backward(d, HD, a.k_in, a.k_rstd, w.k_norm_w, arena);
+  if (spec_.qk_norm) {  // then through the q and k norms
+    ops::head_rms_norm_backward(dqkv, 0, a.q_in, a.q_rstd, w.q_norm_w);
+    ops::head_rms_norm_backward(dqkv, HD, a.k_in, a.k_rstd, w.k_norm_w);
   }
   // d(input) = the skip's share (dresidual) + the attention branch's.
   Tensor dx = dresidual;

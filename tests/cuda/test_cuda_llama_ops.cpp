@@ -1,6 +1,6 @@
 // The LLaMA-family ops on the GPU against the CPU reference: RoPE on the
 // fused qkv (GQA shapes, positions with an offset, both directions, value
-// columns untouched), the gated MLP activation (forward writes, backward
+// columns untouched), Qwen3's per-head q/k RMSNorm, the gated MLP activation (forward writes, backward
 // accumulates), the cuBLASLt plan cache their projections go through, and
 // the backward ops' GradMode::kWrite (the model's first writer of a buffer).
 // f32 and bf16; tolerances in cuda_test_util.h.
@@ -10,11 +10,13 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <utility>
 
 #include "cuda/cuda_test_util.h"
 #include "framework/core/stream.h"  // cuda_device_count, used by SKIP_WITHOUT_GPU
 #include "framework/ops/linear.h"
 #include "framework/ops/candidates.h"
+#include "framework/ops/layernorm.h"
 #include "framework/ops/rope.h"
 #include "framework/ops/swiglu.h"
 
@@ -110,6 +112,40 @@ TEST_P(CudaLlamaOps, GatedActivationMatchesCpu) {
     ops::gated_backward(f, dx, dy, x);  // accumulates onto the random dx on both sides
     ops::gated_backward(f, gdx, gdy, gx);
     EXPECT_CLOSE(gdx, dx, tol()) << int(f);
+  }
+}
+
+// Qwen3's per-head q/k norm, in place in qkv's columns: the q heads (from
+// column 0) and the k heads (after them) of a GQA row, with head dims that
+// are under, at and over a warp's 32 lanes (D = 12, 64, 128); the other
+// columns (v) must come back bit for bit.
+TEST_P(CudaLlamaOps, HeadRmsNormMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  for (const int64_t D : {12, 64, 128}) {
+    const int64_t N = 37, H = 4, KVH = 2, W = (H + 2 * KVH) * D;
+    for (const auto& [col, heads] : {std::pair<int64_t, int64_t>{0, H}, {H * D, KVH}}) {
+      const std::string where = "D=" + std::to_string(D) + " col=" + std::to_string(col);
+      const Tensor x = in({N, W}), w = in({D});
+      Tensor y = x.clone(), saved = Tensor::empty({N * heads, D}, DType::kF32),
+             rstd = Tensor::empty({N * heads}, DType::kF32);
+      ops::head_rms_norm_forward(y, col, saved, rstd, w, 1e-6f);
+      Tensor gy = to_gpu(x, dt()), gsaved = nan_gpu({N * heads, D}, dt()), grstd = nan_gpu({N * heads}, DType::kF32);
+      ops::head_rms_norm_forward(gy, col, gsaved, grstd, to_gpu(w, dt()), 1e-6f);
+      EXPECT_CLOSE(gy, y, tol()) << where;
+      EXPECT_CLOSE(gsaved, saved, tol()) << where;
+      EXPECT_CLOSE(grstd, rstd, tol()) << where;
+      const Tensor got = to_cpu_f32(gy);
+      int64_t changed = 0;
+      for (int64_t r = 0; r < N; ++r)
+        for (int64_t c = 0; c < W; ++c)
+          if (c < col || c >= col + heads * D) changed += got.data<float>()[r * W + c] != x.data<float>()[r * W + c];
+      EXPECT_EQ(changed, 0) << where << ": columns outside the heads were written";
+
+      Tensor dy = in({N, W}), dx = dy.clone(), gdx = to_gpu(dy, dt());
+      ops::head_rms_norm_backward(dx, col, saved, rstd, w);
+      ops::head_rms_norm_backward(gdx, col, gsaved, grstd, to_gpu(w, dt()));
+      EXPECT_CLOSE(gdx, dx, tol()) << where << " (backward)";
+    }
   }
 }
 

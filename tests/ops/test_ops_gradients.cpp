@@ -10,6 +10,7 @@
 #include "framework/ops/embedding.h"
 #include "framework/ops/layernorm.h"
 #include "framework/ops/linear.h"
+#include "expect_error.h"
 #include "gradcheck.h"
 
 namespace ptune {
@@ -165,6 +166,62 @@ TEST_P(Norm, ResidualNormEqualsAddThenNorm) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Kinds, Norm, ::testing::Values(ops::NormKind::kLayerNorm, ops::NormKind::kRmsNorm));
+
+// Qwen3's per-head q/k norm, in place in the fused projections' columns:
+// rows (N, W) = 3 × 40, 3 heads of 8 from column 5 (columns 29..39 and
+// 0..4 are someone else's and stay as they were).
+constexpr int64_t kHeadN = 3, kHeadW = 40, kHeadCol = 5, kHeads = 3, kHeadD = 8;
+
+// The same numbers as copying the heads out, norm_forward(kRmsNorm) on
+// the (N·heads, D) rows and copying them back.
+TEST(HeadRmsNorm, EqualsTheNormOfTheCopiedOutHeads) {
+  const Tensor x = random_tensor({kHeadN, kHeadW}, 31, 2.0f), w = random_tensor({kHeadD}, 32);
+  Tensor y = x.clone(), saved = Tensor::empty({kHeadN * kHeads, kHeadD}, DType::kF32),
+         rstd = Tensor::empty({kHeadN * kHeads}, DType::kF32);
+  ops::head_rms_norm_forward(y, kHeadCol, saved, rstd, w, 1e-6f);
+
+  Tensor heads = Tensor::empty({kHeadN * kHeads, kHeadD}, DType::kF32), want = heads.clone(),
+         want_rstd = rstd.clone();
+  ops::copy_columns(heads.view({kHeadN, kHeads * kHeadD}), 0, x, kHeadCol, kHeads * kHeadD, false);
+  ops::norm_forward(ops::NormKind::kRmsNorm, want, Tensor(), want_rstd, heads, w, Tensor(), 1e-6f);
+  for (int64_t i = 0; i < heads.numel(); ++i) {
+    ASSERT_EQ(saved.data<float>()[i], heads.data<float>()[i]) << i;
+    const int64_t row = i / (kHeads * kHeadD), c = kHeadCol + i % (kHeads * kHeadD);
+    ASSERT_EQ(y.data<float>()[row * kHeadW + c], want.data<float>()[i]) << i;
+  }
+  for (int64_t k = 0; k < rstd.numel(); ++k) ASSERT_EQ(rstd.data<float>()[k], want_rstd.data<float>()[k]) << k;
+  for (int64_t row = 0; row < kHeadN; ++row)
+    for (int64_t c = 0; c < kHeadW; ++c)
+      if (c < kHeadCol || c >= kHeadCol + kHeads * kHeadD)
+        ASSERT_EQ(y.data<float>()[row * kHeadW + c], x.data<float>()[row * kHeadW + c]) << row << "," << c;
+}
+
+// Backward turns ∂L/∂y in place into ∂L/∂x: over the whole (N, W) buffer,
+// the gradient of Σ y·r (the untouched columns pass r through).
+TEST(HeadRmsNorm, BackwardMatchesFiniteDifferences) {
+  Tensor x = random_tensor({kHeadN, kHeadW}, 41, 2.0f), w = random_tensor({kHeadD}, 42),
+         r = random_tensor({kHeadN, kHeadW}, 43);
+  Tensor y = x.clone(), saved = Tensor::empty({kHeadN * kHeads, kHeadD}, DType::kF32),
+         rstd = Tensor::empty({kHeadN * kHeads}, DType::kF32);
+  auto loss = [&] {
+    y.copy_from(x);
+    ops::head_rms_norm_forward(y, kHeadCol, saved, rstd, w, 1e-6f);
+    return weighted_sum(y, r);
+  };
+  loss();
+  Tensor dx = r.clone();
+  ops::head_rms_norm_backward(dx, kHeadCol, saved, rstd, w);
+  expect_gradient("dx", x, dx, loss, 1e-2f, 2e-2, 2e-3);
+}
+
+TEST(HeadRmsNorm, ShapeErrorsNameTheOp) {
+  Tensor x = random_tensor({kHeadN, kHeadW}, 51), w = random_tensor({kHeadD}, 52);
+  Tensor saved = Tensor::empty({kHeadN * kHeads, kHeadD}, DType::kF32), rstd = Tensor::empty({kHeadN * kHeads}, DType::kF32);
+  testing::expect_error([&] { ops::head_rms_norm_forward(x, kHeadW - 8, saved, rstd, w, 1e-6f); },
+                        {"head_rms_norm_forward", "overrun width 40"});
+  testing::expect_error([&] { ops::head_rms_norm_backward(x, 0, saved, rstd, random_tensor({4}, 53)); },
+                        {"head_rms_norm_backward", "w (4)"});
+}
 
 class Act : public ::testing::TestWithParam<ops::Activation> {};
 

@@ -93,4 +93,67 @@ void norm_backward(NormKind kind, const Tensor& dx, const Tensor& dw, const Tens
   }
 }
 
+HeadNormLayout head_norm_layout(const char* op, const Tensor& x, int64_t col, const Tensor& saved,
+                                const Tensor& rstd, const Tensor& w) {
+  PTUNE_CHECK(x.dim() >= 2 && saved.dim() == 2, "{}: x {} saved {}: want x (N, W), saved (N·heads, D)", op,
+              x.shape().str(), saved.shape().str());
+  const int64_t width = x.size(-1), n = x.numel() / width, d = saved.size(1);
+  PTUNE_CHECK(n > 0 && saved.size(0) % n == 0, "{}: saved {} for {} rows", op, saved.shape().str(), n);
+  const int64_t heads = saved.size(0) / n;
+  PTUNE_CHECK(col >= 0 && col + heads * d <= width, "{}: {} heads of {} from column {} overrun width {}", op, heads,
+              d, col, width);
+  PTUNE_CHECK(w.numel() == d && rstd.numel() == n * heads && rstd.dtype() == DType::kF32 &&
+                  saved.dtype() == x.dtype(),
+              "{}: w {} rstd {} for {} heads of {}", op, w.shape().str(), rstd.shape().str(), n * heads, d);
+  return {n, width, heads, d};
+}
+
+void head_rms_norm_forward(const Tensor& qkv, int64_t col, const Tensor& saved, const Tensor& rstd, const Tensor& w,
+                           float eps) {
+  PTUNE_ROUTE(qkv, head_rms_norm_forward, qkv, col, saved, rstd, w, eps);
+  const HeadNormLayout l = head_norm_layout("head_rms_norm_forward", qkv, col, saved, rstd, w);
+  float* px = qkv.data<float>();
+  float* ps = saved.data<float>();
+  float* pr = rstd.data<float>();
+  const float* pw = w.data<float>();
+  // As norm_forward(kRmsNorm) on the copied-out heads: the same sums in the same order.
+#pragma omp parallel for schedule(static)
+  for (int64_t k = 0; k < l.n * l.heads; ++k) {
+    float* xk = px + (k / l.heads) * l.width + col + (k % l.heads) * l.d;
+    float* sk = ps + k * l.d;
+    float v = 0.0f;
+    for (int64_t j = 0; j < l.d; ++j) {
+      sk[j] = xk[j];
+      v += xk[j] * xk[j];
+    }
+    const float r = 1.0f / std::sqrt(v / float(l.d) + eps);
+    for (int64_t j = 0; j < l.d; ++j) xk[j] = sk[j] * r * pw[j];
+    pr[k] = r;
+  }
+}
+
+void head_rms_norm_backward(const Tensor& dqkv, int64_t col, const Tensor& saved, const Tensor& rstd,
+                            const Tensor& w) {
+  PTUNE_ROUTE(dqkv, head_rms_norm_backward, dqkv, col, saved, rstd, w);
+  const HeadNormLayout l = head_norm_layout("head_rms_norm_backward", dqkv, col, saved, rstd, w);
+  float* pd = dqkv.data<float>();
+  const float* ps = saved.data<float>();
+  const float* pr = rstd.data<float>();
+  const float* pw = w.data<float>();
+  // x̂ = x·r, g = dy·w: dx = r·(g − x̂·mean(g·x̂)), as norm_backward(kRmsNorm).
+#pragma omp parallel for schedule(static)
+  for (int64_t k = 0; k < l.n * l.heads; ++k) {
+    float* dk = pd + (k / l.heads) * l.width + col + (k % l.heads) * l.d;
+    const float* sk = ps + k * l.d;
+    const float r = pr[k];
+    float gx_mean = 0.0f;
+    for (int64_t j = 0; j < l.d; ++j) {
+      const float g = dk[j] * pw[j];
+      gx_mean += g * sk[j] * r;
+    }
+    gx_mean /= float(l.d);
+    for (int64_t j = 0; j < l.d; ++j) dk[j] = r * (dk[j] * pw[j] - sk[j] * r * gx_mean);
+  }
+}
+
 }  // namespace ptune::ops

@@ -50,6 +50,11 @@ void residual_norm_forward(NormKind kind, const Tensor& y, const Tensor& sum, co
                                    const Tensor& b, float eps, float p, uint64_t seed, uint64_t offset,
                                    const Stream& stream);
 
+void head_rms_norm_forward(const Tensor& qkv, int64_t col, const Tensor& saved, const Tensor& rstd, const Tensor& w,
+                           float eps, const Stream& stream);
+void head_rms_norm_backward(const Tensor& dqkv, int64_t col, const Tensor& saved, const Tensor& rstd,
+                            const Tensor& w, const Stream& stream);
+
 // --- embedding.h
 void embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table, const Stream& stream);
 void embedding_add(const Tensor& out, const Tensor& ids, const Tensor& table, const Stream& stream);

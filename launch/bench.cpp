@@ -35,6 +35,7 @@ struct BenchOptions {
   int64_t layers = 12, hidden = 768, heads = 12, vocab = 50257;
   int64_t batch = 4, seq = 64, prefix = 20;
   int64_t kv_heads = 0;      // LLaMA family: 0 = heads / 4 (GQA 4:1)
+  int64_t head_dim = 0;      // LLaMA family: 0 = hidden / heads (Qwen3 checkpoints use 128 whatever the width)
   int64_t intermediate = 0;  // MLP width; 0 = 4·C (GPT-2, BERT) or 8/3·C rounded to 256 (LLaMA)
   int steps = 10, warmup = 2;
   std::string device = "cpu", dtype = "bf16";  // dtype: of the model on a GPU (the CPU computes in f32)
@@ -54,7 +55,7 @@ int bench(const BenchOptions& o) {
     // LLaMA shape: SwiGLU width ≈ 8/3·C rounded to 256, GQA, RoPE.
     const int64_t kv = o.kv_heads > 0 ? o.kv_heads : std::max<int64_t>(1, o.heads / 4);
     config.update({{"num_hidden_layers", o.layers}, {"hidden_size", o.hidden}, {"num_attention_heads", o.heads},
-                   {"num_key_value_heads", kv}, {"head_dim", o.hidden / o.heads},
+                   {"num_key_value_heads", kv}, {"head_dim", o.head_dim > 0 ? o.head_dim : o.hidden / o.heads},
                    {"intermediate_size", o.intermediate > 0 ? o.intermediate : (8 * o.hidden / 3 + 255) / 256 * 256}, {"vocab_size", o.vocab},
                    {"max_position_embeddings", 2048}});
   } else {
@@ -164,6 +165,7 @@ Command add_bench(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
   cmd->add_option("--arch", o->arch, "gpt2 | bert | roberta | llama | mistral | qwen2 | qwen3")->capture_default_str();
   cmd->add_option("--kv-heads", o->kv_heads, "key/value heads (LLaMA family; 0: heads/4)")->capture_default_str();
+  cmd->add_option("--head-dim", o->head_dim, "per-head width (LLaMA family; 0: hidden/heads)")->capture_default_str();
   cmd->add_option("--layers", o->layers)->capture_default_str();
   cmd->add_option("--hidden", o->hidden)->capture_default_str();
   cmd->add_option("--heads", o->heads)->capture_default_str();

@@ -7,9 +7,9 @@ a P-Tuning v2 prefix in every layer (peft prefix tuning, num_virtual_tokens
 state (w fixed and random), and backward to the prefix through every frozen
 layer. ptune runs its real model path (`ptune bench --device cuda`: the
 Transformer with flash attention and cuBLASLt); PyTorch runs peft's prefix
-tuning on transformers' base model (GPT2Model / LlamaModel) with SDPA
+tuning on transformers' base model (GPT2Model / LlamaModel / Qwen3Model) with SDPA
 attention in bf16. Neither computes weight gradients of the frozen model.
-Reports tokens/s and MFU = tokens/s · (4·N + 12·L·(P+T)·C) / peak, N the
+Reports tokens/s and MFU = tokens/s · (4·N + 12·L·(P+T)·H·D) / peak, N the
 non-embedding weights, peak 989 TFLOP/s (H100 SXM dense bf16).
 
     python3 tests/bench/bench_gpu.py --ptune build/launch/ptune --out report.json
@@ -37,10 +37,13 @@ import sys
 import time
 
 SHAPES = {
-    # name: (arch, layers, hidden, heads, kv_heads, intermediate, vocab)
-    "gpt2-medium": ("gpt2", 24, 1024, 16, 16, 4096, 50257),
-    "llama-1b": ("llama", 16, 2048, 32, 8, 8192, 128256),
+    # name: (arch, layers, hidden, heads, kv_heads, intermediate, vocab, head_dim)
+    "gpt2-medium": ("gpt2", 24, 1024, 16, 16, 4096, 50257, 64),
+    "llama-1b": ("llama", 16, 2048, 32, 8, 8192, 128256, 64),
+    # Qwen3-0.6B: heads 128 wide at hidden 1024, per-head q/k norms (not in the default --shapes).
+    "qwen3-0.6b": ("qwen3", 28, 1024, 16, 8, 3072, 151936, 128),
 }
+LLAMA_FAMILY = ("llama", "qwen3")
 
 
 # One ptune run (model init, warm-up, timed steps) takes under a minute on
@@ -49,18 +52,18 @@ RUN_TIMEOUT_S = 240
 
 
 def flops_per_token(shape, seq, prefix):
-    arch, L, C, H, KVH, I, _ = SHAPES[shape]
-    D = C // H
+    arch, L, C, H, KVH, I, _, D = SHAPES[shape]
     qkv = (H + 2 * KVH) * D
-    up = 2 * I if arch == "llama" else I
-    n = L * (qkv * C + C * C + up * C + C * I)
-    return 4.0 * n + 12.0 * L * (prefix + seq) * C
+    up = 2 * I if arch in LLAMA_FAMILY else I
+    n = L * (qkv * C + H * D * C + up * C + C * I)
+    return 4.0 * n + 12.0 * L * (prefix + seq) * H * D
 
 
 def ptune_rate(binary, shape, batch, seq, prefix, steps, warmup, profile, candidate="0", rows=0):
-    arch, L, C, H, KVH, I, V = SHAPES[shape]
+    arch, L, C, H, KVH, I, V, D = SHAPES[shape]
     cmd = [binary, "bench", "--device", "cuda", "--arch", arch, "--layers", str(L), "--hidden", str(C), "--heads",
-           str(H), "--kv-heads", str(KVH), "--intermediate", str(I), "--vocab", str(V), "--batch", str(batch),
+           str(H), "--kv-heads", str(KVH), "--head-dim", str(D), "--intermediate", str(I), "--vocab", str(V),
+           "--batch", str(batch),
            "--seq", str(seq), "--prefix", str(prefix), "--steps", str(steps), "--warmup", str(warmup),
            "--rows", str(rows)]
     if profile:
@@ -85,15 +88,16 @@ def ptune_rate(binary, shape, batch, seq, prefix, steps, warmup, profile, candid
 def torch_rate(shape, batch, seq, prefix, steps, warmup, rows=0):
     import torch
     from peft import PrefixTuningConfig, TaskType, get_peft_model
-    from transformers import AutoModel, GPT2Config, LlamaConfig
+    from transformers import AutoModel, GPT2Config, LlamaConfig, Qwen3Config
 
-    arch, L, C, H, KVH, I, V = SHAPES[shape]
+    arch, L, C, H, KVH, I, V, D = SHAPES[shape]
     if arch == "gpt2":
         cfg = GPT2Config(n_layer=L, n_embd=C, n_head=H, n_inner=I, vocab_size=V, n_positions=2048,
                          resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
     else:
-        cfg = LlamaConfig(num_hidden_layers=L, hidden_size=C, num_attention_heads=H, num_key_value_heads=KVH,
-                          intermediate_size=I, vocab_size=V, max_position_embeddings=2048)
+        cfg = (LlamaConfig if arch == "llama" else Qwen3Config)(
+            num_hidden_layers=L, hidden_size=C, num_attention_heads=H, num_key_value_heads=KVH, head_dim=D,
+            intermediate_size=I, vocab_size=V, max_position_embeddings=2048)
     torch.manual_seed(0)
     base = AutoModel.from_config(cfg, torch_dtype=torch.bfloat16, attn_implementation="sdpa").cuda()
     model = get_peft_model(base, PrefixTuningConfig(task_type=TaskType.FEATURE_EXTRACTION,

@@ -127,6 +127,51 @@ def check_sequence_classification(ptune, model_dir, tmp, results, methods=("prom
         print(name + method, results[name + method])
 
 
+def check_causal_lm_prefix(ptune, model_dir, tmp, results, name):
+    """Prefix tuning for a causal LM (the instruct recipe): `ptune train`, then
+    `ptune generate` (greedy) on eval prompts against a greedy loop over
+    PeftModel.from_pretrained(AutoModelForCausalLM, adapter)'s logits. peft's
+    own generate drops the prefix with transformers 5.24 (gen_llama_fixtures.py),
+    hence the loop; each step's top-1 − top-2 logit margin says how far from a
+    tie the agreement is."""
+    from peft import PeftModel
+    from tokenizers import Tokenizer
+    from transformers import AutoModelForCausalLM
+
+    recipe = "recipes/llama_prompt_tuning_instruct.yaml"
+    out = os.path.join(tmp, name.replace("/", "-"))
+    run([ptune, "train", recipe, f"model.path={model_dir}", "method.name=prefix-tuning", f"train.output_dir={out}",
+         "train.max_steps=60", "train.eval_every=1000", "train.lr=0.01"])
+    adapter = os.path.join(out, "adapter")
+    prompts = [f"Review: {json.loads(l)['sentence']}\nSentiment:" for l in open("recipes/data/quickstart/eval.jsonl")][:16]
+    new_tokens = 3
+    gen = subprocess.run([ptune, "generate", "--model", model_dir, "--adapter", adapter, "--max-new-tokens",
+                          str(new_tokens), *[a for p in prompts for a in ("--prompt", p)]],
+                         check=True, capture_output=True, text=True).stdout
+    ptune_ids = [json.loads(l)["ids"] for l in gen.splitlines() if l.startswith("{")]
+    assert len(ptune_ids) == len(prompts), gen
+
+    tok = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager"),
+                                      adapter).eval()
+    agree = total = 0
+    min_margin = float("inf")
+    with torch.no_grad():
+        for prompt, want in zip(prompts, ptune_ids):
+            seq = torch.tensor([tok.encode(prompt).ids])
+            for t in range(new_tokens):
+                top2 = model(input_ids=seq, attention_mask=torch.ones_like(seq)).logits[0, -1].topk(2)
+                min_margin = min(min_margin, (top2.values[0] - top2.values[1]).item())
+                got = top2.indices[0].item()
+                total += 1
+                agree += t < len(want) and got == want[t]
+                seq = torch.cat([seq, torch.tensor([[got]])], 1)
+    results[name] = {"prompts": len(prompts), "tokens": total, "agreement": agree / total,
+                     "peft_min_top2_margin": min_margin, "peft_type": model.peft_config["default"].peft_type.value,
+                     "model": type(model.get_base_model()).__name__, "ok": agree == total}
+    print(name, results[name])
+
+
 def ner_train(ptune, model_dir, method, train_path, eval_path, out, extra=()):
     run([ptune, "train", "recipes/ner_ptuning_v2_minilm.yaml", f"model.path={model_dir}", f"method.name={method}",
          f"data.train={train_path}", f"data.eval={eval_path}", f"train.output_dir={out}", *NER_TRAIN, *extra])
@@ -243,6 +288,11 @@ def main():
     run([args.ptune, "init-model", "--arch", "qwen3", "--tokenizer", "tests/golden/fixtures/tokenizers/llama/tokenizer.json",
          "--out", qwen3_dir, "--seed", "3"])
     check_sequence_classification(args.ptune, qwen3_dir, tmp, results, name="qwen3/")
+    # Its prefix tuning as a causal LM, with Qwen's byte-level BPE tokenizer.
+    qwen3_lm = os.path.join(tmp, "qwen3-lm")
+    run([args.ptune, "init-model", "--arch", "qwen3", "--tokenizer", "tests/golden/fixtures/tokenizers/qwen/tokenizer.json",
+         "--out", qwen3_lm, "--seed", "1"])
+    check_causal_lm_prefix(args.ptune, qwen3_lm, tmp, results, "qwen3/prefix-tuning (causal-lm generate)")
     check_token_classification(args.ptune, model_dir, tmp, results)
 
     import peft

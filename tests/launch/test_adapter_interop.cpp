@@ -28,6 +28,22 @@ TEST(AdapterInterop, PeftLoadsPtuneAdaptersWithTheSameLogits) {
   EXPECT_EQ(results["qwen3/p-tuning"]["model"].get<std::string>(), "Qwen3ForSequenceClassification");
 }
 
+// A Qwen3 causal LM prefix-tuned by ptune: peft's greedy tokens (a loop over
+// its logits; its generate drops the prefix) are ptune generate's, away from
+// ties.
+TEST(AdapterInterop, PeftContinuesAsPtuneGenerateForCausalLmPrefix) {
+  const nlohmann::json results = interop_results();
+  const char* name = "qwen3/prefix-tuning (causal-lm generate)";
+  ASSERT_TRUE(results.contains(name));
+  const nlohmann::json& r = results[name];
+  EXPECT_TRUE(r["ok"].get<bool>());
+  EXPECT_EQ(r["agreement"].get<double>(), 1.0);
+  EXPECT_GE(r["tokens"].get<int>(), 48);
+  EXPECT_GT(r["peft_min_top2_margin"].get<double>(), 1e-3);
+  EXPECT_EQ(r["peft_type"].get<std::string>(), "PREFIX_TUNING");
+  EXPECT_EQ(r["model"].get<std::string>(), "Qwen3ForCausalLM");
+}
+
 // ptune predict writes tags only, so the check is the tag of every word:
 // peft's argmax at the word's first token against ptune's.
 TEST(AdapterInterop, PeftTagsEveryWordAsPtuneForTokenClassification) {

@@ -68,7 +68,7 @@ struct ModelSpec {
   // Qwen3: each query and key head (D values) is RMS-normalised, with
   // weights q_norm / k_norm (D) shared by the heads, before RoPE.
   bool qk_norm = false;
-  int64_t sliding_window = 0;  // Mistral/Qwen2: keys further back than this are masked; 0 = none
+  int64_t sliding_window = 0;  // Mistral/Qwen2/Qwen3: keys further back than this are masked; 0 = none
   float initializer_range = 0.02f;  // std of random init (transformers' _init_weights)
 
   // Parses config.json; errors name `origin` (the file) and the key.

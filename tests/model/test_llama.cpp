@@ -244,6 +244,33 @@ TEST(LlamaSpec, RefusesWhatItDoesNotImplement) {
   refused({{"rope_parameters", {{"rope_type", "linear"}}}}, "factor");
 }
 
+// Qwen/Qwen3-0.6B's config.json as published (transformers 4.51 era: the
+// old rope_theta / rope_scaling: null keys, a null sliding window, tied
+// embeddings, head_dim 128 at hidden 1024).
+TEST(LlamaSpec, ReadsQwen3_0_6BConfigAsPublished) {
+  const nlohmann::json c = nlohmann::json::parse(R"({
+    "architectures": ["Qwen3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+    "bos_token_id": 151643, "eos_token_id": 151645, "head_dim": 128, "hidden_act": "silu", "hidden_size": 1024,
+    "initializer_range": 0.02, "intermediate_size": 3072, "max_position_embeddings": 40960,
+    "max_window_layers": 28, "model_type": "qwen3", "num_attention_heads": 16, "num_hidden_layers": 28,
+    "num_key_value_heads": 8, "rms_norm_eps": 1e-06, "rope_scaling": null, "rope_theta": 1000000,
+    "sliding_window": null, "tie_word_embeddings": true, "torch_dtype": "bfloat16",
+    "transformers_version": "4.51.0", "use_cache": true, "use_sliding_window": false, "vocab_size": 151936})");
+  const ModelSpec s = ModelSpec::from_config(c, "Qwen3-0.6B/config.json");
+  EXPECT_EQ(s.arch, Arch::kQwen3);
+  EXPECT_TRUE(s.qk_norm);
+  EXPECT_FALSE(s.qkv_bias);
+  EXPECT_FALSE(s.proj_bias);
+  EXPECT_TRUE(s.tie_word_embeddings);
+  EXPECT_EQ(s.head_dim, 128);
+  EXPECT_EQ(s.attention_config().q_width(), 2048);  // 16 heads of 128: wider than the model
+  EXPECT_EQ(s.kv_heads, 8);
+  EXPECT_EQ(s.sliding_window, 0);
+  EXPECT_EQ(s.rope.scaling, RopeScaling::kNone);
+  EXPECT_EQ(s.rope.theta, 1e6);
+  EXPECT_FLOAT_EQ(s.norm_eps, 1e-6f);
+}
+
 // A Mistral sliding window shorter than the sequence is refused at forward,
 // naming the key, rather than silently attending past it.
 TEST(LlamaSpec, SlidingWindowShorterThanSequenceIsRefused) {

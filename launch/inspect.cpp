@@ -43,8 +43,9 @@ int inspect(const std::string& dir) {
   fmt::print("mlp          {}\n", spec.intermediate);
   fmt::print("vocabulary   {}\n", spec.vocab_size);
   fmt::print("positions    {}\n", spec.max_positions);
-  fmt::print("norm         {}-{}\n", spec.norm == ops::NormKind::kLayerNorm ? "layernorm" : "rmsnorm",
-             spec.placement == model::NormPlacement::kPre ? "pre" : "post");
+  fmt::print("norm         {}-{}{}\n", spec.norm == ops::NormKind::kLayerNorm ? "layernorm" : "rmsnorm",
+             spec.placement == model::NormPlacement::kPre ? "pre" : "post",
+             spec.qk_norm ? ", per-head q/k rmsnorm" : "");
   fmt::print("attention    {}\n", spec.is_decoder() ? "causal" : "bidirectional");
   fmt::print("outputs      {}\n", heads.empty() ? "none" : heads);
   // What the model uses (as transformers counts parameters): not buffers

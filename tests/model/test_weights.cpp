@@ -206,6 +206,14 @@ TEST(Cli, InitModelThenInspect) {
   EXPECT_NE(text.find("parameters   173,480"), std::string::npos) << text;
   EXPECT_NE(0, std::system(fmt::format("{} inspect {} 2> {}", PTUNE_BINARY, dir.string(), out).c_str()));
   EXPECT_NE(io::read_text_file(out).find("config.json"), std::string::npos);
+  // Qwen3: its q/k norms are named; transformers counts 202,112 parameters
+  // for this directory (tests/golden/check_init_model.py).
+  const std::string qwen3 = (dir / "q").string();
+  ASSERT_EQ(0, std::system(fmt::format("{} init-model --arch qwen3 --out {} > {}", PTUNE_BINARY, qwen3, out).c_str()));
+  ASSERT_EQ(0, std::system(fmt::format("{} inspect {} > {}", PTUNE_BINARY, qwen3, out).c_str()));
+  const std::string q = io::read_text_file(out);
+  EXPECT_NE(q.find("norm         rmsnorm-pre, per-head q/k rmsnorm"), std::string::npos) << q;
+  EXPECT_NE(q.find("parameters   202,112"), std::string::npos) << q;
   fs::remove_all(dir);
 }
 

@@ -1,5 +1,6 @@
 // A host emulation of the CUDA that framework/ops/cuda/flash_attention.cuh
-// uses, so its tensor-core kernels run on the CPU (in CI, without a GPU).
+// and head_norm.cuh use, so their kernels run on the CPU (in CI, without a
+// GPU).
 //
 // Every CUDA thread of a block is a fiber (ucontext), run one at a time
 // until it reaches a barrier. Warp-collective operations (shuffles, votes,
@@ -326,6 +327,23 @@ inline bool __all_sync(unsigned mask, bool v) {
   done();
   return all;
 }
+
+// --- the helpers of common.cuh that head_norm.cuh uses ----------------------
+
+namespace ptune::ops::cuda {
+inline float to_f(float x) { return x; }
+inline float to_f(bf16 x) { return __bfloat162float(x); }
+template <class T>
+T from_f(float x);
+template <>
+inline float from_f<float>(float x) { return x; }
+template <>
+inline bf16 from_f<bf16>(float x) { return __float2bfloat16_rn(x); }
+inline float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+}  // namespace ptune::ops::cuda
 
 // --- the warp primitives of attention_mma.cuh -------------------------------
 

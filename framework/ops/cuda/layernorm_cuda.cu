@@ -19,6 +19,7 @@
 #include <climits>
 
 #include "framework/ops/candidates.h"
+#include "framework/ops/cuda/head_norm.cuh"
 
 namespace ptune::ops::cuda {
 
@@ -276,57 +277,6 @@ void launch_forward(NormKind kind, const Tensor& y, const Tensor& sum, const Ten
   PTUNE_CUDA_LAUNCH_CHECK();
 }
 
-// head_rms_norm_*: one warp per head vector of D values (Qwen3: D = 128,
-// 4 a lane), grid-stride over the N·heads vectors; lanes stride the vector
-// so a warp's accesses are contiguous. The second pass re-reads x from
-// `saved`, which the same lane wrote (an L1/L2 hit).
-constexpr int kHeadThreads = 256;
-
-template <class T, class W>
-__global__ void __launch_bounds__(kHeadThreads)
-    head_rms_norm_forward_kernel(T* x, T* saved, float* rstd, const W* w, int64_t vectors, int64_t heads,
-                                 int64_t width, int64_t col, int64_t d, float eps) {
-  const int lane = threadIdx.x & 31;
-  const int64_t warps = int64_t(gridDim.x) * (blockDim.x / 32);
-  for (int64_t k = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32; k < vectors; k += warps) {
-    T* xk = x + (k / heads) * width + col + (k % heads) * d;
-    T* sk = saved + k * d;
-    float v = 0.0f;
-    for (int64_t j = lane; j < d; j += 32) {
-      const T xj = xk[j];
-      sk[j] = xj;
-      v += to_f(xj) * to_f(xj);
-    }
-    const float r = rsqrtf(warp_sum(v) / float(d) + eps);
-    for (int64_t j = lane; j < d; j += 32) xk[j] = from_f<T>(to_f(sk[j]) * r * to_f(w[j]));
-    if (lane == 0) rstd[k] = r;
-  }
-}
-
-// dx = r·(g − x̂·mean(g·x̂)), x̂ = x·r, g = dy·w, written over dy.
-template <class T, class W>
-__global__ void __launch_bounds__(kHeadThreads)
-    head_rms_norm_backward_kernel(T* dx, const T* saved, const float* rstd, const W* w, int64_t vectors,
-                                  int64_t heads, int64_t width, int64_t col, int64_t d) {
-  const int lane = threadIdx.x & 31;
-  const int64_t warps = int64_t(gridDim.x) * (blockDim.x / 32);
-  for (int64_t k = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32; k < vectors; k += warps) {
-    T* dk = dx + (k / heads) * width + col + (k % heads) * d;
-    const T* sk = saved + k * d;
-    const float r = rstd[k];
-    float gx = 0.0f;
-    for (int64_t j = lane; j < d; j += 32) gx += to_f(dk[j]) * to_f(w[j]) * to_f(sk[j]) * r;
-    const float gx_mean = warp_sum(gx) / float(d);
-    // Each lane rewrites only the elements it read: no other lane's dy is overwritten.
-    for (int64_t j = lane; j < d; j += 32)
-      dk[j] = from_f<T>(r * (to_f(dk[j]) * to_f(w[j]) - to_f(sk[j]) * r * gx_mean));
-  }
-}
-
-unsigned head_blocks(int64_t vectors) {
-  return unsigned(std::clamp<int64_t>((vectors + kHeadThreads / 32 - 1) / (kHeadThreads / 32), 1, 65535 * 8));
-}
-
 }  // namespace
 
 void head_rms_norm_forward(const Tensor& qkv, int64_t col, const Tensor& saved, const Tensor& rstd, const Tensor& w,
@@ -337,7 +287,7 @@ void head_rms_norm_forward(const Tensor& qkv, int64_t col, const Tensor& saved, 
   const HeadNormLayout l = head_norm_layout(op, qkv, col, saved, rstd, w);
   PTUNE_FLOAT_DISPATCH(qkv.dtype(), T, op,
     PTUNE_FLOAT_DISPATCH(w.dtype(), W, op,
-      head_rms_norm_forward_kernel<T, W><<<head_blocks(l.n * l.heads), kHeadThreads, 0, raw(stream)>>>(
+      head_norm::forward_kernel<T, W><<<head_norm::blocks(l.n * l.heads), head_norm::kThreads, 0, raw(stream)>>>(
           mptr<T>(qkv), mptr<T>(saved), mptr<float>(rstd), ptr<W>(w), l.n * l.heads, l.heads, l.width, col, l.d,
           eps)));
   PTUNE_CUDA_LAUNCH_CHECK();
@@ -351,7 +301,7 @@ void head_rms_norm_backward(const Tensor& dqkv, int64_t col, const Tensor& saved
   const HeadNormLayout l = head_norm_layout(op, dqkv, col, saved, rstd, w);
   PTUNE_FLOAT_DISPATCH(dqkv.dtype(), T, op,
     PTUNE_FLOAT_DISPATCH(w.dtype(), W, op,
-      head_rms_norm_backward_kernel<T, W><<<head_blocks(l.n * l.heads), kHeadThreads, 0, raw(stream)>>>(
+      head_norm::backward_kernel<T, W><<<head_norm::blocks(l.n * l.heads), head_norm::kThreads, 0, raw(stream)>>>(
           mptr<T>(dqkv), ptr<T>(saved), ptr<float>(rstd), ptr<W>(w), l.n * l.heads, l.heads, l.width, col, l.d)));
   PTUNE_CUDA_LAUNCH_CHECK();
 }

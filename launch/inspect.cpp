@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "commands.h"
 #include "framework/io/checkpoint.h"
@@ -46,7 +47,11 @@ int inspect(const std::string& dir) {
   fmt::print("norm         {}-{}{}\n", spec.norm == ops::NormKind::kLayerNorm ? "layernorm" : "rmsnorm",
              spec.placement == model::NormPlacement::kPre ? "pre" : "post",
              spec.qk_norm ? ", per-head q/k rmsnorm" : "");
-  fmt::print("attention    {}\n", spec.is_decoder() ? "causal" : "bidirectional");
+  std::vector<int64_t> nope;  // SmolLM3: layers without RoPE
+  for (int64_t l = 0; spec.positions == model::PositionKind::kRope && l < spec.layers; ++l)
+    if (!spec.rotates(l)) nope.push_back(l);
+  fmt::print("attention    {}{}\n", spec.is_decoder() ? "causal" : "bidirectional",
+             nope.empty() ? "" : fmt::format(", no RoPE in layers {}", fmt::join(nope, " ")));
   fmt::print("outputs      {}\n", heads.empty() ? "none" : heads);
   // What the model uses (as transformers counts parameters): not buffers
   // such as BERT's stored position_ids, nor tied weights twice.

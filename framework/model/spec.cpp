@@ -116,6 +116,26 @@ RopeSpec read_rope(const json& config, const ConfigReader& c, int64_t max_positi
   return r;
 }
 
+// SmolLM3: no_rope_layers (1 = the layer uses RoPE) as given, or every
+// no_rope_layer_interval-th layer NoPE, as SmolLM3Config fills it in.
+std::vector<uint8_t> read_rope_layers(const json& config, const ConfigReader& c, int64_t layers) {
+  std::vector<uint8_t> rope(static_cast<size_t>(layers), 1);
+  if (c.has("no_rope_layers")) {
+    const json& v = config["no_rope_layers"];
+    PTUNE_CHECK(v.is_array() && int64_t(v.size()) == layers, "{}: 'no_rope_layers' must list {} layers, got {}",
+                c.origin(), layers, v.dump());
+    for (size_t l = 0; l < rope.size(); ++l) {
+      PTUNE_CHECK(v[l].is_number_integer() && (v[l] == 0 || v[l] == 1),
+                  "{}: 'no_rope_layers[{}]' must be 0 or 1, got {}", c.origin(), l, v[l].dump());
+      rope[l] = uint8_t(v[l].get<int>());
+    }
+  } else {
+    const int64_t interval = c.has("no_rope_layer_interval") ? c.positive("no_rope_layer_interval") : 4;
+    for (size_t l = 0; l < rope.size(); ++l) rope[l] = (int64_t(l) + 1) % interval != 0;
+  }
+  return rope;
+}
+
 void read_llama_family(const json& config, const ConfigReader& c, ModelSpec& s) {
   const std::string& origin = c.origin();
   s.hidden = c.positive("hidden_size");
@@ -147,7 +167,7 @@ void read_llama_family(const json& config, const ConfigReader& c, ModelSpec& s) 
   s.type_vocab_size = 0;
   s.pad_token_id = c.integer("pad_token_id", -1);
   s.rope = read_rope(config, c, s.max_positions);
-  if (s.arch == Arch::kLlama) {
+  if (s.arch == Arch::kLlama || s.arch == Arch::kSmolLM3) {
     s.qkv_bias = s.proj_bias = c.boolean("attention_bias", false);
     s.mlp_bias = c.boolean("mlp_bias", false);
   } else if (s.arch == Arch::kQwen3) {
@@ -162,8 +182,10 @@ void read_llama_family(const json& config, const ConfigReader& c, ModelSpec& s) 
   // Sliding-window attention is implemented as a refusal at run time when a
   // sequence would reach past the window (forward checks P + T against it).
   if (s.arch == Arch::kMistral) s.sliding_window = c.integer("sliding_window", 0);
-  if ((s.arch == Arch::kQwen2 || s.arch == Arch::kQwen3) && c.boolean("use_sliding_window", false))
+  if ((s.arch == Arch::kQwen2 || s.arch == Arch::kQwen3 || s.arch == Arch::kSmolLM3) &&
+      c.boolean("use_sliding_window", false))
     s.sliding_window = c.positive("sliding_window");
+  if (s.arch == Arch::kSmolLM3) s.rope_layers = read_rope_layers(config, c, s.layers);
   PTUNE_CHECK(s.sliding_window >= 0, "{}: 'sliding_window' must be positive", origin);
 }
 
@@ -179,8 +201,9 @@ Arch arch_from_name(const std::string& name) {
   if (name == "mistral") return Arch::kMistral;
   if (name == "qwen2") return Arch::kQwen2;
   if (name == "qwen3") return Arch::kQwen3;
+  if (name == "smollm3") return Arch::kSmolLM3;
   PTUNE_FAIL("unsupported model_type '{}' (supported: gpt2, bert, roberta, xlm-roberta, camembert, llama, mistral, "
-             "qwen2, qwen3)", name);
+             "qwen2, qwen3, smollm3)", name);
 }
 
 std::string arch_name(Arch arch) {
@@ -192,6 +215,7 @@ std::string arch_name(Arch arch) {
     case Arch::kMistral: return "mistral";
     case Arch::kQwen2: return "qwen2";
     case Arch::kQwen3: return "qwen3";
+    case Arch::kSmolLM3: return "smollm3";
   }
   return "?";
 }
@@ -209,7 +233,8 @@ ModelSpec ModelSpec::from_config(const json& config, const std::string& origin) 
   s.vocab_size = c.positive("vocab_size");
   if (s.is_llama_family()) {
     read_llama_family(config, c, s);
-    s.tie_word_embeddings = c.boolean("tie_word_embeddings", false);
+    // The config classes' defaults when the key is absent: SmolLM3's ties.
+    s.tie_word_embeddings = c.boolean("tie_word_embeddings", s.arch == Arch::kSmolLM3);
     s.initializer_range = float(c.number("initializer_range", 0.02));
     return s;
   }
@@ -312,11 +337,13 @@ json ModelSpec::to_config() const {
     case Arch::kLlama:
     case Arch::kMistral:
     case Arch::kQwen2:
-    case Arch::kQwen3: {
+    case Arch::kQwen3:
+    case Arch::kSmolLM3: {
       const char* cls = arch == Arch::kLlama     ? "LlamaForCausalLM"
                         : arch == Arch::kMistral ? "MistralForCausalLM"
                         : arch == Arch::kQwen2   ? "Qwen2ForCausalLM"
-                                                 : "Qwen3ForCausalLM";
+                        : arch == Arch::kQwen3   ? "Qwen3ForCausalLM"
+                                                 : "SmolLM3ForCausalLM";
       c["architectures"] = {cls};
       c["hidden_size"] = hidden;
       c["num_hidden_layers"] = layers;
@@ -341,13 +368,15 @@ json ModelSpec::to_config() const {
       }
       if (rope.scaling != RopeScaling::kNone) rp["factor"] = rope.factor;
       c["rope_parameters"] = rp;
-      if (arch == Arch::kLlama || arch == Arch::kQwen3) c["attention_bias"] = qkv_bias;
-      if (arch == Arch::kLlama) c["mlp_bias"] = mlp_bias;
+      if (arch == Arch::kLlama || arch == Arch::kQwen3 || arch == Arch::kSmolLM3) c["attention_bias"] = qkv_bias;
+      if (arch == Arch::kLlama || arch == Arch::kSmolLM3) c["mlp_bias"] = mlp_bias;
       if (arch == Arch::kMistral) c["sliding_window"] = sliding_window > 0 ? json(sliding_window) : json(nullptr);
-      if (arch == Arch::kQwen2 || arch == Arch::kQwen3) c["use_sliding_window"] = false;
+      if (arch == Arch::kQwen2 || arch == Arch::kQwen3 || arch == Arch::kSmolLM3) c["use_sliding_window"] = false;
+      if (!rope_layers.empty()) c["no_rope_layers"] = rope_layers;
       c["bos_token_id"] = vocab_size - 2;
       c["eos_token_id"] = vocab_size - 1;
-      if (pad_token_id >= 0) c["pad_token_id"] = pad_token_id;
+      // null, not absent, without one: SmolLM3Config's default (128004) is no id of a small vocabulary.
+      c["pad_token_id"] = pad_token_id >= 0 ? json(pad_token_id) : json(nullptr);
       break;
     }
   }
@@ -375,11 +404,13 @@ ModelSpec ModelSpec::tiny(Arch arch) {
     case Arch::kMistral:
     case Arch::kQwen2:
     case Arch::kQwen3:
+    case Arch::kSmolLM3:
       // GQA 2:1 and a head_dim apart from hidden/heads, as real checkpoints have.
       c = {{"model_type", model::arch_name(arch)},
            {"vocab_size", 1000}, {"hidden_size", 64}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
            {"num_key_value_heads", 2}, {"head_dim", 16}, {"intermediate_size", 128},
            {"max_position_embeddings", 512}, {"rms_norm_eps", 1e-6}, {"pad_token_id", 0}};
+      if (arch == Arch::kSmolLM3) c["no_rope_layers"] = {1, 0};  // the second layer NoPE
       break;
   }
   // std 1/√64: unit-gain projections at width 64, so that a random tiny

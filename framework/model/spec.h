@@ -13,7 +13,7 @@
 
 namespace ptune::model {
 
-enum class Arch : uint8_t { kGpt2, kBert, kRoberta, kLlama, kMistral, kQwen2, kQwen3 };
+enum class Arch : uint8_t { kGpt2, kBert, kRoberta, kLlama, kMistral, kQwen2, kQwen3, kSmolLM3 };
 Arch arch_from_name(const std::string& name);  // config.json's model_type
 std::string arch_name(Arch arch);              // its model_type ("roberta" for the RoBERTa family)
 
@@ -61,6 +61,9 @@ struct ModelSpec {
   bool tie_word_embeddings = true;
   PositionKind positions = PositionKind::kLearned;
   RopeSpec rope;
+  // SmolLM3's no_rope_layers: layer l rotates its queries and keys iff
+  // entry l is 1 (the others are NoPE layers). Empty: every layer does.
+  std::vector<uint8_t> rope_layers;
   bool gated_mlp = false;      // SwiGLU: fc holds [gate; up] (2I, C), act = silu(gate)·up
   bool qkv_bias = true;        // q/k/v projections have biases (Qwen2: yes, LLaMA: attention_bias)
   bool proj_bias = true;       // attention output projection bias
@@ -85,7 +88,12 @@ struct ModelSpec {
   // depends on it).
   std::vector<float> rope_inv_freq(int64_t max_position) const;
   bool is_llama_family() const {
-    return arch == Arch::kLlama || arch == Arch::kMistral || arch == Arch::kQwen2 || arch == Arch::kQwen3;
+    return arch == Arch::kLlama || arch == Arch::kMistral || arch == Arch::kQwen2 || arch == Arch::kQwen3 ||
+           arch == Arch::kSmolLM3;
+  }
+  // Whether layer l applies RoPE to its queries and keys.
+  bool rotates(int64_t l) const {
+    return positions == PositionKind::kRope && (rope_layers.empty() || rope_layers[size_t(l)] != 0);
   }
   bool is_decoder() const { return attention == ops::AttentionMask::kCausal; }
   std::string arch_name() const { return model::arch_name(arch); }

@@ -87,7 +87,8 @@ std::string ModelWeights::default_prefix(Arch arch) {
     case Arch::kLlama:
     case Arch::kMistral:
     case Arch::kQwen2:
-    case Arch::kQwen3: return "model.";
+    case Arch::kQwen3:
+    case Arch::kSmolLM3: return "model.";
   }
   return "";
 }

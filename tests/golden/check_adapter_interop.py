@@ -7,7 +7,9 @@ On a tiny random BERT with the quickstart tokenizer (`ptune init-model`), and
 for "xlm-roberta/prompt-tuning" a tiny random XLM-R with the xlmr fixture's
 SentencePiece tokenizer (the same check as below, on
 XLMRobertaForSequenceClassification), for "qwen3/…" a tiny random Qwen3 with
-the llama fixture's tokenizer (Qwen3ForSequenceClassification):
+the llama fixture's tokenizer (Qwen3ForSequenceClassification), for
+"smollm3/prompt-tuning" a tiny random SmolLM3 with the llama3 fixture's
+(SmolLM3ForSequenceClassification):
 
 * sequence classification ("prompt-tuning", "p-tuning"): `ptune train` a few
   steps, `ptune predict` the eval set (class scores), then
@@ -117,7 +119,8 @@ def check_sequence_classification(ptune, model_dir, tmp, results, methods=("prom
             for l in lines:
                 e = tok.encode(l["sentence"])
                 # Decoders take no token types (one example at a time: no pad token needed).
-                types = {"token_type_ids": torch.tensor([e.type_ids])} if base.config.model_type != "qwen3" else {}
+                encoder = base.config.model_type in ("bert", "roberta", "xlm-roberta", "camembert")
+                types = {"token_type_ids": torch.tensor([e.type_ids])} if encoder else {}
                 logits.append(model(input_ids=torch.tensor([e.ids]),
                                     attention_mask=torch.tensor([e.attention_mask]), **types).logits[0])
             peft_scores = torch.stack(logits)
@@ -293,6 +296,11 @@ def main():
     run([args.ptune, "init-model", "--arch", "qwen3", "--tokenizer", "tests/golden/fixtures/tokenizers/qwen/tokenizer.json",
          "--out", qwen3_lm, "--seed", "1"])
     check_causal_lm_prefix(args.ptune, qwen3_lm, tmp, results, "qwen3/prefix-tuning (causal-lm generate)")
+    # SmolLM3 (a NoPE layer, tied embeddings) with the LLaMA 3-style tokenizer.
+    smollm3_dir = os.path.join(tmp, "smollm3")
+    run([args.ptune, "init-model", "--arch", "smollm3", "--tokenizer",
+         "tests/golden/fixtures/tokenizers/llama3/tokenizer.json", "--out", smollm3_dir, "--seed", "3"])
+    check_sequence_classification(args.ptune, smollm3_dir, tmp, results, methods=("prompt-tuning",), name="smollm3/")
     check_token_classification(args.ptune, model_dir, tmp, results)
 
     import peft

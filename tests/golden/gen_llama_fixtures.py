@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden fixtures for ptune's LLaMA-family support (LLaMA, Mistral, Qwen2, Qwen3)
+"""Golden fixtures for ptune's LLaMA-family support (LLaMA, Mistral, Qwen2, Qwen3, SmolLM3)
 from transformers + peft.
 
 Usage (from the repository root):
@@ -14,6 +14,7 @@ Writes tests/golden/fixtures/llama/<name>/ for
     qwen2_cls    Qwen2ForSequenceClassification (3 labels, pad 0): `score` on the last non-pad token
     qwen3        Qwen3ForCausalLM, GQA 2:1, head_dim 12, per-head q/k RMSNorm (perturbed weights),
                  attention_bias (q/k/v and o_proj biases), default rope
+    smollm3      SmolLM3ForCausalLM, GQA 2:1, no_rope_layers [1, 0] (the second layer NoPE), mlp_bias, tied
 each with config.json, model.safetensors (save_pretrained) and golden.safetensors:
     input_ids, attention_mask (example 1 right-padded), position_ids, w_hidden, w_logits
     hidden_states (after the final norm), logits, grad_inputs_embeds of probe = Σ hidden·w_hidden + Σ logits·w_logits
@@ -45,6 +46,8 @@ from transformers import (
     Qwen2ForSequenceClassification,
     Qwen3Config,
     Qwen3ForCausalLM,
+    SmolLM3Config,
+    SmolLM3ForCausalLM,
 )
 
 B, T, P = 2, 8, 3
@@ -85,6 +88,12 @@ def make(name):
                           max_position_embeddings=64, attention_bias=True,
                           rope_parameters={"rope_type": "default", "rope_theta": 1000.0})
         return cfg, Qwen3ForCausalLM
+    if name == "smollm3":
+        common = dict(COMMON, tie_word_embeddings=True)
+        cfg = SmolLM3Config(**common, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                            no_rope_layers=[1, 0], mlp_bias=True,
+                            rope_parameters={"rope_type": "default", "rope_theta": 5000.0})
+        return cfg, SmolLM3ForCausalLM
     raise ValueError(name)
 
 
@@ -311,7 +320,7 @@ def main():
     ap.add_argument("--only", default=None)
     a = ap.parse_args()
     torch.set_num_threads(1)
-    for i, name in enumerate(["llama", "mistral", "qwen2", "qwen2_cls", "qwen3"]):
+    for i, name in enumerate(["llama", "mistral", "qwen2", "qwen2_cls", "qwen3", "smollm3"]):
         if a.only in (None, name):
             run(name, a.out, 7000 + 100 * i)
     for i, method in enumerate(METHODS):

@@ -15,10 +15,11 @@ nlohmann::json interop_results() {
 TEST(AdapterInterop, PeftLoadsPtuneAdaptersWithTheSameLogits) {
   const nlohmann::json results = interop_results();
   // Then an XLM-R (model_type xlm-roberta) with a SentencePiece tokenizer,
-  // whose ids ptune's data pipeline must make as HF does, and a Qwen3 (its
-  // per-head q/k norms; `score` on the last token).
-  for (const char* method :
-       {"prompt-tuning", "p-tuning", "xlm-roberta/prompt-tuning", "qwen3/prompt-tuning", "qwen3/p-tuning"}) {
+  // whose ids ptune's data pipeline must make as HF does, a Qwen3 (its
+  // per-head q/k norms; `score` on the last token) and a SmolLM3 (a NoPE
+  // layer, tied embeddings).
+  for (const char* method : {"prompt-tuning", "p-tuning", "xlm-roberta/prompt-tuning", "qwen3/prompt-tuning",
+                             "qwen3/p-tuning", "smollm3/prompt-tuning"}) {
     ASSERT_TRUE(results.contains(method)) << method;
     EXPECT_TRUE(results[method]["ok"].get<bool>()) << method;
     EXPECT_LT(results[method]["max_abs_diff"].get<double>(), 1e-4) << method;
@@ -26,6 +27,7 @@ TEST(AdapterInterop, PeftLoadsPtuneAdaptersWithTheSameLogits) {
   }
   EXPECT_EQ(results["xlm-roberta/prompt-tuning"]["model"].get<std::string>(), "XLMRobertaForSequenceClassification");
   EXPECT_EQ(results["qwen3/p-tuning"]["model"].get<std::string>(), "Qwen3ForSequenceClassification");
+  EXPECT_EQ(results["smollm3/prompt-tuning"]["model"].get<std::string>(), "SmolLM3ForSequenceClassification");
 }
 
 // A Qwen3 causal LM prefix-tuned by ptune: peft's greedy tokens (a loop over

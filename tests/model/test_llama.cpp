@@ -1,8 +1,8 @@
 // LLaMA-family decoders (LLaMA with GQA 4:1, head_dim ≠ hidden/heads and
 // llama3 RoPE scaling; Mistral with linear scaling; Qwen2 with q/k/v biases
 // and dynamic scaling; Qwen2ForSequenceClassification's score head; Qwen3
-// with its per-head q/k norms and attention biases) against transformers +
-// peft. Fixtures: tests/golden/gen_llama_fixtures.py.
+// with its per-head q/k norms and attention biases; SmolLM3 with a NoPE
+// layer, MLP biases and tied embeddings) against transformers + peft. Fixtures: tests/golden/gen_llama_fixtures.py.
 #include <gtest/gtest.h>
 
 #include "expect_close.h"
@@ -100,16 +100,20 @@ TEST_P(Llama, SpecReadsTheConfig) {
   EXPECT_EQ(s.positions, PositionKind::kRope);
   EXPECT_EQ(s.norm, ops::NormKind::kRmsNorm);
   EXPECT_TRUE(s.gated_mlp);
-  EXPECT_FALSE(s.tie_word_embeddings);
+  EXPECT_EQ(s.tie_word_embeddings, GetParam() == "smollm3");
   if (GetParam() == "llama") {
     EXPECT_EQ(s.heads, 4);
     EXPECT_EQ(s.kv_heads, 1);
     EXPECT_EQ(s.head_dim, 12);
     EXPECT_EQ(s.rope.scaling, RopeScaling::kLlama3);
   }
-  EXPECT_EQ(s.qkv_bias, GetParam() != "llama" && GetParam() != "mistral");
+  EXPECT_EQ(s.qkv_bias, GetParam().starts_with("qwen"));
   EXPECT_EQ(s.proj_bias, GetParam() == "qwen3");  // Qwen3's attention_bias covers o_proj too
   EXPECT_EQ(s.qk_norm, GetParam() == "qwen3");
+  EXPECT_EQ(s.mlp_bias, GetParam() == "smollm3");
+  // SmolLM3's NoPE layers: the second layer takes no RoPE.
+  EXPECT_EQ(s.rotates(1), GetParam() != "smollm3");
+  EXPECT_TRUE(s.rotates(0));
   if (GetParam() == "qwen3") {
     EXPECT_EQ(s.head_dim, 12);
     // Qwen3Config's head_dim default is 128, not hidden / heads.
@@ -223,7 +227,8 @@ TEST_P(Llama, GreedyGenerationWithInputRowsMatchesAPlainLoop) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, Llama, ::testing::Values("llama", "mistral", "qwen2", "qwen2_cls", "qwen3"),
+INSTANTIATE_TEST_SUITE_P(Archs, Llama,
+                         ::testing::Values("llama", "mistral", "qwen2", "qwen2_cls", "qwen3", "smollm3"),
                          [](const auto& info) { return info.param; });
 
 TEST(LlamaSpec, RefusesWhatItDoesNotImplement) {
@@ -269,6 +274,25 @@ TEST(LlamaSpec, ReadsQwen3_0_6BConfigAsPublished) {
   EXPECT_EQ(s.rope.scaling, RopeScaling::kNone);
   EXPECT_EQ(s.rope.theta, 1e6);
   EXPECT_FLOAT_EQ(s.norm_eps, 1e-6f);
+}
+
+// SmolLM3's NoPE layers: without no_rope_layers every fourth layer (as
+// SmolLM3Config fills the list in, or every no_rope_layer_interval-th);
+// a list of the wrong length or with other values than 0 / 1 is an error
+// naming the key.
+TEST(LlamaSpec, SmolLM3NoRopeLayers) {
+  nlohmann::json c = ModelSpec::tiny(Arch::kSmolLM3).to_config();
+  c["num_hidden_layers"] = 8;
+  c.erase("no_rope_layers");
+  ModelSpec s = ModelSpec::from_config(c, "c.json");
+  for (int64_t l = 0; l < 8; ++l) EXPECT_EQ(s.rotates(l), l != 3 && l != 7) << l;
+  c["no_rope_layer_interval"] = 3;
+  s = ModelSpec::from_config(c, "c.json");
+  for (int64_t l = 0; l < 8; ++l) EXPECT_EQ(s.rotates(l), l != 2 && l != 5) << l;
+  c["no_rope_layers"] = {1, 0, 1};
+  testing::expect_error([&] { ModelSpec::from_config(c, "c.json"); }, {"c.json", "'no_rope_layers' must list 8"});
+  c["no_rope_layers"] = {1, 1, 1, 2, 1, 1, 1, 0};
+  testing::expect_error([&] { ModelSpec::from_config(c, "c.json"); }, {"c.json", "no_rope_layers[3]"});
 }
 
 // A Mistral sliding window shorter than the sequence is refused at forward,

@@ -119,7 +119,8 @@ void expect_parts_tile_the_whole_load(const std::string& dir) {
 TEST(Weights, ShardedLoadReadsEachRanksPartOfTheWholeLoad) {
   const std::string root = PTUNE_FIXTURES;
   for (const std::string dir :
-       {"/model/gpt2", "/model/bert", "/model/roberta", "/llama/llama", "/llama/qwen2_cls", "/llama/qwen3"})
+       {"/model/gpt2", "/model/bert", "/model/roberta", "/llama/llama", "/llama/qwen2_cls", "/llama/qwen3",
+        "/llama/smollm3"})
     expect_parts_tile_the_whole_load(root + dir);
 }
 
@@ -214,6 +215,13 @@ TEST(Cli, InitModelThenInspect) {
   const std::string q = io::read_text_file(out);
   EXPECT_NE(q.find("norm         rmsnorm-pre, per-head q/k rmsnorm"), std::string::npos) << q;
   EXPECT_NE(q.find("parameters   202,112"), std::string::npos) << q;
+  // SmolLM3: its NoPE layer (transformers counts 138,048 parameters).
+  const std::string smol = (dir / "s").string();
+  ASSERT_EQ(0, std::system(fmt::format("{} init-model --arch smollm3 --out {} > {}", PTUNE_BINARY, smol, out).c_str()));
+  ASSERT_EQ(0, std::system(fmt::format("{} inspect {} > {}", PTUNE_BINARY, smol, out).c_str()));
+  const std::string sm = io::read_text_file(out);
+  EXPECT_NE(sm.find("attention    causal, no RoPE in layers 1"), std::string::npos) << sm;
+  EXPECT_NE(sm.find("parameters   138,048"), std::string::npos) << sm;
   fs::remove_all(dir);
 }
 

@@ -65,11 +65,12 @@ Command add_init_model(CLI::App& app) {
   auto* cmd = app.add_subcommand("init-model", "Write a random-init Hugging Face model directory");
   auto o = std::make_shared<InitOptions>();
   cmd->add_option("--arch", o->arch,
-                  "gpt2 | bert | roberta | xlm-roberta | camembert | llama | mistral | qwen2 | qwen3 | smollm3")
+                  "gpt2 | bert | roberta | xlm-roberta | camembert | llama | mistral | qwen2 | qwen3 | smollm3 | "
+                  "gemma3_text")
       ->required()
       ->check(CLI::IsMember(
           {"gpt2", "bert", "roberta", "xlm-roberta", "camembert", "llama", "mistral", "qwen2", "qwen3",
-           "smollm3"}));
+           "smollm3", "gemma3_text"}));
   cmd->add_option("--preset", o->preset, "model size")->capture_default_str();
   cmd->add_option("--out", o->out, "output directory")->required();
   cmd->add_option("--seed", o->seed, "random seed")->capture_default_str();

@@ -44,14 +44,18 @@ int inspect(const std::string& dir) {
   fmt::print("mlp          {}\n", spec.intermediate);
   fmt::print("vocabulary   {}\n", spec.vocab_size);
   fmt::print("positions    {}\n", spec.max_positions);
-  fmt::print("norm         {}-{}{}\n", spec.norm == ops::NormKind::kLayerNorm ? "layernorm" : "rmsnorm",
-             spec.placement == model::NormPlacement::kPre ? "pre" : "post",
+  fmt::print("norm         {}-{}{}{}\n", spec.norm == ops::NormKind::kLayerNorm ? "layernorm" : "rmsnorm",
+             spec.placement == model::NormPlacement::kPre ? "pre" : "post", spec.post_norms ? "+post" : "",
              spec.qk_norm ? ", per-head q/k rmsnorm" : "");
-  std::vector<int64_t> nope;  // SmolLM3: layers without RoPE
-  for (int64_t l = 0; spec.positions == model::PositionKind::kRope && l < spec.layers; ++l)
+  std::vector<int64_t> nope, local;  // SmolLM3's layers without RoPE, Gemma 3's sliding-window layers
+  for (int64_t l = 0; spec.positions == model::PositionKind::kRope && l < spec.layers; ++l) {
     if (!spec.rotates(l)) nope.push_back(l);
-  fmt::print("attention    {}{}\n", spec.is_decoder() ? "causal" : "bidirectional",
-             nope.empty() ? "" : fmt::format(", no RoPE in layers {}", fmt::join(nope, " ")));
+    if (spec.is_local(l)) local.push_back(l);
+  }
+  fmt::print("attention    {}{}{}\n", spec.is_decoder() ? "causal" : "bidirectional",
+             nope.empty() ? "" : fmt::format(", no RoPE in layers {}", fmt::join(nope, " ")),
+             local.empty() ? "" : fmt::format(", sliding window {} in layers {}", spec.sliding_window,
+                                              fmt::join(local, " ")));
   fmt::print("outputs      {}\n", heads.empty() ? "none" : heads);
   // What the model uses (as transformers counts parameters): not buffers
   // such as BERT's stored position_ids, nor tied weights twice.

@@ -67,23 +67,20 @@ ops::Activation read_activation(const ConfigReader& c, const char* key, const st
   }
 }
 
-// rope_parameters (transformers ≥ 5) or rope_scaling + rope_theta (older
-// checkpoints). Every key that changes the math is read or refused.
-RopeSpec read_rope(const json& config, const ConfigReader& c, int64_t max_positions) {
+// One RoPE parameter object `p` (named `key` in messages; empty: none),
+// with `theta` where it names no rope_theta. Every key that changes the
+// math is read or refused.
+RopeSpec rope_from(const json& p, const std::string& key, double theta, const ConfigReader& c,
+                   int64_t max_positions) {
   const std::string& origin = c.origin();
   RopeSpec r;
-  const char* key = c.has("rope_parameters") ? "rope_parameters" : c.has("rope_scaling") ? "rope_scaling" : nullptr;
-  json p = json::object();
-  if (key) {
-    p = config[key];
-    PTUNE_CHECK(p.is_object(), "{}: '{}' must be an object, got {}", origin, key, p.dump());
-  }
+  PTUNE_CHECK(p.is_object(), "{}: '{}' must be an object, got {}", origin, key, p.dump());
   auto number = [&](const char* k, double fallback) {
     if (!p.contains(k) || p[k].is_null()) return fallback;
     PTUNE_CHECK(p[k].is_number(), "{}: '{}.{}' must be a number, got {}", origin, key, k, p[k].dump());
     return p[k].get<double>();
   };
-  r.theta = number("rope_theta", c.number("rope_theta", 10000.0));
+  r.theta = number("rope_theta", theta);
   std::string type = "default";
   for (const char* k : {"rope_type", "type"}) {
     if (p.contains(k) && !p[k].is_null()) {
@@ -111,9 +108,60 @@ RopeSpec read_rope(const json& config, const ConfigReader& c, int64_t max_positi
     }
   } else {
     PTUNE_FAIL("{}: '{}.rope_type: {}' is not supported (supported: default, linear, dynamic, llama3)", origin,
-               key ? key : "rope_parameters", type);
+               key, type);
   }
   return r;
+}
+
+// rope_parameters (transformers ≥ 5) or rope_scaling + rope_theta (older
+// checkpoints).
+RopeSpec read_rope(const json& config, const ConfigReader& c, int64_t max_positions) {
+  const char* key = c.has("rope_parameters") ? "rope_parameters" : c.has("rope_scaling") ? "rope_scaling" : nullptr;
+  return rope_from(key ? config[key] : json::object(), key ? key : "rope_parameters", c.number("rope_theta", 10000.0),
+                   c, max_positions);
+}
+
+// Gemma 3: a RoPE for its full-attention layers (base 1e6, and any
+// scaling) and one for its sliding-window layers (base 1e4) —
+// rope_parameters.{full_attention, sliding_attention} (transformers ≥ 5) or
+// rope_theta + rope_scaling and rope_local_base_freq; the sliding layers
+// from layer_types, or every layer but each sliding_window_pattern-th.
+void read_gemma3_attention(const json& config, const ConfigReader& c, ModelSpec& s) {
+  const std::string& origin = c.origin();
+  const bool nested = c.has("rope_parameters") && config["rope_parameters"].contains("full_attention");
+  if (nested) {
+    const json& p = config["rope_parameters"];
+    s.rope = rope_from(p["full_attention"], "rope_parameters.full_attention", 1e6, c, s.max_positions);
+    s.rope_local = rope_from(p.value("sliding_attention", json::object()), "rope_parameters.sliding_attention", 1e4,
+                             c, s.max_positions);
+  } else {
+    s.rope = rope_from(c.has("rope_scaling") ? config["rope_scaling"] : json::object(), "rope_scaling",
+                       c.number("rope_theta", 1e6), c, s.max_positions);
+    s.rope_local.theta = c.number("rope_local_base_freq", 1e4);
+  }
+  s.local_layers.assign(size_t(s.layers), 0);
+  if (c.has("layer_types")) {
+    const json& v = config["layer_types"];
+    PTUNE_CHECK(v.is_array() && int64_t(v.size()) == s.layers, "{}: 'layer_types' must list {} layers, got {}",
+                origin, s.layers, v.dump());
+    for (size_t l = 0; l < v.size(); ++l) {
+      PTUNE_CHECK(v[l] == "sliding_attention" || v[l] == "full_attention",
+                  "{}: 'layer_types[{}]' is {}, not sliding_attention or full_attention", origin, l, v[l].dump());
+      s.local_layers[l] = v[l] == "sliding_attention";
+    }
+  } else {
+    const int64_t pattern = c.has("sliding_window_pattern") ? c.positive("sliding_window_pattern") : 6;
+    for (size_t l = 0; l < s.local_layers.size(); ++l) s.local_layers[l] = (int64_t(l) + 1) % pattern != 0;
+  }
+  // Sliding-window layers are honoured by refusal (forward checks P + T).
+  if (std::find(s.local_layers.begin(), s.local_layers.end(), 1) != s.local_layers.end())
+    s.sliding_window = c.has("sliding_window") ? c.positive("sliding_window") : 4096;
+  s.query_pre_attn_scalar = c.number("query_pre_attn_scalar", 256.0);
+  PTUNE_CHECK(s.query_pre_attn_scalar > 0, "{}: 'query_pre_attn_scalar' must be positive", origin);
+  for (const char* k : {"final_logit_softcapping", "attn_logit_softcapping"})
+    PTUNE_CHECK(!c.has(k), "{}: '{}' is not supported (Gemma 2's soft-capping)", origin, k);
+  PTUNE_CHECK(!c.boolean("use_bidirectional_attention", false),
+              "{}: 'use_bidirectional_attention: true' is not supported", origin);
 }
 
 // SmolLM3: no_rope_layers (1 = the layer uses RoPE) as given, or every
@@ -150,6 +198,8 @@ void read_llama_family(const json& config, const ConfigReader& c, ModelSpec& s) 
     s.head_dim = c.positive("head_dim");
   } else if (s.arch == Arch::kQwen3) {
     s.head_dim = 128;  // Qwen3Config's default, whatever hidden/heads is
+  } else if (s.arch == Arch::kGemma3) {
+    s.head_dim = 256;  // Gemma3TextConfig's
   } else {
     PTUNE_CHECK(s.hidden % s.heads == 0, "{}: hidden size {} is not divisible by {} heads (and no 'head_dim')", origin,
                 s.hidden, s.heads);
@@ -158,7 +208,8 @@ void read_llama_family(const json& config, const ConfigReader& c, ModelSpec& s) 
   PTUNE_CHECK(s.head_dim % 2 == 0, "{}: 'head_dim' {} must be even for rotary embeddings", origin, s.head_dim);
   s.norm = ops::NormKind::kRmsNorm;
   s.norm_eps = float(c.number("rms_norm_eps", 1e-6));
-  s.activation = read_activation(c, "hidden_act", "silu");
+  s.activation = s.arch == Arch::kGemma3 ? read_activation(c, "hidden_activation", "gelu_pytorch_tanh")
+                                         : read_activation(c, "hidden_act", "silu");
   s.gated_mlp = true;
   s.placement = NormPlacement::kPre;
   s.attention = ops::AttentionMask::kCausal;
@@ -166,11 +217,11 @@ void read_llama_family(const json& config, const ConfigReader& c, ModelSpec& s) 
   s.positions = PositionKind::kRope;
   s.type_vocab_size = 0;
   s.pad_token_id = c.integer("pad_token_id", -1);
-  s.rope = read_rope(config, c, s.max_positions);
+  if (s.arch != Arch::kGemma3) s.rope = read_rope(config, c, s.max_positions);
   if (s.arch == Arch::kLlama || s.arch == Arch::kSmolLM3) {
     s.qkv_bias = s.proj_bias = c.boolean("attention_bias", false);
     s.mlp_bias = c.boolean("mlp_bias", false);
-  } else if (s.arch == Arch::kQwen3) {
+  } else if (s.arch == Arch::kQwen3 || s.arch == Arch::kGemma3) {
     s.qkv_bias = s.proj_bias = c.boolean("attention_bias", false);
     s.mlp_bias = false;
     s.qk_norm = true;
@@ -186,6 +237,12 @@ void read_llama_family(const json& config, const ConfigReader& c, ModelSpec& s) 
       c.boolean("use_sliding_window", false))
     s.sliding_window = c.positive("sliding_window");
   if (s.arch == Arch::kSmolLM3) s.rope_layers = read_rope_layers(config, c, s.layers);
+  if (s.arch == Arch::kGemma3) {
+    read_gemma3_attention(config, c, s);
+    s.norm_plus_one = true;
+    s.post_norms = true;
+    s.embed_scale = float(std::sqrt(double(s.hidden)));
+  }
   PTUNE_CHECK(s.sliding_window >= 0, "{}: 'sliding_window' must be positive", origin);
 }
 
@@ -202,8 +259,9 @@ Arch arch_from_name(const std::string& name) {
   if (name == "qwen2") return Arch::kQwen2;
   if (name == "qwen3") return Arch::kQwen3;
   if (name == "smollm3") return Arch::kSmolLM3;
+  if (name == "gemma3_text") return Arch::kGemma3;
   PTUNE_FAIL("unsupported model_type '{}' (supported: gpt2, bert, roberta, xlm-roberta, camembert, llama, mistral, "
-             "qwen2, qwen3, smollm3)", name);
+             "qwen2, qwen3, smollm3, gemma3_text)", name);
 }
 
 std::string arch_name(Arch arch) {
@@ -216,6 +274,7 @@ std::string arch_name(Arch arch) {
     case Arch::kQwen2: return "qwen2";
     case Arch::kQwen3: return "qwen3";
     case Arch::kSmolLM3: return "smollm3";
+    case Arch::kGemma3: return "gemma3_text";
   }
   return "?";
 }
@@ -233,8 +292,8 @@ ModelSpec ModelSpec::from_config(const json& config, const std::string& origin) 
   s.vocab_size = c.positive("vocab_size");
   if (s.is_llama_family()) {
     read_llama_family(config, c, s);
-    // The config classes' defaults when the key is absent: SmolLM3's ties.
-    s.tie_word_embeddings = c.boolean("tie_word_embeddings", s.arch == Arch::kSmolLM3);
+    // The config classes' defaults when the key is absent: SmolLM3 and Gemma 3 tie.
+    s.tie_word_embeddings = c.boolean("tie_word_embeddings", s.arch == Arch::kSmolLM3 || s.arch == Arch::kGemma3);
     s.initializer_range = float(c.number("initializer_range", 0.02));
     return s;
   }
@@ -289,6 +348,28 @@ ModelSpec ModelSpec::from_directory(const std::string& dir) {
   return from_config(io::read_json_file(path), path);
 }
 
+namespace {
+
+// A RopeSpec as transformers' rope_parameters writes it.
+json rope_json(const RopeSpec& rope) {
+  json rp = {{"rope_theta", rope.theta}};
+  switch (rope.scaling) {
+    case RopeScaling::kNone: rp["rope_type"] = "default"; break;
+    case RopeScaling::kLinear: rp["rope_type"] = "linear"; break;
+    case RopeScaling::kDynamic: rp["rope_type"] = "dynamic"; break;
+    case RopeScaling::kLlama3:
+      rp["rope_type"] = "llama3";
+      rp["low_freq_factor"] = rope.low_freq_factor;
+      rp["high_freq_factor"] = rope.high_freq_factor;
+      rp["original_max_position_embeddings"] = rope.original_max_positions;
+      break;
+  }
+  if (rope.scaling != RopeScaling::kNone) rp["factor"] = rope.factor;
+  return rp;
+}
+
+}  // namespace
+
 json ModelSpec::to_config() const {
   auto act_name = [&] {
     switch (activation) {
@@ -338,12 +419,14 @@ json ModelSpec::to_config() const {
     case Arch::kMistral:
     case Arch::kQwen2:
     case Arch::kQwen3:
-    case Arch::kSmolLM3: {
+    case Arch::kSmolLM3:
+    case Arch::kGemma3: {
       const char* cls = arch == Arch::kLlama     ? "LlamaForCausalLM"
                         : arch == Arch::kMistral ? "MistralForCausalLM"
                         : arch == Arch::kQwen2   ? "Qwen2ForCausalLM"
                         : arch == Arch::kQwen3   ? "Qwen3ForCausalLM"
-                                                 : "SmolLM3ForCausalLM";
+                        : arch == Arch::kSmolLM3 ? "SmolLM3ForCausalLM"
+                                                 : "Gemma3ForCausalLM";
       c["architectures"] = {cls};
       c["hidden_size"] = hidden;
       c["num_hidden_layers"] = layers;
@@ -354,21 +437,23 @@ json ModelSpec::to_config() const {
       c["max_position_embeddings"] = max_positions;
       c["rms_norm_eps"] = norm_eps;
       c["hidden_act"] = act_name();
-      json rp = {{"rope_theta", rope.theta}};
-      switch (rope.scaling) {
-        case RopeScaling::kNone: rp["rope_type"] = "default"; break;
-        case RopeScaling::kLinear: rp["rope_type"] = "linear"; break;
-        case RopeScaling::kDynamic: rp["rope_type"] = "dynamic"; break;
-        case RopeScaling::kLlama3:
-          rp["rope_type"] = "llama3";
-          rp["low_freq_factor"] = rope.low_freq_factor;
-          rp["high_freq_factor"] = rope.high_freq_factor;
-          rp["original_max_position_embeddings"] = rope.original_max_positions;
-          break;
+      if (arch == Arch::kGemma3) {
+        c.erase("hidden_act");
+        c["hidden_activation"] = std::string(act_name()) == "gelu_new" ? "gelu_pytorch_tanh" : act_name();
+        c["rope_parameters"] = {{"full_attention", rope_json(rope)}, {"sliding_attention", rope_json(rope_local)}};
+        json types = json::array();
+        for (size_t l = 0; l < size_t(layers); ++l)
+          types.push_back(is_local(int64_t(l)) ? "sliding_attention" : "full_attention");
+        c["layer_types"] = types;
+        c["sliding_window"] = sliding_window > 0 ? sliding_window : 4096;
+        // An int in Gemma3TextConfig (strictly typed).
+        const double q = query_pre_attn_scalar;
+        c["query_pre_attn_scalar"] = q == std::floor(q) ? json(int64_t(q)) : json(q);
+      } else {
+        c["rope_parameters"] = rope_json(rope);
       }
-      if (rope.scaling != RopeScaling::kNone) rp["factor"] = rope.factor;
-      c["rope_parameters"] = rp;
-      if (arch == Arch::kLlama || arch == Arch::kQwen3 || arch == Arch::kSmolLM3) c["attention_bias"] = qkv_bias;
+      if (arch == Arch::kLlama || arch == Arch::kQwen3 || arch == Arch::kSmolLM3 || arch == Arch::kGemma3)
+        c["attention_bias"] = qkv_bias;
       if (arch == Arch::kLlama || arch == Arch::kSmolLM3) c["mlp_bias"] = mlp_bias;
       if (arch == Arch::kMistral) c["sliding_window"] = sliding_window > 0 ? json(sliding_window) : json(nullptr);
       if (arch == Arch::kQwen2 || arch == Arch::kQwen3 || arch == Arch::kSmolLM3) c["use_sliding_window"] = false;
@@ -405,12 +490,15 @@ ModelSpec ModelSpec::tiny(Arch arch) {
     case Arch::kQwen2:
     case Arch::kQwen3:
     case Arch::kSmolLM3:
+    case Arch::kGemma3:
       // GQA 2:1 and a head_dim apart from hidden/heads, as real checkpoints have.
       c = {{"model_type", model::arch_name(arch)},
            {"vocab_size", 1000}, {"hidden_size", 64}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
            {"num_key_value_heads", 2}, {"head_dim", 16}, {"intermediate_size", 128},
            {"max_position_embeddings", 512}, {"rms_norm_eps", 1e-6}, {"pad_token_id", 0}};
       if (arch == Arch::kSmolLM3) c["no_rope_layers"] = {1, 0};  // the second layer NoPE
+      // Gemma 3: a sliding-window layer (its own RoPE base) then a full one.
+      if (arch == Arch::kGemma3) c["layer_types"] = {"sliding_attention", "full_attention"};
       break;
   }
   // std 1/√64: unit-gain projections at width 64, so that a random tiny
@@ -419,8 +507,9 @@ ModelSpec ModelSpec::tiny(Arch arch) {
   return from_config(c, "tiny preset");
 }
 
-std::vector<float> ModelSpec::rope_inv_freq(int64_t max_position) const {
+std::vector<float> ModelSpec::rope_inv_freq(int64_t max_position, bool local) const {
   // In f32 as transformers computes it: 1 / base^(2i/D).
+  const RopeSpec& rope = local ? rope_local : this->rope;
   const int64_t D = head_dim;
   double base = rope.theta;
   if (rope.scaling == RopeScaling::kDynamic) {
@@ -463,7 +552,7 @@ ops::AttentionConfig ModelSpec::attention_config() const {
   a.kv_heads = kv_heads;
   a.head_dim = head_dim;
   a.mask = attention;
-  a.scale = 1.0f / std::sqrt(float(head_dim));
+  a.scale = 1.0f / std::sqrt(float(query_pre_attn_scalar > 0 ? query_pre_attn_scalar : double(head_dim)));
   return a;
 }
 

@@ -13,7 +13,7 @@
 
 namespace ptune::model {
 
-enum class Arch : uint8_t { kGpt2, kBert, kRoberta, kLlama, kMistral, kQwen2, kQwen3, kSmolLM3 };
+enum class Arch : uint8_t { kGpt2, kBert, kRoberta, kLlama, kMistral, kQwen2, kQwen3, kSmolLM3, kGemma3 };
 Arch arch_from_name(const std::string& name);  // config.json's model_type
 std::string arch_name(Arch arch);              // its model_type ("roberta" for the RoBERTa family)
 
@@ -64,6 +64,19 @@ struct ModelSpec {
   // SmolLM3's no_rope_layers: layer l rotates its queries and keys iff
   // entry l is 1 (the others are NoPE layers). Empty: every layer does.
   std::vector<uint8_t> rope_layers;
+  // Gemma 3: layers whose entry is 1 attend over a sliding window and
+  // rotate with rope_local (its own base); the others with `rope`.
+  std::vector<uint8_t> local_layers;
+  RopeSpec rope_local;
+  double query_pre_attn_scalar = 0;  // Gemma 3: the attention scale is its −½ power (0: head_dim's)
+  // Gemma 3: norm weights w act as 1 + w (ModelWeights folds the 1 in at
+  // load), each sub-block's output is normalised again before its residual
+  // add (post_norms: post_attention_layernorm, post_feedforward_layernorm),
+  // and word embeddings are scaled by √C (prompt rows are not: peft adds
+  // them after the embedding layer).
+  bool norm_plus_one = false;
+  bool post_norms = false;
+  float embed_scale = 1.0f;
   bool gated_mlp = false;      // SwiGLU: fc holds [gate; up] (2I, C), act = silu(gate)·up
   bool qkv_bias = true;        // q/k/v projections have biases (Qwen2: yes, LLaMA: attention_bias)
   bool proj_bias = true;       // attention output projection bias
@@ -86,10 +99,11 @@ struct ModelSpec {
   // RoPE inverse frequencies (D/2) as transformers computes them for a
   // batch whose largest position id is max_position (dynamic scaling
   // depends on it).
-  std::vector<float> rope_inv_freq(int64_t max_position) const;
+  std::vector<float> rope_inv_freq(int64_t max_position, bool local = false) const;
+  bool is_local(int64_t l) const { return !local_layers.empty() && local_layers[size_t(l)] != 0; }
   bool is_llama_family() const {
     return arch == Arch::kLlama || arch == Arch::kMistral || arch == Arch::kQwen2 || arch == Arch::kQwen3 ||
-           arch == Arch::kSmolLM3;
+           arch == Arch::kSmolLM3 || arch == Arch::kGemma3;
   }
   // Whether layer l applies RoPE to its queries and keys.
   bool rotates(int64_t l) const {

@@ -21,6 +21,7 @@ int64_t KvPrefix::length() const {
 
 Transformer::Transformer(const ModelSpec& spec, std::unique_ptr<ModelWeights> weights)
     : spec_(spec), weights_(std::move(weights)), attention_(spec.attention_config()) {
+  PTUNE_CHECK(!spec.post_norms || spec.placement == NormPlacement::kPre, "post_norms needs pre-LN blocks");
   saved_.resize(size_t(spec.layers));
 }
 
@@ -32,6 +33,11 @@ std::unique_ptr<Transformer> Transformer::load(const std::string& dir, const Loa
 
 void Transformer::embed_tokens(const Tensor& out, const Tensor& ids) const {
   ops::embedding_forward(out, ids, weights_->embeddings.word);
+  if (spec_.embed_scale != 1.0f) ops::scale_(out, embed_scale());
+}
+
+float Transformer::embed_scale() const {
+  return dtype() == DType::kBF16 ? bf16_to_f32(f32_to_bf16(spec_.embed_scale)) : spec_.embed_scale;
 }
 
 void Transformer::default_position_ids(const Tensor& out, const Tensor& ids, int64_t prefix_length) const {
@@ -112,9 +118,13 @@ Tensor Transformer::forward(const ModelInputs& in, Arena& arena) {
                 "{}: a prefix of {} + {} tokens reaches past 'sliding_window' {}, which ptune does not implement",
                 spec_.model_type, P, T, spec_.sliding_window);
     positions_ = position_ids;
-    std::vector<float> inv = spec_.rope_inv_freq(max_pos);
-    rope_inv_freq_ = arena.alloc({int64_t(inv.size())});
-    rope_inv_freq_.copy_from(Tensor::borrow(inv.data(), {int64_t(inv.size())}, DType::kF32));
+    const auto upload = [&](std::vector<float> inv) {
+      Tensor t = arena.alloc({int64_t(inv.size())});
+      t.copy_from(Tensor::borrow(inv.data(), {int64_t(inv.size())}, DType::kF32));
+      return t;
+    };
+    rope_inv_freq_ = upload(spec_.rope_inv_freq(max_pos));
+    rope_local_inv_freq_ = spec_.local_layers.empty() ? Tensor() : upload(spec_.rope_inv_freq(max_pos, true));
   }
   if (e.token_type.defined()) {
     if (in.token_type_ids.defined()) {
@@ -214,7 +224,7 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
     ops::head_rms_norm_forward(a.qkv, H * D, a.k_in, a.k_rstd, w.k_norm_w, eps);
   }
   // Rotated in place: attention and backward see the rotated q and k.
-  if (spec_.rotates(l)) ops::rope_forward(a.qkv, positions_, rope_inv_freq_, attention_);
+  if (spec_.rotates(l)) ops::rope_forward(a.qkv, positions_, rope_freq(l), attention_);
   ops::attention_forward(a.attn, a.probs, a.qkv, a.prefix_k, a.prefix_v, mask, attention_);
   // What the projection and the skip connection read: the selected rows of
   // the attention output and of the block's input, (N, ·), or all of them.
@@ -227,6 +237,12 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
     ops::embedding_forward(skip, a.rows, a.input.view({B * T, C}));
   }
   ops::linear_forward(proj, attn, w.proj_w, w.proj_b);
+  if (spec_.post_norms) {  // Gemma 3: the attention's output is normalised before the residual add
+    a.proj = proj;
+    a.rstd3 = arena.alloc({M});
+    proj = arena.alloc(past_attention(C), act);
+    ops::norm_forward(nk, proj, Tensor(), a.rstd3, a.proj, w.post_attn_norm_w, Tensor(), eps);
+  }
   // residual = input + proj and the norm that reads it, as one op (one pass
   // over the residual stream on CUDA): pre-LN's norm2 feeds the MLP, post-LN's
   // norm1 is the sub-block's output.
@@ -238,8 +254,9 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
 
   // MLP sub-block: pre-LN reads norm2(residual), post-LN reads norm1.
   // Backward reads fc and, post-LN, norm2's statistics: a pre-LN rerun
-  // stops at fc (the frozen fc2 has no weight gradient that needs act).
-  const bool whole = out.defined() || !pre;
+  // stops at fc (the frozen fc2 has no weight gradient that needs act) —
+  // unless the MLP's output has a norm of its own, whose backward reads it.
+  const bool whole = out.defined() || !pre || spec_.post_norms;
   const Tensor& mlp_in = pre ? a.norm2 : a.norm1;
   if (spec_.gated_mlp) {
     ops::linear_forward(a.fc, mlp_in, w.fc_w, w.fc_b);
@@ -254,8 +271,14 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
   if (!whole) return;
   Tensor mlp = arena.alloc(past_attention(C), act);
   ops::linear_forward(mlp, a.act, w.fc2_w, w.fc2_b);
+  if (spec_.post_norms) {  // Gemma 3: and the MLP's output too
+    a.mlp = mlp;
+    a.rstd4 = arena.alloc({M});
+    mlp = arena.alloc(past_attention(C), act);
+    ops::norm_forward(nk, mlp, Tensor(), a.rstd4, a.mlp, w.post_mlp_norm_w, Tensor(), eps);
+  }
   if (pre) {
-    ops::add_forward(out, a.residual, mlp);
+    if (out.defined()) ops::add_forward(out, a.residual, mlp);  // (a post_norms rerun has no out)
   } else {
     a.residual2 = arena.alloc(past_attention(C), act);  // = norm1 + mlp, normalised into out
     const Tensor y = out.defined() ? out : arena.alloc(past_attention(C), act);
@@ -356,6 +379,10 @@ Tensor Transformer::layer_backward(int64_t l, LayerActivations& a, const Tensor&
     dresidual = dout;
     dmlp_out = dout;
     dmlp_in = arena.alloc(rows_c, act);
+    if (spec_.post_norms) {  // through the norm of the MLP's output first
+      dmlp_out = arena.zeros(rows_c, act);  // norm_backward accumulates
+      ops::norm_backward(nk, dmlp_out, Tensor(), Tensor(), dout, a.mlp, w.post_mlp_norm_w, Tensor(), a.rstd4);
+    }
   } else {
     // out = norm2(norm1 + mlp): both branches see dresidual2. The MLP reads
     // it first; then, as dmlp_in, it takes the MLP's input gradient on top
@@ -394,14 +421,19 @@ Tensor Transformer::layer_backward(int64_t l, LayerActivations& a, const Tensor&
 
   // residual = input + proj(attn): the skip passes dresidual straight down,
   // so dresidual becomes d(input) once the attention branch has read it.
+  Tensor dproj = dresidual;  // the gradient at the projection's output
+  if (spec_.post_norms) {    // Gemma 3: through the norm of the attention's output
+    dproj = arena.zeros(rows_c, act);
+    ops::norm_backward(nk, dproj, Tensor(), Tensor(), dresidual, a.proj, w.post_attn_norm_w, Tensor(), a.rstd3);
+  }
   Tensor dattn = arena.alloc({B, T, HD}, act);
   if (picked) {  // the rows the projection did not read get no gradient
-    Tensor drows = arena.alloc({dresidual.size(0), HD}, act);
-    ops::linear_backward_input(drows, dresidual, w.proj_w, GradMode::kWrite);
+    Tensor drows = arena.alloc({dproj.size(0), HD}, act);
+    ops::linear_backward_input(drows, dproj, w.proj_w, GradMode::kWrite);
     dattn.zero_();
     ops::scatter_add_rows(dattn.view({B * T, HD}), drows, a.rows);
   } else {
-    ops::linear_backward_input(dattn, dresidual, w.proj_w, GradMode::kWrite);
+    ops::linear_backward_input(dattn, dproj, w.proj_w, GradMode::kWrite);
   }
   Tensor dqkv = arena.alloc({B, T, attention_.qkv_width()}, act);
   const Tensor dscores = ops::attention_needs_scores(device()) ? arena.alloc(a.probs.shape()) : Tensor();
@@ -409,7 +441,7 @@ Tensor Transformer::layer_backward(int64_t l, LayerActivations& a, const Tensor&
                           a.prefix_v, attention_, GradMode::kWrite);
   if (!need_input) return Tensor();  // the lowest prompt layer: nothing below needs dx
   // Un-rotate ∂q, ∂k (prefix gradients above are already unrotated).
-  if (spec_.rotates(l)) ops::rope_backward(dqkv, positions_, rope_inv_freq_, attention_);
+  if (spec_.rotates(l)) ops::rope_backward(dqkv, positions_, rope_freq(l), attention_);
   if (spec_.qk_norm) {  // then through the q and k norms
     ops::head_rms_norm_backward(dqkv, 0, a.q_in, a.q_rstd, w.q_norm_w);
     ops::head_rms_norm_backward(dqkv, HD, a.k_in, a.k_rstd, w.k_norm_w);

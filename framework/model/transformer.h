@@ -93,8 +93,14 @@ class Transformer {
   void set_recompute(bool on) { recompute_ = on; }
   bool recompute() const { return recompute_; }
 
-  // out (B, T, C) = word embeddings of ids (B, T) i32, both on the model's device.
+  // out (B, T, C) = word embeddings of ids (B, T) i32, both on the model's
+  // device, times embed_scale() as the checkpoint's embedding layer scales
+  // them (Gemma: √C).
   void embed_tokens(const Tensor& out, const Tensor& ids) const;
+  // ModelSpec::embed_scale in the model's dtype, as transformers rounds it
+  // (a bf16 model multiplies by the bf16 value). Prompt rows spliced in
+  // among the words (ops::prompt_embedding_forward) are not scaled.
+  float embed_scale() const;
   // Position ids (B, T) i32 as transformers derives them: real tokens start
   // at P (the prefix length) + the spec's offset; RoBERTa, given ids, also
   // gives padding the position padding_idx and counts only real tokens.
@@ -128,6 +134,9 @@ class Transformer {
     Tensor norm2, mean2, rstd2;
     Tensor fc, act;                  // (·, I) before and after the activation
     Tensor residual2;                // post-LN: norm1 + mlp (before norm2)
+    // post_norms (Gemma 3): the attention projection's and the MLP's outputs
+    // before their own norms, (·, C), and those norms' rstd.
+    Tensor proj, rstd3, mlp, rstd4;
     Tensor prefix_k, prefix_v;       // this layer's prefix, if any
     Tensor rows;                     // the last block: ModelInputs::rows (N) on the device, if given
 
@@ -162,6 +171,9 @@ class Transformer {
   Tensor layer_backward(int64_t l, LayerActivations& a, const Tensor& dout, bool need_input,
                         const Tensor& dprefix_k, const Tensor& dprefix_v, const Tensor& dinput, Arena& arena);
 
+  // Layer l's RoPE frequencies: Gemma 3's sliding-window layers have their own.
+  const Tensor& rope_freq(int64_t l) const { return spec_.is_local(l) ? rope_local_inv_freq_ : rope_inv_freq_; }
+
   ModelSpec spec_;
   std::unique_ptr<ModelWeights> weights_;
   ops::AttentionConfig attention_;
@@ -175,6 +187,7 @@ class Transformer {
   Tensor mask_;                       // (B, T) i32 of the last forward on the device, or undefined
   Tensor rows_;                       // ModelInputs::rows of the last forward on the device, or undefined
   Tensor positions_, rope_inv_freq_;  // RoPE: (B, T) i32 of the last forward, (D/2), on the device
+  Tensor rope_local_inv_freq_;        // Gemma 3's sliding-window layers' (D/2), or undefined
   std::vector<int32_t> host_positions_;  // RoPE: the positions read on the host (range check, max)
   std::vector<uint8_t> row_seen_;        // rows' check for repeats (reused: no allocation once grown)
   int64_t batch_ = 0, seq_ = 0;

@@ -24,6 +24,7 @@ void add(WeightUnit& unit, Tensor* slot, std::string name, Shape shape, std::vec
 
 Source copy(std::string name, int64_t rows = 0) { return {std::move(name), Transform::kCopy, rows}; }
 Source conv1d(std::string name) { return {std::move(name), Transform::kTranspose, 0}; }
+Source plus_one(std::string name) { return {std::move(name), Transform::kPlusOne, 0}; }
 
 // The shape a source has in the checkpoint.
 Shape source_shape(const Param& p, const Source& s) {
@@ -55,9 +56,12 @@ void read_unit_range(const WeightUnit& unit, const io::CheckpointReader& checkpo
       const int64_t n = s.rows * cols, lo = std::max(begin, at), hi = std::min(end, at + n);
       if (lo < hi) {
         const Tensor v = checkpoint.view(s.name);
-        if (s.transform == Transform::kCopy) {
+        if (s.transform != Transform::kTranspose) {
           const Tensor part = v.view({v.numel()}).slice(lo - at, hi - at).to(DType::kF32);
-          std::copy(part.data<float>(), part.data<float>() + part.numel(), dst + (lo - begin));
+          float* out = dst + (lo - begin);
+          std::copy(part.data<float>(), part.data<float>() + part.numel(), out);
+          if (s.transform == Transform::kPlusOne)
+            for (int64_t i = 0; i < part.numel(); ++i) out[i] += 1.0f;  // in f32, as Gemma's norms add it
         } else {  // GPT-2's Conv1D (cols, rows): transposed whole, the overlap kept
           Tensor rows = Tensor::empty({s.rows, cols}, DType::kF32);
           read_source(rows.data<float>(), v.to(DType::kF32), s.transform, s.rows, cols);
@@ -88,7 +92,8 @@ std::string ModelWeights::default_prefix(Arch arch) {
     case Arch::kMistral:
     case Arch::kQwen2:
     case Arch::kQwen3:
-    case Arch::kSmolLM3: return "model.";
+    case Arch::kSmolLM3:
+    case Arch::kGemma3: return "model.";
   }
   return "";
 }
@@ -146,19 +151,26 @@ ModelWeights::ModelWeights(const ModelSpec& spec, std::set<Component> components
       const std::string p = fmt::format("{}layers.{}.", b, l);
       const std::string s = p + "self_attn.";
       const int64_t KV = spec.attention_config().kv_width();
-      add(u, &w.norm1_w, n + "norm1.weight", {C}, {copy(p + "input_layernorm.weight")});
+      const auto norm = [&](const std::string& name) { return spec.norm_plus_one ? plus_one(name) : copy(name); };
+      add(u, &w.norm1_w, n + "norm1.weight", {C}, {norm(p + "input_layernorm.weight")});
       add(u, &w.qkv_w, n + "qkv.weight", {QKV, C},
           {copy(s + "q_proj.weight", Q), copy(s + "k_proj.weight", KV), copy(s + "v_proj.weight", KV)});
       if (spec.qkv_bias)
         add(u, &w.qkv_b, n + "qkv.bias", {QKV},
             {copy(s + "q_proj.bias", Q), copy(s + "k_proj.bias", KV), copy(s + "v_proj.bias", KV)});
       if (spec.qk_norm) {
-        add(u, &w.q_norm_w, n + "q_norm.weight", {spec.head_dim}, {copy(s + "q_norm.weight")});
-        add(u, &w.k_norm_w, n + "k_norm.weight", {spec.head_dim}, {copy(s + "k_norm.weight")});
+        add(u, &w.q_norm_w, n + "q_norm.weight", {spec.head_dim}, {norm(s + "q_norm.weight")});
+        add(u, &w.k_norm_w, n + "k_norm.weight", {spec.head_dim}, {norm(s + "k_norm.weight")});
       }
       add(u, &w.proj_w, n + "proj.weight", {C, Q}, {copy(s + "o_proj.weight")});
       if (spec.proj_bias) add(u, &w.proj_b, n + "proj.bias", {C}, {copy(s + "o_proj.bias")});
-      add(u, &w.norm2_w, n + "norm2.weight", {C}, {copy(p + "post_attention_layernorm.weight")});
+      if (spec.post_norms) {  // Gemma 3: post_attention_layernorm is the attention output's norm
+        add(u, &w.post_attn_norm_w, n + "post_attn_norm.weight", {C}, {norm(p + "post_attention_layernorm.weight")});
+        add(u, &w.norm2_w, n + "norm2.weight", {C}, {norm(p + "pre_feedforward_layernorm.weight")});
+        add(u, &w.post_mlp_norm_w, n + "post_mlp_norm.weight", {C}, {norm(p + "post_feedforward_layernorm.weight")});
+      } else {
+        add(u, &w.norm2_w, n + "norm2.weight", {C}, {copy(p + "post_attention_layernorm.weight")});
+      }
       add(u, &w.fc_w, n + "fc.weight", {2 * I, C},
           {copy(p + "mlp.gate_proj.weight", I), copy(p + "mlp.up_proj.weight", I)});
       if (spec.mlp_bias)
@@ -205,7 +217,8 @@ ModelWeights::ModelWeights(const ModelSpec& spec, std::set<Component> components
   head.name = "head";
   HeadWeights& h = heads;
   if (spec.is_llama_family()) {
-    add(head, &h.final_norm_w, "head.final_norm.weight", {C}, {copy(b + "norm.weight")});
+    add(head, &h.final_norm_w, "head.final_norm.weight", {C},
+        {spec.norm_plus_one ? plus_one(b + "norm.weight") : copy(b + "norm.weight")});
   } else if (spec.final_norm) {
     add(head, &h.final_norm_w, "head.final_norm.weight", {C}, {copy(b + "ln_f.weight")});
     add(head, &h.final_norm_b, "head.final_norm.bias", {C}, {copy(b + "ln_f.bias")});
@@ -358,9 +371,12 @@ std::vector<std::pair<std::string, Tensor>> ModelWeights::to_checkpoint() const 
         row += rows;
         const Shape shape = source_shape(p, s);
         Tensor t = Tensor::empty(shape, DType::kF32);
-        // The inverse of read_source: a transpose is its own inverse.
-        read_source(t.data<float>(), Tensor::borrow(const_cast<float*>(src), shape, DType::kF32), s.transform,
-                    shape[0], shape.dim() == 2 ? shape[1] : 1);
+        // The inverse of reading it: a transpose is its own inverse; 1 + w goes back to w.
+        const Transform layout = s.transform == Transform::kTranspose ? Transform::kTranspose : Transform::kCopy;
+        read_source(t.data<float>(), Tensor::borrow(const_cast<float*>(src), shape, DType::kF32), layout, shape[0],
+                    shape.dim() == 2 ? shape[1] : 1);
+        if (s.transform == Transform::kPlusOne)
+          for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] -= 1.0f;
         out.emplace_back(s.name, std::move(t));
       }
     }

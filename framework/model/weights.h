@@ -41,6 +41,8 @@ struct BlockWeights {
   Tensor norm1_w, norm1_b;  // (C)
   Tensor qkv_w, qkv_b;      // (H·D + 2·KVH·D, C), (H·D + 2·KVH·D)
   Tensor q_norm_w, k_norm_w;  // (D): Qwen3's per-head query / key RMSNorm
+  // (C): Gemma 3's norms of the attention and MLP outputs (ModelSpec::post_norms)
+  Tensor post_attn_norm_w, post_mlp_norm_w;
   Tensor proj_w, proj_b;    // (C, H·D), (C)
   Tensor norm2_w, norm2_b;  // (C)
   Tensor fc_w, fc_b;        // (I, C), (I)
@@ -58,7 +60,9 @@ struct HeadWeights {
 
 // How a ptune weight is read from (and written to) a checkpoint: the rows
 // of the ptune tensor are the concatenation of `sources`.
-enum class Transform : uint8_t { kCopy, kTranspose };
+// kPlusOne: Gemma's norm weights, stored as w and applied as 1 + w (held as
+// 1 + w, so its norms are ordinary RMSNorms).
+enum class Transform : uint8_t { kCopy, kTranspose, kPlusOne };
 struct Source {
   std::string name;
   Transform transform = Transform::kCopy;

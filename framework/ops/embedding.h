@@ -19,9 +19,10 @@ void embedding_backward(const Tensor& dtable, const Tensor& dout, const Tensor& 
 void scatter_add_rows(const Tensor& dst, const Tensor& src, const Tensor& rows);
 
 // Input embeddings with virtual tokens (prompt tuning, P-Tuning): ids ≥ 0
-// read table (V, C); id −(k+1) reads row k of prompt (P, C).
-// out (N, C) = those rows.
-void prompt_embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table, const Tensor& prompt);
+// read table (V, C), times table_scale (Gemma's √C word scaling); id −(k+1)
+// reads row k of prompt (P, C), unscaled. out (N, C) = those rows.
+void prompt_embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table, const Tensor& prompt,
+                              float table_scale = 1.0f);
 // dprompt (P, C)[k] += Σ dout rows whose id is −(k+1); word rows are frozen.
 void prompt_embedding_backward(const Tensor& dprompt, const Tensor& dout, const Tensor& ids);
 

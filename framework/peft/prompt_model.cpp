@@ -94,7 +94,8 @@ Tensor PromptModel::forward(const Tensor& ids, const Tensor& type_ids, const Ten
       rows = arena.alloc(prompt_.shape(), model_.dtype());
       ops::convert(rows, prompt_);
     }
-    ops::prompt_embedding_forward(in.input_embeds, ids_, model_.weights().embeddings.word, rows);
+    ops::prompt_embedding_forward(in.input_embeds, ids_, model_.weights().embeddings.word, rows,
+                                  model_.embed_scale());
     // As transformers numbers inputs_embeds: 0…T−1 (+ RoBERTa's offset),
     // virtual tokens included.
     model_.default_position_ids(in.position_ids, Tensor(), 0);

@@ -156,6 +156,10 @@ TEST_P(CudaOps, EmbeddingsAndPrompt) {
   ops::prompt_embedding_forward(out, ids, table, prompt);
   ops::prompt_embedding_forward(gout, gids, gtable, gprompt);
   EXPECT_CLOSE(gout, out, 0.0f);  // a copy
+  // Gemma's √C word scaling (prompt rows unscaled), one rounding in bf16.
+  ops::prompt_embedding_forward(out, ids, table, prompt, 5.5f);
+  ops::prompt_embedding_forward(gout, gids, gtable, gprompt, 5.5f);
+  EXPECT_CLOSE(gout, out, tol()) << "table_scale";
 
   Tensor dout = in({n, c}), dprompt = randn({p, c}), gdprompt = dprompt.to(kGpu);
   ops::prompt_embedding_backward(dprompt, dout, ids);

@@ -69,7 +69,7 @@ class DistTrain : public ::testing::Test {
     root_ = new fs::path(fs::temp_directory_path() / ("ptune_dist_" + std::to_string(::getpid())));
     fs::remove_all(*root_);
     fs::create_directories(*root_);
-    for (const char* arch : {"bert", "gpt2", "qwen3"})
+    for (const char* arch : {"bert", "gpt2", "qwen3", "gemma3_text"})
       ASSERT_EQ(0, shell(ptune_cmd(0, fmt::format("init-model --arch {} --tokenizer recipes/data/quickstart/tokenizer.json"
                                                   " --out {}", arch, (*root_ / arch).string())))
                        .status);
@@ -135,7 +135,9 @@ INSTANTIATE_TEST_SUITE_P(Methods, DistEquivalence,
                                            Case{"gpt2", "prompt-tuning"}, Case{"gpt2", "prefix-tuning"},
                                            Case{"gpt2", "p-tuning"}, Case{"gpt2", "p-tuning-v2"},
                                            // LLaMA family: GQA prefixes, the score head, Qwen3's q/k norms
-                                           Case{"qwen3", "p-tuning-v2"}),
+                                           Case{"qwen3", "p-tuning-v2"},
+                                           // Gemma 3: √C-scaled words beside unscaled prompt rows, norms around blocks
+                                           Case{"gemma3_text", "prompt-tuning"}),
                          [](const auto& info) {
                            std::string n = info.param.arch + "_" + info.param.method;
                            for (char& c : n)

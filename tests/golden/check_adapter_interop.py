@@ -9,7 +9,8 @@ SentencePiece tokenizer (the same check as below, on
 XLMRobertaForSequenceClassification), for "qwen3/…" a tiny random Qwen3 with
 the llama fixture's tokenizer (Qwen3ForSequenceClassification), for
 "smollm3/prompt-tuning" a tiny random SmolLM3 with the llama3 fixture's
-(SmolLM3ForSequenceClassification):
+(SmolLM3ForSequenceClassification), for "gemma3/…" a tiny random Gemma 3
+with the llama fixture's (Gemma3TextForSequenceClassification):
 
 * sequence classification ("prompt-tuning", "p-tuning"): `ptune train` a few
   steps, `ptune predict` the eval set (class scores), then
@@ -301,6 +302,13 @@ def main():
     run([args.ptune, "init-model", "--arch", "smollm3", "--tokenizer",
          "tests/golden/fixtures/tokenizers/llama3/tokenizer.json", "--out", smollm3_dir, "--seed", "3"])
     check_sequence_classification(args.ptune, smollm3_dir, tmp, results, methods=("prompt-tuning",), name="smollm3/")
+    # Gemma 3 (√C-scaled word embeddings but not prompt rows, (1 + w) norms
+    # before and after each sub-block, two RoPE bases) with the llama fixture's.
+    gemma3_dir = os.path.join(tmp, "gemma3")
+    run([args.ptune, "init-model", "--arch", "gemma3_text", "--tokenizer",
+         "tests/golden/fixtures/tokenizers/llama/tokenizer.json", "--out", gemma3_dir, "--seed", "5"])
+    check_sequence_classification(args.ptune, gemma3_dir, tmp, results, name="gemma3/")
+    check_causal_lm_prefix(args.ptune, gemma3_dir, tmp, results, "gemma3/prefix-tuning (causal-lm generate)")
     check_token_classification(args.ptune, model_dir, tmp, results)
 
     import peft

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden fixtures for ptune's LLaMA-family support (LLaMA, Mistral, Qwen2, Qwen3, SmolLM3)
+"""Golden fixtures for ptune's LLaMA-family support (LLaMA, Mistral, Qwen2, Qwen3, SmolLM3, Gemma 3)
 from transformers + peft.
 
 Usage (from the repository root):
@@ -15,6 +15,9 @@ Writes tests/golden/fixtures/llama/<name>/ for
     qwen3        Qwen3ForCausalLM, GQA 2:1, head_dim 12, per-head q/k RMSNorm (perturbed weights),
                  attention_bias (q/k/v and o_proj biases), default rope
     smollm3      SmolLM3ForCausalLM, GQA 2:1, no_rope_layers [1, 0] (the second layer NoPE), mlp_bias, tied
+    gemma3       Gemma3ForCausalLM (gemma3_text), GQA 2:1, head_dim 12, a sliding layer (rope base 100) then a
+                 full one (linear scaling, base 1000), query_pre_attn_scalar 10, (1 + w) norms before and after
+                 each sub-block, per-head q/k norms, √C-scaled embeddings, GeGLU, tied
 each with config.json, model.safetensors (save_pretrained) and golden.safetensors:
     input_ids, attention_mask (example 1 right-padded), position_ids, w_hidden, w_logits
     hidden_states (after the final norm), logits, grad_inputs_embeds of probe = Σ hidden·w_hidden + Σ logits·w_logits
@@ -44,6 +47,8 @@ from transformers import (
     Qwen2Config,
     Qwen2ForCausalLM,
     Qwen2ForSequenceClassification,
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
     Qwen3Config,
     Qwen3ForCausalLM,
     SmolLM3Config,
@@ -94,6 +99,15 @@ def make(name):
                             no_rope_layers=[1, 0], mlp_bias=True,
                             rope_parameters={"rope_type": "default", "rope_theta": 5000.0})
         return cfg, SmolLM3ForCausalLM
+    if name == "gemma3":
+        common = dict(COMMON, tie_word_embeddings=True)
+        cfg = Gemma3TextConfig(**common, num_attention_heads=4, num_key_value_heads=2, head_dim=12,
+                               max_position_embeddings=64, sliding_window=64, query_pre_attn_scalar=10,
+                               layer_types=["sliding_attention", "full_attention"],
+                               rope_parameters={"full_attention": {"rope_type": "linear", "factor": 2.0,
+                                                                   "rope_theta": 1000.0},
+                                                "sliding_attention": {"rope_type": "default", "rope_theta": 100.0}})
+        return cfg, Gemma3ForCausalLM
     raise ValueError(name)
 
 
@@ -211,7 +225,7 @@ def run(name, out_root, seed):
                                 past_key_values=prefix_cache(E.detach(), L, KVH, D, 1), max_new_tokens=GEN_NEW,
                                 min_new_tokens=GEN_NEW, do_sample=False, pad_token_id=0)
             g["gen_prefix_output_ids"] = out
-            if cfg.rope_parameters["rope_type"] != "dynamic":  # dynamic rope differs with/without a cache
+            if "dynamic" not in str(cfg.rope_parameters):  # dynamic rope differs with/without a cache
                 seq = prompt.clone()
                 for _ in range(GEN_NEW):
                     n = seq.shape[1]
@@ -320,7 +334,7 @@ def main():
     ap.add_argument("--only", default=None)
     a = ap.parse_args()
     torch.set_num_threads(1)
-    for i, name in enumerate(["llama", "mistral", "qwen2", "qwen2_cls", "qwen3", "smollm3"]):
+    for i, name in enumerate(["llama", "mistral", "qwen2", "qwen2_cls", "qwen3", "smollm3", "gemma3"]):
         if a.only in (None, name):
             run(name, a.out, 7000 + 100 * i)
     for i, method in enumerate(METHODS):

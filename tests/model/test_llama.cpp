@@ -100,7 +100,7 @@ TEST_P(Llama, SpecReadsTheConfig) {
   EXPECT_EQ(s.positions, PositionKind::kRope);
   EXPECT_EQ(s.norm, ops::NormKind::kRmsNorm);
   EXPECT_TRUE(s.gated_mlp);
-  EXPECT_EQ(s.tie_word_embeddings, GetParam() == "smollm3");
+  EXPECT_EQ(s.tie_word_embeddings, GetParam() == "smollm3" || GetParam() == "gemma3");
   if (GetParam() == "llama") {
     EXPECT_EQ(s.heads, 4);
     EXPECT_EQ(s.kv_heads, 1);
@@ -108,8 +108,8 @@ TEST_P(Llama, SpecReadsTheConfig) {
     EXPECT_EQ(s.rope.scaling, RopeScaling::kLlama3);
   }
   EXPECT_EQ(s.qkv_bias, GetParam().starts_with("qwen"));
-  EXPECT_EQ(s.proj_bias, GetParam() == "qwen3");  // Qwen3's attention_bias covers o_proj too
-  EXPECT_EQ(s.qk_norm, GetParam() == "qwen3");
+  EXPECT_EQ(s.proj_bias, GetParam() == "qwen3");  // Qwen3's attention_bias covers o_proj too (Gemma's: false)
+  EXPECT_EQ(s.qk_norm, GetParam() == "qwen3" || GetParam() == "gemma3");
   EXPECT_EQ(s.mlp_bias, GetParam() == "smollm3");
   // SmolLM3's NoPE layers: the second layer takes no RoPE.
   EXPECT_EQ(s.rotates(1), GetParam() != "smollm3");
@@ -228,7 +228,7 @@ TEST_P(Llama, GreedyGenerationWithInputRowsMatchesAPlainLoop) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, Llama,
-                         ::testing::Values("llama", "mistral", "qwen2", "qwen2_cls", "qwen3", "smollm3"),
+                         ::testing::Values("llama", "mistral", "qwen2", "qwen2_cls", "qwen3", "smollm3", "gemma3"),
                          [](const auto& info) { return info.param; });
 
 TEST(LlamaSpec, RefusesWhatItDoesNotImplement) {
@@ -293,6 +293,45 @@ TEST(LlamaSpec, SmolLM3NoRopeLayers) {
   testing::expect_error([&] { ModelSpec::from_config(c, "c.json"); }, {"c.json", "'no_rope_layers' must list 8"});
   c["no_rope_layers"] = {1, 1, 1, 2, 1, 1, 1, 0};
   testing::expect_error([&] { ModelSpec::from_config(c, "c.json"); }, {"c.json", "no_rope_layers[3]"});
+}
+
+// Gemma 3 270M's config.json (transformers 4.5x era: rope_theta,
+// rope_local_base_freq and a null rope_scaling instead of nested
+// rope_parameters; five sliding-window layers to each full one).
+TEST(LlamaSpec, ReadsGemma3_270MConfig) {
+  nlohmann::json c = nlohmann::json::parse(R"({
+    "_sliding_window_pattern": 6, "architectures": ["Gemma3ForCausalLM"], "attention_bias": false,
+    "attention_dropout": 0.0, "attn_logit_softcapping": null, "bos_token_id": 2, "eos_token_id": 1,
+    "final_logit_softcapping": null, "head_dim": 256, "hidden_activation": "gelu_pytorch_tanh", "hidden_size": 640,
+    "initializer_range": 0.02, "intermediate_size": 2048, "max_position_embeddings": 32768,
+    "model_type": "gemma3_text", "num_attention_heads": 4, "num_hidden_layers": 18, "num_key_value_heads": 1,
+    "pad_token_id": 0, "query_pre_attn_scalar": 256, "rms_norm_eps": 1e-06, "rope_local_base_freq": 10000.0,
+    "rope_scaling": null, "rope_theta": 1000000.0, "sliding_window": 512, "torch_dtype": "bfloat16",
+    "use_bidirectional_attention": false, "use_cache": true, "vocab_size": 262144})");
+  nlohmann::json types = nlohmann::json::array();
+  for (int l = 0; l < 18; ++l) types.push_back((l + 1) % 6 ? "sliding_attention" : "full_attention");
+  c["layer_types"] = types;
+  const ModelSpec s = ModelSpec::from_config(c, "gemma-3-270m/config.json");
+  EXPECT_EQ(s.arch, Arch::kGemma3);
+  EXPECT_EQ(s.head_dim, 256);
+  EXPECT_EQ(s.kv_heads, 1);
+  EXPECT_TRUE(s.tie_word_embeddings);
+  EXPECT_TRUE(s.qk_norm && s.post_norms && s.norm_plus_one);
+  EXPECT_EQ(s.activation, ops::Activation::kGeluTanh);
+  EXPECT_FLOAT_EQ(s.embed_scale, std::sqrt(640.0f));
+  EXPECT_FLOAT_EQ(s.attention_config().scale, 1.0f / 16.0f);
+  EXPECT_EQ(s.rope.theta, 1e6);
+  EXPECT_EQ(s.rope_local.theta, 1e4);
+  EXPECT_EQ(s.sliding_window, 512);
+  for (int64_t l = 0; l < 18; ++l) EXPECT_EQ(s.is_local(l), (l + 1) % 6 != 0) << l;
+  // Gemma 2's soft-capping and EmbeddingGemma's bidirectional attention are refused by key.
+  for (const char* key : {"final_logit_softcapping", "attn_logit_softcapping"}) {
+    nlohmann::json capped = c;
+    capped[key] = 30.0;
+    testing::expect_error([&] { ModelSpec::from_config(capped, "c.json"); }, {"c.json", key});
+  }
+  c["use_bidirectional_attention"] = true;
+  testing::expect_error([&] { ModelSpec::from_config(c, "c.json"); }, {"c.json", "use_bidirectional_attention"});
 }
 
 // A Mistral sliding window shorter than the sequence is refused at forward,

@@ -36,20 +36,32 @@ class Weights : public ::testing::TestWithParam<Arch> {};
 
 TEST_P(Weights, RandomWeightsRoundTripThroughHuggingFaceLayout) {
   const ModelSpec spec = ModelSpec::tiny(GetParam());
+  const bool encoder = spec.arch == Arch::kBert || spec.arch == Arch::kRoberta;
   std::set<Component> components;
-  if (spec.arch != Arch::kGpt2) components = {Component::kMlmHead, Component::kPooler};
+  if (encoder) components = {Component::kMlmHead, Component::kPooler};
   Rng rng(5);
   auto weights = ModelWeights::random(spec, components, rng);
+  // Norm weights away from 1, so that Gemma's stored w (held as 1 + w) is not 0.
+  Tensor& final_norm = weights->heads.final_norm_w;
+  if (final_norm.defined()) rng.fill_normal(final_norm, 1.0f, 0.2f);
   const fs::path dir = temp_dir(spec.arch_name());
   io::write_json_file((dir / "config.json").string(), spec.to_config());
-  io::write_sharded(dir.string(), weights->to_checkpoint(), 100000);  // several shards
+  const auto tensors = weights->to_checkpoint();
+  io::write_sharded(dir.string(), tensors, 100000);  // several shards
+  if (spec.norm_plus_one)  // the checkpoint holds w, as transformers' Gemma3RMSNorm stores it
+    for (const auto& [name, t] : tensors)
+      if (name == "model.norm.weight")
+        for (int64_t i = 0; i < t.numel(); ++i)
+          EXPECT_EQ(t.data<float>()[i], final_norm.data<float>()[i] - 1.0f) << i;
 
   const ModelSpec reread = ModelSpec::from_directory(dir.string());
   EXPECT_EQ(reread.hidden, spec.hidden);
   EXPECT_EQ(reread.intermediate, spec.intermediate);
   EXPECT_EQ(reread.position_offset, spec.position_offset);
+  EXPECT_EQ(reread.local_layers, spec.local_layers);
+  EXPECT_EQ(reread.rope_layers, spec.rope_layers);
   auto loaded = ModelWeights::load(reread, io::CheckpointReader::open(dir.string()));
-  EXPECT_EQ(loaded->has(Component::kPooler), spec.arch != Arch::kGpt2);
+  EXPECT_EQ(loaded->has(Component::kPooler), encoder);
   ASSERT_EQ(loaded->units().size(), weights->units().size());
   for (size_t u = 0; u < weights->units().size(); ++u) {
     const Tensor& a = weights->units()[u].flat;
@@ -60,7 +72,10 @@ TEST_P(Weights, RandomWeightsRoundTripThroughHuggingFaceLayout) {
   fs::remove_all(dir);
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, Weights, ::testing::Values(Arch::kGpt2, Arch::kBert, Arch::kRoberta));
+INSTANTIATE_TEST_SUITE_P(Archs, Weights,
+                         ::testing::Values(Arch::kGpt2, Arch::kBert, Arch::kRoberta, Arch::kQwen3, Arch::kSmolLM3,
+                                           Arch::kGemma3),
+                         [](const auto& info) { return arch_name(info.param); });
 
 TEST(Weights, QkvIsStackedFromBertsSeparateProjections) {
   const std::string dir = std::string(PTUNE_FIXTURES) + "/model/bert";
@@ -120,7 +135,7 @@ TEST(Weights, ShardedLoadReadsEachRanksPartOfTheWholeLoad) {
   const std::string root = PTUNE_FIXTURES;
   for (const std::string dir :
        {"/model/gpt2", "/model/bert", "/model/roberta", "/llama/llama", "/llama/qwen2_cls", "/llama/qwen3",
-        "/llama/smollm3"})
+        "/llama/smollm3", "/llama/gemma3"})
     expect_parts_tile_the_whole_load(root + dir);
 }
 
@@ -222,6 +237,16 @@ TEST(Cli, InitModelThenInspect) {
   const std::string sm = io::read_text_file(out);
   EXPECT_NE(sm.find("attention    causal, no RoPE in layers 1"), std::string::npos) << sm;
   EXPECT_NE(sm.find("parameters   138,048"), std::string::npos) << sm;
+  // Gemma 3: norms after the sub-blocks too, a sliding-window layer
+  // (transformers counts 138,368 parameters).
+  const std::string gemma = (dir / "g").string();
+  ASSERT_EQ(0,
+            std::system(fmt::format("{} init-model --arch gemma3_text --out {} > {}", PTUNE_BINARY, gemma, out).c_str()));
+  ASSERT_EQ(0, std::system(fmt::format("{} inspect {} > {}", PTUNE_BINARY, gemma, out).c_str()));
+  const std::string g = io::read_text_file(out);
+  EXPECT_NE(g.find("norm         rmsnorm-pre+post, per-head q/k rmsnorm"), std::string::npos) << g;
+  EXPECT_NE(g.find("attention    causal, sliding window 4096 in layers 0"), std::string::npos) << g;
+  EXPECT_NE(g.find("parameters   138,368"), std::string::npos) << g;
   fs::remove_all(dir);
 }
 

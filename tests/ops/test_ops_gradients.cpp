@@ -110,6 +110,10 @@ TEST(Embedding, PromptRowsReplaceNegativeIds) {
   Tensor dprompt = Tensor::zeros(prompt.shape(), DType::kF32);
   ops::prompt_embedding_backward(dprompt, r, ids);
   expect_gradient("dprompt", prompt, dprompt, loss);
+  // Gemma's scaled word rows: table rows times the scale, prompt rows as they are.
+  ops::prompt_embedding_forward(out, ids, table, prompt, 5.5f);
+  EXPECT_EQ(out.data<float>()[1 * 3 + 2], table.data<float>()[4 * 3 + 2] * 5.5f);
+  EXPECT_EQ(out.data<float>()[2 * 3 + 1], prompt.data<float>()[1 * 3 + 1]);
   ids.data<int32_t>()[0] = -3;
   EXPECT_THROW(ops::prompt_embedding_forward(out, ids, table, prompt), Error);
 }

@@ -76,8 +76,9 @@ void scatter_add_rows(const Tensor& dst, const Tensor& src, const Tensor& rows) 
   }
 }
 
-void prompt_embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table, const Tensor& prompt) {
-  PTUNE_ROUTE(table, prompt_embedding_forward, out, ids, table, prompt);
+void prompt_embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table, const Tensor& prompt,
+                              float table_scale) {
+  PTUNE_ROUTE(table, prompt_embedding_forward, out, ids, table, prompt, table_scale);
   const int64_t n = ids.numel(), c = table.size(1), v = table.size(0), p = prompt.size(0);
   PTUNE_CHECK(out.numel() == n * c && prompt.size(1) == c, "prompt_embedding_forward: out {} prompt {} width {}",
               out.shape().str(), prompt.shape().str(), c);
@@ -90,8 +91,14 @@ void prompt_embedding_forward(const Tensor& out, const Tensor& ids, const Tensor
   float* po = out.data<float>();
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
-    const float* row = pid[i] >= 0 ? pt + int64_t(pid[i]) * c : pp + int64_t(-pid[i] - 1) * c;
-    std::copy(row, row + c, po + i * c);
+    float* o = po + i * c;
+    if (pid[i] < 0) {
+      const float* row = pp + int64_t(-pid[i] - 1) * c;
+      std::copy(row, row + c, o);
+    } else {
+      const float* row = pt + int64_t(pid[i]) * c;
+      for (int64_t j = 0; j < c; ++j) o[j] = row[j] * table_scale;
+    }
   }
 }
 

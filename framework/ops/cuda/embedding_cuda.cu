@@ -18,23 +18,24 @@ __device__ __forceinline__ void flag_bad(int64_t* bad, int64_t i) {
 }
 
 // Each thread copies one (row, column); ids < 0 read prompt row −id−1
-// (prompt may be null: then every id must be in [0, V)).
+// (prompt may be null: then every id must be in [0, V)); table rows are
+// multiplied by table_scale (1: exact).
 template <class O, class E, bool kAdd>
 __global__ void lookup_kernel(O* out, const int32_t* ids, const E* table, const E* prompt, int64_t n, int64_t c,
-                              int64_t v, int64_t p, int64_t* bad) {
+                              int64_t v, int64_t p, float table_scale, int64_t* bad) {
   const int64_t total = n * c;
   for (int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < total; k += int64_t(gridDim.x) * blockDim.x) {
     const int64_t i = k / c, j = k % c;
     const int32_t id = ids[i];
-    const E* row;
-    if (id >= 0 && id < v) row = table + int64_t(id) * c;
-    else if (id < 0 && -int64_t(id) <= p) row = prompt + (-int64_t(id) - 1) * c;
+    float x;
+    if (id >= 0 && id < v) x = to_f(table[int64_t(id) * c + j]) * table_scale;
+    else if (id < 0 && -int64_t(id) <= p) x = to_f(prompt[(-int64_t(id) - 1) * c + j]);
     else {
       if (j == 0) flag_bad(bad, i);
       continue;
     }
-    if constexpr (kAdd) out[k] = from_f<O>(to_f(out[k]) + to_f(row[j]));
-    else out[k] = from_f<O>(to_f(row[j]));
+    if constexpr (kAdd) out[k] = from_f<O>(to_f(out[k]) + x);
+    else out[k] = from_f<O>(x);
   }
 }
 
@@ -92,7 +93,7 @@ void check_bad(const int64_t* bad_dev, const int32_t* ids_dev, const char* op, i
 
 template <bool kAdd>
 void lookup(const char* op, const Tensor& out, const Tensor& ids, const Tensor& table, const Tensor& prompt,
-            const Stream& stream) {
+            float table_scale, const Stream& stream) {
   check_cuda_tensor(table, "table", op);
   check_cuda_tensor(ids, "ids", op);
   PTUNE_CHECK(ids.dtype() == DType::kI32, "{}: ids must be i32", op);
@@ -108,7 +109,7 @@ void lookup(const char* op, const Tensor& out, const Tensor& ids, const Tensor& 
     PTUNE_FLOAT_DISPATCH(table.dtype(), E, op,
       lookup_kernel<O, E, kAdd><<<blocks_for(n * c, kThreads), kThreads, 0, raw(stream)>>>(
           static_cast<O*>(out.raw()), static_cast<const int32_t*>(ids.raw()), static_cast<const E*>(table.raw()),
-          prompt.defined() ? static_cast<const E*>(prompt.raw()) : nullptr, n, c, v, p, pbad)));
+          prompt.defined() ? static_cast<const E*>(prompt.raw()) : nullptr, n, c, v, p, table_scale, pbad)));
   PTUNE_CUDA_LAUNCH_CHECK();
   check_bad(pbad, static_cast<const int32_t*>(ids.raw()), op, v, p, stream);
 }
@@ -170,15 +171,15 @@ __global__ void cross_entropy_backward_kernel(D* dlogits, const T* logits, const
 }  // namespace
 
 void embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table, const Stream& stream) {
-  lookup<false>("embedding", out, ids, table, Tensor(), stream);
+  lookup<false>("embedding", out, ids, table, Tensor(), 1.0f, stream);
 }
 void embedding_add(const Tensor& out, const Tensor& ids, const Tensor& table, const Stream& stream) {
-  lookup<true>("embedding", out, ids, table, Tensor(), stream);
+  lookup<true>("embedding", out, ids, table, Tensor(), 1.0f, stream);
 }
 void prompt_embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table, const Tensor& prompt,
-                              const Stream& stream) {
+                              float table_scale, const Stream& stream) {
   PTUNE_CHECK(prompt.defined(), "prompt_embedding_forward: prompt is undefined");
-  lookup<false>("prompt_embedding", out, ids, table, prompt, stream);
+  lookup<false>("prompt_embedding", out, ids, table, prompt, table_scale, stream);
 }
 void embedding_backward(const Tensor& dtable, const Tensor& dout, const Tensor& ids, const Stream& stream) {
   scatter("embedding_backward", dtable, dout, ids, false, stream);

@@ -61,7 +61,7 @@ void embedding_add(const Tensor& out, const Tensor& ids, const Tensor& table, co
 void embedding_backward(const Tensor& dtable, const Tensor& dout, const Tensor& ids, const Stream& stream);
 void scatter_add_rows(const Tensor& dst, const Tensor& src, const Tensor& rows, const Stream& stream);
 void prompt_embedding_forward(const Tensor& out, const Tensor& ids, const Tensor& table, const Tensor& prompt,
-                              const Stream& stream);
+                              float table_scale, const Stream& stream);
 void prompt_embedding_backward(const Tensor& dprompt, const Tensor& dout, const Tensor& ids, const Stream& stream);
 
 // --- cross_entropy.h (the ignored-target count is copied back: one sync)

@@ -305,6 +305,8 @@ const AttnCase kCases[] = {
     // no vector and takes the scalar loads, here with 3 kv heads for 6 queries.
     {2, 45, 0, 2, 2, 40, ops::AttentionMask::kBidirectional, false},
     {2, 21, 3, 6, 3, 18, ops::AttentionMask::kCausal, true},
+    // Gemma 3's head dim: the SIMT kernels' 16-key tiles, GQA, prefix, padding.
+    {2, 37, 4, 4, 2, 256, ops::AttentionMask::kCausal, true},
 };
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, CudaOps, ::testing::Values(DType::kF32, DType::kBF16),

@@ -21,8 +21,11 @@
 //     dK, dV in registers for the whole sweep. (Candidate dq_atomic: it
 //     also adds dS·K to an f32 dQ with atomics, and no dq kernel runs.)
 //
-// SIMT (f32, the exact mode, and other head dims): one thread per query
-// row, 64 rows of one (b, h) per block, f32 math. Backward, with
+// SIMT (f32, the exact mode, and other head dims up to 256): one thread per
+// query row, 64 rows of one (b, h) per block, f32 math. Past D = 128 (Gemma
+// 3's 256) the staged tiles hold 16 keys instead of 32, to stay in static
+// shared memory, and the per-thread rows spill to local memory: it runs,
+// slowly. Backward, with
 // p = exp(s − lse) recomputed:
 //   dq kernel (one thread per query): dq = scale·Σ p(dp − δ)·k
 //   dkv kernel (one thread per key and kv head, looping over the group's
@@ -55,7 +58,10 @@ namespace {
 using namespace flash;  // NOLINT: Geometry and the tensor-core kernels live in flash_attention.cuh
 
 constexpr int kRows = 64;  // queries (forward, dq) or keys (dkv) per block
-constexpr int kTile = 32;  // keys (or queries) staged in shared memory per step
+// Keys (or queries) staged in shared memory per step: two (tile, D) f32
+// tiles stay within the 48 KiB of static shared memory up to D = 256.
+template <int kD>
+constexpr int kTile = kD > 128 ? 16 : 32;
 
 
 // Key j visible to query i (mask part checked by the caller via key_ok).
@@ -63,14 +69,15 @@ __device__ __forceinline__ bool causal_ok(const Geometry& g, int64_t j, int64_t 
   return !g.causal || j < g.P || j - g.P <= i;
 }
 
-// Stages keys and values [start, start + kTile) of (b, kvh) in shared
+// Stages keys and values [start, start + kTile<kD>) of (b, kvh) in shared
 // memory as f32 (zero past S or D), and whether each key is visible under
 // the padding mask (the forward and dq kernels share it).
 template <class T, int kD>
 __device__ __forceinline__ void stage_keys(const Geometry& g, const T* qkv, const T* pk, const T* pv,
                                            const int32_t* mask, int64_t b, int64_t kvh, int64_t start,
-                                           float (&ks)[kTile][kD], float (&vs)[kTile][kD], bool (&ok)[kTile]) {
-  for (int idx = threadIdx.x; idx < kTile * kD; idx += blockDim.x) {
+                                           float (&ks)[kTile<kD>][kD], float (&vs)[kTile<kD>][kD],
+                                           bool (&ok)[kTile<kD>]) {
+  for (int idx = threadIdx.x; idx < kTile<kD> * kD; idx += blockDim.x) {
     const int r = idx / kD, d = idx % kD;
     const int64_t j = start + r;
     const bool in = j < g.S && d < g.D;
@@ -83,9 +90,9 @@ __device__ __forceinline__ void stage_keys(const Geometry& g, const T* qkv, cons
 template <class T, int kD>
 __global__ void flash_forward_kernel(Geometry g, T* out, float* lse, const T* qkv, const T* pk, const T* pv,
                                      const int32_t* mask) {
-  __shared__ float ks[kTile][kD];
-  __shared__ float vs[kTile][kD];
-  __shared__ bool ok[kTile];
+  __shared__ float ks[kTile<kD>][kD];
+  __shared__ float vs[kTile<kD>][kD];
+  __shared__ bool ok[kTile<kD>];
   const int64_t bh = blockIdx.y, b = bh / g.H, h = bh % g.H, kvh = h / g.group;
   const int64_t i = int64_t(blockIdx.x) * kRows + threadIdx.x;
   const bool active = i < g.T;
@@ -98,11 +105,11 @@ __global__ void flash_forward_kernel(Geometry g, T* out, float* lse, const T* qk
   float m = -INFINITY, l = 0.0f;
   // Causal: keys past the block's last query are never visible.
   const int64_t last = g.causal ? min(g.S, g.P + int64_t(blockIdx.x + 1) * kRows) : g.S;
-  for (int64_t start = 0; start < last; start += kTile) {
+  for (int64_t start = 0; start < last; start += kTile<kD>) {
     stage_keys<T, kD>(g, qkv, pk, pv, mask, b, kvh, start, ks, vs, ok);
     __syncthreads();
     if (active) {
-      for (int r = 0; r < kTile; ++r) {
+      for (int r = 0; r < kTile<kD>; ++r) {
         const int64_t j = start + r;
         if (!ok[r] || !causal_ok(g, j, i)) continue;
         float s = 0.0f;
@@ -135,9 +142,9 @@ __global__ void flash_forward_kernel(Geometry g, T* out, float* lse, const T* qk
 template <class T, int kD>
 __global__ void flash_dq_kernel(Geometry g, T* dqkv, const T* dout, const T* qkv, const T* pk, const T* pv,
                                 const float* lse, const float* delta, const int32_t* mask) {
-  __shared__ float ks[kTile][kD];
-  __shared__ float vs[kTile][kD];
-  __shared__ bool ok[kTile];
+  __shared__ float ks[kTile<kD>][kD];
+  __shared__ float vs[kTile<kD>][kD];
+  __shared__ bool ok[kTile<kD>];
   const int64_t bh = blockIdx.y, b = bh / g.H, h = bh % g.H, kvh = h / g.group;
   const int64_t i = int64_t(blockIdx.x) * kRows + threadIdx.x;
   const float row_lse = i < g.T ? lse[bh * g.T + i] : -INFINITY;
@@ -152,11 +159,11 @@ __global__ void flash_dq_kernel(Geometry g, T* dqkv, const T* dout, const T* qkv
     a[d] = 0.0f;
   }
   const int64_t last = g.causal ? min(g.S, g.P + int64_t(blockIdx.x + 1) * kRows) : g.S;
-  for (int64_t start = 0; start < last; start += kTile) {
+  for (int64_t start = 0; start < last; start += kTile<kD>) {
     stage_keys<T, kD>(g, qkv, pk, pv, mask, b, kvh, start, ks, vs, ok);
     __syncthreads();
     if (active) {
-      for (int r = 0; r < kTile; ++r) {
+      for (int r = 0; r < kTile<kD>; ++r) {
         const int64_t j = start + r;
         if (!ok[r] || !causal_ok(g, j, i)) continue;
         float s = 0.0f, dp = 0.0f;
@@ -186,9 +193,9 @@ __global__ void flash_dq_kernel(Geometry g, T* dqkv, const T* dout, const T* qkv
 template <class T, int kD>
 __global__ void flash_dkv_kernel(Geometry g, T* dqkv, float* part, const T* dout, const T* qkv, const T* pk,
                                  const T* pv, const float* lse, const float* delta, const int32_t* mask) {
-  __shared__ float qs[kTile][kD];
-  __shared__ float gs[kTile][kD];
-  __shared__ float ls[kTile], ds[kTile];
+  __shared__ float qs[kTile<kD>][kD];
+  __shared__ float gs[kTile<kD>][kD];
+  __shared__ float ls[kTile<kD>], ds[kTile<kD>];
   const int64_t bk = blockIdx.y, b = bk / g.KVH, kvh = bk % g.KVH;
   const int64_t j = int64_t(blockIdx.x) * kRows + threadIdx.x;
   const bool key_visible =
@@ -207,8 +214,8 @@ __global__ void flash_dkv_kernel(Geometry g, T* dqkv, float* part, const T* dout
   const int64_t q_begin = g.causal && first_key_t > 0 ? first_key_t : 0;
   for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; ++h) {
     const int64_t bh = b * g.H + h;
-    for (int64_t start = q_begin; start < g.T; start += kTile) {
-      for (int idx = threadIdx.x; idx < kTile * kD; idx += blockDim.x) {
+    for (int64_t start = q_begin; start < g.T; start += kTile<kD>) {
+      for (int idx = threadIdx.x; idx < kTile<kD> * kD; idx += blockDim.x) {
         const int r = idx / kD, d = idx % kD;
         const int64_t i = start + r;
         const bool in = i < g.T && d < g.D;
@@ -221,7 +228,7 @@ __global__ void flash_dkv_kernel(Geometry g, T* dqkv, float* part, const T* dout
       }
       __syncthreads();
       if (key_visible) {
-        for (int r = 0; r < kTile; ++r) {
+        for (int r = 0; r < kTile<kD>; ++r) {
           const int64_t i = start + r;
           if (ls[r] == -INFINITY || !causal_ok(g, j, i)) continue;
           float s = 0.0f, dp = 0.0f;
@@ -332,7 +339,7 @@ __global__ void attention_delta_kernel(float* delta, const T* dout, const T* out
 
 Geometry make_geometry(const Tensor& qkv, const Tensor& prefix_k, const AttentionConfig& cfg) {
   const AttentionShape shape = attention_shape(qkv, prefix_k, cfg);
-  PTUNE_CHECK(cfg.head_dim <= 128, "attention: head dim {} > 128 is not supported by the CUDA kernel", cfg.head_dim);
+  PTUNE_CHECK(cfg.head_dim <= 256, "attention: head dim {} > 256 is not supported by the CUDA kernel", cfg.head_dim);
   PTUNE_CHECK(shape.batch * cfg.heads < (int64_t(1) << 31), "attention: {} (batch, head) pairs exceed the CUDA grid",
               shape.batch * cfg.heads);
   return {shape.batch,    shape.seq,       shape.prefix,  shape.keys,     cfg.heads,
@@ -348,7 +355,8 @@ const T* cptr(const Tensor& t) { return t.defined() ? static_cast<const T*>(t.ra
   do {                                                             \
     if ((D) <= 32) { constexpr int kD = 32; __VA_ARGS__; }         \
     else if ((D) <= 64) { constexpr int kD = 64; __VA_ARGS__; }    \
-    else { constexpr int kD = 128; __VA_ARGS__; }                  \
+    else if ((D) <= 128) { constexpr int kD = 128; __VA_ARGS__; }  \
+    else { constexpr int kD = 256; __VA_ARGS__; }                  \
   } while (0)
 
 // The tensor-core path takes bf16 with D ∈ {64, 128}; cp.async needs every

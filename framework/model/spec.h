@@ -81,10 +81,13 @@ struct ModelSpec {
   bool qkv_bias = true;        // q/k/v projections have biases (Qwen2: yes, LLaMA: attention_bias)
   bool proj_bias = true;       // attention output projection bias
   bool mlp_bias = true;
-  // Qwen3: each query and key head (D values) is RMS-normalised, with
-  // weights q_norm / k_norm (D) shared by the heads, before RoPE.
+  // Qwen3, Gemma 3: each query and key head (D values) is RMS-normalised,
+  // with weights q_norm / k_norm (D) shared by the heads, before RoPE.
   bool qk_norm = false;
-  int64_t sliding_window = 0;  // Mistral/Qwen2/Qwen3: keys further back than this are masked; 0 = none
+  // Mistral, Qwen2/Qwen3/SmolLM3 (use_sliding_window), Gemma 3's local
+  // layers: keys further back than this are masked (ptune refuses sequences
+  // that reach that far); 0 = none.
+  int64_t sliding_window = 0;
   float initializer_range = 0.02f;  // std of random init (transformers' _init_weights)
 
   // Parses config.json; errors name `origin` (the file) and the key.

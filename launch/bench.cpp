@@ -52,6 +52,11 @@ int bench(const BenchOptions& o) {
     config.update({{"n_layer", o.layers}, {"n_embd", o.hidden}, {"n_head", o.heads}, {"n_inner", o.intermediate > 0 ? o.intermediate : 4 * o.hidden},
                    {"vocab_size", o.vocab}, {"n_positions", 1024}});
   } else if (shape.is_llama_family()) {
+    // Per-layer lists of the tiny preset give way to the families' defaults
+    // for this depth (SmolLM3: every fourth layer NoPE; Gemma 3: five sliding
+    // layers to each full one).
+    config.erase("no_rope_layers");
+    config.erase("layer_types");
     // LLaMA shape: SwiGLU width ≈ 8/3·C rounded to 256, GQA, RoPE.
     const int64_t kv = o.kv_heads > 0 ? o.kv_heads : std::max<int64_t>(1, o.heads / 4);
     config.update({{"num_hidden_layers", o.layers}, {"hidden_size", o.hidden}, {"num_attention_heads", o.heads},

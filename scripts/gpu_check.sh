@@ -37,7 +37,7 @@ PY=${PYTHON:-python3}
 # one_launch merges, so the second run times one_launch and the difference
 # in the attention backward row is dq_atomic's; the profile's other rows
 # tell the rest apart; BENCH_BATCH=8 halves the bench; BENCH_SHAPES adds
-# shapes, e.g. gpt2-medium,llama-1b,qwen3-0.6b).
+# shapes, e.g. gpt2-medium,llama-1b,qwen3-0.6b,gemma3-270m).
 R5=$(step bench_gpu "$PY" -u tests/bench/bench_gpu.py --ptune "$BUILD/launch/ptune" --profile \
        --shapes "${BENCH_SHAPES-gpt2-medium,llama-1b}" --batch "${BENCH_BATCH-8,32}" --candidates "${BENCH_CANDIDATES-all=1;one_launch=forward32,backward32,one_launch,gemm_autotune,rope_vec,norm_warp}" --out "$OUT/bench_gpu.json")
 # Activation checkpointing's trade on the GPU (model.gradient_checkpointing):
@@ -60,5 +60,5 @@ R6=$(step recompute bash -c "for r in '' --recompute '--rows 1'; do echo \"== gp
 rm -f "$OUT/gpu.csv"
 cat "$OUT/report.json"
 grep -E "^\[  (PASSED|FAILED|SKIPPED)|FAILED  \]" "$OUT/cuda_tests.log" 2>/dev/null | tail -40
-grep -E "^(==|bench|step|MFU|profile|per-op|  |shape|gpt2|llama|qwen)" "$OUT/bench_gpu.log" 2>/dev/null | head -200
+grep -E "^(==|bench|step|MFU|profile|per-op|  |shape|gpt2|llama|qwen|gemma)" "$OUT/bench_gpu.log" 2>/dev/null | head -200
 grep -E "^(==|step)" "$OUT/recompute.log" 2>/dev/null

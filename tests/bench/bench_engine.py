@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """ptune bench vs PyTorch eager, side by side, on the same frozen-model step.
 
-The step: forward of a GPT-2-, LLaMA-, Qwen3- or BERT-shaped model (random weights, frozen)
+The step: forward of a GPT-2-, LLaMA-, Qwen3-, Gemma-3- or BERT-shaped model (random weights, frozen)
 with a P-Tuning v2 prefix (per-layer past_key_values that require grad; for
 GQA kv_heads·head_dim wide, as peft builds it) and backward to the input
 embeddings and the prefix, as `ptune bench` does. With --rows N the loss
@@ -13,6 +13,7 @@ the loss reads the last N.
     /work/venv/bin/python tests/bench/bench_engine.py --ptune build/launch/ptune
     /work/venv/bin/python tests/bench/bench_engine.py --ptune build/launch/ptune --arch llama --kv-heads 3
     /work/venv/bin/python tests/bench/bench_engine.py --ptune build/launch/ptune --arch qwen3 --kv-heads 6
+    /work/venv/bin/python tests/bench/bench_engine.py --ptune build/launch/ptune --arch gemma3_text --kv-heads 6
     /work/venv/bin/python tests/bench/bench_engine.py --ptune build/launch/ptune --arch bert
     /work/venv/bin/python tests/bench/bench_engine.py --ptune build/launch/ptune --arch bert --rows 1
 
@@ -20,22 +21,25 @@ Needs torch + transformers (any venv); not part of the test suite.
 """
 import argparse
 import os
+
+LLAMA_FAMILY = ("llama", "qwen3", "gemma3_text")
 import subprocess
 import time
 
 
 def torch_step_rate(args):
     import torch
-    from transformers import (BertConfig, BertModel, GPT2Config, GPT2Model, LlamaConfig, LlamaModel, Qwen3Config,
-                              Qwen3Model)
+    from transformers import (BertConfig, BertModel, Gemma3TextConfig, Gemma3TextModel, GPT2Config, GPT2Model,
+                              LlamaConfig, LlamaModel, Qwen3Config, Qwen3Model)
     from transformers.cache_utils import DynamicCache
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     B, T, P, C, H = args.batch, args.seq, args.prefix, args.hidden, args.heads
     D, KV = C // H, args.kv_heads or H
-    if args.arch in ("llama", "qwen3"):  # qwen3: LLaMA's shape plus per-head q/k norms
-        config_cls, model_cls = (LlamaConfig, LlamaModel) if args.arch == "llama" else (Qwen3Config, Qwen3Model)
+    if args.arch in LLAMA_FAMILY:  # qwen3: LLaMA's shape plus per-head q/k norms; gemma3_text: and more
+        config_cls, model_cls = {"llama": (LlamaConfig, LlamaModel), "qwen3": (Qwen3Config, Qwen3Model),
+                                 "gemma3_text": (Gemma3TextConfig, Gemma3TextModel)}[args.arch]
         cfg = config_cls(num_hidden_layers=args.layers, hidden_size=C, num_attention_heads=H, num_key_value_heads=KV,
                          head_dim=D, intermediate_size=(8 * C // 3 + 255) // 256 * 256, vocab_size=args.vocab,
                          max_position_embeddings=2048, attn_implementation="eager")
@@ -86,9 +90,9 @@ def main():
     ap.add_argument("--layers", type=int, default=12)
     ap.add_argument("--hidden", type=int, default=768)
     ap.add_argument("--heads", type=int, default=12)
-    ap.add_argument("--arch", choices=["gpt2", "llama", "qwen3", "bert"], default="gpt2")
-    ap.add_argument("--kv-heads", type=int, default=0, help="llama, qwen3: key/value heads (0 = heads)")
-    ap.add_argument("--vocab", type=int, default=0, help="0: 50257 (gpt2), 32000 (llama, qwen3) or 30522 (bert)")
+    ap.add_argument("--arch", choices=["gpt2", "bert", *LLAMA_FAMILY], default="gpt2")
+    ap.add_argument("--kv-heads", type=int, default=0, help="LLaMA family: key/value heads (0 = heads)")
+    ap.add_argument("--vocab", type=int, default=0, help="0: 50257 (gpt2), 30522 (bert) or 32000")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--prefix", type=int, default=20)
@@ -97,12 +101,12 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--rows", type=int, default=0, help="rows per sequence the loss reads, the last ones; 0: all")
     args = ap.parse_args()
-    args.vocab = args.vocab or {"gpt2": 50257, "llama": 32000, "qwen3": 32000, "bert": 30522}[args.arch]
+    args.vocab = args.vocab or {"gpt2": 50257, "bert": 30522}.get(args.arch, 32000)
 
     shape = ["--arch", args.arch, "--layers", str(args.layers), "--hidden", str(args.hidden), "--heads", str(args.heads), "--vocab",
              str(args.vocab), "--batch", str(args.batch), "--seq", str(args.seq), "--prefix", str(args.prefix),
              "--steps", str(args.steps), "--warmup", str(args.warmup), "--rows", str(args.rows)]
-    if args.arch in ("llama", "qwen3"):
+    if args.arch in LLAMA_FAMILY:
         shape += ["--kv-heads", str(args.kv_heads or args.heads)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     ptune = subprocess.run([args.ptune, "bench", *shape], env=env, check=True, capture_output=True, text=True).stdout

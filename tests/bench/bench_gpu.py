@@ -7,7 +7,7 @@ a P-Tuning v2 prefix in every layer (peft prefix tuning, num_virtual_tokens
 state (w fixed and random), and backward to the prefix through every frozen
 layer. ptune runs its real model path (`ptune bench --device cuda`: the
 Transformer with flash attention and cuBLASLt); PyTorch runs peft's prefix
-tuning on transformers' base model (GPT2Model / LlamaModel / Qwen3Model) with SDPA
+tuning on transformers' base model (GPT2Model / LlamaModel / Qwen3Model / Gemma3TextModel) with SDPA
 attention in bf16. Neither computes weight gradients of the frozen model.
 Reports tokens/s and MFU = tokens/s · (4·N + 12·L·(P+T)·H·D) / peak, N the
 non-embedding weights, peak 989 TFLOP/s (H100 SXM dense bf16).
@@ -40,10 +40,12 @@ SHAPES = {
     # name: (arch, layers, hidden, heads, kv_heads, intermediate, vocab, head_dim)
     "gpt2-medium": ("gpt2", 24, 1024, 16, 16, 4096, 50257, 64),
     "llama-1b": ("llama", 16, 2048, 32, 8, 8192, 128256, 64),
-    # Qwen3-0.6B: heads 128 wide at hidden 1024, per-head q/k norms (not in the default --shapes).
+    # Not in the default --shapes: Qwen3-0.6B (heads 128 wide at hidden 1024, per-head q/k norms) and
+    # Gemma-3-270M (heads 256 wide: the SIMT attention, norms around each sub-block).
     "qwen3-0.6b": ("qwen3", 28, 1024, 16, 8, 3072, 151936, 128),
+    "gemma3-270m": ("gemma3_text", 18, 640, 4, 1, 2048, 262144, 256),
 }
-LLAMA_FAMILY = ("llama", "qwen3")
+LLAMA_FAMILY = ("llama", "qwen3", "gemma3_text")
 
 
 # One ptune run (model init, warm-up, timed steps) takes under a minute on
@@ -88,14 +90,15 @@ def ptune_rate(binary, shape, batch, seq, prefix, steps, warmup, profile, candid
 def torch_rate(shape, batch, seq, prefix, steps, warmup, rows=0):
     import torch
     from peft import PrefixTuningConfig, TaskType, get_peft_model
-    from transformers import AutoModel, GPT2Config, LlamaConfig, Qwen3Config
+    from transformers import AutoModel, Gemma3TextConfig, GPT2Config, LlamaConfig, Qwen3Config
 
     arch, L, C, H, KVH, I, V, D = SHAPES[shape]
     if arch == "gpt2":
         cfg = GPT2Config(n_layer=L, n_embd=C, n_head=H, n_inner=I, vocab_size=V, n_positions=2048,
                          resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
     else:
-        cfg = (LlamaConfig if arch == "llama" else Qwen3Config)(
+        config_cls = {"llama": LlamaConfig, "qwen3": Qwen3Config, "gemma3_text": Gemma3TextConfig}[arch]
+        cfg = config_cls(
             num_hidden_layers=L, hidden_size=C, num_attention_heads=H, num_key_value_heads=KVH, head_dim=D,
             intermediate_size=I, vocab_size=V, max_position_embeddings=2048)
     torch.manual_seed(0)

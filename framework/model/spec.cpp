@@ -134,9 +134,10 @@ void read_gemma3_attention(const json& config, const ConfigReader& c, ModelSpec&
     s.rope = rope_from(p["full_attention"], "rope_parameters.full_attention", 1e6, c, s.max_positions);
     s.rope_local = rope_from(p.value("sliding_attention", json::object()), "rope_parameters.sliding_attention", 1e4,
                              c, s.max_positions);
-  } else {
-    s.rope = rope_from(c.has("rope_scaling") ? config["rope_scaling"] : json::object(), "rope_scaling",
-                       c.number("rope_theta", 1e6), c, s.max_positions);
+  } else {  // one flat object (or none) is the full-attention layers', as transformers converts it
+    const char* key = c.has("rope_parameters") ? "rope_parameters" : c.has("rope_scaling") ? "rope_scaling" : nullptr;
+    s.rope = rope_from(key ? config[key] : json::object(), key ? key : "rope_scaling", c.number("rope_theta", 1e6), c,
+                       s.max_positions);
     s.rope_local.theta = c.number("rope_local_base_freq", 1e4);
   }
   s.local_layers.assign(size_t(s.layers), 0);

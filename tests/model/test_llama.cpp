@@ -324,6 +324,13 @@ TEST(LlamaSpec, ReadsGemma3_270MConfig) {
   EXPECT_EQ(s.rope_local.theta, 1e4);
   EXPECT_EQ(s.sliding_window, 512);
   for (int64_t l = 0; l < 18; ++l) EXPECT_EQ(s.is_local(l), (l + 1) % 6 != 0) << l;
+  // Gemma 3 4B's linear scaling (factor 8) in rope_scaling applies to the full layers only.
+  nlohmann::json scaled = c;
+  scaled["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 8.0}};
+  const ModelSpec s4 = ModelSpec::from_config(scaled, "c.json");
+  EXPECT_EQ(s4.rope.scaling, RopeScaling::kLinear);
+  EXPECT_EQ(s4.rope.factor, 8.0);
+  EXPECT_EQ(s4.rope_local.scaling, RopeScaling::kNone);
   // Gemma 2's soft-capping and EmbeddingGemma's bidirectional attention are refused by key.
   for (const char* key : {"final_logit_softcapping", "attn_logit_softcapping"}) {
     nlohmann::json capped = c;

@@ -508,7 +508,7 @@ ModelSpec ModelSpec::tiny(Arch arch) {
   return from_config(c, "tiny preset");
 }
 
-std::vector<float> ModelSpec::rope_inv_freq(int64_t max_position, bool local) const {
+void ModelSpec::rope_inv_freq(int64_t max_position, bool local, std::vector<float>& inv) const {
   // In f32 as transformers computes it: 1 / base^(2i/D).
   const RopeSpec& rope = local ? rope_local : this->rope;
   const int64_t D = head_dim;
@@ -521,7 +521,7 @@ std::vector<float> ModelSpec::rope_inv_freq(int64_t max_position, bool local) co
     if (seq > mpe)
       base = base * std::pow(rope.factor * seq / mpe - (rope.factor - 1.0), double(D) / double(D - 2));
   }
-  std::vector<float> inv(size_t(D / 2));
+  inv.resize(size_t(D / 2));
   for (int64_t i = 0; i < D / 2; ++i) {
     const float e = float(2 * i) / float(D);
     inv[size_t(i)] = 1.0f / std::pow(float(base), e);
@@ -544,7 +544,6 @@ std::vector<float> ModelSpec::rope_inv_freq(int64_t max_position, bool local) co
       }
     }
   }
-  return inv;
 }
 
 ops::AttentionConfig ModelSpec::attention_config() const {

@@ -99,10 +99,11 @@ struct ModelSpec {
   static ModelSpec tiny(Arch arch);
 
   ops::AttentionConfig attention_config() const;
-  // RoPE inverse frequencies (D/2) as transformers computes them for a
-  // batch whose largest position id is max_position (dynamic scaling
-  // depends on it).
-  std::vector<float> rope_inv_freq(int64_t max_position, bool local = false) const;
+  // RoPE inverse frequencies (D/2) into `inv` (resized; reused by the
+  // caller, so a training step allocates nothing) as transformers computes
+  // them for a batch whose largest position id is max_position (dynamic
+  // scaling depends on it); `local`: Gemma 3's sliding-window layers'.
+  void rope_inv_freq(int64_t max_position, bool local, std::vector<float>& inv) const;
   bool is_local(int64_t l) const { return !local_layers.empty() && local_layers[size_t(l)] != 0; }
   bool is_llama_family() const {
     return arch == Arch::kLlama || arch == Arch::kMistral || arch == Arch::kQwen2 || arch == Arch::kQwen3 ||

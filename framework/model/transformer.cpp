@@ -118,13 +118,14 @@ Tensor Transformer::forward(const ModelInputs& in, Arena& arena) {
                 "{}: a prefix of {} + {} tokens reaches past 'sliding_window' {}, which ptune does not implement",
                 spec_.model_type, P, T, spec_.sliding_window);
     positions_ = position_ids;
-    const auto upload = [&](std::vector<float> inv) {
-      Tensor t = arena.alloc({int64_t(inv.size())});
-      t.copy_from(Tensor::borrow(inv.data(), {int64_t(inv.size())}, DType::kF32));
+    const auto upload = [&](bool local) {
+      spec_.rope_inv_freq(max_pos, local, host_inv_freq_);
+      Tensor t = arena.alloc({int64_t(host_inv_freq_.size())});
+      t.copy_from(Tensor::borrow(host_inv_freq_.data(), {int64_t(host_inv_freq_.size())}, DType::kF32));
       return t;
     };
-    rope_inv_freq_ = upload(spec_.rope_inv_freq(max_pos));
-    rope_local_inv_freq_ = spec_.local_layers.empty() ? Tensor() : upload(spec_.rope_inv_freq(max_pos, true));
+    rope_inv_freq_ = upload(false);
+    rope_local_inv_freq_ = spec_.local_layers.empty() ? Tensor() : upload(true);
   }
   if (e.token_type.defined()) {
     if (in.token_type_ids.defined()) {

@@ -189,6 +189,7 @@ class Transformer {
   Tensor positions_, rope_inv_freq_;  // RoPE: (B, T) i32 of the last forward, (D/2), on the device
   Tensor rope_local_inv_freq_;        // Gemma 3's sliding-window layers' (D/2), or undefined
   std::vector<int32_t> host_positions_;  // RoPE: the positions read on the host (range check, max)
+  std::vector<float> host_inv_freq_;     // RoPE: frequencies computed on the host, uploaded per forward
   std::vector<uint8_t> row_seen_;        // rows' check for repeats (reused: no allocation once grown)
   int64_t batch_ = 0, seq_ = 0;
 };

@@ -41,7 +41,7 @@ SHAPES = {
     "gpt2-medium": ("gpt2", 24, 1024, 16, 16, 4096, 50257, 64),
     "llama-1b": ("llama", 16, 2048, 32, 8, 8192, 128256, 64),
     # Not in the default --shapes: Qwen3-0.6B (heads 128 wide at hidden 1024, per-head q/k norms) and
-    # Gemma-3-270M (heads 256 wide: the SIMT attention, norms around each sub-block).
+    # Gemma-3-270M (heads 256 wide: the D = 256 tensor-core attention, norms around each sub-block).
     "qwen3-0.6b": ("qwen3", 28, 1024, 16, 8, 3072, 151936, 128),
     "gemma3-270m": ("gemma3_text", 18, 640, 4, 1, 2048, 262144, 256),
 }

@@ -305,8 +305,11 @@ const AttnCase kCases[] = {
     // no vector and takes the scalar loads, here with 3 kv heads for 6 queries.
     {2, 45, 0, 2, 2, 40, ops::AttentionMask::kBidirectional, false},
     {2, 21, 3, 6, 3, 18, ops::AttentionMask::kCausal, true},
-    // Gemma 3's head dim: the SIMT kernels' 16-key tiles, GQA, prefix, padding.
+    // Gemma 3's head dim (f32: the SIMT kernels' 16-key tiles; bf16: the
+    // tensor cores), GQA, prefix, padding; and a head dim past 128 that only
+    // the SIMT kernels take, in both dtypes.
     {2, 37, 4, 4, 2, 256, ops::AttentionMask::kCausal, true},
+    {2, 37, 4, 4, 2, 192, ops::AttentionMask::kCausal, true},
 };
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, CudaOps, ::testing::Values(DType::kF32, DType::kBF16),

@@ -1,4 +1,4 @@
-// The tensor-core flash attention kernels (bf16, D ∈ {64, 128}) and the
+// The tensor-core flash attention kernels (bf16, D ∈ {64, 128, 256}) and the
 // launch geometry they share with the SIMT kernels of attention_cuda.cu.
 //
 // Plain enough C++ to compile on the host as well: the includer provides
@@ -67,7 +67,7 @@ constexpr int kMmaThreads = 128;  // 4 warps × 16 rows
 // (GPT-2-medium) and 6.32 to 5.73 ms (1B LLaMA), against 4.93 / 6.01 ms at
 // 3 / 3 / 2 (at 4 / 3 / 3 ptxas spills 20 bytes in the forward and 52 in
 // dkv, which costs less than the occupancy gains).
-// D = 128 needs its registers.
+// D = 128 and 256 need their registers.
 template <int kD>
 constexpr int kFwdBlocks = kD == 64 ? 4 : 1;
 template <int kD>
@@ -76,7 +76,7 @@ template <int kD>
 constexpr int kDkvBlocks = kD == 64 ? 3 : 1;
 constexpr int kBlock = 64;        // query rows (forward, dq) or key rows (dkv) per CTA
 // Shared tiles are row-major (rows, D) bf16 with rows padded by 8 elements:
-// a row stride of D + 8 = 72 or 136 bf16 is 4 words mod 32 banks, so the 8
+// a row stride of D + 8 = 72, 136 or 264 bf16 is 4 words mod 32 banks, so the 8
 // rows one ldmatrix phase reads (16 bytes each) hit distinct banks, and
 // every row still starts 16-byte aligned for cp.async.
 constexpr int kPad = 8;
@@ -121,44 +121,81 @@ __device__ __forceinline__ const bf16* frag_b(const bf16* tile, int stride, int 
   return tile + (row0 + (lane >> 4) * 8 + (lane & 7)) * stride + col0 + ((lane >> 3) & 1) * 8;
 }
 
+// The warp's A operand of a product: its 16·kMT rows (kMT m tiles) × kD
+// columns of a shared tile (rows = m, cols = k), as ldmatrix fragments.
+// Up to D = 128 they are loaded once and held in registers. At D = 256 they
+// would take 64 of a thread's 255 registers, next to the 128 of its f32
+// accumulator (O, dQ), so they are re-read from shared memory at each use:
+// one more ldmatrix per 2·kN/8 MMAs, and no spilling.
+template <int kD, int kMT, bool kHeld = (kD <= 128)>
+struct RowFragments {
+  uint32_t f[kMT][kD / 16][4];
+  __device__ __forceinline__ void load(const bf16* tile, int row0, int lane) {
+#pragma unroll
+    for (int mt = 0; mt < kMT; ++mt) {
+#pragma unroll
+      for (int ks = 0; ks < kD / 16; ++ks)
+        mma::ldmatrix_x4(f[mt][ks], frag_a(tile, kD + kPad, row0 + 16 * mt, ks * 16, lane));
+    }
+  }
+  __device__ __forceinline__ void get(uint32_t (&a)[4], int mt, int ks, int /*lane*/) const {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) a[i] = f[mt][ks][i];
+  }
+};
+template <int kD, int kMT>
+struct RowFragments<kD, kMT, false> {
+  const bf16* tile;  // the shared tile, which must stay put while the fragments are used
+  int row0;
+  __device__ __forceinline__ void load(const bf16* t, int r0, int /*lane*/) { tile = t, row0 = r0; }
+  __device__ __forceinline__ void get(uint32_t (&a)[4], int mt, int ks, int lane) const {
+    mma::ldmatrix_x4(a, frag_a(tile, kD + kPad, row0 + 16 * mt, ks * 16, lane));
+  }
+};
+
 // The products below run over kMT m tiles of 16 rows each (the warp's
 // rows); every B fragment read from shared memory serves all of them, so
 // two m tiles halve the ldmatrix traffic per MMA.
 //
-// c[m][n] += A[m] · Bᵀ over k = kD for n tiles of 8 rows of B: A[m] is the
-// warp's 16 × kD fragments (registers), B a (kN, kD) shared tile (rows = n).
+// c[m][n] += A[m] · Bᵀ over k = kD for n tiles of 8 rows of B: A the warp's
+// 16·kMT × kD rows, B a (kN, kD) shared tile (rows = n).
 template <int kD, int kN, int kMT>
-__device__ __forceinline__ void mma_abt(float (&c)[kMT][kN / 8][4], const uint32_t (&a)[kMT][kD / 16][4],
-                                        const bf16* bt, int lane) {
+__device__ __forceinline__ void mma_abt(float (&c)[kMT][kN / 8][4], const RowFragments<kD, kMT>& a, const bf16* bt,
+                                        int lane) {
 #pragma unroll
   for (int ks = 0; ks < kD / 16; ++ks) {
+    uint32_t af[kMT][4];
+#pragma unroll
+    for (int mt = 0; mt < kMT; ++mt) a.get(af[mt], mt, ks, lane);
 #pragma unroll
     for (int np = 0; np < kN / 16; ++np) {
       uint32_t f[4];
       mma::ldmatrix_x4(f, frag_b(bt, kD + kPad, np * 16, ks * 16, lane));
 #pragma unroll
       for (int mt = 0; mt < kMT; ++mt) {
-        mma::mma_bf16(c[mt][2 * np], a[mt][ks], f[0], f[1]);
-        mma::mma_bf16(c[mt][2 * np + 1], a[mt][ks], f[2], f[3]);
+        mma::mma_bf16(c[mt][2 * np], af[mt], f[0], f[1]);
+        mma::mma_bf16(c[mt][2 * np + 1], af[mt], f[2], f[3]);
       }
     }
   }
 }
 
 // c[m] += A[m] · B with A[m] (16 × kK) given as f32 C tiles (converted to
-// bf16 fragments on the fly) and B a (kK, kD) shared tile (rows = k).
-template <int kD, int kK, int kMT>
-__device__ __forceinline__ void mma_cb(float (&c)[kMT][kD / 8][4], const float (&a)[kMT][kK / 8][4], const bf16* bt,
-                                       int lane) {
+// bf16 fragments on the fly) and B kCols columns of a (kK, ·) shared tile
+// (rows = k) with row stride kStride: a whole (kK, kD) tile, or a column
+// slice of one (bt offset to its first column).
+template <int kCols, int kK, int kMT, int kStride = kCols + kPad>
+__device__ __forceinline__ void mma_cb(float (&c)[kMT][kCols / 8][4], const float (&a)[kMT][kK / 8][4],
+                                       const bf16* bt, int lane) {
 #pragma unroll
   for (int kk = 0; kk < kK / 16; ++kk) {
     uint32_t af[kMT][4];
 #pragma unroll
     for (int mt = 0; mt < kMT; ++mt) mma::c_to_a(af[mt], a[mt][2 * kk], a[mt][2 * kk + 1]);
 #pragma unroll
-    for (int dp = 0; dp < kD / 16; ++dp) {
+    for (int dp = 0; dp < kCols / 16; ++dp) {
       uint32_t f[4];
-      mma::ldmatrix_x4_trans(f, frag_a(bt, kD + kPad, kk * 16, dp * 16, lane));
+      mma::ldmatrix_x4_trans(f, frag_a(bt, kStride, kk * 16, dp * 16, lane));
 #pragma unroll
       for (int mt = 0; mt < kMT; ++mt) {
         mma::mma_bf16(c[mt][2 * dp], af[mt], f[0], f[1]);
@@ -166,26 +203,6 @@ __device__ __forceinline__ void mma_cb(float (&c)[kMT][kD / 8][4], const float (
       }
     }
   }
-}
-
-// One m tile (the backward kernels): the same, on arrays without the m axis.
-template <int kD, int kN>
-__device__ __forceinline__ void mma_abt(float (&c)[kN / 8][4], const uint32_t (&a)[kD / 16][4], const bf16* bt,
-                                        int lane) {
-  mma_abt<kD, kN, 1>(reinterpret_cast<float (&)[1][kN / 8][4]>(c),
-                     reinterpret_cast<const uint32_t (&)[1][kD / 16][4]>(a), bt, lane);
-}
-template <int kD, int kK>
-__device__ __forceinline__ void mma_cb(float (&c)[kD / 8][4], const float (&a)[kK / 8][4], const bf16* bt, int lane) {
-  mma_cb<kD, kK, 1>(reinterpret_cast<float (&)[1][kD / 8][4]>(c), reinterpret_cast<const float (&)[1][kK / 8][4]>(a),
-                    bt, lane);
-}
-
-// The warp's 16 × kD A fragments of rows row0.. of a shared tile.
-template <int kD>
-__device__ __forceinline__ void load_a(uint32_t (&a)[kD / 16][4], const bf16* tile, int row0, int lane) {
-#pragma unroll
-  for (int ks = 0; ks < kD / 16; ++ks) mma::ldmatrix_x4(a[ks], frag_a(tile, kD + kPad, row0, ks * 16, lane));
 }
 
 // Max over the 4 lanes (t = 0..3) that hold one accumulator row.
@@ -301,8 +318,16 @@ __device__ __forceinline__ void next_kv_tile(const Geometry& g, bf16* sk, bf16* 
   __syncthreads();
 }
 
-template <int kD, int kN>
-constexpr size_t forward_smem() { return size_t(kBlock + 4 * kN) * (kD + kPad) * 2 + 2 * kN; }
+// Keys per forward tile: 32 at D = 256, where Q (64 rows) and two
+// buffers of 64 keys and values would take 165 KiB of shared memory, more
+// than an A100 gives a block (163 KiB); 99 KiB with 32.
+template <int kD>
+constexpr int kFwdKeys = kD == 256 ? 32 : 64;
+template <int kD>
+constexpr size_t forward_smem() {
+  constexpr int kN = kFwdKeys<kD>;
+  return size_t(kBlock + 4 * kN) * (kD + kPad) * 2 + 2 * kN;
+}
 
 // The forward's warps own kMT m tiles (16·kMT query rows) of the CTA's 64:
 // 4 warps of 16 rows (the measured default), or 2 warps of 32 rows that
@@ -318,12 +343,12 @@ template <int kD, int kMT>
 constexpr int kFwdBlocksFor = kMT == 1 ? kFwdBlocks<kD> : 4;
 
 // Grid (B·H, ⌈T/64⌉), query blocks launched last-first (see mma_grid);
-// smem: Q (64, D), K and V 2 × (64, D) each, flags.
+// smem: Q (64, D), K and V 2 × (kN, D) each, flags.
 template <int kD, int kMT = 1>
 __global__ void __launch_bounds__(kFwdThreads<kMT>, (kFwdBlocksFor<kD, kMT>))
     flash_forward_mma_kernel(Geometry g, bf16* out, float* lse, const bf16* qkv, const bf16* pk, const bf16* pv,
                              const int32_t* mask) {
-  constexpr int kN = 64, kS = kD + kPad, kThreads = kFwdThreads<kMT>;
+  constexpr int kN = kFwdKeys<kD>, kS = kD + kPad, kThreads = kFwdThreads<kMT>;
   PTUNE_DYNAMIC_SMEM(smem);
   bf16* sq = reinterpret_cast<bf16*>(smem);
   bf16* sk = sq + kBlock * kS;
@@ -344,7 +369,7 @@ __global__ void __launch_bounds__(kFwdThreads<kMT>, (kFwdBlocksFor<kD, kMT>))
   const int tiles = (visible_key_end(g, q0) + kN - 1) / kN;
   const float scale2 = g.scale * kLog2e;  // score → log2 units: exp2 is one SFU op
 
-  uint32_t qa[kMT][kD / 16][4];
+  RowFragments<kD, kMT> qa;
   float o[kMT][kD / 8][4] = {};
   // Per m tile and accumulator row half; l: this lane's share of the row sum.
   float m[kMT][2], l[kMT][2];
@@ -353,10 +378,7 @@ __global__ void __launch_bounds__(kFwdThreads<kMT>, (kFwdBlocksFor<kD, kMT>))
   for (int it = 0; it < tiles; ++it) {
     const int buf = it & 1;
     next_kv_tile<kD, kN, kThreads>(g, sk, sv, sok, it, tiles, qkv, pk, pv, mask, b, kvh);
-    if (it == 0) {
-#pragma unroll
-      for (int mt = 0; mt < kMT; ++mt) load_a<kD>(qa[mt], sq, row0 - q0 + 16 * mt, lane);
-    }
+    if (it == 0) qa.load(sq, row0 - q0, lane);
     const bool* ok = sok + buf * kN;
     const int j0 = it * kN;
     float s[kMT][kN / 8][4] = {};
@@ -428,9 +450,10 @@ template <int kD, int kMT>
 constexpr int kBwdBlocks = kMT == 1 ? kDqBlocks<kD> : 4;
 
 // Keys per dq tile: 32 at D = 128 keeps the registers (Q, dO fragments and
-// dQ, 160 at D = 128) clear of spilling; 32 with two m tiles.
+// dQ, 160 at D = 128) clear of spilling; 32 with two m tiles, and at D =
+// 256 (dQ alone is 128 registers there; Q and dO are re-read, RowFragments).
 template <int kD, int kMT = 1>
-constexpr int kDqKeys = kD == 128 || kMT == 2 ? 32 : 64;
+constexpr int kDqKeys = kD >= 128 || kMT == 2 ? 32 : 64;
 template <int kD, int kMT = 1>
 constexpr size_t dq_smem() {
   return size_t(2 * kBlock + 4 * kDqKeys<kD, kMT>) * (kD + kPad) * 2 + 2 * kDqKeys<kD, kMT>;
@@ -481,17 +504,14 @@ __device__ __forceinline__ void dq_block(int64_t bh, int qblock, const Geometry&
     }
   }
 
-  uint32_t qa[kMT][kD / 16][4], da[kMT][kD / 16][4];
+  RowFragments<kD, kMT> qa, da;
   float dq[kMT][kD / 8][4] = {};
   for (int it = 0; it < tiles; ++it) {
     const int buf = it & 1;
     next_kv_tile<kD, kN, kThreads>(g, sk, sv, sok, it, tiles, qkv, pk, pv, mask, b, kvh);
     if (it == 0) {
-#pragma unroll
-      for (int mt = 0; mt < kMT; ++mt) {
-        load_a<kD>(qa[mt], sq, row0 - q0 + 16 * mt, lane);
-        load_a<kD>(da[mt], sdo, row0 - q0 + 16 * mt, lane);
-      }
+      qa.load(sq, row0 - q0, lane);
+      da.load(sdo, row0 - q0, lane);
     }
     const bool* ok = sok + buf * kN;
     const int j0 = it * kN;
@@ -531,7 +551,15 @@ __device__ __forceinline__ void dq_block(int64_t bh, int qblock, const Geometry&
 // Queries per dkv tile: 32 at D = 128 keeps the registers (dK, dV: 128 at
 // D = 128) clear of spilling; 32 with two m tiles (dK, dV: 128 at D = 64).
 template <int kD, int kMT = 1>
-constexpr int kDkvQueries = kD == 128 || kMT == 2 ? 32 : 64;
+constexpr int kDkvQueries = kD >= 128 || kMT == 2 ? 32 : 64;
+// Column slices of dK and dV per key block: at D = 256 the two f32
+// accumulators of a warp's 16 keys would take 256 registers, so each of two
+// blocks accumulates half the columns (128, as at D = 128). Both compute the
+// whole Sᵀ and dPᵀ (dot products over all of D): a backward of 6 products
+// per score where one block would do 4, against the spilling of the SIMT
+// kernels, which were the only D = 256 path before.
+template <int kD>
+constexpr int kDkvSlices = kD == 256 ? 2 : 1;
 // kDq (the dq_atomic candidate) adds the (64 keys, kM queries) dSᵀ tile,
 // rows padded by kPad as the others.
 template <int kD, int kMT = 1, bool kDq = false>
@@ -578,7 +606,8 @@ __device__ __forceinline__ void add_dq_share(const Geometry& g, float* dq_acc, c
   }
 }
 
-// Key block kblock of (b, kv head) bk; smem: K, V (64, D), Q and dO
+// Key block kblock of (b, kv head) bk, columns [slice·kDC, (slice + 1)·kDC)
+// of its dK and dV (kDC = D / kDkvSlices); smem: K, V (64, D), Q and dO
 // 2 × (kM, D) each, the tiles' lse (log2 units) and δ. Token keys
 // accumulate into dqkv; prefix keys write their batch row's share into
 // part (B, P, 2, KVH·D).
@@ -591,12 +620,15 @@ __device__ __forceinline__ void add_dq_share(const Geometry& g, float* dq_acc, c
 // atomics. The order of those additions varies between runs, so dQ is not
 // bit-reproducible (FlashAttention-2's dQ is not either).
 template <int kD, int kMT, bool kDq = false>
-__device__ __forceinline__ void dkv_block(int64_t bk, int kblock, const Geometry& g, bf16* dqkv, bool add,
+__device__ __forceinline__ void dkv_block(int64_t bk, int kblock, int slice, const Geometry& g, bf16* dqkv, bool add,
                                           float* part, float* dq_acc, const bf16* dout, const bf16* qkv,
                                           const bf16* pk, const bf16* pv, const float* lse, const float* delta,
                                           const int32_t* mask) {
   constexpr int kM = kDkvQueries<kD, kMT>, kS = kD + kPad, kThreads = kBwdThreads<kMT>;
+  constexpr int kDC = kD / kDkvSlices<kD>;
   static_assert(kThreads >= kM, "a thread per query's lse and δ");
+  static_assert(!kDq || kDC == kD, "dq_atomic adds each block's dQ share once: whole columns only");
+  const int c0 = slice * kDC;  // the block's first column of dK and dV
   PTUNE_DYNAMIC_SMEM(smem);
   bf16* sk = reinterpret_cast<bf16*>(smem);
   bf16* sv = sk + kBlock * kS;
@@ -647,7 +679,7 @@ __device__ __forceinline__ void dkv_block(int64_t bk, int kblock, const Geometry
     real[mt][0] = key_real(g, mask, b, key + 16 * mt), real[mt][1] = key_real(g, mask, b, key + 16 * mt + 8);
   const float scale2 = g.scale * kLog2e;
 
-  float dk[kMT][kD / 8][4] = {}, dv[kMT][kD / 8][4] = {};
+  float dk[kMT][kDC / 8][4] = {}, dv[kMT][kDC / 8][4] = {};
   for (int n = 0; n < steps; ++n) {
     const int buf = n & 1, i0 = q_begin + (n % qtiles) * kM;
     if (n + 1 < steps) {
@@ -725,8 +757,8 @@ __device__ __forceinline__ void dkv_block(int64_t bk, int kblock, const Geometry
         }
       }
     }
-    mma_cb<kD, kM, kMT>(dv, st, dt, lane);   // dV += Pᵀ·dO
-    mma_cb<kD, kM, kMT>(dk, dpt, qt, lane);  // dK += dSᵀ·Q
+    mma_cb<kDC, kM, kMT, kS>(dv, st, dt + c0, lane);   // dV += Pᵀ·dO, the block's columns
+    mma_cb<kDC, kM, kMT, kS>(dk, dpt, qt + c0, lane);  // dK += dSᵀ·Q
     if constexpr (kDq) {
       __syncthreads();  // every warp's dSᵀ rows are in sds
       add_dq_share<kD, kM, kThreads>(g, dq_acc, sds, sk, b, kvh * g.group + n / qtiles, i0, warp, lane);
@@ -744,9 +776,9 @@ __device__ __forceinline__ void dkv_block(int64_t bk, int kblock, const Geometry
         // A padding key's gradient is 0. Its registers hold garbage (its
         // scores were never masked), so kWrite stores zeros, kAdd nothing.
         if (add) continue;
-        bf16* dst = dqkv + (b * g.T + (j - P)) * g.W + g.qw + kvh * g.D + 2 * tq;
+        bf16* dst = dqkv + (b * g.T + (j - P)) * g.W + g.qw + kvh * g.D + c0 + 2 * tq;
 #pragma unroll
-        for (int dn = 0; dn < kD / 8; ++dn) {
+        for (int dn = 0; dn < kDC / 8; ++dn) {
           store_pair(dst + dn * 8, 0.0f, 0.0f, false);
           store_pair(dst + g.kvw + dn * 8, 0.0f, 0.0f, false);
         }
@@ -754,17 +786,17 @@ __device__ __forceinline__ void dkv_block(int64_t bk, int kblock, const Geometry
       }
       if (j < P) {
         if (part == nullptr) continue;  // prefix gradients not wanted
-        float* dst = part + ((b * g.P + j) * 2) * g.kvw + kvh * g.D + 2 * tq;
+        float* dst = part + ((b * g.P + j) * 2) * g.kvw + kvh * g.D + c0 + 2 * tq;
 #pragma unroll
-        for (int dn = 0; dn < kD / 8; ++dn) {
+        for (int dn = 0; dn < kDC / 8; ++dn) {
           *reinterpret_cast<float2*>(dst + dn * 8) =
               make_float2(g.scale * dk[mt][dn][2 * r], g.scale * dk[mt][dn][2 * r + 1]);
           *reinterpret_cast<float2*>(dst + g.kvw + dn * 8) = make_float2(dv[mt][dn][2 * r], dv[mt][dn][2 * r + 1]);
         }
       } else {
-        bf16* dst = dqkv + (b * g.T + (j - P)) * g.W + g.qw + kvh * g.D + 2 * tq;
+        bf16* dst = dqkv + (b * g.T + (j - P)) * g.W + g.qw + kvh * g.D + c0 + 2 * tq;
 #pragma unroll
-        for (int dn = 0; dn < kD / 8; ++dn) {
+        for (int dn = 0; dn < kDC / 8; ++dn) {
           store_pair(dst + dn * 8, g.scale * dk[mt][dn][2 * r], g.scale * dk[mt][dn][2 * r + 1], add);
           store_pair(dst + g.kvw + dn * 8, dv[mt][dn][2 * r], dv[mt][dn][2 * r + 1], add);
         }
@@ -774,7 +806,8 @@ __device__ __forceinline__ void dkv_block(int64_t bk, int kblock, const Geometry
 }
 
 // The backward kernels. Two launches: dq on grid (B·H, ⌈T/64⌉), query
-// blocks last-first as the forward's, then dkv on grid (B·KVH, ⌈S/64⌉).
+// blocks last-first as the forward's, then dkv on grid (B·KVH·slices,
+// ⌈S/64⌉), the column slices of a key block side by side.
 template <int kD, int kMT = 1>
 __global__ void __launch_bounds__(kBwdThreads<kMT>, (kBwdBlocks<kD, kMT>))
     flash_dq_mma_kernel(Geometry g, bf16* dqkv, bool add, const bf16* dout, const bf16* qkv, const bf16* pk,
@@ -787,8 +820,9 @@ __global__ void __launch_bounds__(kBwdThreads<kMT>, (kBwdBlocks<kD, kMT>))
     flash_dkv_mma_kernel(Geometry g, bf16* dqkv, bool add, float* part, float* dq_acc, const bf16* dout,
                          const bf16* qkv, const bf16* pk, const bf16* pv, const float* lse, const float* delta,
                          const int32_t* mask) {
-  dkv_block<kD, kMT, kDq>(blockIdx.x, int(blockIdx.y), g, dqkv, add, part, dq_acc, dout, qkv, pk, pv, lse, delta,
-                          mask);
+  constexpr int kSlices = kDkvSlices<kD>;
+  dkv_block<kD, kMT, kDq>(blockIdx.x / kSlices, int(blockIdx.y), int(blockIdx.x % kSlices), g, dqkv, add, part,
+                          dq_acc, dout, qkv, pk, pv, lse, delta, mask);
 }
 
 // The dq_atomic candidate's last step: the query part of dqkv = scale ·
@@ -806,16 +840,18 @@ __global__ void flash_dq_finish_kernel(Geometry g, bf16* dqkv, bool add, const f
 // disjoint parts of dqkv, so a 1-D grid runs the dkv blocks (heaviest,
 // early keys, first) and then the dq blocks (late queries first), and the
 // tail of one kernel overlaps the other instead of idling SMs twice.
+// D ≤ 128 only (one column slice per key block).
 static_assert(kDqBlocks<64> == kDkvBlocks<64> && kDqBlocks<128> == kDkvBlocks<128>, "one register budget");
 template <int kD, int kMT = 1>
 __global__ void __launch_bounds__(kBwdThreads<kMT>, (kBwdBlocks<kD, kMT>))
     flash_backward_mma_kernel(Geometry g, bf16* dqkv, bool add, float* part, const bf16* dout, const bf16* qkv,
                               const bf16* pk, const bf16* pv, const float* lse, const float* delta,
                               const int32_t* mask) {
+  static_assert(kDkvSlices<kD> == 1, "one dkv block per key block");
   const int64_t n = blockIdx.x, kv_heads = g.B * g.KVH, kv_blocks = kv_heads * ((g.S + kBlock - 1) / kBlock);
   if (n < kv_blocks) {
-    dkv_block<kD, kMT>(n % kv_heads, int(n / kv_heads), g, dqkv, add, part, nullptr, dout, qkv, pk, pv, lse, delta,
-                       mask);
+    dkv_block<kD, kMT>(n % kv_heads, int(n / kv_heads), 0, g, dqkv, add, part, nullptr, dout, qkv, pk, pv, lse,
+                       delta, mask);
   } else {
     const int64_t m = n - kv_blocks, q_heads = g.B * g.H, q_blocks = (g.T + kBlock - 1) / kBlock;
     dq_block<kD, kMT>(m % q_heads, int(q_blocks - 1 - m / q_heads), g, dqkv, add, dout, qkv, pk, pv, lse, delta,
@@ -841,13 +877,13 @@ struct MmaLaunch {
 };
 template <int kD, int kMT = 1>
 MmaLaunch forward_launch(const Geometry& g) {
-  return {mma_grid(g.B * g.H, g.T), kFwdThreads<kMT>, forward_smem<kD, 64>()};
+  return {mma_grid(g.B * g.H, g.T), kFwdThreads<kMT>, forward_smem<kD>()};
 }
 template <int kD, int kMT = 1>
 MmaLaunch dq_launch(const Geometry& g) { return {mma_grid(g.B * g.H, g.T), kBwdThreads<kMT>, dq_smem<kD, kMT>()}; }
 template <int kD, int kMT = 1, bool kDq = false>
 MmaLaunch dkv_launch(const Geometry& g) {
-  return {mma_grid(g.B * g.KVH, g.S), kBwdThreads<kMT>, dkv_smem<kD, kMT, kDq>()};
+  return {mma_grid(g.B * g.KVH * kDkvSlices<kD>, g.S), kBwdThreads<kMT>, dkv_smem<kD, kMT, kDq>()};
 }
 inline MmaLaunch dq_finish_launch(const Geometry& g) {
   const int64_t blocks = (g.B * g.T * g.qw / 2 + 255) / 256;

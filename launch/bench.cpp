@@ -168,7 +168,8 @@ int bench(const BenchOptions& o) {
 Command add_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Time forward + backward-to-inputs of a frozen model with a KV prefix");
   auto o = std::make_shared<BenchOptions>();
-  cmd->add_option("--arch", o->arch, "gpt2 | bert | roberta | llama | mistral | qwen2 | qwen3 | smollm3 | gemma3_text")
+  cmd->add_option("--arch", o->arch,
+                  "gpt2 | bert | roberta | llama | mistral | qwen2 | qwen3 | smollm3 | gemma3_text | phi3")
       ->capture_default_str();
   cmd->add_option("--kv-heads", o->kv_heads, "key/value heads (LLaMA family; 0: heads/4)")->capture_default_str();
   cmd->add_option("--head-dim", o->head_dim, "per-head width (LLaMA family; 0: hidden/heads)")->capture_default_str();

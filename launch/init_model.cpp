@@ -66,11 +66,11 @@ Command add_init_model(CLI::App& app) {
   auto o = std::make_shared<InitOptions>();
   cmd->add_option("--arch", o->arch,
                   "gpt2 | bert | roberta | xlm-roberta | camembert | llama | mistral | qwen2 | qwen3 | smollm3 | "
-                  "gemma3_text")
+                  "gemma3_text | phi3")
       ->required()
       ->check(CLI::IsMember(
           {"gpt2", "bert", "roberta", "xlm-roberta", "camembert", "llama", "mistral", "qwen2", "qwen3",
-           "smollm3", "gemma3_text"}));
+           "smollm3", "gemma3_text", "phi3"}));
   cmd->add_option("--preset", o->preset, "model size")->capture_default_str();
   cmd->add_option("--out", o->out, "output directory")->required();
   cmd->add_option("--seed", o->seed, "random seed")->capture_default_str();

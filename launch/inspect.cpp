@@ -56,6 +56,17 @@ int inspect(const std::string& dir) {
              nope.empty() ? "" : fmt::format(", no RoPE in layers {}", fmt::join(nope, " ")),
              local.empty() ? "" : fmt::format(", sliding window {} in layers {}", spec.sliding_window,
                                               fmt::join(local, " ")));
+  if (spec.positions == model::PositionKind::kRope) {
+    const model::RopeSpec& r = spec.rope;
+    const char* scaling[] = {"", ", linear", ", dynamic", ", llama3", ", longrope"};
+    fmt::print("rope         theta {}{}{}{}\n", r.theta, scaling[int(r.scaling)],
+               r.scaling == model::RopeScaling::kNone
+                   ? ""
+                   : fmt::format(" ×{:g} from {} positions", r.factor, r.original_max_positions),
+               spec.rotary_dim < spec.head_dim
+                   ? fmt::format(", first {} of {} columns a head", spec.rotary_dim, spec.head_dim)
+                   : "");
+  }
   fmt::print("outputs      {}\n", heads.empty() ? "none" : heads);
   // What the model uses (as transformers counts parameters): not buffers
   // such as BERT's stored position_ids, nor tied weights twice.

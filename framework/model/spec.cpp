@@ -89,8 +89,12 @@ RopeSpec rope_from(const json& p, const std::string& key, double theta, const Co
       break;
     }
   }
-  const double partial = number("partial_rotary_factor", c.number("partial_rotary_factor", 1.0));
-  PTUNE_CHECK(partial == 1.0, "{}: 'partial_rotary_factor: {}' is not supported (only 1.0)", origin, partial);
+  // Phi3Config renames its checkpoints' older names for LongRoPE.
+  const bool phi3 = c.string("model_type", "") == "phi3";
+  if (phi3 && (type == "su" || type == "yarn")) type = "longrope";
+  r.partial_rotary_factor = number("partial_rotary_factor", c.number("partial_rotary_factor", 1.0));
+  PTUNE_CHECK(r.partial_rotary_factor > 0 && r.partial_rotary_factor <= 1,
+              "{}: 'partial_rotary_factor' {} outside (0, 1]", origin, r.partial_rotary_factor);
   if (type == "default") {
     r.scaling = RopeScaling::kNone;
   } else if (type == "linear" || type == "dynamic" || type == "llama3") {
@@ -106,9 +110,33 @@ RopeSpec rope_from(const json& p, const std::string& key, double theta, const Co
                   key);
       r.original_max_positions = int64_t(number("original_max_position_embeddings", double(max_positions)));
     }
+  } else if (type == "longrope") {
+    // As transformers' _compute_longrope_parameters; Phi-3's top-level
+    // original_max_position_embeddings (Phi3Config: 4096) comes first.
+    r.scaling = RopeScaling::kLongRope;
+    if (c.has("original_max_position_embeddings"))
+      r.original_max_positions = c.positive("original_max_position_embeddings");
+    else
+      r.original_max_positions =
+          phi3 ? 4096 : int64_t(number("original_max_position_embeddings", double(max_positions)));
+    PTUNE_CHECK(r.original_max_positions > 0, "{}: 'original_max_position_embeddings' must be positive", origin);
+    r.factor = number("factor", double(max_positions) / double(r.original_max_positions));
+    const double attention = r.factor <= 1.0 ? 1.0
+                                             : std::sqrt(1.0 + std::log(r.factor) /
+                                                                   std::log(double(r.original_max_positions)));
+    r.attention_factor = float(number("attention_factor", attention));
+    for (auto [name, out] : {std::pair{"short_factor", &r.short_factor}, std::pair{"long_factor", &r.long_factor}}) {
+      PTUNE_CHECK(p.contains(name) && p[name].is_array(),
+                  "{}: '{}.{}' must be a list of numbers for rope_type longrope", origin, key, name);
+      for (const json& v : p[name]) {
+        PTUNE_CHECK(v.is_number() && v.get<double>() > 0, "{}: '{}.{}' holds {}, not a positive number", origin, key,
+                    name, v.dump());
+        out->push_back(v.get<float>());
+      }
+    }
   } else {
-    PTUNE_FAIL("{}: '{}.rope_type: {}' is not supported (supported: default, linear, dynamic, llama3)", origin,
-               key, type);
+    PTUNE_FAIL("{}: '{}.rope_type: {}' is not supported (supported: default, linear, dynamic, llama3, longrope)",
+               origin, key, type);
   }
   return r;
 }
@@ -208,7 +236,7 @@ void read_llama_family(const json& config, const ConfigReader& c, ModelSpec& s) 
   }
   PTUNE_CHECK(s.head_dim % 2 == 0, "{}: 'head_dim' {} must be even for rotary embeddings", origin, s.head_dim);
   s.norm = ops::NormKind::kRmsNorm;
-  s.norm_eps = float(c.number("rms_norm_eps", 1e-6));
+  s.norm_eps = float(c.number("rms_norm_eps", s.arch == Arch::kPhi3 ? 1e-5 : 1e-6));
   s.activation = s.arch == Arch::kGemma3 ? read_activation(c, "hidden_activation", "gelu_pytorch_tanh")
                                          : read_activation(c, "hidden_act", "silu");
   s.gated_mlp = true;
@@ -217,8 +245,9 @@ void read_llama_family(const json& config, const ConfigReader& c, ModelSpec& s) 
   s.final_norm = true;
   s.positions = PositionKind::kRope;
   s.type_vocab_size = 0;
-  s.pad_token_id = c.integer("pad_token_id", -1);
+  s.pad_token_id = c.integer("pad_token_id", s.arch == Arch::kPhi3 ? 32000 : -1);
   if (s.arch != Arch::kGemma3) s.rope = read_rope(config, c, s.max_positions);
+  s.fused_projections = s.arch == Arch::kPhi3;
   if (s.arch == Arch::kLlama || s.arch == Arch::kSmolLM3) {
     s.qkv_bias = s.proj_bias = c.boolean("attention_bias", false);
     s.mlp_bias = c.boolean("mlp_bias", false);
@@ -233,7 +262,7 @@ void read_llama_family(const json& config, const ConfigReader& c, ModelSpec& s) 
   }
   // Sliding-window attention is implemented as a refusal at run time when a
   // sequence would reach past the window (forward checks P + T against it).
-  if (s.arch == Arch::kMistral) s.sliding_window = c.integer("sliding_window", 0);
+  if (s.arch == Arch::kMistral || s.arch == Arch::kPhi3) s.sliding_window = c.integer("sliding_window", 0);
   if ((s.arch == Arch::kQwen2 || s.arch == Arch::kQwen3 || s.arch == Arch::kSmolLM3) &&
       c.boolean("use_sliding_window", false))
     s.sliding_window = c.positive("sliding_window");
@@ -245,6 +274,22 @@ void read_llama_family(const json& config, const ConfigReader& c, ModelSpec& s) 
     s.embed_scale = float(std::sqrt(double(s.hidden)));
   }
   PTUNE_CHECK(s.sliding_window >= 0, "{}: 'sliding_window' must be positive", origin);
+  // Only Phi-3's attention splits a head into rotated and passed columns.
+  const double partial = s.rope.partial_rotary_factor;
+  PTUNE_CHECK(partial == 1.0 || s.arch == Arch::kPhi3,
+              "{}: 'partial_rotary_factor: {}' is not supported for {} (only 1.0)", origin, partial, s.model_type);
+  s.rotary_dim = int64_t(double(s.head_dim) * partial);  // int(head_dim · factor), as transformers
+  PTUNE_CHECK(s.rotary_dim >= 2 && s.rotary_dim % 2 == 0,
+              "{}: 'partial_rotary_factor' {} rotates {} of {} columns a head (must be even, at least 2)", origin,
+              partial, s.rotary_dim, s.head_dim);
+  for (const RopeSpec* r : {&s.rope, &s.rope_local}) {
+    if (r->scaling != RopeScaling::kLongRope) continue;
+    for (const auto& [name, f] :
+         {std::pair{"short_factor", &r->short_factor}, std::pair{"long_factor", &r->long_factor}})
+      PTUNE_CHECK(int64_t(f->size()) == s.rotary_dim / 2,
+                  "{}: rope '{}' lists {} factors; {} rotated columns a head need {}", origin, name, f->size(),
+                  s.rotary_dim, s.rotary_dim / 2);
+  }
 }
 
 }  // namespace
@@ -261,8 +306,9 @@ Arch arch_from_name(const std::string& name) {
   if (name == "qwen3") return Arch::kQwen3;
   if (name == "smollm3") return Arch::kSmolLM3;
   if (name == "gemma3_text") return Arch::kGemma3;
+  if (name == "phi3") return Arch::kPhi3;
   PTUNE_FAIL("unsupported model_type '{}' (supported: gpt2, bert, roberta, xlm-roberta, camembert, llama, mistral, "
-             "qwen2, qwen3, smollm3, gemma3_text)", name);
+             "qwen2, qwen3, smollm3, gemma3_text, phi3)", name);
 }
 
 std::string arch_name(Arch arch) {
@@ -276,6 +322,7 @@ std::string arch_name(Arch arch) {
     case Arch::kQwen3: return "qwen3";
     case Arch::kSmolLM3: return "smollm3";
     case Arch::kGemma3: return "gemma3_text";
+    case Arch::kPhi3: return "phi3";
   }
   return "?";
 }
@@ -364,8 +411,16 @@ json rope_json(const RopeSpec& rope) {
       rp["high_freq_factor"] = rope.high_freq_factor;
       rp["original_max_position_embeddings"] = rope.original_max_positions;
       break;
+    case RopeScaling::kLongRope:
+      rp["rope_type"] = "longrope";
+      rp["short_factor"] = rope.short_factor;
+      rp["long_factor"] = rope.long_factor;
+      rp["attention_factor"] = rope.attention_factor;
+      rp["original_max_position_embeddings"] = rope.original_max_positions;
+      break;
   }
   if (rope.scaling != RopeScaling::kNone) rp["factor"] = rope.factor;
+  if (rope.partial_rotary_factor != 1.0) rp["partial_rotary_factor"] = rope.partial_rotary_factor;
   return rp;
 }
 
@@ -421,12 +476,14 @@ json ModelSpec::to_config() const {
     case Arch::kQwen2:
     case Arch::kQwen3:
     case Arch::kSmolLM3:
-    case Arch::kGemma3: {
+    case Arch::kGemma3:
+    case Arch::kPhi3: {
       const char* cls = arch == Arch::kLlama     ? "LlamaForCausalLM"
                         : arch == Arch::kMistral ? "MistralForCausalLM"
                         : arch == Arch::kQwen2   ? "Qwen2ForCausalLM"
                         : arch == Arch::kQwen3   ? "Qwen3ForCausalLM"
                         : arch == Arch::kSmolLM3 ? "SmolLM3ForCausalLM"
+                        : arch == Arch::kPhi3    ? "Phi3ForCausalLM"
                                                  : "Gemma3ForCausalLM";
       c["architectures"] = {cls};
       c["hidden_size"] = hidden;
@@ -456,7 +513,11 @@ json ModelSpec::to_config() const {
       if (arch == Arch::kLlama || arch == Arch::kQwen3 || arch == Arch::kSmolLM3 || arch == Arch::kGemma3)
         c["attention_bias"] = qkv_bias;
       if (arch == Arch::kLlama || arch == Arch::kSmolLM3) c["mlp_bias"] = mlp_bias;
-      if (arch == Arch::kMistral) c["sliding_window"] = sliding_window > 0 ? json(sliding_window) : json(nullptr);
+      if (arch == Arch::kMistral || arch == Arch::kPhi3)
+        c["sliding_window"] = sliding_window > 0 ? json(sliding_window) : json(nullptr);
+      // Phi3Config's top-level key overrides rope_parameters' (default 4096).
+      if (arch == Arch::kPhi3 && rope.scaling == RopeScaling::kLongRope)
+        c["original_max_position_embeddings"] = rope.original_max_positions;
       if (arch == Arch::kQwen2 || arch == Arch::kQwen3 || arch == Arch::kSmolLM3) c["use_sliding_window"] = false;
       if (!rope_layers.empty()) c["no_rope_layers"] = rope_layers;
       c["bos_token_id"] = vocab_size - 2;
@@ -492,6 +553,7 @@ ModelSpec ModelSpec::tiny(Arch arch) {
     case Arch::kQwen3:
     case Arch::kSmolLM3:
     case Arch::kGemma3:
+    case Arch::kPhi3:
       // GQA 2:1 and a head_dim apart from hidden/heads, as real checkpoints have.
       c = {{"model_type", model::arch_name(arch)},
            {"vocab_size", 1000}, {"hidden_size", 64}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
@@ -511,7 +573,7 @@ ModelSpec ModelSpec::tiny(Arch arch) {
 void ModelSpec::rope_inv_freq(int64_t max_position, bool local, std::vector<float>& inv) const {
   // In f32 as transformers computes it: 1 / base^(2i/D).
   const RopeSpec& rope = local ? rope_local : this->rope;
-  const int64_t D = head_dim;
+  const int64_t D = rotary_dim;  // the rotated columns (transformers' dim)
   double base = rope.theta;
   if (rope.scaling == RopeScaling::kDynamic) {
     // transformers (dynamic NTK) rescales the base once the batch reaches
@@ -521,10 +583,16 @@ void ModelSpec::rope_inv_freq(int64_t max_position, bool local, std::vector<floa
     if (seq > mpe)
       base = base * std::pow(rope.factor * seq / mpe - (rope.factor - 1.0), double(D) / double(D - 2));
   }
+  // LongRoPE divides each frequency by its own factor: the long ones once
+  // the batch reaches past the pretraining length (transformers switches
+  // per forward on max(position_ids) + 1, as here).
+  const std::vector<float>* ext = nullptr;
+  if (rope.scaling == RopeScaling::kLongRope)
+    ext = max_position + 1 > rope.original_max_positions ? &rope.long_factor : &rope.short_factor;
   inv.resize(size_t(D / 2));
   for (int64_t i = 0; i < D / 2; ++i) {
     const float e = float(2 * i) / float(D);
-    inv[size_t(i)] = 1.0f / std::pow(float(base), e);
+    inv[size_t(i)] = 1.0f / ((ext ? (*ext)[size_t(i)] : 1.0f) * std::pow(float(base), e));
   }
   if (rope.scaling == RopeScaling::kLinear) {
     for (float& f : inv) f = f / float(rope.factor);

@@ -13,7 +13,7 @@
 
 namespace ptune::model {
 
-enum class Arch : uint8_t { kGpt2, kBert, kRoberta, kLlama, kMistral, kQwen2, kQwen3, kSmolLM3, kGemma3 };
+enum class Arch : uint8_t { kGpt2, kBert, kRoberta, kLlama, kMistral, kQwen2, kQwen3, kSmolLM3, kGemma3, kPhi3 };
 Arch arch_from_name(const std::string& name);  // config.json's model_type
 std::string arch_name(Arch arch);              // its model_type ("roberta" for the RoBERTa family)
 
@@ -26,14 +26,26 @@ enum class NormPlacement : uint8_t { kPre, kPost };
 enum class PositionKind : uint8_t { kLearned, kRope };
 
 // transformers' rope_type values that ptune implements.
-enum class RopeScaling : uint8_t { kNone, kLinear, kDynamic, kLlama3 };
+enum class RopeScaling : uint8_t { kNone, kLinear, kDynamic, kLlama3, kLongRope };
 
 struct RopeSpec {
   double theta = 10000.0;
   RopeScaling scaling = RopeScaling::kNone;
   double factor = 1.0;
   double low_freq_factor = 1.0, high_freq_factor = 4.0;  // llama3
-  int64_t original_max_positions = 0;                     // llama3, dynamic
+  int64_t original_max_positions = 0;                     // llama3, dynamic, longrope
+  // LongRoPE (Phi-3): per-frequency divisors (R/2 each), the long ones for
+  // a batch reaching past original_max_positions; cos and sin are scaled
+  // by attention_factor.
+  std::vector<float> short_factor, long_factor;
+  float attention_factor = 1.0f;
+  double partial_rotary_factor = 1.0;  // the rotated share of a head (ModelSpec::rotary_dim)
+
+  // Frequencies that depend on the batch's largest position (dynamic NTK,
+  // LongRoPE's short / long factors): a KV cache keeps keys rotated with
+  // the frequencies of their own step, so cached and uncached decoding
+  // differ, in transformers as here.
+  bool length_dependent() const { return scaling == RopeScaling::kDynamic || scaling == RopeScaling::kLongRope; }
 };
 
 struct ModelSpec {
@@ -61,6 +73,9 @@ struct ModelSpec {
   bool tie_word_embeddings = true;
   PositionKind positions = PositionKind::kLearned;
   RopeSpec rope;
+  // Columns of a head that RoPE rotates (the first rotary_dim of D): D, or
+  // int(D · partial_rotary_factor) for Phi-3 (Phi-4-mini: 96 of 128).
+  int64_t rotary_dim = 0;
   // SmolLM3's no_rope_layers: layer l rotates its queries and keys iff
   // entry l is 1 (the others are NoPE layers). Empty: every layer does.
   std::vector<uint8_t> rope_layers;
@@ -78,6 +93,9 @@ struct ModelSpec {
   bool post_norms = false;
   float embed_scale = 1.0f;
   bool gated_mlp = false;      // SwiGLU: fc holds [gate; up] (2I, C), act = silu(gate)·up
+  // Phi-3: the checkpoint stores q/k/v as one qkv_proj and gate/up as one
+  // gate_up_proj, in ptune's own fused layouts.
+  bool fused_projections = false;
   bool qkv_bias = true;        // q/k/v projections have biases (Qwen2: yes, LLaMA: attention_bias)
   bool proj_bias = true;       // attention output projection bias
   bool mlp_bias = true;
@@ -99,7 +117,7 @@ struct ModelSpec {
   static ModelSpec tiny(Arch arch);
 
   ops::AttentionConfig attention_config() const;
-  // RoPE inverse frequencies (D/2) into `inv` (resized; reused by the
+  // RoPE inverse frequencies (rotary_dim/2) into `inv` (resized; reused by the
   // caller, so a training step allocates nothing) as transformers computes
   // them for a batch whose largest position id is max_position (dynamic
   // scaling depends on it); `local`: Gemma 3's sliding-window layers'.
@@ -107,7 +125,7 @@ struct ModelSpec {
   bool is_local(int64_t l) const { return !local_layers.empty() && local_layers[size_t(l)] != 0; }
   bool is_llama_family() const {
     return arch == Arch::kLlama || arch == Arch::kMistral || arch == Arch::kQwen2 || arch == Arch::kQwen3 ||
-           arch == Arch::kSmolLM3 || arch == Arch::kGemma3;
+           arch == Arch::kSmolLM3 || arch == Arch::kGemma3 || arch == Arch::kPhi3;
   }
   // Whether layer l applies RoPE to its queries and keys.
   bool rotates(int64_t l) const {

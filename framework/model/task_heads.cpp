@@ -149,7 +149,8 @@ class ClassificationHead final : public TaskHead {
       case Arch::kQwen2:
       case Arch::kQwen3:
       case Arch::kSmolLM3:
-      case Arch::kGemma3:  // *ForSequenceClassification: `score` on the last real token
+      case Arch::kGemma3:
+      case Arch::kPhi3:  // *ForSequenceClassification: `score` on the last real token
         last_token_ = true;
         out_w_ = params.add("score.weight", {labels, C});
         break;

@@ -225,7 +225,7 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
     ops::head_rms_norm_forward(a.qkv, H * D, a.k_in, a.k_rstd, w.k_norm_w, eps);
   }
   // Rotated in place: attention and backward see the rotated q and k.
-  if (spec_.rotates(l)) ops::rope_forward(a.qkv, positions_, rope_freq(l), attention_);
+  if (spec_.rotates(l)) ops::rope_forward(a.qkv, positions_, rope_freq(l), attention_, rope_scale(l));
   ops::attention_forward(a.attn, a.probs, a.qkv, a.prefix_k, a.prefix_v, mask, attention_);
   // What the projection and the skip connection read: the selected rows of
   // the attention output and of the block's input, (N, ·), or all of them.
@@ -442,7 +442,7 @@ Tensor Transformer::layer_backward(int64_t l, LayerActivations& a, const Tensor&
                           a.prefix_v, attention_, GradMode::kWrite);
   if (!need_input) return Tensor();  // the lowest prompt layer: nothing below needs dx
   // Un-rotate ∂q, ∂k (prefix gradients above are already unrotated).
-  if (spec_.rotates(l)) ops::rope_backward(dqkv, positions_, rope_freq(l), attention_);
+  if (spec_.rotates(l)) ops::rope_backward(dqkv, positions_, rope_freq(l), attention_, rope_scale(l));
   if (spec_.qk_norm) {  // then through the q and k norms
     ops::head_rms_norm_backward(dqkv, 0, a.q_in, a.q_rstd, w.q_norm_w);
     ops::head_rms_norm_backward(dqkv, HD, a.k_in, a.k_rstd, w.k_norm_w);

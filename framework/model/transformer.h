@@ -173,6 +173,8 @@ class Transformer {
 
   // Layer l's RoPE frequencies: Gemma 3's sliding-window layers have their own.
   const Tensor& rope_freq(int64_t l) const { return spec_.is_local(l) ? rope_local_inv_freq_ : rope_inv_freq_; }
+  // LongRoPE's scale of cos and sin for layer l (1 for every other RoPE).
+  float rope_scale(int64_t l) const { return (spec_.is_local(l) ? spec_.rope_local : spec_.rope).attention_factor; }
 
   ModelSpec spec_;
   std::unique_ptr<ModelWeights> weights_;

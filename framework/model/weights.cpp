@@ -93,7 +93,8 @@ std::string ModelWeights::default_prefix(Arch arch) {
     case Arch::kQwen2:
     case Arch::kQwen3:
     case Arch::kSmolLM3:
-    case Arch::kGemma3: return "model.";
+    case Arch::kGemma3:
+    case Arch::kPhi3: return "model.";
   }
   return "";
 }
@@ -153,8 +154,11 @@ ModelWeights::ModelWeights(const ModelSpec& spec, std::set<Component> components
       const int64_t KV = spec.attention_config().kv_width();
       const auto norm = [&](const std::string& name) { return spec.norm_plus_one ? plus_one(name) : copy(name); };
       add(u, &w.norm1_w, n + "norm1.weight", {C}, {norm(p + "input_layernorm.weight")});
-      add(u, &w.qkv_w, n + "qkv.weight", {QKV, C},
-          {copy(s + "q_proj.weight", Q), copy(s + "k_proj.weight", KV), copy(s + "v_proj.weight", KV)});
+      if (spec.fused_projections)  // Phi-3: qkv_proj is [q; k; v] already
+        add(u, &w.qkv_w, n + "qkv.weight", {QKV, C}, {copy(s + "qkv_proj.weight")});
+      else
+        add(u, &w.qkv_w, n + "qkv.weight", {QKV, C},
+            {copy(s + "q_proj.weight", Q), copy(s + "k_proj.weight", KV), copy(s + "v_proj.weight", KV)});
       if (spec.qkv_bias)
         add(u, &w.qkv_b, n + "qkv.bias", {QKV},
             {copy(s + "q_proj.bias", Q), copy(s + "k_proj.bias", KV), copy(s + "v_proj.bias", KV)});
@@ -171,8 +175,11 @@ ModelWeights::ModelWeights(const ModelSpec& spec, std::set<Component> components
       } else {
         add(u, &w.norm2_w, n + "norm2.weight", {C}, {copy(p + "post_attention_layernorm.weight")});
       }
-      add(u, &w.fc_w, n + "fc.weight", {2 * I, C},
-          {copy(p + "mlp.gate_proj.weight", I), copy(p + "mlp.up_proj.weight", I)});
+      if (spec.fused_projections)  // gate_up_proj is [gate; up], as fc
+        add(u, &w.fc_w, n + "fc.weight", {2 * I, C}, {copy(p + "mlp.gate_up_proj.weight")});
+      else
+        add(u, &w.fc_w, n + "fc.weight", {2 * I, C},
+            {copy(p + "mlp.gate_proj.weight", I), copy(p + "mlp.up_proj.weight", I)});
       if (spec.mlp_bias)
         add(u, &w.fc_b, n + "fc.bias", {2 * I}, {copy(p + "mlp.gate_proj.bias", I), copy(p + "mlp.up_proj.bias", I)});
       add(u, &w.fc2_w, n + "fc2.weight", {C, I}, {copy(p + "mlp.down_proj.weight")});

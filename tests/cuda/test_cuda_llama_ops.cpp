@@ -1,6 +1,6 @@
 // The LLaMA-family ops on the GPU against the CPU reference: RoPE on the
 // fused qkv (GQA shapes, positions with an offset, both directions, value
-// columns untouched), Qwen3's per-head q/k RMSNorm, the gated MLP activation (forward writes, backward
+// columns untouched, Phi-3's partial rotation with LongRoPE's scale), Qwen3's per-head q/k RMSNorm, the gated MLP activation (forward writes, backward
 // accumulates), the cuBLASLt plan cache their projections go through, and
 // the backward ops' GradMode::kWrite (the model's first writer of a buffer).
 // f32 and bf16; tolerances in cuda_test_util.h.
@@ -29,13 +29,15 @@ class CudaLlamaOps : public CudaOps {};
 
 struct RopeShape {
   int64_t b, t, h, kvh, d;
-  int32_t offset;  // first position: a continued sequence, large angles
+  int32_t offset;    // first position: a continued sequence, large angles
+  int64_t r = 0;     // rotated width (0: d)
+  float scale = 1;   // LongRoPE's attention factor on cos and sin
 };
 
-// inv_freq (D/2) f32 as LLaMA builds it, θ = 10000.
-Tensor llama_inv_freq(int64_t d) {
-  Tensor inv = Tensor::empty({d / 2}, DType::kF32);
-  for (int64_t i = 0; i < d / 2; ++i) inv.data<float>()[i] = std::pow(10000.0f, -float(2 * i) / float(d));
+// inv_freq (R/2) f32 as LLaMA builds it, θ = 10000.
+Tensor llama_inv_freq(int64_t r) {
+  Tensor inv = Tensor::empty({r / 2}, DType::kF32);
+  for (int64_t i = 0; i < r / 2; ++i) inv.data<float>()[i] = std::pow(10000.0f, -float(2 * i) / float(r));
   return inv;
 }
 
@@ -65,12 +67,14 @@ TEST_P(CudaLlamaOps, RopeMatchesCpu) {
       {2, 9, 4, 2, 16, 0},     // GQA, D = 16
       {3, 17, 4, 2, 64, 977},  // GQA, D = 64, offset positions (angles up to ~1000 rad)
       {1, 5, 4, 4, 64, 4090},  // MHA, near LLaMA-2's 4096 context
+      {2, 9, 4, 2, 96, 5, 96, 1.19f},   // Phi-3's head dim with LongRoPE's scale
+      {2, 9, 4, 2, 128, 0, 96},         // Phi-4-mini: 96 of 128 columns rotate (the vector path too)
   };
   for (const char* candidate : {"0", "rope_vec"})  // the scalar kernel, then 16-byte accesses
   for (const RopeShape& s : shapes) {
     const ops::ScopedCandidates kernels(candidate);
     ops::AttentionConfig cfg{s.h, s.kvh, s.d, ops::AttentionMask::kCausal, 1.0f / std::sqrt(float(s.d))};
-    Tensor pos = positions(s), inv = llama_inv_freq(s.d);
+    Tensor pos = positions(s), inv = llama_inv_freq(s.r ? s.r : s.d);
     Tensor gpos = pos.to(kGpu), ginv = inv.to(kGpu);
     const Shape shape{s.b, s.t, cfg.qkv_width()};
     const std::string where = std::string(candidate) + " D=" + std::to_string(s.d) + " offset=" +
@@ -78,19 +82,21 @@ TEST_P(CudaLlamaOps, RopeMatchesCpu) {
 
     Tensor x = in(shape);
     Tensor y = x.clone(), gy = to_gpu(x, dt());
-    ops::rope_forward(y, pos, inv, cfg);
-    ops::rope_forward(gy, gpos, ginv, cfg);
+    ops::rope_forward(y, pos, inv, cfg, s.scale);
+    ops::rope_forward(gy, gpos, ginv, cfg, s.scale);
     EXPECT_CLOSE(gy, y, tol()) << where;
     expect_values_untouched(gy, x, cfg);
 
     // Backward is the inverse rotation: it brings the GPU result back to x.
-    ops::rope_backward(gy, gpos, ginv, cfg);
-    EXPECT_CLOSE(gy, x, tol()) << where << " (round trip)";
+    if (s.scale == 1.0f) {
+      ops::rope_backward(gy, gpos, ginv, cfg);
+      EXPECT_CLOSE(gy, x, tol()) << where << " (round trip)";
+    }
 
     Tensor dy = in(shape);
     Tensor dx = dy.clone(), gdx = to_gpu(dy, dt());
-    ops::rope_backward(dx, pos, inv, cfg);
-    ops::rope_backward(gdx, gpos, ginv, cfg);
+    ops::rope_backward(dx, pos, inv, cfg, s.scale);
+    ops::rope_backward(gdx, gpos, ginv, cfg, s.scale);
     EXPECT_CLOSE(gdx, dx, tol()) << where << " (backward)";
     expect_values_untouched(gdx, dy, cfg);
   }

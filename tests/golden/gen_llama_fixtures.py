@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Golden fixtures for ptune's LLaMA-family support (LLaMA, Mistral, Qwen2, Qwen3, SmolLM3, Gemma 3)
-from transformers + peft.
+"""Golden fixtures for ptune's LLaMA-family support (LLaMA, Mistral, Qwen2, Qwen3, SmolLM3, Gemma 3,
+Phi-3) from transformers + peft.
 
 Usage (from the repository root):
 
@@ -18,6 +18,10 @@ Writes tests/golden/fixtures/llama/<name>/ for
     gemma3       Gemma3ForCausalLM (gemma3_text), GQA 2:1, head_dim 12, a sliding layer (rope base 100) then a
                  full one (linear scaling, base 1000), query_pre_attn_scalar 10, (1 + w) norms before and after
                  each sub-block, per-head q/k norms, √C-scaled embeddings, GeGLU, tied
+    phi3         Phi3ForCausalLM, GQA 2:1, fused qkv_proj / gate_up_proj, default rope
+    phi3_long    Phi3ForCausalLM, partial_rotary_factor 0.5 (4 of 8 columns rotate), longrope with
+                 original_max_position_embeddings 8: the plain case (positions < 8) takes the short factors,
+                 the prefix case (positions up to 10) the long ones, cos and sin scaled by √2; tied
 each with config.json, model.safetensors (save_pretrained) and golden.safetensors:
     input_ids, attention_mask (example 1 right-padded), position_ids, w_hidden, w_logits
     hidden_states (after the final norm), logits, grad_inputs_embeds of probe = Σ hidden·w_hidden + Σ logits·w_logits
@@ -49,6 +53,8 @@ from transformers import (
     Qwen2ForSequenceClassification,
     Gemma3ForCausalLM,
     Gemma3TextConfig,
+    Phi3Config,
+    Phi3ForCausalLM,
     Qwen3Config,
     Qwen3ForCausalLM,
     SmolLM3Config,
@@ -108,6 +114,18 @@ def make(name):
                                                                    "rope_theta": 1000.0},
                                                 "sliding_attention": {"rope_type": "default", "rope_theta": 100.0}})
         return cfg, Gemma3ForCausalLM
+    if name == "phi3":
+        cfg = Phi3Config(**COMMON, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                         original_max_position_embeddings=64, sliding_window=64,
+                         rope_parameters={"rope_type": "default", "rope_theta": 1000.0})
+        return cfg, Phi3ForCausalLM
+    if name == "phi3_long":
+        common = dict(COMMON, tie_word_embeddings=True)
+        cfg = Phi3Config(**common, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                         original_max_position_embeddings=8,
+                         rope_parameters={"rope_type": "longrope", "rope_theta": 1000.0, "partial_rotary_factor": 0.5,
+                                          "short_factor": [1.0, 1.5], "long_factor": [2.0, 7.0]})
+        return cfg, Phi3ForCausalLM
     raise ValueError(name)
 
 
@@ -225,7 +243,8 @@ def run(name, out_root, seed):
                                 past_key_values=prefix_cache(E.detach(), L, KVH, D, 1), max_new_tokens=GEN_NEW,
                                 min_new_tokens=GEN_NEW, do_sample=False, pad_token_id=0)
             g["gen_prefix_output_ids"] = out
-            if "dynamic" not in str(cfg.rope_parameters):  # dynamic rope differs with/without a cache
+            # dynamic rope and longrope differ with/without a cache
+            if "dynamic" not in str(cfg.rope_parameters) and "longrope" not in str(cfg.rope_parameters):
                 seq = prompt.clone()
                 for _ in range(GEN_NEW):
                     n = seq.shape[1]
@@ -334,7 +353,8 @@ def main():
     ap.add_argument("--only", default=None)
     a = ap.parse_args()
     torch.set_num_threads(1)
-    for i, name in enumerate(["llama", "mistral", "qwen2", "qwen2_cls", "qwen3", "smollm3", "gemma3"]):
+    for i, name in enumerate(["llama", "mistral", "qwen2", "qwen2_cls", "qwen3", "smollm3", "gemma3", "phi3",
+                              "phi3_long"]):
         if a.only in (None, name):
             run(name, a.out, 7000 + 100 * i)
     for i, method in enumerate(METHODS):

@@ -185,7 +185,8 @@ TEST(SelectedRowsErrors, NameTheBadRow) {
 
 // Every architecture's fixture, named after it.
 const std::vector<std::string> kFixtures = {"model/gpt2",  "model/bert",  "model/roberta", "llama/llama",
-                                            "llama/qwen2", "llama/qwen3", "llama/smollm3", "llama/gemma3"};
+                                            "llama/qwen2", "llama/qwen3", "llama/smollm3", "llama/gemma3",
+                                            "llama/phi3_long"};
 std::string fixture_name(const ::testing::TestParamInfo<std::string>& info) {
   return info.param.substr(info.param.find('/') + 1);
 }

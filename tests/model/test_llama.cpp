@@ -2,7 +2,9 @@
 // llama3 RoPE scaling; Mistral with linear scaling; Qwen2 with q/k/v biases
 // and dynamic scaling; Qwen2ForSequenceClassification's score head; Qwen3
 // with its per-head q/k norms and attention biases; SmolLM3 with a NoPE
-// layer, MLP biases and tied embeddings) against transformers + peft. Fixtures: tests/golden/gen_llama_fixtures.py.
+// layer, MLP biases and tied embeddings; Gemma 3; Phi-3's fused projections,
+// and its partial rotation with LongRoPE) against transformers + peft.
+// Fixtures: tests/golden/gen_llama_fixtures.py.
 #include <gtest/gtest.h>
 
 #include "expect_close.h"
@@ -100,7 +102,15 @@ TEST_P(Llama, SpecReadsTheConfig) {
   EXPECT_EQ(s.positions, PositionKind::kRope);
   EXPECT_EQ(s.norm, ops::NormKind::kRmsNorm);
   EXPECT_TRUE(s.gated_mlp);
-  EXPECT_EQ(s.tie_word_embeddings, GetParam() == "smollm3" || GetParam() == "gemma3");
+  EXPECT_EQ(s.tie_word_embeddings, GetParam() == "smollm3" || GetParam() == "gemma3" || GetParam() == "phi3_long");
+  EXPECT_EQ(s.fused_projections, GetParam().starts_with("phi3"));
+  // Phi-3's partial rotation and LongRoPE: 4 of 8 columns, √(1 + ln 8 / ln 8) on cos and sin.
+  EXPECT_EQ(s.rotary_dim, GetParam() == "phi3_long" ? 4 : s.head_dim);
+  if (GetParam() == "phi3_long") {
+    EXPECT_EQ(s.rope.scaling, RopeScaling::kLongRope);
+    EXPECT_EQ(s.rope.original_max_positions, 8);
+    EXPECT_FLOAT_EQ(s.rope.attention_factor, std::sqrt(2.0f));
+  }
   if (GetParam() == "llama") {
     EXPECT_EQ(s.heads, 4);
     EXPECT_EQ(s.kv_heads, 1);
@@ -153,7 +163,7 @@ TEST_P(Llama, KvPrefixForwardAndGradients) {
 }
 
 // Greedy continuation: token ids equal transformers' generate, with the KV
-// cache and (except dynamic RoPE, whose frequencies depend on the cache) without.
+// cache and (except dynamic RoPE and LongRoPE, whose frequencies depend on the cache) without.
 TEST_P(Llama, GreedyGenerationMatchesTransformers) {
   if (classifier) GTEST_SKIP() << "a classifier";
   const Tensor in = golden->load("gen_input_ids", DType::kI32);
@@ -165,7 +175,7 @@ TEST_P(Llama, GreedyGenerationMatchesTransformers) {
   // The fixtures' prefix (P, 2·L·KVH·D) as a KvPrefix, as `ptune generate` builds it from an adapter.
   const KvPrefix prefix = split_prefix_table(f32("prefix_embedding"), model->spec());
   for (bool cache : {true, false}) {
-    if (!cache && model->spec().rope.scaling == RopeScaling::kDynamic) continue;
+    if (!cache && model->spec().rope.length_dependent()) continue;
     GenerationOptions o;
     o.max_new_tokens = 6;
     o.use_cache = cache;
@@ -189,7 +199,7 @@ TEST_P(Llama, GreedyGenerationMatchesTransformers) {
 // the LM head on the last row, argmax.
 TEST_P(Llama, GreedyGenerationWithInputRowsMatchesAPlainLoop) {
   if (classifier) GTEST_SKIP() << "a classifier";
-  if (model->spec().rope.scaling == RopeScaling::kDynamic) GTEST_SKIP() << "dynamic RoPE depends on the cache";
+  if (model->spec().rope.length_dependent()) GTEST_SKIP() << "dynamic RoPE / LongRoPE depend on the cache";
   const Tensor in = golden->load("gen_input_ids", DType::kI32);
   const std::vector<int32_t> prompt(in.data<int32_t>(), in.data<int32_t>() + in.numel());
   Tensor rows = Tensor::empty({3, C}, DType::kF32);
@@ -228,7 +238,8 @@ TEST_P(Llama, GreedyGenerationWithInputRowsMatchesAPlainLoop) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, Llama,
-                         ::testing::Values("llama", "mistral", "qwen2", "qwen2_cls", "qwen3", "smollm3", "gemma3"),
+                         ::testing::Values("llama", "mistral", "qwen2", "qwen2_cls", "qwen3", "smollm3", "gemma3", "phi3",
+                                           "phi3_long"),
                          [](const auto& info) { return info.param; });
 
 TEST(LlamaSpec, RefusesWhatItDoesNotImplement) {
@@ -243,7 +254,8 @@ TEST(LlamaSpec, RefusesWhatItDoesNotImplement) {
     testing::expect_error([&] { ModelSpec::from_config(c, "c.json"); }, {key, "c.json"});
   };
   refused({{"rope_parameters", {{"rope_type", "yarn"}, {"factor", 2.0}}}}, "rope_parameters.rope_type");
-  refused({{"rope_scaling", {{"type", "longrope"}}}}, "rope_scaling.rope_type");
+  refused({{"rope_scaling", {{"type", "longrope"}}}}, "rope_scaling.short_factor");
+  refused({{"rope_scaling", {{"type", "su"}}}}, "rope_scaling.rope_type");  // Phi-3's old name, Phi-3 only
   refused({{"partial_rotary_factor", 0.5}}, "partial_rotary_factor");
   refused({{"num_key_value_heads", 3}}, "num_key_value_heads");
   refused({{"rope_parameters", {{"rope_type", "linear"}}}}, "factor");
@@ -339,6 +351,71 @@ TEST(LlamaSpec, ReadsGemma3_270MConfig) {
   }
   c["use_bidirectional_attention"] = true;
   testing::expect_error([&] { ModelSpec::from_config(c, "c.json"); }, {"c.json", "use_bidirectional_attention"});
+}
+
+// microsoft/Phi-3-mini-4k-instruct's config.json as published (fused
+// projections; head dim 96; a 2047-token sliding window; no RoPE scaling).
+TEST(LlamaSpec, ReadsPhi3Mini4kConfigAsPublished) {
+  const nlohmann::json c = nlohmann::json::parse(R"({
+    "architectures": ["Phi3ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 1, "embd_pdrop": 0.0,
+    "eos_token_id": 32000, "hidden_act": "silu", "hidden_size": 3072, "initializer_range": 0.02,
+    "intermediate_size": 8192, "max_position_embeddings": 4096, "model_type": "phi3", "num_attention_heads": 32,
+    "num_hidden_layers": 32, "num_key_value_heads": 32, "original_max_position_embeddings": 4096,
+    "pad_token_id": 32000, "resid_pdrop": 0.0, "rms_norm_eps": 1e-05, "rope_scaling": null, "rope_theta": 10000.0,
+    "sliding_window": 2047, "tie_word_embeddings": false, "torch_dtype": "bfloat16",
+    "transformers_version": "4.40.2", "use_cache": true, "attention_bias": false, "vocab_size": 32064})");
+  const ModelSpec s = ModelSpec::from_config(c, "Phi-3-mini-4k-instruct/config.json");
+  EXPECT_EQ(s.arch, Arch::kPhi3);
+  EXPECT_TRUE(s.fused_projections);
+  EXPECT_EQ(s.head_dim, 96);
+  EXPECT_EQ(s.rotary_dim, 96);
+  EXPECT_EQ(s.rope.scaling, RopeScaling::kNone);
+  EXPECT_EQ(s.sliding_window, 2047);
+  EXPECT_EQ(s.pad_token_id, 32000);
+  EXPECT_FALSE(s.tie_word_embeddings);
+  EXPECT_FALSE(s.qkv_bias || s.proj_bias || s.mlp_bias);
+  EXPECT_FLOAT_EQ(s.norm_eps, 1e-5f);
+}
+
+// Phi-4-mini-instruct's keys and shape (its 48 short / long factors are
+// stand-ins here): 96 of each head's 128 columns rotate, LongRoPE from
+// 4096 positions to 131072, so cos and sin scale by √(1 + ln 32 / ln 4096);
+// the "su" name of older Phi-3 checkpoints; factor lists of the wrong
+// length and partial rotation outside Phi-3 are errors naming the key.
+TEST(LlamaSpec, ReadsPhi4MiniPartialRotaryLongRope) {
+  nlohmann::json c = nlohmann::json::parse(R"({
+    "architectures": ["Phi3ForCausalLM"], "attention_bias": false, "bos_token_id": 199999, "eos_token_id": 199999,
+    "hidden_act": "silu", "hidden_size": 3072, "intermediate_size": 8192, "lm_head_bias": false,
+    "max_position_embeddings": 131072, "mlp_bias": false, "model_type": "phi3", "num_attention_heads": 24,
+    "num_hidden_layers": 32, "num_key_value_heads": 8, "original_max_position_embeddings": 4096,
+    "pad_token_id": 199999, "partial_rotary_factor": 0.75, "rms_norm_eps": 1e-05, "rope_theta": 10000.0,
+    "sliding_window": 262144, "tie_word_embeddings": true, "vocab_size": 200064})");
+  nlohmann::json shorts = nlohmann::json::array(), longs = nlohmann::json::array();
+  for (int i = 0; i < 48; ++i) shorts.push_back(1.0 + 0.01 * i), longs.push_back(1.0 + 0.5 * i);
+  c["rope_scaling"] = {{"type", "longrope"}, {"short_factor", shorts}, {"long_factor", longs}};
+  const ModelSpec s = ModelSpec::from_config(c, "Phi-4-mini-instruct/config.json");
+  EXPECT_EQ(s.head_dim, 128);
+  EXPECT_EQ(s.rotary_dim, 96);
+  EXPECT_EQ(s.kv_heads, 8);
+  EXPECT_TRUE(s.tie_word_embeddings);
+  EXPECT_EQ(s.rope.scaling, RopeScaling::kLongRope);
+  EXPECT_EQ(s.rope.original_max_positions, 4096);
+  EXPECT_FLOAT_EQ(s.rope.attention_factor, float(std::sqrt(1.0 + std::log(32.0) / std::log(4096.0))));
+  // 48 frequencies; short factors up to 4096 positions, long ones past it.
+  std::vector<float> inv;
+  s.rope_inv_freq(4095, false, inv);
+  ASSERT_EQ(inv.size(), 48u);
+  EXPECT_FLOAT_EQ(inv[1], 1.0f / (1.01f * std::pow(10000.0f, 2.0f / 96.0f)));
+  s.rope_inv_freq(4096, false, inv);
+  EXPECT_FLOAT_EQ(inv[1], 1.0f / (1.5f * std::pow(10000.0f, 2.0f / 96.0f)));
+
+  c["rope_scaling"]["type"] = "su";  // older Phi-3 checkpoints
+  EXPECT_EQ(ModelSpec::from_config(c, "c.json").rope.scaling, RopeScaling::kLongRope);
+  c["rope_scaling"]["long_factor"].erase(0);
+  testing::expect_error([&] { ModelSpec::from_config(c, "c.json"); }, {"c.json", "long_factor", "47 factors"});
+  c["rope_scaling"] = nullptr;
+  c["model_type"] = "llama";
+  testing::expect_error([&] { ModelSpec::from_config(c, "c.json"); }, {"c.json", "partial_rotary_factor: 0.75"});
 }
 
 // A Mistral sliding window shorter than the sequence is refused at forward,

@@ -75,7 +75,7 @@ TEST_P(Weights, RandomWeightsRoundTripThroughHuggingFaceLayout) {
 
 INSTANTIATE_TEST_SUITE_P(Archs, Weights,
                          ::testing::Values(Arch::kGpt2, Arch::kBert, Arch::kRoberta, Arch::kQwen3, Arch::kSmolLM3,
-                                           Arch::kGemma3),
+                                           Arch::kGemma3, Arch::kPhi3),
                          [](const auto& info) { return arch_name(info.param); });
 
 TEST(Weights, QkvIsStackedFromBertsSeparateProjections) {
@@ -136,7 +136,7 @@ TEST(Weights, ShardedLoadReadsEachRanksPartOfTheWholeLoad) {
   const std::string root = PTUNE_FIXTURES;
   for (const std::string dir :
        {"/model/gpt2", "/model/bert", "/model/roberta", "/llama/llama", "/llama/qwen2_cls", "/llama/qwen3",
-        "/llama/smollm3", "/llama/gemma3"})
+        "/llama/smollm3", "/llama/gemma3", "/llama/phi3_long"})
     expect_parts_tile_the_whole_load(root + dir);
 }
 
@@ -231,6 +231,7 @@ TEST(Cli, InitModelThenInspect) {
       {"gemma3_text",
        {"norm         rmsnorm-pre+post, per-head q/k rmsnorm", "attention    causal, sliding window 4096 in layers 0",
         "parameters   138,368"}},
+      {"phi3", {"rope         theta 10000\n", "parameters   202,048"}},
   };
   for (const auto& [arch, lines] : cases) {
     const std::string text = describe(arch);

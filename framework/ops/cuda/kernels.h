@@ -111,11 +111,12 @@ void attention_backward(const Tensor& dqkv, const Tensor& dprefix_k, const Tenso
                         const Stream& stream);
 
 // --- rope.h: in place on the fused qkv (B, T, H·D + 2·KVH·D); position_ids
-// (B, T) i32 and inv_freq (D/2) f32 on the qkv's device. Value columns untouched.
+// (B, T) i32 and inv_freq (R/2 ≤ D/2) f32 on the qkv's device; cos and sin
+// times `scale`. Value and pass-through columns untouched.
 void rope_forward(const Tensor& qkv, const Tensor& position_ids, const Tensor& inv_freq, const AttentionConfig& cfg,
-                  const Stream& stream);
+                  float scale, const Stream& stream);
 void rope_backward(const Tensor& dqkv, const Tensor& position_ids, const Tensor& inv_freq,
-                   const AttentionConfig& cfg, const Stream& stream);
+                   const AttentionConfig& cfg, float scale, const Stream& stream);
 
 // --- swiglu.h: x (N, 2I) = [gate | up], y (N, I); backward accumulates
 // into dx, or writes it whole with GradMode::kWrite.

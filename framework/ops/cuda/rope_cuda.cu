@@ -1,10 +1,12 @@
 // Rotary position embeddings on the GPU, in place on the fused qkv
-// (B, T, H·D + 2·KVH·D), rotate_half layout: pair (i, i + D/2) of every
-// query and key head turns by a = pos · inv_freq[i]. Value columns are
-// never read or written. Both directions overwrite (the rotation is a
-// bijection; backward turns by −a), exactly as ops/cpu/rope_cpu.cpp.
+// (B, T, H·D + 2·KVH·D), rotate_half layout over the head's first R ≤ D
+// columns: pair (i, i + R/2) of every query and key head turns by
+// a = pos · inv_freq[i] (cos and sin times `scale`, LongRoPE's factor).
+// Value and pass-through columns are never read or written. Both
+// directions overwrite (backward turns by −a: the transpose), exactly as
+// ops/cpu/rope_cpu.cpp.
 //
-// One thread per (token, i < D/2): it computes cos a, sin a once, in f32
+// One thread per (token, i < R/2): it computes cos a, sin a once, in f32
 // with the CPU's formula (f32 product, accurate sincosf, so f32 matches to
 // rounding), and applies them to pair i of all H + KVH rotated heads.
 // The rope_vec candidate (ops/candidates.h) gives a thread 16 bytes of
@@ -23,18 +25,18 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// x (BT, width); pos (BT) i32; inv (half) f32. sign +1 forward, −1 backward.
+// x (BT, width); pos (BT) i32; inv (half = R/2) f32. sign +1 forward, −1 backward.
 template <class T>
 __global__ void rope_kernel(T* x, const int32_t* pos, const float* inv, int64_t bt_count, int64_t width,
-                            int64_t head_dim, int64_t rotated_heads, float sign) {
-  const int64_t half = head_dim / 2;
+                            int64_t head_dim, int64_t half, int64_t rotated_heads, float sign, float scale) {
   const int64_t n = bt_count * half;
   for (int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < n; k += int64_t(gridDim.x) * blockDim.x) {
     const int64_t bt = k / half, i = k - bt * half;
     const float a = float(pos[bt]) * inv[i];
     float s, c;
     sincosf(a, &s, &c);
-    s *= sign;
+    s *= sign * scale;
+    c *= scale;
     T* v = x + bt * width + i;  // pair i of query head 0; the k heads follow the q heads
     for (int64_t h = 0; h < rotated_heads; ++h, v += head_dim) {
       const float x1 = to_f(v[0]), x2 = to_f(v[half]);
@@ -45,12 +47,13 @@ __global__ void rope_kernel(T* x, const int32_t* pos, const float* inv, int64_t 
 }
 
 // The rope_vec kernel: thread k owns pairs [kVec·j, kVec·j + kVec) of one
-// token (j < half / kVec); needs half, width and the base 16-byte aligned.
+// token (j < half / kVec); needs half, the head dim, width and the base
+// 16-byte aligned.
 template <class T>
 __global__ void rope_vec_kernel(T* x, const int32_t* pos, const float* inv, int64_t bt_count, int64_t width,
-                                int64_t head_dim, int64_t rotated_heads, float sign) {
+                                int64_t head_dim, int64_t half, int64_t rotated_heads, float sign, float scale) {
   constexpr int kVec = int(16 / sizeof(T));
-  const int64_t half = head_dim / 2, chunks = half / kVec;
+  const int64_t chunks = half / kVec;
   const int64_t n = bt_count * chunks;
   for (int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < n; k += int64_t(gridDim.x) * blockDim.x) {
     const int64_t bt = k / chunks, i0 = (k - bt * chunks) * kVec;
@@ -58,7 +61,8 @@ __global__ void rope_vec_kernel(T* x, const int32_t* pos, const float* inv, int6
 #pragma unroll
     for (int e = 0; e < kVec; ++e) {
       sincosf(float(pos[bt]) * inv[i0 + e], &s[e], &c[e]);
-      s[e] *= sign;
+      s[e] *= sign * scale;
+      c[e] *= scale;
     }
     T* v = x + bt * width + i0;
     for (int64_t h = 0; h < rotated_heads; ++h, v += head_dim) {
@@ -81,7 +85,7 @@ __global__ void rope_vec_kernel(T* x, const int32_t* pos, const float* inv, int6
 }
 
 void rotate(const Tensor& qkv, const Tensor& position_ids, const Tensor& inv_freq, const AttentionConfig& cfg,
-            float sign, const char* op, const Stream& stream) {
+            float sign, float scale, const char* op, const Stream& stream) {
   check_cuda_tensor(qkv, "qkv", op);
   check_cuda_tensor(position_ids, "position_ids", op);
   check_cuda_tensor(inv_freq, "inv_freq", op);
@@ -90,19 +94,21 @@ void rotate(const Tensor& qkv, const Tensor& position_ids, const Tensor& inv_fre
               position_ids.device().str(), inv_freq.device().str());
   PTUNE_CHECK(qkv.dim() == 3 && qkv.size(2) == cfg.qkv_width(), "{}: qkv {} for qkv width {}", op,
               qkv.shape().str(), cfg.qkv_width());
-  const int64_t B = qkv.size(0), T = qkv.size(1), half = cfg.head_dim / 2;
+  const int64_t B = qkv.size(0), T = qkv.size(1), half = inv_freq.numel();
   check_tensor(position_ids, "position_ids", {B, T}, DType::kI32);
+  PTUNE_CHECK(half >= 1 && 2 * half <= cfg.head_dim, "{}: inv_freq of {} frequencies for head dim {} (at most D/2)",
+              op, half, cfg.head_dim);
   check_tensor(inv_freq, "inv_freq", {half});
   const int64_t n = B * T * half;
   if (n == 0) return;
   const int64_t vec = int64_t(16 / dtype_size(qkv.dtype()));
-  if (candidate_enabled(Candidate::kRopeVec) && half % vec == 0 && cfg.qkv_width() % vec == 0 &&
-      reinterpret_cast<uintptr_t>(qkv.raw()) % 16 == 0) {
+  if (candidate_enabled(Candidate::kRopeVec) && half % vec == 0 && cfg.head_dim % vec == 0 &&
+      cfg.qkv_width() % vec == 0 && reinterpret_cast<uintptr_t>(qkv.raw()) % 16 == 0) {
     PTUNE_FLOAT_DISPATCH(qkv.dtype(), X, op,
                          rope_vec_kernel<X><<<blocks_for(n / vec, kThreads), kThreads, 0, raw(stream)>>>(
                              static_cast<X*>(qkv.raw()), static_cast<const int32_t*>(position_ids.raw()),
                              static_cast<const float*>(inv_freq.raw()), B * T, cfg.qkv_width(), cfg.head_dim,
-                             cfg.heads + cfg.kv_heads, sign));
+                             half, cfg.heads + cfg.kv_heads, sign, scale));
     PTUNE_CUDA_LAUNCH_CHECK();
     return;
   }
@@ -110,20 +116,20 @@ void rotate(const Tensor& qkv, const Tensor& position_ids, const Tensor& inv_fre
                        rope_kernel<X><<<blocks_for(n, kThreads), kThreads, 0, raw(stream)>>>(
                            static_cast<X*>(qkv.raw()), static_cast<const int32_t*>(position_ids.raw()),
                            static_cast<const float*>(inv_freq.raw()), B * T, cfg.qkv_width(), cfg.head_dim,
-                           cfg.heads + cfg.kv_heads, sign));
+                           half, cfg.heads + cfg.kv_heads, sign, scale));
   PTUNE_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace
 
 void rope_forward(const Tensor& qkv, const Tensor& position_ids, const Tensor& inv_freq, const AttentionConfig& cfg,
-                  const Stream& stream) {
-  rotate(qkv, position_ids, inv_freq, cfg, 1.0f, "rope_forward", stream);
+                  float scale, const Stream& stream) {
+  rotate(qkv, position_ids, inv_freq, cfg, 1.0f, scale, "rope_forward", stream);
 }
 
 void rope_backward(const Tensor& dqkv, const Tensor& position_ids, const Tensor& inv_freq,
-                   const AttentionConfig& cfg, const Stream& stream) {
-  rotate(dqkv, position_ids, inv_freq, cfg, -1.0f, "rope_backward", stream);
+                   const AttentionConfig& cfg, float scale, const Stream& stream) {
+  rotate(dqkv, position_ids, inv_freq, cfg, -1.0f, scale, "rope_backward", stream);
 }
 
 }  // namespace ptune::ops::cuda

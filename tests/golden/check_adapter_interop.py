@@ -10,7 +10,8 @@ XLMRobertaForSequenceClassification), for "qwen3/…" a tiny random Qwen3 with
 the llama fixture's tokenizer (Qwen3ForSequenceClassification), for
 "smollm3/prompt-tuning" a tiny random SmolLM3 with the llama3 fixture's
 (SmolLM3ForSequenceClassification), for "gemma3/…" a tiny random Gemma 3
-with the llama fixture's (Gemma3TextForSequenceClassification):
+with the llama fixture's (Gemma3TextForSequenceClassification), for "phi3/…" a
+tiny random Phi-3 with partial rotation and LongRoPE (Phi3ForSequenceClassification):
 
 * sequence classification ("prompt-tuning", "p-tuning"): `ptune train` a few
   steps, `ptune predict` the eval set (class scores), then
@@ -309,6 +310,27 @@ def main():
          "tests/golden/fixtures/tokenizers/llama/tokenizer.json", "--out", gemma3_dir, "--seed", "5"])
     check_sequence_classification(args.ptune, gemma3_dir, tmp, results, name="gemma3/")
     check_causal_lm_prefix(args.ptune, gemma3_dir, tmp, results, "gemma3/prefix-tuning (causal-lm generate)")
+    # Phi-3 (fused qkv_proj / gate_up_proj) with Phi-4-mini's partial rotation
+    # and LongRoPE: init-model's config patched to rotate 8 of 16 columns a
+    # head with longrope from 4 positions (max 512: cos and sin × 2.12).
+    # LongRoPE picks its factors by the batch's longest row, and peft runs
+    # one example at a time where ptune predicts in batches: past 4
+    # positions every example takes the long factors on both sides (the
+    # short / long switch itself is in the phi3_long golden). Seed 5: the
+    # generated tokens' top-2 margins stay clear of ties (0.0043 with seed 3).
+    phi3_dir = os.path.join(tmp, "phi3")
+    run([args.ptune, "init-model", "--arch", "phi3", "--tokenizer",
+         "tests/golden/fixtures/tokenizers/llama/tokenizer.json", "--out", phi3_dir, "--seed", "5"])
+    with open(os.path.join(phi3_dir, "config.json")) as f:
+        config = json.load(f)
+    config["original_max_position_embeddings"] = 4
+    config["rope_parameters"] = {"rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.5,
+                                 "original_max_position_embeddings": 4, "short_factor": [1.0, 1.2, 1.5, 2.0],
+                                 "long_factor": [1.5, 3.0, 6.0, 12.0]}
+    with open(os.path.join(phi3_dir, "config.json"), "w") as f:
+        json.dump(config, f, indent=1)
+    check_sequence_classification(args.ptune, phi3_dir, tmp, results, name="phi3/")
+    check_causal_lm_prefix(args.ptune, phi3_dir, tmp, results, "phi3/prefix-tuning (causal-lm generate)")
     check_token_classification(args.ptune, model_dir, tmp, results)
 
     import peft

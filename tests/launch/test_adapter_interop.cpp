@@ -19,10 +19,12 @@ TEST(AdapterInterop, PeftLoadsPtuneAdaptersWithTheSameLogits) {
   // Then an XLM-R (model_type xlm-roberta) with a SentencePiece tokenizer,
   // whose ids ptune's data pipeline must make as HF does, a Qwen3 (its
   // per-head q/k norms; `score` on the last token), a SmolLM3 (a NoPE
-  // layer, tied embeddings) and a Gemma 3 (√C-scaled word embeddings beside
-  // unscaled prompt rows, (1 + w) norms around each sub-block).
+  // layer, tied embeddings), a Gemma 3 (√C-scaled word embeddings beside
+  // unscaled prompt rows, (1 + w) norms around each sub-block) and a Phi-3
+  // (fused projections, partial rotation, LongRoPE).
   for (const char* method : {"prompt-tuning", "p-tuning", "xlm-roberta/prompt-tuning", "qwen3/prompt-tuning",
-                             "qwen3/p-tuning", "smollm3/prompt-tuning", "gemma3/prompt-tuning", "gemma3/p-tuning"}) {
+                             "qwen3/p-tuning", "smollm3/prompt-tuning", "gemma3/prompt-tuning", "gemma3/p-tuning",
+                             "phi3/prompt-tuning", "phi3/p-tuning"}) {
     ASSERT_TRUE(results.contains(method)) << method;
     EXPECT_TRUE(results[method]["ok"].get<bool>()) << method;
     EXPECT_LT(results[method]["max_abs_diff"].get<double>(), 1e-4) << method;
@@ -32,15 +34,17 @@ TEST(AdapterInterop, PeftLoadsPtuneAdaptersWithTheSameLogits) {
   EXPECT_EQ(results["qwen3/p-tuning"]["model"].get<std::string>(), "Qwen3ForSequenceClassification");
   EXPECT_EQ(results["smollm3/prompt-tuning"]["model"].get<std::string>(), "SmolLM3ForSequenceClassification");
   EXPECT_EQ(results["gemma3/p-tuning"]["model"].get<std::string>(), "Gemma3TextForSequenceClassification");
+  EXPECT_EQ(results["phi3/p-tuning"]["model"].get<std::string>(), "Phi3ForSequenceClassification");
 }
 
-// Qwen3 and Gemma 3 causal LMs prefix-tuned by ptune: peft's greedy tokens (a loop over
+// Qwen3, Gemma 3 and Phi-3 causal LMs prefix-tuned by ptune: peft's greedy tokens (a loop over
 // its logits; its generate drops the prefix) are ptune generate's, away from
 // ties.
 TEST(AdapterInterop, PeftContinuesAsPtuneGenerateForCausalLmPrefix) {
   const nlohmann::json results = interop_results();
   for (const auto& [name, model] : {std::pair{"qwen3/prefix-tuning (causal-lm generate)", "Qwen3ForCausalLM"},
-                                    std::pair{"gemma3/prefix-tuning (causal-lm generate)", "Gemma3ForCausalLM"}}) {
+                                    std::pair{"gemma3/prefix-tuning (causal-lm generate)", "Gemma3ForCausalLM"},
+                                    std::pair{"phi3/prefix-tuning (causal-lm generate)", "Phi3ForCausalLM"}}) {
     ASSERT_TRUE(results.contains(name)) << name;
     const nlohmann::json& r = results[name];
     EXPECT_TRUE(r["ok"].get<bool>()) << name;

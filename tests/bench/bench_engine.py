@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """ptune bench vs PyTorch eager, side by side, on the same frozen-model step.
 
-The step: forward of a GPT-2-, LLaMA-, Qwen3-, Gemma-3- or BERT-shaped model (random weights, frozen)
+The step: forward of a GPT-2-, LLaMA-, Qwen3-, Gemma-3-, Phi-3- or BERT-shaped model (random weights, frozen)
 with a P-Tuning v2 prefix (per-layer past_key_values that require grad; for
 GQA kv_heads·head_dim wide, as peft builds it) and backward to the input
 embeddings and the prefix, as `ptune bench` does. With --rows N the loss
@@ -14,6 +14,7 @@ the loss reads the last N.
     /work/venv/bin/python tests/bench/bench_engine.py --ptune build/launch/ptune --arch llama --kv-heads 3
     /work/venv/bin/python tests/bench/bench_engine.py --ptune build/launch/ptune --arch qwen3 --kv-heads 6
     /work/venv/bin/python tests/bench/bench_engine.py --ptune build/launch/ptune --arch gemma3_text --kv-heads 6
+    /work/venv/bin/python tests/bench/bench_engine.py --ptune build/launch/ptune --arch phi3 --kv-heads 6
     /work/venv/bin/python tests/bench/bench_engine.py --ptune build/launch/ptune --arch bert
     /work/venv/bin/python tests/bench/bench_engine.py --ptune build/launch/ptune --arch bert --rows 1
 
@@ -22,7 +23,7 @@ Needs torch + transformers (any venv); not part of the test suite.
 import argparse
 import os
 
-LLAMA_FAMILY = ("llama", "qwen3", "gemma3_text")
+LLAMA_FAMILY = ("llama", "qwen3", "gemma3_text", "phi3")
 import subprocess
 import time
 
@@ -30,7 +31,7 @@ import time
 def torch_step_rate(args):
     import torch
     from transformers import (BertConfig, BertModel, Gemma3TextConfig, Gemma3TextModel, GPT2Config, GPT2Model,
-                              LlamaConfig, LlamaModel, Qwen3Config, Qwen3Model)
+                              LlamaConfig, LlamaModel, Phi3Config, Phi3Model, Qwen3Config, Qwen3Model)
     from transformers.cache_utils import DynamicCache
 
     torch.set_num_threads(args.threads)
@@ -39,7 +40,8 @@ def torch_step_rate(args):
     D, KV = C // H, args.kv_heads or H
     if args.arch in LLAMA_FAMILY:  # qwen3: LLaMA's shape plus per-head q/k norms; gemma3_text: and more
         config_cls, model_cls = {"llama": (LlamaConfig, LlamaModel), "qwen3": (Qwen3Config, Qwen3Model),
-                                 "gemma3_text": (Gemma3TextConfig, Gemma3TextModel)}[args.arch]
+                                 "gemma3_text": (Gemma3TextConfig, Gemma3TextModel),
+                                 "phi3": (Phi3Config, Phi3Model)}[args.arch]
         cfg = config_cls(num_hidden_layers=args.layers, hidden_size=C, num_attention_heads=H, num_key_value_heads=KV,
                          head_dim=D, intermediate_size=(8 * C // 3 + 255) // 256 * 256, vocab_size=args.vocab,
                          max_position_embeddings=2048, attn_implementation="eager")

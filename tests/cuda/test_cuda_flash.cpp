@@ -1,4 +1,4 @@
-// The tensor-core flash attention (bf16, head dim 64, 128 or 256) against the CPU
+// The tensor-core flash attention (bf16, head dim 64, 96, 128 or 256) against the CPU
 // reference: forward output, dqkv, dprefix_k and dprefix_v on shapes that
 // cut tiles unevenly (T = 17, 77, 130, 200, 300 against 64-row tiles; P = 70
 // spans a whole key tile), with and
@@ -8,8 +8,9 @@
 // on 8 kv heads, LLaMA-1B). Every case runs the default kernels and the
 // candidates (ops/candidates.h): all of them (32 rows a warp, dQ added by
 // the dkv kernel), the backward in one launch (which dq_atomic replaces
-// under "1"), and dq_atomic with 16 rows a warp; at D = 256 (Gemma 3)
-// there are no candidates and every set runs the default kernels. The f32
+// under "1"), and dq_atomic with 16 rows a warp; at D = 96 (Phi-3) and
+// 256 (Gemma 3) there are no candidates and every set runs the default
+// kernels. The f32
 // path is covered by test_cuda_ops.cpp.
 // Every test skips when no GPU is visible.
 #include <gtest/gtest.h>
@@ -139,6 +140,7 @@ const FlashCase kFlashCases[] = {
     {2, 300, 20, 4, 4, 64, AttentionMask::kCausal, Padding::kNone},
     {1, 300, 0, 8, 2, 128, AttentionMask::kBidirectional, Padding::kNone},
     {3, 300, 20, 32, 8, 64, AttentionMask::kCausal, Padding::kTails},
+    {3, 77, 20, 4, 2, 96, AttentionMask::kCausal, Padding::kTails},  // D = 96 (Phi-3-mini)
     // D = 256 (Gemma 3): 32-row streamed tiles, dK and dV in two column slices.
     {3, 77, 20, 4, 2, 256, AttentionMask::kCausal, Padding::kTails},
     {1, 300, 0, 8, 4, 256, AttentionMask::kBidirectional, Padding::kNone},

@@ -9,10 +9,10 @@
 // Cases cut tiles unevenly (T = 17, 77, 130, 300 against 64-row tiles; P = 70
 // spans a whole key tile), with and without a prefix, causal and
 // bidirectional, padding whose tail covers whole key tiles and a batch row
-// padded entirely, GQA, and D = 64, 128 and 256 (Q and dO re-read from
-// shared memory, dK and dV in two column slices); the default kernels and
-// the candidates (32 rows a warp, the backward in one launch, dQ added by
-// the dkv kernel; D ≤ 128).
+// padded entirely, GQA, and D = 64, 96 (Phi-3), 128 and 256 (Q and dO
+// re-read from shared memory, dK and dV in two column slices); the default
+// kernels and the candidates (32 rows a warp, the backward in one launch,
+// dQ added by the dkv kernel; D = 64 and 128).
 #include "emulation/cuda_emulation.h"
 // After the emulation: the kernels compile against it.
 #include "framework/ops/cuda/flash_attention.cuh"
@@ -161,7 +161,7 @@ TEST_P(FlashEmulated, MatchesCpu) {
       std::vector<bf16> bdqkv = add ? to_bf16(dqkv0) : std::vector<bf16>(bqkv.size(), nan);
       std::vector<float> part(size_t(std::max<int64_t>(c.b * c.p * 2 * kvw, 1)), NAN);
       float* ppart = c.p && add ? part.data() : nullptr;
-      constexpr bool kCandidates = flash::kDkvSlices<kD> == 1;
+      constexpr bool kCandidates = kD == 64 || kD == 128;
       if (launches == Launches::kOne) {
         if constexpr (kCandidates)
           emulate(flash::backward_launch<kD, kMT>(g), [&] {
@@ -204,7 +204,7 @@ TEST_P(FlashEmulated, MatchesCpu) {
     using One = std::integral_constant<int, 1>;
     using Two = std::integral_constant<int, 2>;
     backward(One(), /*add=*/true, Launches::kDqThenDkv);
-    if constexpr (kD == 256) {  // no candidates: the default launches in the other mode
+    if constexpr (kD == 96 || kD == 256) {  // no candidates: the default launches in the other mode
       backward(One(), false, Launches::kDqThenDkv);
       return;
     }
@@ -221,6 +221,7 @@ TEST_P(FlashEmulated, MatchesCpu) {
     }
   };
   if (c.d == 64) dispatch(std::integral_constant<int, 64>());
+  else if (c.d == 96) dispatch(std::integral_constant<int, 96>());
   else if (c.d == 128) dispatch(std::integral_constant<int, 128>());
   else dispatch(std::integral_constant<int, 256>());
 }
@@ -235,6 +236,7 @@ const Case kCases[] = {
     {1, 300, 20, 2, 2, 64, true, false},  // long rows: most key tiles skip the mask, m tiles differ on the diagonal
     {3, 77, 20, 2, 2, 128, false, true},  // D = 128
     {1, 130, 0, 2, 1, 128, true, false},
+    {2, 77, 20, 4, 2, 96, true, true},    // D = 96 (Phi-3): 6 k steps of 16, 12 copy chunks a row
     {2, 77, 20, 4, 2, 256, true, true},   // D = 256 (Gemma 3): GQA, prefix, ragged 32-row tiles, padding
     {1, 130, 0, 2, 2, 256, false, false},
 };

@@ -6,8 +6,8 @@
 //
 // Two implementations behind one launcher:
 //
-// Tensor cores (bf16, D ∈ {64, 128, 256}; FlashAttention-2 layout; kernels
-// in flash_attention.cuh). Every CTA has 4 warps and 64 rows of one (b, head),
+// Tensor cores (bf16, D ∈ {64, 96, 128, 256}; FlashAttention-2 layout;
+// kernels in flash_attention.cuh). Every CTA has 4 warps and 64 rows of one (b, head),
 // 16 rows per warp (candidates: 2 warps of 32, ops/candidates.h); tiles of the
 // other operand stream through shared memory with cp.async, double
 // buffered, and every product is an mma.sync m16n8k16 (attention_mma.cuh):
@@ -362,11 +362,11 @@ const T* cptr(const Tensor& t) { return t.defined() ? static_cast<const T*>(t.ra
     else { constexpr int kD = 256; __VA_ARGS__; }                  \
   } while (0)
 
-// The tensor-core path takes bf16 with D ∈ {64, 128, 256}; cp.async needs
-// every row 16-byte aligned (row strides are multiples of D, so the bases
-// decide).
+// The tensor-core path takes bf16 with D ∈ {64, 96 (Phi-3), 128, 256
+// (Gemma 3)}; cp.async needs every row 16-byte aligned (row strides are
+// multiples of D, so the bases decide).
 bool use_tensor_cores(const Geometry& g, DType dtype, std::initializer_list<const Tensor*> tensors) {
-  if (dtype != DType::kBF16 || (g.D != 64 && g.D != 128 && g.D != 256)) return false;
+  if (dtype != DType::kBF16 || (g.D != 64 && g.D != 96 && g.D != 128 && g.D != 256)) return false;
   for (const Tensor* t : tensors)
     if (t->defined() && reinterpret_cast<uintptr_t>(t->raw()) % 16 != 0) return false;
   return true;
@@ -377,6 +377,11 @@ template <class Kernel>
 void allow_smem(Kernel kernel, size_t bytes) {
   PTUNE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
 }
+
+// The candidates (ops/candidates.h) exist for the head dims they were
+// written for, and will be measured at: 64 and 128.
+template <int kD>
+constexpr bool kHasCandidates = kD == 64 || kD == 128;
 
 // Launches a tensor-core kernel as described by flash_attention.cuh.
 template <class Kernel, class... Args>
@@ -403,7 +408,7 @@ template <int kD, int kMT>
 void backward_mma_tiles(const Geometry& g, bf16* dqkv, bool add, const float* delta, float* part, float* dq_acc,
                         const bf16* dout, const bf16* qkv, const bf16* pk, const bf16* pv, const float* lse,
                         const int32_t* mask, const Stream& stream) {
-  if constexpr (kDkvSlices<kD> == 1) {  // the candidates need whole-column dkv blocks (D ≤ 128)
+  if constexpr (kHasCandidates<kD>) {
     if (dq_acc != nullptr) {
       PTUNE_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, size_t(g.B * g.T * g.qw) * sizeof(float), raw(stream)));
       launch_mma(flash_dkv_mma_kernel<kD, kMT, true>, dkv_launch<kD, kMT, true>(g), stream, g, dqkv, add, part, dq_acc,
@@ -491,7 +496,8 @@ void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv
     PTUNE_CUDA_CHECK(cudaMemsetAsync(saved_mask, 1, size_t(g.B * g.T) * 4, raw(stream)));
   }
   if (use_tensor_cores(g, qkv.dtype(), {&out, &qkv, &prefix_k, &prefix_v})) {
-    auto launch = g.D == 64 ? forward_mma<64> : g.D == 128 ? forward_mma<128> : forward_mma<256>;
+    auto launch = g.D == 64 ? forward_mma<64> : g.D == 96 ? forward_mma<96> : g.D == 128 ? forward_mma<128>
+                                                                                        : forward_mma<256>;
     launch(g, static_cast<bf16*>(out.raw()), lse, cptr<bf16>(qkv), cptr<bf16>(prefix_k), cptr<bf16>(prefix_v),
            saved_mask, stream);
     return;
@@ -534,10 +540,11 @@ void attention_backward(const Tensor& dqkv, const Tensor& dprefix_k, const Tenso
   float* ppart = want_prefix ? static_cast<float*>(part.tensor().raw()) : nullptr;
   PTUNE_FLOAT_DISPATCH(qkv.dtype(), T, op, launch_delta<T>(g, pdelta, cptr<T>(dout), cptr<T>(out), stream));
   if (use_tensor_cores(g, qkv.dtype(), {&dqkv, &dout, &qkv, &prefix_k, &prefix_v})) {
-    const bool dq_atomic = candidate_enabled(Candidate::kDqAtomic) && g.D <= 128;
+    const bool dq_atomic = candidate_enabled(Candidate::kDqAtomic) && (g.D == 64 || g.D == 128);
     Scratch dq_acc(qkv.device(), {dq_atomic ? g.B * g.T * g.qw : 1}, DType::kF32);
     float* pdq_acc = dq_atomic ? static_cast<float*>(dq_acc.tensor().raw()) : nullptr;
-    auto launch = g.D == 64 ? backward_mma<64> : g.D == 128 ? backward_mma<128> : backward_mma<256>;
+    auto launch = g.D == 64 ? backward_mma<64> : g.D == 96 ? backward_mma<96> : g.D == 128 ? backward_mma<128>
+                                                                                         : backward_mma<256>;
     launch(g, static_cast<bf16*>(dqkv.raw()), mode == GradMode::kAdd, pdelta, ppart, pdq_acc, cptr<bf16>(dout),
            cptr<bf16>(qkv), cptr<bf16>(prefix_k), cptr<bf16>(prefix_v), lse, mask, stream);
   } else {

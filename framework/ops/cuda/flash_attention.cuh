@@ -1,4 +1,4 @@
-// The tensor-core flash attention kernels (bf16, D ∈ {64, 128, 256}) and the
+// The tensor-core flash attention kernels (bf16, D ∈ {64, 96, 128, 256}) and the
 // launch geometry they share with the SIMT kernels of attention_cuda.cu.
 //
 // Plain enough C++ to compile on the host as well: the includer provides
@@ -75,10 +75,12 @@ constexpr int kDqBlocks = kD == 64 ? 3 : 1;
 template <int kD>
 constexpr int kDkvBlocks = kD == 64 ? 3 : 1;
 constexpr int kBlock = 64;        // query rows (forward, dq) or key rows (dkv) per CTA
-// Shared tiles are row-major (rows, D) bf16 with rows padded by 8 elements:
-// a row stride of D + 8 = 72, 136 or 264 bf16 is 4 words mod 32 banks, so the 8
-// rows one ldmatrix phase reads (16 bytes each) hit distinct banks, and
-// every row still starts 16-byte aligned for cp.async.
+// Shared tiles are row-major (rows, D) bf16 with rows padded by 8 elements,
+// so that the 8 rows one ldmatrix phase reads (16 bytes, 4 banks, each) hit
+// distinct banks: a row stride of D + 8 = 72, 136 or 264 bf16 is 4 words
+// mod 32 banks, and 104 (D = 96) is 20, which starts the 8 rows at banks 0,
+// 20, 8, 28, 16, 4, 24, 12. Every row still starts 16-byte aligned for
+// cp.async.
 constexpr int kPad = 8;
 constexpr float kLog2e = 1.4426950408889634f;
 

@@ -44,7 +44,8 @@ def torch_step_rate(args):
                                  "phi3": (Phi3Config, Phi3Model)}[args.arch]
         cfg = config_cls(num_hidden_layers=args.layers, hidden_size=C, num_attention_heads=H, num_key_value_heads=KV,
                          head_dim=D, intermediate_size=(8 * C // 3 + 255) // 256 * 256, vocab_size=args.vocab,
-                         max_position_embeddings=2048, attn_implementation="eager")
+                         max_position_embeddings=2048, attn_implementation="eager",
+                         **({"pad_token_id": 0, "eos_token_id": 2} if args.arch == "phi3" else {}))  # Phi3Config's 32000
         model = model_cls(cfg).eval()
         embed = model.embed_tokens
     elif args.arch == "bert":

@@ -80,7 +80,20 @@ RopeSpec rope_from(const json& p, const std::string& key, double theta, const Co
     PTUNE_CHECK(p[k].is_number(), "{}: '{}.{}' must be a number, got {}", origin, key, k, p[k].dump());
     return p[k].get<double>();
   };
-  r.theta = number("rope_theta", theta);
+  // Values that become f32 (a base, factors) or a position count: in range,
+  // so that no conversion overflows (a position count up to 2^40 over a
+  // factor above 1e-20 is still an f32).
+  auto f32_range = [&](const char* k, double v) {
+    PTUNE_CHECK(v > 1e-20 && v < 1e30, "{}: '{}.{}' must be between 1e-20 and 1e30, got {}", origin, key, k, v);
+    return v;
+  };
+  auto positions = [&](const char* k, int64_t fallback) {
+    const double v = number(k, double(fallback));
+    PTUNE_CHECK(v >= 1 && v <= double(int64_t(1) << 40) && v == std::floor(v),
+                "{}: '{}.{}' must be a position count, got {}", origin, key, k, v);
+    return int64_t(v);
+  };
+  r.theta = f32_range("rope_theta", number("rope_theta", theta));
   std::string type = "default";
   for (const char* k : {"rope_type", "type"}) {
     if (p.contains(k) && !p[k].is_null()) {
@@ -100,15 +113,14 @@ RopeSpec rope_from(const json& p, const std::string& key, double theta, const Co
   } else if (type == "linear" || type == "dynamic" || type == "llama3") {
     r.scaling = type == "linear" ? RopeScaling::kLinear : type == "dynamic" ? RopeScaling::kDynamic : RopeScaling::kLlama3;
     PTUNE_CHECK(p.contains("factor"), "{}: '{}.factor' is required for rope_type {}", origin, key, type);
-    r.factor = number("factor", 1.0);
-    PTUNE_CHECK(r.factor > 0, "{}: '{}.factor' must be positive", origin, key);
+    r.factor = f32_range("factor", number("factor", 1.0));
     r.original_max_positions = max_positions;
     if (r.scaling == RopeScaling::kLlama3) {
-      r.low_freq_factor = number("low_freq_factor", 1.0);
-      r.high_freq_factor = number("high_freq_factor", 4.0);
+      r.low_freq_factor = f32_range("low_freq_factor", number("low_freq_factor", 1.0));
+      r.high_freq_factor = f32_range("high_freq_factor", number("high_freq_factor", 4.0));
       PTUNE_CHECK(r.high_freq_factor != r.low_freq_factor, "{}: '{}.high_freq_factor' equals low_freq_factor", origin,
                   key);
-      r.original_max_positions = int64_t(number("original_max_position_embeddings", double(max_positions)));
+      r.original_max_positions = positions("original_max_position_embeddings", max_positions);
     }
   } else if (type == "longrope") {
     // As transformers' _compute_longrope_parameters; Phi-3's top-level
@@ -117,20 +129,21 @@ RopeSpec rope_from(const json& p, const std::string& key, double theta, const Co
     if (c.has("original_max_position_embeddings"))
       r.original_max_positions = c.positive("original_max_position_embeddings");
     else
-      r.original_max_positions =
-          phi3 ? 4096 : int64_t(number("original_max_position_embeddings", double(max_positions)));
-    PTUNE_CHECK(r.original_max_positions > 0, "{}: 'original_max_position_embeddings' must be positive", origin);
-    r.factor = number("factor", double(max_positions) / double(r.original_max_positions));
+      r.original_max_positions = phi3 ? 4096 : positions("original_max_position_embeddings", max_positions);
+    r.factor = f32_range("factor", number("factor", double(max_positions) / double(r.original_max_positions)));
+    // (transformers divides by log 1 there too: a pretraining length of 1 is refused)
+    PTUNE_CHECK(r.factor <= 1.0 || r.original_max_positions > 1,
+                "{}: 'original_max_position_embeddings' 1 with LongRoPE factor {}", origin, r.factor);
     const double attention = r.factor <= 1.0 ? 1.0
                                              : std::sqrt(1.0 + std::log(r.factor) /
                                                                    std::log(double(r.original_max_positions)));
-    r.attention_factor = float(number("attention_factor", attention));
+    r.attention_factor = float(f32_range("attention_factor", number("attention_factor", attention)));
     for (auto [name, out] : {std::pair{"short_factor", &r.short_factor}, std::pair{"long_factor", &r.long_factor}}) {
       PTUNE_CHECK(p.contains(name) && p[name].is_array(),
                   "{}: '{}.{}' must be a list of numbers for rope_type longrope", origin, key, name);
       for (const json& v : p[name]) {
-        PTUNE_CHECK(v.is_number() && v.get<double>() > 0, "{}: '{}.{}' holds {}, not a positive number", origin, key,
-                    name, v.dump());
+        PTUNE_CHECK(v.is_number() && v.get<double>() > 1e-20 && v.get<double>() < 1e30,
+                    "{}: '{}.{}' holds {}, not a number between 1e-20 and 1e30", origin, key, name, v.dump());
         out->push_back(v.get<float>());
       }
     }
@@ -167,6 +180,8 @@ void read_gemma3_attention(const json& config, const ConfigReader& c, ModelSpec&
     s.rope = rope_from(key ? config[key] : json::object(), key ? key : "rope_scaling", c.number("rope_theta", 1e6), c,
                        s.max_positions);
     s.rope_local.theta = c.number("rope_local_base_freq", 1e4);
+    PTUNE_CHECK(s.rope_local.theta > 1e-20 && s.rope_local.theta < 1e30,
+                "{}: 'rope_local_base_freq' must be between 1e-20 and 1e30, got {}", origin, s.rope_local.theta);
   }
   s.local_layers.assign(size_t(s.layers), 0);
   if (c.has("layer_types")) {

@@ -259,6 +259,17 @@ TEST(LlamaSpec, RefusesWhatItDoesNotImplement) {
   refused({{"partial_rotary_factor", 0.5}}, "partial_rotary_factor");
   refused({{"num_key_value_heads", 3}}, "num_key_value_heads");
   refused({{"rope_parameters", {{"rope_type", "linear"}}}}, "factor");
+  // Values that become f32 or a position count stay in range (no overflowing conversion).
+  refused({{"rope_theta", 1e300}}, "rope_theta");
+  refused({{"rope_parameters", {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1e-300}}}},
+          "low_freq_factor");
+  refused({{"rope_parameters", {{"rope_type", "llama3"}, {"factor", 8.0}, {"original_max_position_embeddings", 1e300}}}},
+          "original_max_position_embeddings");
+  refused({{"rope_parameters",
+            {{"rope_type", "longrope"}, {"short_factor", {1.0, 1.0}}, {"long_factor", {1.0, 1e300}}}}},
+          "long_factor");
+  refused({{"rope_parameters", {{"rope_type", "longrope"}, {"original_max_position_embeddings", 1}}}},
+          "original_max_position_embeddings");
 }
 
 // Qwen/Qwen3-0.6B's config.json as published (transformers 4.51 era: the

@@ -44,8 +44,10 @@ SHAPES = {
     # Gemma-3-270M (heads 256 wide: the D = 256 tensor-core attention, norms around each sub-block).
     "qwen3-0.6b": ("qwen3", 28, 1024, 16, 8, 3072, 151936, 128),
     "gemma3-270m": ("gemma3_text", 18, 640, 4, 1, 2048, 262144, 256),
+    # Phi-3-mini (fused projections; heads 96 wide: the D = 96 tensor-core attention).
+    "phi3-mini": ("phi3", 32, 3072, 32, 32, 8192, 32064, 96),
 }
-LLAMA_FAMILY = ("llama", "qwen3", "gemma3_text")
+LLAMA_FAMILY = ("llama", "qwen3", "gemma3_text", "phi3")
 
 
 # One ptune run (model init, warm-up, timed steps) takes under a minute on
@@ -90,14 +92,15 @@ def ptune_rate(binary, shape, batch, seq, prefix, steps, warmup, profile, candid
 def torch_rate(shape, batch, seq, prefix, steps, warmup, rows=0):
     import torch
     from peft import PrefixTuningConfig, TaskType, get_peft_model
-    from transformers import AutoModel, Gemma3TextConfig, GPT2Config, LlamaConfig, Qwen3Config
+    from transformers import AutoModel, Gemma3TextConfig, GPT2Config, LlamaConfig, Phi3Config, Qwen3Config
 
     arch, L, C, H, KVH, I, V, D = SHAPES[shape]
     if arch == "gpt2":
         cfg = GPT2Config(n_layer=L, n_embd=C, n_head=H, n_inner=I, vocab_size=V, n_positions=2048,
                          resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
     else:
-        config_cls = {"llama": LlamaConfig, "qwen3": Qwen3Config, "gemma3_text": Gemma3TextConfig}[arch]
+        config_cls = {"llama": LlamaConfig, "qwen3": Qwen3Config, "gemma3_text": Gemma3TextConfig,
+                      "phi3": Phi3Config}[arch]
         cfg = config_cls(
             num_hidden_layers=L, hidden_size=C, num_attention_heads=H, num_key_value_heads=KVH, head_dim=D,
             intermediate_size=I, vocab_size=V, max_position_embeddings=2048)

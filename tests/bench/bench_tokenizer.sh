@@ -20,7 +20,7 @@ if [ ! -x "$BIN" ] || [ "$BIN" -ot "$LIB" ] || [ "$BIN" -ot "$ROOT/tests/bench/b
     -licui18n -licuuc -lfmt -o "$BIN"
 fi
 export RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1
-for name in ${BENCH_TOKENIZERS:-gpt2 bert roberta llama xlmr qwen llama3}; do
+for name in ${BENCH_TOKENIZERS:-gpt2 bert roberta llama xlmr qwen llama3 o200k}; do
   json=$ROOT/tests/golden/fixtures/tokenizers/$name/tokenizer.json
   taskset -c 0 "$BIN" "$json" "$DATASETS" 5
   taskset -c 0 "$PYTHON" "$ROOT/tests/bench/bench_tokenizer_hf.py" "$json" "$DATASETS" 5

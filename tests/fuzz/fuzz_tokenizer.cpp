@@ -12,7 +12,7 @@ namespace {
 const std::vector<ptune::text::Tokenizer>& fixtures() {
   static const auto* all = [] {
     auto* v = new std::vector<ptune::text::Tokenizer>;
-    for (const char* name : {"gpt2", "bert", "roberta", "llama", "xlmr", "qwen", "llama3", "misc_bpe",
+    for (const char* name : {"gpt2", "bert", "roberta", "llama", "xlmr", "qwen", "llama3", "o200k", "misc_bpe",
                              "misc_metaspace", "misc_precompiled", "misc_unigram", "misc_wordlevel",
                              "misc_wordpiece"})
       v->push_back(ptune::text::Tokenizer::from_file(std::string(PTUNE_FIXTURES) + "/tokenizers/" + name +

@@ -12,7 +12,7 @@ For each tokenizer it writes tests/golden/fixtures/tokenizers/<name>/:
   datasets.json    one 40-bit hash per dataset line (the datasets are read at
                    test time from PTUNE_DATASETS, never copied here)
 
-Only GPT-2 / RoBERTa / LLaMA / XLM-R / Qwen / LLaMA 3-style tokenizers need training (no
+Only GPT-2 / RoBERTa / LLaMA / XLM-R / Qwen / LLaMA 3 / o200k-style tokenizers need training (no
 network): small vocabularies on the shared datasets, with the exact pipeline
 config of the real ones, so that every pipeline stage is exercised as in
 production. The XLM-R one (`xlmr`) also needs `sentencepiece` and `protobuf`
@@ -316,6 +316,14 @@ def llama_like():
 QWEN_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
                 r"\s*[\r\n]+|\s+(?!\S)|\s+")
 LLAMA3_PATTERN = QWEN_PATTERN.replace(r"|\p{N}|", r"|\p{N}{1,3}|")
+# tiktoken's o200k_base split (GPT-4o; Phi-4-mini's tokenizer.json): words
+# split at case changes by letter categories (Lu Lt Lm Lo M, then Ll Lm Lo
+# M), optional contractions, "/" runs after punctuation.
+O200K_PATTERN = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+"
+                 r"(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
+                 r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*"
+                 r"(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
+                 r"\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 
 
 # Where a Split regex engine may differ from Oniguruma (what tokenizers
@@ -329,6 +337,15 @@ REGEX_CORPUS = [
     "line\r\n\r\n  indented\n\n\n   trailing   \n",
     "  two leading, two trailing  ",
     "tab\t\tthen\t \nmixed \u00a0\u00a0 nbsp runs",
+]
+# And where o200k's letter categories could part: case changes inside words,
+# titlecase (Lt), modifier letters (Lm), other letters (Lo), combining marks
+# (M) after upper and lower case, contractions after capitals, "/" runs.
+O200K_CORPUS = REGEX_CORPUS + [
+    "HelloWorld iPhone McDONALD'S O'Neil's camelCaseWords XMLHttpRequest ABCdef",
+    "\u01c5ungla \u01c8j \u02b0h \u02bcx \u3005\u3005 \u4e2d\u6587\u5b57 \u0627\u0644\u0639\u0631\u0628\u064a\u0629",
+    "e\u0301te\u0301 E\u0301TE\u0301 n\u0303 A\u030a\u0327 \u0915\u093f\u0924\u093e\u092c",
+    "a/b//c path/to/file.txt ,/// ;\r\n/ !!/\n",
 ]
 
 
@@ -375,6 +392,15 @@ def llama3_like():
          "special_tokens": {"<|begin_of_text|>": {"id": "<|begin_of_text|>", "ids": [0],
                                                   "tokens": ["<|begin_of_text|>"]}}}]}
     return Tokenizer.from_str(json.dumps(cfg))
+
+
+def o200k_like():
+    """tiktoken o200k_base's pipeline as a tokenizer.json (Phi-4-mini's, GPT-4o's
+    split): no normalizer, the Split regex above then ByteLevel without its
+    own regex, no BOS."""
+    tok = regex_byte_level(O200K_PATTERN, 4000, ["<|endoftext|>", "<|user|>", "<|assistant|>", "<|end|>"])
+    tok.post_processor = processors.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
+    return tok
 
 
 def xlmr_like():
@@ -537,13 +563,14 @@ def main():
     only = set(sys.argv[1:])
     builders = {"gpt2": gpt2_like, "bert": lambda: Tokenizer.from_file(BERT_JSON),
                 "roberta": roberta_like, "llama": llama_like, "xlmr": xlmr_like, "qwen": qwen_like,
-                "llama3": llama3_like}
+                "llama3": llama3_like, "o200k": o200k_like}
     misc = {"misc_wordpiece": misc_wordpiece, "misc_bpe": misc_bpe, "misc_metaspace": misc_metaspace,
             "misc_wordlevel": misc_wordlevel, "misc_unigram": misc_unigram, "misc_precompiled": misc_precompiled}
     for name, build in builders.items():
         if only and name not in only:
             continue
-        extra = {"xlmr": PRECOMPILED_CORPUS, "qwen": REGEX_CORPUS, "llama3": REGEX_CORPUS}.get(name, ())
+        extra = {"xlmr": PRECOMPILED_CORPUS, "qwen": REGEX_CORPUS, "llama3": REGEX_CORPUS,
+                 "o200k": O200K_CORPUS}.get(name, ())
         write_fixtures(name, build(), extra_corpus=extra)
     for name, build in misc.items():
         if only and name not in only:

@@ -119,7 +119,7 @@ TEST_P(TokenizerGolden, DatasetLinesMatchExactly) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Tokenizers, TokenizerGolden,
-                         ::testing::Values("gpt2", "bert", "roberta", "llama", "xlmr", "qwen", "llama3"));
+                         ::testing::Values("gpt2", "bert", "roberta", "llama", "xlmr", "qwen", "llama3", "o200k"));
 
 // Component coverage (WordPiece with Punctuation/Digits/added-token flags,
 // BPE with prefix/suffix and Split behaviours, Metaspace with byte

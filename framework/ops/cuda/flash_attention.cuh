@@ -67,7 +67,7 @@ constexpr int kMmaThreads = 128;  // 4 warps × 16 rows
 // (GPT-2-medium) and 6.32 to 5.73 ms (1B LLaMA), against 4.93 / 6.01 ms at
 // 3 / 3 / 2 (at 4 / 3 / 3 ptxas spills 20 bytes in the forward and 52 in
 // dkv, which costs less than the occupancy gains).
-// D = 128 and 256 need their registers.
+// The wider heads (96, 128, 256) need their registers.
 template <int kD>
 constexpr int kFwdBlocks = kD == 64 ? 4 : 1;
 template <int kD>

@@ -1,6 +1,7 @@
 // `ptune train | eval | predict | export`: the jobs a recipe drives.
 #include <fmt/format.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -181,12 +182,15 @@ int train(const RecipeArgs& args, bool print_config) {
   dist::StopSignals signals;
   train::Distributed d = ranks.distributed();
   d.stop_requested = [&signals] { return signals.requested(); };
-  // Test hook (docs/scaling.md): PTUNE_FAIL_AT_STEP=N makes rank
-  // PTUNE_FAIL_RANK (default 0) throw before step N.
-  const int fail_at = env_int("PTUNE_FAIL_AT_STEP", 0), fail_rank = env_int("PTUNE_FAIL_RANK", 0);
-  if (fail_at > 0 && comm->rank() == fail_rank)
-    d.before_step = [fail_at](int64_t step) {
+  // Test hooks (docs/scaling.md): rank PTUNE_FAIL_RANK (default 0) throws
+  // before step PTUNE_FAIL_AT_STEP, or raises SIGTERM in itself (through the
+  // handler a Slurm pre-emption reaches) before step PTUNE_SIGTERM_AT_STEP:
+  // a signal at a known step, where one sent from outside races the run.
+  const int fail_at = env_int("PTUNE_FAIL_AT_STEP", 0), sigterm_at = env_int("PTUNE_SIGTERM_AT_STEP", 0);
+  if ((fail_at > 0 || sigterm_at > 0) && comm->rank() == env_int("PTUNE_FAIL_RANK", 0))
+    d.before_step = [fail_at, sigterm_at](int64_t step) {
       PTUNE_CHECK(step != fail_at, "injected failure before step {} (PTUNE_FAIL_AT_STEP)", step);
+      if (step == sigterm_at) std::raise(SIGTERM);
     };
   trainer.set_distributed(std::move(d));
   if (comm->size() > 1)

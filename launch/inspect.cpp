@@ -52,10 +52,14 @@ int inspect(const std::string& dir) {
     if (!spec.rotates(l)) nope.push_back(l);
     if (spec.is_local(l)) local.push_back(l);
   }
+  // A window over every layer (Mistral, Phi-3, Qwen's use_sliding_window)
+  // or Gemma 3's local layers; ptune refuses sequences that reach past it.
+  std::string window;
+  if (spec.sliding_window > 0)
+    window = local.empty() ? fmt::format(", sliding window {} (longer inputs refused)", spec.sliding_window)
+                           : fmt::format(", sliding window {} in layers {}", spec.sliding_window, fmt::join(local, " "));
   fmt::print("attention    {}{}{}\n", spec.is_decoder() ? "causal" : "bidirectional",
-             nope.empty() ? "" : fmt::format(", no RoPE in layers {}", fmt::join(nope, " ")),
-             local.empty() ? "" : fmt::format(", sliding window {} in layers {}", spec.sliding_window,
-                                              fmt::join(local, " ")));
+             nope.empty() ? "" : fmt::format(", no RoPE in layers {}", fmt::join(nope, " ")), window);
   if (spec.positions == model::PositionKind::kRope) {
     const model::RopeSpec& r = spec.rope;
     const char* scaling[] = {"", ", linear", ", dynamic", ", llama3", ", longrope"};

@@ -293,6 +293,10 @@ void read_llama_family(const json& config, const ConfigReader& c, ModelSpec& s) 
   const double partial = s.rope.partial_rotary_factor;
   PTUNE_CHECK(partial == 1.0 || s.arch == Arch::kPhi3,
               "{}: 'partial_rotary_factor: {}' is not supported for {} (only 1.0)", origin, partial, s.model_type);
+  // rotary_dim serves every layer: Gemma 3's sliding-window RoPE may not rotate fewer columns.
+  PTUNE_CHECK(s.rope_local.partial_rotary_factor == 1.0,
+              "{}: 'partial_rotary_factor: {}' for the sliding-window layers is not supported (only 1.0)", origin,
+              s.rope_local.partial_rotary_factor);
   s.rotary_dim = int64_t(double(s.head_dim) * partial);  // int(head_dim · factor), as transformers
   PTUNE_CHECK(s.rotary_dim >= 2 && s.rotary_dim % 2 == 0,
               "{}: 'partial_rotary_factor' {} rotates {} of {} columns a head (must be even, at least 2)", origin,

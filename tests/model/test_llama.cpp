@@ -360,6 +360,12 @@ TEST(LlamaSpec, ReadsGemma3_270MConfig) {
     capped[key] = 30.0;
     testing::expect_error([&] { ModelSpec::from_config(capped, "c.json"); }, {"c.json", key});
   }
+  // The sliding-window layers' RoPE rotates whole heads too (read, not ignored).
+  nlohmann::json partial = c;
+  partial["rope_parameters"] = {{"full_attention", {{"rope_type", "default"}}},
+                                {"sliding_attention", {{"rope_type", "default"}, {"partial_rotary_factor", 0.5}}}};
+  testing::expect_error([&] { ModelSpec::from_config(partial, "c.json"); },
+                        {"c.json", "partial_rotary_factor: 0.5", "sliding-window"});
   c["use_bidirectional_attention"] = true;
   testing::expect_error([&] { ModelSpec::from_config(c, "c.json"); }, {"c.json", "use_bidirectional_attention"});
 }

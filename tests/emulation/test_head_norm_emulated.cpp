@@ -5,9 +5,13 @@
 // the saved input and rstd, the backward, and the columns around them left
 // alone. tests/cuda/test_cuda_llama_ops.cpp runs the same comparison on a GPU.
 //
-// Head dims under, at and over a warp (d = 12, 64, 128, so lanes own 0, 1, 2
-// or 4 elements), the q heads (column 0) and the k heads after them, f32 and
-// bf16, and a grid of one block, so that warps walk several vectors.
+// Both paths of head_norm.cuh: the lane kernels (d = 32·PER, a lane's PER
+// elements in one access: d = 32, 64, 128, 256) and the strided kernels,
+// which take every d (d = 12: lanes own 0 or 1 elements) and are run on the
+// lane kernels' dims too. The q heads (column 0) and the k heads after them,
+// f32 and bf16, and a grid of one block, so that warps walk several vectors
+// (27 q vectors over 8 warps). lane_path() is checked to send misaligned
+// operands to the strided kernels.
 #include "emulation/cuda_emulation.h"
 // After the emulation: the kernels compile against it.
 #include "framework/ops/cuda/head_norm.cuh"
@@ -57,13 +61,16 @@ double rel_err(const std::vector<T>& got, const Tensor& want) {
   return err / scale;
 }
 
+// Which kernels run_case() launches.
+enum class Path { kLane, kStrided };
+
 template <class T>
-void run_case(int64_t d, bool k_heads, unsigned grid_blocks) {
-  const int64_t n = 5, heads_q = 4, heads_kv = 2, width = (heads_q + 2 * heads_kv) * d;
+void run_case(int64_t d, bool k_heads, Path path, unsigned grid_blocks) {
+  const int64_t n = 9, heads_q = 3, heads_kv = 1, width = (heads_q + 2 * heads_kv) * d;
   const int64_t col = k_heads ? heads_q * d : 0, heads = k_heads ? heads_kv : heads_q, vectors = n * heads;
   const bool bf = std::is_same_v<T, bf16>;
   SCOPED_TRACE(std::string(bf ? "bf16" : "f32") + " d=" + std::to_string(d) + (k_heads ? " k" : " q") +
-               " blocks=" + std::to_string(grid_blocks));
+               (path == Path::kLane ? " lane" : " strided") + " blocks=" + std::to_string(grid_blocks));
   // Inputs as the device holds them (rounded to bf16 on both sides).
   Tensor x = Tensor::empty({n, width}, DType::kF32), w = Tensor::empty({d}, DType::kF32);
   Rng(uint64_t(d) * 7 + k_heads).fill_normal(x, 0.0f, 2.0f);
@@ -75,9 +82,19 @@ void run_case(int64_t d, bool k_heads, unsigned grid_blocks) {
   ops::head_rms_norm_forward(y, col, saved, rstd, w, 1e-6f);
   std::vector<T> gx = to_device_type<T>(x), gsaved(size_t(vectors * d)), gw = to_device_type<T>(w);
   std::vector<float> grstd(size_t(vectors), NAN);
+  // The launcher's choice: the lane kernels wherever lane_path() allows them.
+  const int per = head_norm::lane_path(d, gx.data(), gsaved.data(), gw.data(), width, col);
+  ASSERT_EQ(per, d == 32 || d == 64 || d == 128 || d == 256 ? int(d / 32) : 0);
+  ASSERT_TRUE(path == Path::kStrided || per > 0);
   emulation::launch(dim3(grid_blocks), head_norm::kThreads, 0, [&] {
-    head_norm::forward_kernel<T, T>(gx.data(), gsaved.data(), grstd.data(), gw.data(), vectors, heads, width, col, d,
-                                    1e-6f);
+    if (path == Path::kStrided)
+      head_norm::forward_kernel<T, T>(gx.data(), gsaved.data(), grstd.data(), gw.data(), vectors, heads, width, col, d,
+                                      1e-6f);
+    else
+      head_norm::with_per(per, [&](auto p) {
+        head_norm::forward_lane_kernel<T, T, decltype(p)::value>(gx.data(), gsaved.data(), grstd.data(), gw.data(),
+                                                                 vectors, heads, width, col, 1e-6f);
+      });
   });
   const double tol = bf ? 1e-2 : 1e-6;
   EXPECT_LE(rel_err(gx, y), tol) << "normalised heads";
@@ -97,21 +114,51 @@ void run_case(int64_t d, bool k_heads, unsigned grid_blocks) {
   ops::head_rms_norm_backward(dx, col, saved, rstd, w);
   std::vector<T> gdx = to_device_type<T>(dy);
   emulation::launch(dim3(grid_blocks), head_norm::kThreads, 0, [&] {
-    head_norm::backward_kernel<T, T>(gdx.data(), gsaved.data(), grstd.data(), gw.data(), vectors, heads, width, col,
-                                     d);
+    if (path == Path::kStrided)
+      head_norm::backward_kernel<T, T>(gdx.data(), gsaved.data(), grstd.data(), gw.data(), vectors, heads, width, col,
+                                       d);
+    else
+      head_norm::with_per(per, [&](auto p) {
+        head_norm::backward_lane_kernel<T, T, decltype(p)::value>(gdx.data(), gsaved.data(), grstd.data(), gw.data(),
+                                                                  vectors, heads, width, col);
+      });
   });
   EXPECT_LE(rel_err(gdx, dx), tol) << "backward";
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < width; ++c)
+      if (c < col || c >= col + heads * d)
+        ASSERT_EQ(at(gdx, r * width + c), dy.data<float>()[r * width + c])
+            << "backward: column " << c << " of row " << r;
 }
 
 TEST(HeadNormEmulated, MatchesTheCpuOp) {
-  for (const int64_t d : {12, 64, 128})
-    for (const bool k_heads : {false, true}) {
-      const int64_t vectors = 5 * (k_heads ? 2 : 4);
-      for (const unsigned blocks : {head_norm::blocks(vectors), 1u}) {
-        run_case<float>(d, k_heads, blocks);
-        run_case<bf16>(d, k_heads, blocks);
+  for (const int64_t d : {12, 32, 64, 128, 256})
+    for (const bool k_heads : {false, true})
+      for (const Path path : {Path::kLane, Path::kStrided}) {
+        if (path == Path::kLane && d % 32 != 0) continue;
+        const int64_t vectors = 9 * (k_heads ? 1 : 3);
+        for (const unsigned blocks : {head_norm::blocks(vectors), 1u}) {
+          run_case<float>(d, k_heads, path, blocks);
+          run_case<bf16>(d, k_heads, path, blocks);
+        }
       }
-    }
+}
+
+// The lane kernels need a lane's PER elements aligned to PER·sizeof(T) (16
+// bytes at most) in x, saved and w; anything else takes the strided ones.
+TEST(HeadNormEmulated, MisalignedOperandsTakeTheStridedKernels) {
+  alignas(16) bf16 x[4096] = {}, saved[1024] = {};
+  alignas(16) float w[256] = {};
+  EXPECT_EQ(head_norm::lane_path(128, x, saved, w, 640, 384), 4);
+  EXPECT_EQ(head_norm::lane_path(256, x, saved, w, 1280, 256), 8);
+  EXPECT_EQ(head_norm::lane_path(32, x + 1, saved + 1, w, 161, 1), 1);  // bf16 PER 1: 2-byte accesses
+  EXPECT_EQ(head_norm::lane_path(96, x, saved, w, 640, 0), 0);          // d not 32·{1, 2, 4, 8}
+  EXPECT_EQ(head_norm::lane_path(128, x + 2, saved, w, 640, 0), 0);     // x 4 bytes off 8
+  EXPECT_EQ(head_norm::lane_path(128, x, saved + 1, w, 640, 0), 0);     // saved
+  EXPECT_EQ(head_norm::lane_path(128, x, saved, w + 2, 640, 0), 0);     // w (f32: 16 bytes)
+  EXPECT_EQ(head_norm::lane_path(128, x, saved, w, 642, 0), 0);         // row stride
+  EXPECT_EQ(head_norm::lane_path(128, x, saved, w, 640, 2), 0);         // column
+  EXPECT_EQ(head_norm::lane_path(256, x + 4, saved, w, 640, 0), 0);     // bf16 PER 8: 16 bytes
 }
 
 }  // namespace

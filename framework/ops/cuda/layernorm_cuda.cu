@@ -285,11 +285,22 @@ void head_rms_norm_forward(const Tensor& qkv, int64_t col, const Tensor& saved, 
   check_cuda_tensor(saved, "saved", op);
   check_cuda_tensor(w, "w", op);
   const HeadNormLayout l = head_norm_layout(op, qkv, col, saved, rstd, w);
+  const int64_t vectors = l.n * l.heads;
   PTUNE_FLOAT_DISPATCH(qkv.dtype(), T, op,
-    PTUNE_FLOAT_DISPATCH(w.dtype(), W, op,
-      head_norm::forward_kernel<T, W><<<head_norm::blocks(l.n * l.heads), head_norm::kThreads, 0, raw(stream)>>>(
-          mptr<T>(qkv), mptr<T>(saved), mptr<float>(rstd), ptr<W>(w), l.n * l.heads, l.heads, l.width, col, l.d,
-          eps)));
+    PTUNE_FLOAT_DISPATCH(w.dtype(), W, op, {
+      // d = 32, 64, 128, 256 with aligned operands: a lane's elements in one access.
+      const int per = head_norm::lane_path(l.d, mptr<T>(qkv), mptr<T>(saved), ptr<W>(w), l.width, col);
+      if (per > 0) {
+        head_norm::with_per(per, [&](auto p) {
+          head_norm::forward_lane_kernel<T, W, decltype(p)::value>
+              <<<head_norm::blocks(vectors), head_norm::kThreads, 0, raw(stream)>>>(
+                  mptr<T>(qkv), mptr<T>(saved), mptr<float>(rstd), ptr<W>(w), vectors, l.heads, l.width, col, eps);
+        });
+      } else {
+        head_norm::forward_kernel<T, W><<<head_norm::blocks(vectors), head_norm::kThreads, 0, raw(stream)>>>(
+            mptr<T>(qkv), mptr<T>(saved), mptr<float>(rstd), ptr<W>(w), vectors, l.heads, l.width, col, l.d, eps);
+      }
+    }));
   PTUNE_CUDA_LAUNCH_CHECK();
 }
 
@@ -299,10 +310,21 @@ void head_rms_norm_backward(const Tensor& dqkv, int64_t col, const Tensor& saved
   check_cuda_tensor(saved, "saved", op);
   check_cuda_tensor(w, "w", op);
   const HeadNormLayout l = head_norm_layout(op, dqkv, col, saved, rstd, w);
+  const int64_t vectors = l.n * l.heads;
   PTUNE_FLOAT_DISPATCH(dqkv.dtype(), T, op,
-    PTUNE_FLOAT_DISPATCH(w.dtype(), W, op,
-      head_norm::backward_kernel<T, W><<<head_norm::blocks(l.n * l.heads), head_norm::kThreads, 0, raw(stream)>>>(
-          mptr<T>(dqkv), ptr<T>(saved), ptr<float>(rstd), ptr<W>(w), l.n * l.heads, l.heads, l.width, col, l.d)));
+    PTUNE_FLOAT_DISPATCH(w.dtype(), W, op, {
+      const int per = head_norm::lane_path(l.d, mptr<T>(dqkv), ptr<T>(saved), ptr<W>(w), l.width, col);
+      if (per > 0) {
+        head_norm::with_per(per, [&](auto p) {
+          head_norm::backward_lane_kernel<T, W, decltype(p)::value>
+              <<<head_norm::blocks(vectors), head_norm::kThreads, 0, raw(stream)>>>(
+                  mptr<T>(dqkv), ptr<T>(saved), ptr<float>(rstd), ptr<W>(w), vectors, l.heads, l.width, col);
+        });
+      } else {
+        head_norm::backward_kernel<T, W><<<head_norm::blocks(vectors), head_norm::kThreads, 0, raw(stream)>>>(
+            mptr<T>(dqkv), ptr<T>(saved), ptr<float>(rstd), ptr<W>(w), vectors, l.heads, l.width, col, l.d);
+      }
+    }));
   PTUNE_CUDA_LAUNCH_CHECK();
 }
 

@@ -15,7 +15,6 @@
 #include "cuda/cuda_test_util.h"
 #include "framework/core/stream.h"  // cuda_device_count, used by SKIP_WITHOUT_GPU
 #include "framework/ops/linear.h"
-#include "framework/ops/candidates.h"
 #include "framework/ops/layernorm.h"
 #include "framework/ops/rope.h"
 #include "framework/ops/swiglu.h"
@@ -68,17 +67,16 @@ TEST_P(CudaLlamaOps, RopeMatchesCpu) {
       {3, 17, 4, 2, 64, 977},  // GQA, D = 64, offset positions (angles up to ~1000 rad)
       {1, 5, 4, 4, 64, 4090},  // MHA, near LLaMA-2's 4096 context
       {2, 9, 4, 2, 96, 5, 96, 1.19f},   // Phi-3's head dim with LongRoPE's scale
-      {2, 9, 4, 2, 128, 0, 96},         // Phi-4-mini: 96 of 128 columns rotate (the vector path too)
+      {2, 9, 4, 2, 128, 0, 96},         // Phi-4-mini: 96 of 128 columns rotate
+      {2, 5, 6, 3, 32, 3},              // 9 rotated heads: groups of 4, 4 and 1 a thread
   };
-  for (const char* candidate : {"0", "rope_vec"})  // the scalar kernel, then 16-byte accesses
   for (const RopeShape& s : shapes) {
-    const ops::ScopedCandidates kernels(candidate);
     ops::AttentionConfig cfg{s.h, s.kvh, s.d, ops::AttentionMask::kCausal, 1.0f / std::sqrt(float(s.d))};
     Tensor pos = positions(s), inv = llama_inv_freq(s.r ? s.r : s.d);
     Tensor gpos = pos.to(kGpu), ginv = inv.to(kGpu);
     const Shape shape{s.b, s.t, cfg.qkv_width()};
-    const std::string where = std::string(candidate) + " D=" + std::to_string(s.d) + " offset=" +
-                              std::to_string(s.offset);
+    const std::string where = "D=" + std::to_string(s.d) + " heads=" + std::to_string(s.h + s.kvh) +
+                              " offset=" + std::to_string(s.offset);
 
     Tensor x = in(shape);
     Tensor y = x.clone(), gy = to_gpu(x, dt());

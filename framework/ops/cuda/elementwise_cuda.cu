@@ -9,6 +9,7 @@
 // n mod N last elements, or all of them when an operand is not 16-byte
 // aligned (a view at an odd offset), take the N = 1 path, same math.
 #include "framework/ops/cuda/common.cuh"
+#include "framework/ops/cuda/activation.cuh"
 #include "framework/ops/cuda/kernels.h"
 
 namespace ptune::ops::cuda {
@@ -84,43 +85,6 @@ struct DropoutBackwardOp {
   uint64_t seed, offset;
   __device__ float operator()(float u, float dx, float dy) const { return u >= p ? dx + dy * keep_scale : dx; }
 };
-
-constexpr float kSqrt2OverPi = 0.7978845608028654f;
-constexpr float kInvSqrt2 = 0.7071067811865476f;
-constexpr float kInvSqrt2Pi = 0.3989422804014327f;
-
-__device__ __forceinline__ float act_forward(Activation f, float x) {
-  switch (f) {
-    case Activation::kGeluTanh: return 0.5f * x * (1.0f + tanhf(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
-    case Activation::kGeluErf: return 0.5f * x * (1.0f + erff(x * kInvSqrt2));
-    case Activation::kRelu: return x > 0.0f ? x : 0.0f;
-    case Activation::kTanh: return tanhf(x);
-    case Activation::kSilu: return x / (1.0f + expf(-x));
-  }
-  return 0.0f;
-}
-
-__device__ __forceinline__ float act_derivative(Activation f, float x) {
-  switch (f) {
-    case Activation::kGeluTanh: {
-      const float u = kSqrt2OverPi * (x + 0.044715f * x * x * x);
-      const float t = tanhf(u);
-      const float du = kSqrt2OverPi * (1.0f + 3.0f * 0.044715f * x * x);
-      return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
-    }
-    case Activation::kGeluErf: return 0.5f * (1.0f + erff(x * kInvSqrt2)) + x * kInvSqrt2Pi * expf(-0.5f * x * x);
-    case Activation::kRelu: return x > 0.0f ? 1.0f : 0.0f;
-    case Activation::kTanh: {
-      const float t = tanhf(x);
-      return 1.0f - t * t;
-    }
-    case Activation::kSilu: {
-      const float s = 1.0f / (1.0f + expf(-x));
-      return s * (1.0f + x * (1.0f - s));
-    }
-  }
-  return 0.0f;
-}
 
 struct ActivationForwardOp {
   static constexpr bool kReadsOut = false, kDraws = false;

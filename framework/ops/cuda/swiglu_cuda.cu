@@ -3,11 +3,11 @@
 // accumulates into dx (or, with GradMode::kWrite, writes it without reading
 // it), exactly as ops/cpu/swiglu_cpu.cpp.
 //
-// SiLU (LLaMA, Mistral, Qwen) is one fused elementwise kernel per
-// direction. Other gates (GeGLU) are composed from the activation
-// launchers of elementwise_cuda.cu on f32 scratch, so the activation
-// formulas exist once on the device; that path costs a few extra passes.
+// One fused elementwise kernel per direction for every activation (SiLU:
+// LLaMA, Mistral, Qwen; GELU-tanh: Gemma's GeGLU), instantiated per
+// activation so the formula (activation.cuh) is inlined without a switch.
 #include "framework/ops/cuda/common.cuh"
+#include "framework/ops/cuda/activation.cuh"
 #include "framework/ops/cuda/kernels.h"
 
 namespace ptune::ops::cuda {
@@ -26,22 +26,22 @@ __device__ __forceinline__ int64_t gate_index(int64_t k, int64_t I) {
 // Chunks of N elements of y (N = 8 bf16 / 4 f32 with 16-byte accesses when
 // I is a multiple of N and every operand is 16-byte aligned, so a chunk never
 // crosses a row and its gates are contiguous; else N = 1).
-template <class T, int N>
-__global__ void swiglu_forward_kernel(T* y, const T* x, int64_t n, int64_t I) {
+template <class T, int N, Activation F>
+__global__ void gated_forward_kernel(T* y, const T* x, int64_t n, int64_t I) {
   PTUNE_GRID_STRIDE(c, n / N) {
     const int64_t k = c * N, j = gate_index(k, I);
     const Vec<T, N> g = Vec<T, N>::load(x + j), u = Vec<T, N>::load(x + j + I);
     Vec<T, N> o;
 #pragma unroll
-    for (int e = 0; e < N; ++e) o.set(e, g[e] * sigmoid(g[e]) * u[e]);
+    for (int e = 0; e < N; ++e) o.set(e, act_forward(F, g[e]) * u[e]);
     o.store(y + k);
   }
 }
 
-// dgate += dy · up · s(1 + g(1 − s)), dup += dy · g · s, with s = sigmoid(g);
-// Write: = instead of +=, and dx is never loaded (it may hold garbage).
-template <class T, int N, bool Write>
-__global__ void swiglu_backward_kernel(T* dx, const T* dy, const T* x, int64_t n, int64_t I) {
+// dgate += dy · up · f'(g), dup += dy · f(g); Write: = instead of +=, and
+// dx is never loaded (it may hold garbage).
+template <class T, int N, Activation F, bool Write>
+__global__ void gated_backward_kernel(T* dx, const T* dy, const T* x, int64_t n, int64_t I) {
   PTUNE_GRID_STRIDE(c, n / N) {
     const int64_t k = c * N, j = gate_index(k, I);
     const Vec<T, N> g = Vec<T, N>::load(x + j), u = Vec<T, N>::load(x + j + I), d = Vec<T, N>::load(dy + k);
@@ -52,8 +52,8 @@ __global__ void swiglu_backward_kernel(T* dx, const T* dy, const T* x, int64_t n
     }
 #pragma unroll
     for (int e = 0; e < N; ++e) {
-      const float s = sigmoid(g[e]);
-      const float vu = d[e] * g[e] * s, vg = d[e] * u[e] * s * (1.0f + g[e] * (1.0f - s));
+      const ActValue a = act_value_and_derivative(F, g[e]);
+      const float vu = d[e] * a.value, vg = d[e] * u[e] * a.derivative;
       if constexpr (Write) {
         du.set(e, vu);
         dg.set(e, vg);
@@ -78,58 +78,24 @@ void launch_fused(int64_t n, int64_t I, const Stream& stream, T* out, const In*.
   PTUNE_CUDA_LAUNCH_CHECK();
 }
 
-template <class T, int N>
+template <Activation F>
 struct ForwardLaunch {
-  static void run(unsigned blocks, cudaStream_t s, T* y, const T* x, int64_t n, int64_t I) {
-    swiglu_forward_kernel<T, N><<<blocks, kThreads, 0, s>>>(y, x, n, I);
-  }
+  template <class T, int N>
+  struct Of {
+    static void run(unsigned blocks, cudaStream_t s, T* y, const T* x, int64_t n, int64_t I) {
+      gated_forward_kernel<T, N, F><<<blocks, kThreads, 0, s>>>(y, x, n, I);
+    }
+  };
 };
-template <bool Write>
+template <Activation F, bool Write>
 struct BackwardLaunch {
   template <class T, int N>
   struct Of {
     static void run(unsigned blocks, cudaStream_t s, T* dx, const T* dy, const T* x, int64_t n, int64_t I) {
-      swiglu_backward_kernel<T, N, Write><<<blocks, kThreads, 0, s>>>(dx, dy, x, n, I);
+      gated_backward_kernel<T, N, F, Write><<<blocks, kThreads, 0, s>>>(dx, dy, x, n, I);
     }
   };
 };
-
-// --- The composed path for any other activation; scratch is f32 (N, I).
-
-// gate (N, I) f32 ← the gate columns of x.
-template <class T>
-__global__ void gather_gate_kernel(float* gate, const T* x, int64_t n, int64_t I) {
-  PTUNE_GRID_STRIDE(k, n) gate[k] = to_f(x[gate_index(k, I)]);
-}
-
-// y = act · up.
-template <class T>
-__global__ void gated_product_kernel(T* y, const float* act, const T* x, int64_t n, int64_t I) {
-  PTUNE_GRID_STRIDE(k, n) y[k] = from_f<T>(act[k] * to_f(x[gate_index(k, I) + I]));
-}
-
-// dup += dy · act (= when write); dy_up ← dy · up (the upstream gradient of
-// f(gate)); act ← 0, so activation_backward can accumulate f'(gate) · dy_up into it.
-template <class T>
-__global__ void gated_split_kernel(T* dx, float* dy_up, float* act, const T* dy, const T* x, int64_t n, int64_t I,
-                                   bool write) {
-  PTUNE_GRID_STRIDE(k, n) {
-    const int64_t j = gate_index(k, I) + I;
-    const float d = to_f(dy[k]);
-    dx[j] = from_f<T>(write ? d * act[k] : to_f(dx[j]) + d * act[k]);
-    dy_up[k] = d * to_f(x[j]);
-    act[k] = 0.0f;
-  }
-}
-
-// dgate += dg (N, I) f32 (= when write).
-template <class T>
-__global__ void scatter_gate_kernel(T* dx, const float* dg, int64_t n, int64_t I, bool write) {
-  PTUNE_GRID_STRIDE(k, n) {
-    const int64_t j = gate_index(k, I);
-    dx[j] = from_f<T>(write ? dg[k] : to_f(dx[j]) + dg[k]);
-  }
-}
 
 // Returns I, the width of y / dy, after the CPU op's shape checks.
 int64_t check(const Tensor& x, const Tensor& y, const char* op) {
@@ -148,23 +114,10 @@ void gated_forward(Activation f, const Tensor& y, const Tensor& x, const Stream&
   const char* op = "gated_forward";
   const int64_t I = check(x, y, op), n = y.numel();
   if (n == 0) return;
-  const unsigned blocks = blocks_for(n, kThreads);
-  if (f == Activation::kSilu) {
-    PTUNE_FLOAT_DISPATCH(x.dtype(), T, op,
-                         launch_fused<T, ForwardLaunch>(n, I, stream, static_cast<T*>(y.raw()),
-                                                        static_cast<const T*>(x.raw())));
-    return;
-  }
-  Scratch act(x.device(), {n}, DType::kF32);
   PTUNE_FLOAT_DISPATCH(x.dtype(), T, op,
-                       gather_gate_kernel<T><<<blocks, kThreads, 0, raw(stream)>>>(
-                           act.data<float>(), static_cast<const T*>(x.raw()), n, I));
-  PTUNE_CUDA_LAUNCH_CHECK();
-  activation_forward(f, act.tensor(), act.tensor(), stream);  // in place: each element reads then writes itself
-  PTUNE_FLOAT_DISPATCH(x.dtype(), T, op,
-                       gated_product_kernel<T><<<blocks, kThreads, 0, raw(stream)>>>(
-                           static_cast<T*>(y.raw()), act.data<float>(), static_cast<const T*>(x.raw()), n, I));
-  PTUNE_CUDA_LAUNCH_CHECK();
+    PTUNE_ACTIVATION_DISPATCH(f, F,
+      launch_fused<T, ForwardLaunch<F>::template Of>(n, I, stream, static_cast<T*>(y.raw()),
+                                                     static_cast<const T*>(x.raw()))));
 }
 
 void gated_backward(Activation f, const Tensor& dx, const Tensor& dy, const Tensor& x, GradMode mode,
@@ -176,37 +129,17 @@ void gated_backward(Activation f, const Tensor& dx, const Tensor& dy, const Tens
               "{}: dx {} {} for x {} {}", op, dx.shape().str(), dtype_name(dx.dtype()), x.shape().str(),
               dtype_name(x.dtype()));
   if (n == 0) return;
-  const unsigned blocks = blocks_for(n, kThreads);
-  const bool write = mode == GradMode::kWrite;
-  if (f == Activation::kSilu) {
-    PTUNE_FLOAT_DISPATCH(x.dtype(), T, op, {
-      T* pdx = static_cast<T*>(dx.raw());
-      const T* pdy = static_cast<const T*>(dy.raw());
-      const T* px = static_cast<const T*>(x.raw());
-      if (write)
-        launch_fused<T, BackwardLaunch<true>::Of>(n, I, stream, pdx, pdy, px);
+  PTUNE_FLOAT_DISPATCH(x.dtype(), T, op, {
+    T* pdx = static_cast<T*>(dx.raw());
+    const T* pdy = static_cast<const T*>(dy.raw());
+    const T* px = static_cast<const T*>(x.raw());
+    PTUNE_ACTIVATION_DISPATCH(f, F, {
+      if (mode == GradMode::kWrite)
+        launch_fused<T, BackwardLaunch<F, true>::template Of>(n, I, stream, pdx, pdy, px);
       else
-        launch_fused<T, BackwardLaunch<false>::Of>(n, I, stream, pdx, pdy, px);
+        launch_fused<T, BackwardLaunch<F, false>::template Of>(n, I, stream, pdx, pdy, px);
     });
-    return;
-  }
-  // gate, act = f(gate); dup += dy·act; dgate += f'(gate)·(dy·up) (= when write).
-  Scratch gate(x.device(), {n}, DType::kF32), act(x.device(), {n}, DType::kF32), dy_up(x.device(), {n}, DType::kF32);
-  PTUNE_FLOAT_DISPATCH(x.dtype(), T, op,
-                       gather_gate_kernel<T><<<blocks, kThreads, 0, raw(stream)>>>(
-                           gate.data<float>(), static_cast<const T*>(x.raw()), n, I));
-  PTUNE_CUDA_LAUNCH_CHECK();
-  activation_forward(f, act.tensor(), gate.tensor(), stream);
-  PTUNE_FLOAT_DISPATCH(x.dtype(), T, op,
-                       gated_split_kernel<T><<<blocks, kThreads, 0, raw(stream)>>>(
-                           static_cast<T*>(dx.raw()), dy_up.data<float>(), act.data<float>(),
-                           static_cast<const T*>(dy.raw()), static_cast<const T*>(x.raw()), n, I, write));
-  PTUNE_CUDA_LAUNCH_CHECK();
-  activation_backward(f, act.tensor(), dy_up.tensor(), gate.tensor(), stream);  // act now holds ∂L/∂gate
-  PTUNE_FLOAT_DISPATCH(x.dtype(), T, op,
-                       scatter_gate_kernel<T><<<blocks, kThreads, 0, raw(stream)>>>(
-                           static_cast<T*>(dx.raw()), act.data<float>(), n, I, write));
-  PTUNE_CUDA_LAUNCH_CHECK();
+  });
 }
 
 }  // namespace ptune::ops::cuda

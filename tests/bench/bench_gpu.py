@@ -16,9 +16,10 @@ non-embedding weights, peak 989 TFLOP/s (H100 SXM dense bf16).
 
 --batch takes a list (default 8 and 32: the issue fixes the sequence, 512,
 not the batch, and the GEMMs of a 4096-token step are too small to fill an
-H100). --candidates "1;backward32" also times ptune with each of these
-';'-separated PTUNE_CANDIDATES settings, the kernels under evaluation
-(docs/cuda.md; 1 = all of them); "all=1" labels a setting in the tables.
+H100). --variants "deterministic=PTUNE_DETERMINISTIC=1" also times ptune
+with each of these ';'-separated, labelled sets of environment settings
+(LABEL=VAR=VALUE[,VAR=VALUE...]), e.g. a setting that selects a kernel
+under evaluation; the per-op profiles are then printed side by side.
 
 --rows 1 puts the loss on each sequence's last hidden state only, as a
 classification head reads it: ptune's model then computes its last block
@@ -52,7 +53,7 @@ LLAMA_FAMILY = ("llama", "qwen3", "gemma3_text", "phi3")
 
 # One ptune run (model init, warm-up, timed steps) takes under a minute on
 # an H100; a kernel that hangs must not take the whole device call with it.
-RUN_TIMEOUT_S = 240
+RUN_TIMEOUT_S = int(os.environ.get("BENCH_RUN_TIMEOUT", 240))
 
 
 def flops_per_token(shape, seq, prefix):
@@ -63,7 +64,7 @@ def flops_per_token(shape, seq, prefix):
     return 4.0 * n + 12.0 * L * (prefix + seq) * H * D
 
 
-def ptune_rate(binary, shape, batch, seq, prefix, steps, warmup, profile, candidate="0", rows=0):
+def ptune_rate(binary, shape, batch, seq, prefix, steps, warmup, profile, settings=None, rows=0):
     arch, L, C, H, KVH, I, V, D = SHAPES[shape]
     cmd = [binary, "bench", "--device", "cuda", "--arch", arch, "--layers", str(L), "--hidden", str(C), "--heads",
            str(H), "--kv-heads", str(KVH), "--head-dim", str(D), "--intermediate", str(I), "--vocab", str(V),
@@ -72,8 +73,10 @@ def ptune_rate(binary, shape, batch, seq, prefix, steps, warmup, profile, candid
            "--rows", str(rows)]
     if profile:
         cmd.append("--profile")  # per-op GPU time, printed after the timed steps
-    env = dict(os.environ, PTUNE_CANDIDATES=candidate)
-    print(f"== ptune {shape} batch {batch} PTUNE_CANDIDATES={candidate}", flush=True)
+    settings = settings or {}
+    env = dict(os.environ, **settings)
+    prefix_env = " ".join(f"{k}={v}" for k, v in settings.items())
+    print(f"== ptune {shape} batch {batch} {prefix_env}", flush=True)
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=RUN_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -86,7 +89,7 @@ def ptune_rate(binary, shape, batch, seq, prefix, steps, warmup, profile, candid
     # The profile's rows: "  <op>  <ms> ms <share>%  <calls> calls".
     profile = {op: float(ms) for op, ms in re.findall(r"^  (\S+)\s+([\d.]+) ms\s", p.stdout, re.M)}
     return {"engine": "ptune", "step_ms": float(m.group(1)), "tokens_per_s": float(m.group(2)),
-            "command": f"PTUNE_CANDIDATES={candidate} " + " ".join(cmd), "profile_ms": profile}
+            "command": " ".join(filter(None, [prefix_env] + cmd)), "profile_ms": profile}
 
 
 def torch_rate(shape, batch, seq, prefix, steps, warmup, rows=0):
@@ -133,18 +136,29 @@ def torch_rate(shape, batch, seq, prefix, steps, warmup, rows=0):
             "tokens_per_s": batch * seq / (ms / 1e3)}
 
 
+def parse_variants(spec):
+    """[(label, {VAR: VALUE})] from "LABEL=VAR=VALUE[,VAR=VALUE...];..."."""
+    variants = []
+    for item in filter(None, spec.split(";")):
+        label, _, rest = item.partition("=")
+        pairs = [p.split("=", 1) for p in rest.split(",") if p]
+        if not label or not pairs or any(len(p) != 2 or not p[0] for p in pairs):
+            sys.exit(f"bench_gpu: --variants item '{item}': expected LABEL=VAR=VALUE[,VAR=VALUE...]")
+        variants.append((label, dict(pairs)))
+    return variants
+
+
 def measure(args, shape, batch):
-    """One row: ptune (default and candidate kernels) and torch + peft at one shape and batch."""
+    """One row: ptune (defaults and each variant) and torch + peft at one shape and batch."""
     f = flops_per_token(shape, args.seq, args.prefix)
     row = {"shape": shape, "batch": batch, "seq": args.seq, "prefix": args.prefix, "rows": args.rows,
            "flops_per_token": f}
     engines = [("ptune", lambda: ptune_rate(args.ptune, shape, batch, args.seq, args.prefix, args.steps,
                                             args.warmup, args.profile, rows=args.rows))]
-    for item in filter(None, args.candidates.split(";")):
-        label, _, c = item.rpartition("=")  # "label=setting" or a bare setting
-        engines.append((f"ptune[{label or c}]",
-                        lambda c=c: ptune_rate(args.ptune, shape, batch, args.seq, args.prefix, args.steps,
-                                               args.warmup, args.profile, candidate=c, rows=args.rows)))
+    for label, settings in parse_variants(args.variants):
+        engines.append((f"ptune[{label}]",
+                        lambda v=settings: ptune_rate(args.ptune, shape, batch, args.seq, args.prefix, args.steps,
+                                                      args.warmup, args.profile, settings=v, rows=args.rows)))
     engines.append(("torch", lambda: torch_rate(shape, batch, args.seq, args.prefix, args.steps, args.warmup,
                                                 args.rows)))
     for name, rate in engines:
@@ -174,9 +188,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--peak-tflops", type=float, default=989.0)
     ap.add_argument("--profile", action="store_true", help="also print ptune's per-op GPU time")
-    ap.add_argument("--candidates", default="",
-                    help="';'-separated PTUNE_CANDIDATES settings to time ptune with as well, each "
-                         "optionally labelled (label=setting)")
+    ap.add_argument("--variants", default="",
+                    help="';'-separated LABEL=VAR=VALUE[,VAR=VALUE...]: environment settings to time ptune "
+                         "with as well")
     ap.add_argument("--rows", type=int, default=0, help="rows per sequence the loss reads, the last ones; 0: all")
     ap.add_argument("--out", default="bench_gpu.json")
     args = ap.parse_args()
@@ -203,7 +217,7 @@ def main():
 
 
 def print_profile_deltas(results):
-    """Per op, ms per step of each candidate setting against the defaults (--profile runs)."""
+    """Per op, ms per step of each variant against the defaults (--profile runs)."""
     for r in results:
         base = r["ptune"].get("profile_ms") or {}
         others = [(n, e["profile_ms"]) for n, e in r.items()

@@ -5,13 +5,12 @@
 // without a prefix, causal and bidirectional, padding whose tail covers
 // whole key tiles and a batch row padded entirely (with P = 0 its queries
 // see no key at all: zero output, zero gradient), and GQA (32 query heads
-// on 8 kv heads, LLaMA-1B). Every case runs the default kernels and the
-// candidates (ops/candidates.h): all of them (32 rows a warp, dQ added by
-// the dkv kernel), the backward in one launch (which dq_atomic replaces
-// under "1"), and dq_atomic with 16 rows a warp; at D = 96 (Phi-3) and
-// 256 (Gemma 3) there are no candidates and every set runs the default
-// kernels. The f32
-// path is covered by test_cuda_ops.cpp.
+// on 8 kv heads, LLaMA-1B). Every case runs both backwards at D = 64 and
+// 128 (attention_cuda.cu): dQ added with atomics by the dkv blocks, and,
+// under PTUNE_DETERMINISTIC (ops/deterministic.h), dq and dkv blocks in one
+// launch, whose whole dqkv must then repeat bit for bit; D = 64 without GQA
+// takes 32 rows a warp in both. D = 96 (Phi-3) and 256 (Gemma 3) launch dq
+// and dkv in either mode. The f32 path is covered by test_cuda_ops.cpp.
 // Every test skips when no GPU is visible.
 #include <gtest/gtest.h>
 
@@ -22,7 +21,7 @@
 #include <tuple>
 
 #include "framework/ops/attention.h"
-#include "framework/ops/candidates.h"
+#include "framework/ops/deterministic.h"
 #include "framework/ops/cuda/kernels.h"
 #include "cuda/cuda_test_util.h"
 
@@ -41,9 +40,8 @@ struct FlashCase {
   Padding padding;
 };
 
-// The second parameter is a PTUNE_CANDIDATES value.
-class CudaFlash : public ::testing::TestWithParam<std::tuple<FlashCase, const char*>> {};
-const char* const kCandidateSets[] = {"0", "1", "backward32,one_launch", "dq_atomic"};
+// The second parameter: deterministic mode.
+class CudaFlash : public ::testing::TestWithParam<std::tuple<FlashCase, bool>> {};
 
 // Tighter than kBf16Tol: these kernels round only the inputs, P and dS
 // (for the second product) and the stored results to bf16; their host
@@ -60,8 +58,8 @@ struct Grads {
 
 TEST_P(CudaFlash, Bf16MatchesCpu) {
   SKIP_WITHOUT_GPU();
-  const auto [c, candidates] = GetParam();
-  const ops::ScopedCandidates kernels(candidates);
+  const auto [c, deterministic] = GetParam();
+  const ops::ScopedDeterministic mode(deterministic);
   const DType dt = DType::kBF16;
   ops::AttentionConfig cfg{c.h, c.kvh, c.d, c.mask, 1.0f / std::sqrt(float(c.d))};
   auto in = [](const Shape& s, float stddev = 1.0f) { return round_bf16(randn(s, stddev)); };
@@ -111,16 +109,20 @@ TEST_P(CudaFlash, Bf16MatchesCpu) {
   ops::attention_backward(gw, Tensor(), Tensor(), Tensor(), gdout, gout, gqkv, state, gpk, gpv, cfg,
                           ops::GradMode::kWrite);
   EXPECT_CLOSE(gw, dqkv_zero, kFlashTol) << "kWrite";
+  // The prefix gradient sums over the batch without atomics: bit-identical
+  // reruns in either mode; dqkv too in deterministic mode.
+  const Grads again = gpu_backward();
+  const auto same_bits = [](const Tensor& x, const Tensor& y) {
+    const Tensor a = x.to(Device::cpu()), b = y.to(Device::cpu());
+    return a.nbytes() == b.nbytes() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
+  };
   if (c.p) {
     EXPECT_CLOSE(g.dpk, dpk, kFlashTol);
     EXPECT_CLOSE(g.dpv, dpv, kFlashTol);
-    // The prefix gradient sums over the batch without atomics: bit-identical reruns.
-    const Grads again = gpu_backward();
-    Tensor a = g.dpk.to(Device::cpu()), b = again.dpk.to(Device::cpu());
-    Tensor av = g.dpv.to(Device::cpu()), bv = again.dpv.to(Device::cpu());
-    EXPECT_EQ(std::memcmp(a.raw(), b.raw(), size_t(a.numel()) * sizeof(float)), 0);
-    EXPECT_EQ(std::memcmp(av.raw(), bv.raw(), size_t(av.numel()) * sizeof(float)), 0);
+    EXPECT_TRUE(same_bits(g.dpk, again.dpk));
+    EXPECT_TRUE(same_bits(g.dpv, again.dpv));
   }
+  if (deterministic) EXPECT_TRUE(same_bits(g.dqkv, again.dqkv)) << "dqkv differs between two deterministic runs";
 }
 
 using ops::AttentionMask;
@@ -147,16 +149,13 @@ const FlashCase kFlashCases[] = {
 };
 
 INSTANTIATE_TEST_SUITE_P(Cases, CudaFlash,
-                         ::testing::Combine(::testing::ValuesIn(kFlashCases), ::testing::ValuesIn(kCandidateSets)),
+                         ::testing::Combine(::testing::ValuesIn(kFlashCases), ::testing::Bool()),
                          [](const auto& info) {
   const FlashCase& c = std::get<0>(info.param);
-  std::string set = std::get<1>(info.param);
-  std::replace(set.begin(), set.end(), ',', '_');
-  set = set == "0" ? "" : set == "1" ? "_candidates" : "_" + set;
   return "T" + std::to_string(c.t) + "_P" + std::to_string(c.p) + "_H" + std::to_string(c.h) + "_KV" +
          std::to_string(c.kvh) + "_D" + std::to_string(c.d) +
          (c.mask == AttentionMask::kCausal ? "_causal" : "_bidir") +
-         (c.padding == Padding::kTails ? "_pad" : "") + set + "_" +
+         (c.padding == Padding::kTails ? "_pad" : "") + (std::get<1>(info.param) ? "_deterministic" : "") + "_" +
          std::to_string(info.index);
 });
 

@@ -2,11 +2,12 @@
 // (the same fixtures tests/model checks the CPU against): GPT-2, BERT,
 // RoBERTa and LLaMA, each with a KV prefix in every layer — hidden states,
 // logits, and the gradients to the input embeddings and to the prefix —
-// with the frozen weights and activations in f32 and in bf16, and in bf16
-// with every candidate kernel (PTUNE_CANDIDATES=1, ops/candidates.h: the
-// tuned GEMMs and their epilogues, RoPE's vector path, in the model's own
-// sequence of calls; a tuned GEMM must also leave the steady-state step
-// allocation-free), and with activation checkpointing (the backward's
+// with the frozen weights and activations in f32 and in bf16 (whose GEMMs
+// are timed and tuned on first use: a tuned GEMM must also leave the
+// steady-state step allocation-free), and in bf16 in deterministic mode
+// (PTUNE_DETERMINISTIC, ops/deterministic.h: the heuristic's GEMMs, the
+// attention backward in one launch without atomics, in the model's own
+// sequence of calls), and with activation checkpointing (the backward's
 // reruns of each block give the same gradients); and a task head's
 // selected rows against the full run on the GPU.
 //
@@ -28,7 +29,7 @@
 #include "framework/io/safetensors.h"
 #include "framework/model/heads.h"
 #include "framework/model/transformer.h"
-#include "framework/ops/candidates.h"
+#include "framework/ops/deterministic.h"
 #include "framework/ops/elementwise.h"
 #include "framework/ops/embedding.h"
 
@@ -40,14 +41,14 @@ using namespace cuda_test;  // NOLINT: the shared helpers
 struct Case {
   std::string fixture;  // under tests/golden/fixtures
   DType dtype;
-  const char* candidates = "0";  // PTUNE_CANDIDATES for the test
-  bool recompute = false;         // activation checkpointing: backward reruns each block
+  bool deterministic = false;  // PTUNE_DETERMINISTIC for the test
+  bool recompute = false;      // activation checkpointing: backward reruns each block
 };
 
 std::string name_of(const ::testing::TestParamInfo<Case>& info) {
   std::string n = info.param.fixture.substr(info.param.fixture.rfind('/') + 1);
   return n + (info.param.dtype == DType::kF32 ? "_f32" : "_bf16") +
-         (std::string(info.param.candidates) == "1" ? "_candidates" : "") + (info.param.recompute ? "_recompute" : "");
+         (info.param.deterministic ? "_deterministic" : "") + (info.param.recompute ? "_recompute" : "");
 }
 
 class CudaModel : public ::testing::TestWithParam<Case> {
@@ -58,7 +59,7 @@ class CudaModel : public ::testing::TestWithParam<Case> {
     model = Transformer::load(dir, {{}, kGpu, GetParam().dtype});  // unit by unit, straight to the GPU
     model->set_recompute(GetParam().recompute);
     golden = std::make_unique<io::SafetensorsFile>(io::SafetensorsFile::open(dir + "/golden.safetensors"));
-    kernels = std::make_unique<ops::ScopedCandidates>(GetParam().candidates);
+    mode = std::make_unique<ops::ScopedDeterministic>(GetParam().deterministic);
   }
   float tol() const { return GetParam().dtype == DType::kF32 ? 1e-4f : 5e-2f; }
   Tensor f32(const char* name) const { return golden->load(name, DType::kF32); }
@@ -68,7 +69,7 @@ class CudaModel : public ::testing::TestWithParam<Case> {
   std::string dir;
   std::unique_ptr<Transformer> model;
   std::unique_ptr<io::SafetensorsFile> golden;
-  std::unique_ptr<ops::ScopedCandidates> kernels;
+  std::unique_ptr<ops::ScopedDeterministic> mode;
 };
 
 TEST_P(CudaModel, KvPrefixForwardAndGradientsMatchTransformers) {
@@ -256,11 +257,11 @@ INSTANTIATE_TEST_SUITE_P(Archs, CudaModel,
                                            Case{"llama/gemma3", DType::kF32}, Case{"llama/gemma3", DType::kBF16},
                                            Case{"llama/phi3_long", DType::kF32},
                                            Case{"llama/phi3_long", DType::kBF16},
-                                           Case{"model/gpt2", DType::kBF16, "1"},
-                                           Case{"llama/llama", DType::kBF16, "1"},
-                                           Case{"model/gpt2", DType::kF32, "0", true},
-                                           Case{"model/bert", DType::kBF16, "0", true},
-                                           Case{"llama/llama", DType::kBF16, "0", true}),
+                                           Case{"model/gpt2", DType::kBF16, true},
+                                           Case{"llama/llama", DType::kBF16, true},
+                                           Case{"model/gpt2", DType::kF32, false, true},
+                                           Case{"model/bert", DType::kBF16, false, true},
+                                           Case{"llama/llama", DType::kBF16, false, true}),
                          name_of);
 
 bool same_bytes_on_host(const Tensor& a, const Tensor& b) {

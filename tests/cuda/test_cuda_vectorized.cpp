@@ -1,17 +1,16 @@
 // The 16-byte (Vec) paths of the memory-bound CUDA kernels (elementwise,
-// norms, the fused SwiGLU) against the CPU ops: sizes with a vector body and a scalar tail, row widths that are and
-// are not multiples of the vector width (8 bf16 / 4 f32), rows wider than
-// the norm kernels' register cache, and views that start 3 elements into
-// their buffer (not 16-byte aligned: the scalar fallback) or 8 elements in
-// (aligned: the vector path on a view). f32 and bf16; the norms also with
-// a warp a row (candidate norm_warp, ops/candidates.h); skips without a GPU.
+// norms, the fused gated activations) against the CPU ops: sizes with a
+// vector body and a scalar tail, row widths that are and are not multiples
+// of the vector width (8 bf16 / 4 f32), rows wider than the norm kernels'
+// register cache, and views that start 3 elements into their buffer (not
+// 16-byte aligned: the scalar fallback) or 8 elements in (aligned: the
+// vector path on a view). f32 and bf16; skips without a GPU.
 #include <gtest/gtest.h>
 
 #include <cstring>
 
 #include "framework/core/stream.h"
 #include "framework/ops/activation.h"
-#include "framework/ops/candidates.h"
 #include "framework/ops/cuda/kernels.h"
 #include "framework/ops/elementwise.h"
 #include "framework/ops/layernorm.h"
@@ -101,46 +100,40 @@ struct NormCase {
 // db partials over several rows), 8200 and 16400 (wider than the register
 // cache for f32 / bf16, and too wide for shared-memory partials).
 constexpr NormCase kNormCases[] = {{5, 1024}, {3, 2048}, {4, 1003}, {600, 64}, {2, 8200}, {2, 16400}};
-// The norms' launches: 128 threads a row, or a warp (candidate norm_warp).
-const char* const kNormLaunches[] = {"0", "norm_warp"};
 
 TEST_P(CudaVectorized, NormsBodyTailAndMisaligned) {
   SKIP_WITHOUT_GPU();
   const float grad_tol = dt() == DType::kF32 ? kF32Tol : kBf16Tol;
-  for (const char* candidates : kNormLaunches) {
-    const ops::ScopedCandidates launch(candidates);
-    for (const NormCase& nc : kNormCases) {
-      for (int64_t skip : {int64_t(0), int64_t(3)}) {
-        for (ops::NormKind kind : {ops::NormKind::kLayerNorm, ops::NormKind::kRmsNorm}) {
-          const bool layer = kind == ops::NormKind::kLayerNorm;
-          SCOPED_TRACE(testing::Message() << "n " << nc.n << " c " << nc.c << " skip " << skip << " layer " << layer
-                                          << " PTUNE_CANDIDATES " << candidates);
-          const int64_t n = nc.n, c = nc.c;
-          Tensor x = in({n, c}), w = in({c}), b = layer ? in({c}) : Tensor(), dy = in({n, c}), dx = in({n, c});
-          Tensor y = Tensor::empty({n, c}, DType::kF32), mean = Tensor::empty({n}, DType::kF32),
-                 rstd = Tensor::empty({n}, DType::kF32);
-          ops::norm_forward(kind, y, layer ? mean : Tensor(), rstd, x, w, b, 1e-5f);
-          Tensor gx = gpu_view(x, skip), gw = to_gpu(w, dt()), gb = layer ? to_gpu(b, dt()) : Tensor();
-          Tensor gy = gpu_view(randn({n, c}), skip), gmean = Tensor::empty({n}, DType::kF32, kGpu),
-                 grstd = Tensor::empty({n}, DType::kF32, kGpu);
-          ops::norm_forward(kind, gy, layer ? gmean : Tensor(), grstd, gx, gw, gb, 1e-5f);
-          EXPECT_CLOSE(gy, y, tol());
-          EXPECT_CLOSE(grstd, rstd, tol());
+  for (const NormCase& nc : kNormCases) {
+    for (int64_t skip : {int64_t(0), int64_t(3)}) {
+      for (ops::NormKind kind : {ops::NormKind::kLayerNorm, ops::NormKind::kRmsNorm}) {
+        const bool layer = kind == ops::NormKind::kLayerNorm;
+        SCOPED_TRACE(testing::Message() << "n " << nc.n << " c " << nc.c << " skip " << skip << " layer " << layer);
+        const int64_t n = nc.n, c = nc.c;
+        Tensor x = in({n, c}), w = in({c}), b = layer ? in({c}) : Tensor(), dy = in({n, c}), dx = in({n, c});
+        Tensor y = Tensor::empty({n, c}, DType::kF32), mean = Tensor::empty({n}, DType::kF32),
+               rstd = Tensor::empty({n}, DType::kF32);
+        ops::norm_forward(kind, y, layer ? mean : Tensor(), rstd, x, w, b, 1e-5f);
+        Tensor gx = gpu_view(x, skip), gw = to_gpu(w, dt()), gb = layer ? to_gpu(b, dt()) : Tensor();
+        Tensor gy = gpu_view(randn({n, c}), skip), gmean = Tensor::empty({n}, DType::kF32, kGpu),
+               grstd = Tensor::empty({n}, DType::kF32, kGpu);
+        ops::norm_forward(kind, gy, layer ? gmean : Tensor(), grstd, gx, gw, gb, 1e-5f);
+        EXPECT_CLOSE(gy, y, tol());
+        EXPECT_CLOSE(grstd, rstd, tol());
 
-          Tensor dw = randn({c}), db = randn({c});
-          Tensor gdw = dw.to(kGpu), gdb = db.to(kGpu), gdx = gpu_view(dx, skip), gdy = gpu_view(dy, skip);
-          ops::norm_backward(kind, dx, dw, layer ? db : Tensor(), dy, x, w, layer ? mean : Tensor(), rstd);
-          ops::norm_backward(kind, gdx, gdw, layer ? gdb : Tensor(), gdy, gx, gw, layer ? gmean : Tensor(), grstd);
-          EXPECT_CLOSE(gdx, dx, tol());
-          EXPECT_CLOSE(gdw, dw, grad_tol);
-          if (layer) EXPECT_CLOSE(gdb, db, grad_tol);
+        Tensor dw = randn({c}), db = randn({c});
+        Tensor gdw = dw.to(kGpu), gdb = db.to(kGpu), gdx = gpu_view(dx, skip), gdy = gpu_view(dy, skip);
+        ops::norm_backward(kind, dx, dw, layer ? db : Tensor(), dy, x, w, layer ? mean : Tensor(), rstd);
+        ops::norm_backward(kind, gdx, gdw, layer ? gdb : Tensor(), gdy, gx, gw, layer ? gmean : Tensor(), grstd);
+        EXPECT_CLOSE(gdx, dx, tol());
+        EXPECT_CLOSE(gdw, dw, grad_tol);
+        if (layer) EXPECT_CLOSE(gdb, db, grad_tol);
 
-          // A frozen norm (no dw / db): the dx-only kernel.
-          Tensor dx2 = in({n, c}), gdx2 = gpu_view(dx2, skip);
-          ops::norm_backward(kind, dx2, Tensor(), Tensor(), dy, x, w, layer ? mean : Tensor(), rstd);
-          ops::norm_backward(kind, gdx2, Tensor(), Tensor(), gdy, gx, gw, layer ? gmean : Tensor(), grstd);
-          EXPECT_CLOSE(gdx2, dx2, tol());
-        }
+        // A frozen norm (no dw / db): the dx-only kernel.
+        Tensor dx2 = in({n, c}), gdx2 = gpu_view(dx2, skip);
+        ops::norm_backward(kind, dx2, Tensor(), Tensor(), dy, x, w, layer ? mean : Tensor(), rstd);
+        ops::norm_backward(kind, gdx2, Tensor(), Tensor(), gdy, gx, gw, layer ? gmean : Tensor(), grstd);
+        EXPECT_CLOSE(gdx2, dx2, tol());
       }
     }
   }
@@ -148,51 +141,54 @@ TEST_P(CudaVectorized, NormsBodyTailAndMisaligned) {
 
 TEST_P(CudaVectorized, FusedResidualDropoutNormBodyTailAndMisaligned) {
   SKIP_WITHOUT_GPU();
-  for (const char* candidates : kNormLaunches) {
-    const ops::ScopedCandidates launch(candidates);
-    for (const NormCase& nc : kNormCases) {
-      for (int64_t skip : {int64_t(0), int64_t(3)}) {
-        SCOPED_TRACE(testing::Message() << "n " << nc.n << " c " << nc.c << " skip " << skip << " PTUNE_CANDIDATES "
-                                        << candidates);
-        const int64_t n = nc.n, c = nc.c;
-        Tensor a = in({n, c}), r = in({n, c}), w = in({c}), b = in({c});
-        // Reference: dropout, add, LayerNorm with the CPU ops; an odd Philox offset.
-        Tensor d = Tensor::empty({n, c}, DType::kF32), h = Tensor::empty({n, c}, DType::kF32),
-               y = Tensor::empty({n, c}, DType::kF32), mean = Tensor::empty({n}, DType::kF32),
-               rstd = Tensor::empty({n}, DType::kF32);
-        ops::dropout_forward(d, a, 0.1f, 5, 13);
-        ops::add_forward(h, r, d);
-        ops::norm_forward(ops::NormKind::kLayerNorm, y, mean, rstd, h, w, b, 1e-5f);
-        Tensor gy = gpu_view(randn({n, c}), skip), gh = gpu_view(randn({n, c}), skip);
-        Tensor gmean = Tensor::empty({n}, DType::kF32, kGpu), grstd = Tensor::empty({n}, DType::kF32, kGpu);
-        ops::cuda::residual_norm_forward(ops::NormKind::kLayerNorm, gy, gh, gmean, grstd, gpu_view(a, skip),
-                                         gpu_view(r, skip), to_gpu(w, dt()), to_gpu(b, dt()), 1e-5f, 0.1f, 5, 13,
-                                         Stream::default_stream(kGpu));
-        EXPECT_CLOSE(gh, h, tol());
-        EXPECT_CLOSE(gy, y, tol());
-        EXPECT_CLOSE(grstd, rstd, tol());
-      }
+  for (const NormCase& nc : kNormCases) {
+    for (int64_t skip : {int64_t(0), int64_t(3)}) {
+      SCOPED_TRACE(testing::Message() << "n " << nc.n << " c " << nc.c << " skip " << skip);
+      const int64_t n = nc.n, c = nc.c;
+      Tensor a = in({n, c}), r = in({n, c}), w = in({c}), b = in({c});
+      // Reference: dropout, add, LayerNorm with the CPU ops; an odd Philox offset.
+      Tensor d = Tensor::empty({n, c}, DType::kF32), h = Tensor::empty({n, c}, DType::kF32),
+             y = Tensor::empty({n, c}, DType::kF32), mean = Tensor::empty({n}, DType::kF32),
+             rstd = Tensor::empty({n}, DType::kF32);
+      ops::dropout_forward(d, a, 0.1f, 5, 13);
+      ops::add_forward(h, r, d);
+      ops::norm_forward(ops::NormKind::kLayerNorm, y, mean, rstd, h, w, b, 1e-5f);
+      Tensor gy = gpu_view(randn({n, c}), skip), gh = gpu_view(randn({n, c}), skip);
+      Tensor gmean = Tensor::empty({n}, DType::kF32, kGpu), grstd = Tensor::empty({n}, DType::kF32, kGpu);
+      ops::cuda::residual_norm_forward(ops::NormKind::kLayerNorm, gy, gh, gmean, grstd, gpu_view(a, skip),
+                                       gpu_view(r, skip), to_gpu(w, dt()), to_gpu(b, dt()), 1e-5f, 0.1f, 5, 13,
+                                       Stream::default_stream(kGpu));
+      EXPECT_CLOSE(gh, h, tol());
+      EXPECT_CLOSE(gy, y, tol());
+      EXPECT_CLOSE(grstd, rstd, tol());
     }
   }
 }
 
-// The fused SiLU gate: I a multiple of 8 (16-byte chunks of y, gates and
-// ups) and not (scalar), on aligned and offset views.
-TEST_P(CudaVectorized, SwiGluBodyAndMisaligned) {
+// The fused gated activations (one kernel per activation): I a multiple of
+// 8 (16-byte chunks of y, gates and ups) and not (scalar), on aligned and
+// offset views, backward accumulating and writing.
+TEST_P(CudaVectorized, GatedBodyAndMisaligned) {
   SKIP_WITHOUT_GPU();
-  for (int64_t I : {int64_t(64), int64_t(37)}) {
-    for (int64_t skip : {int64_t(0), int64_t(3)}) {
-      SCOPED_TRACE(testing::Message() << "I " << I << " skip " << skip);
-      const int64_t n = 9;
-      Tensor x = in({n, 2 * I}), dy = in({n, I}), dx = in({n, 2 * I});
-      Tensor gx = gpu_view(x, skip), gdy = gpu_view(dy, skip), gdx = gpu_view(dx, skip);
-      Tensor y = Tensor::empty({n, I}, DType::kF32), gy = gpu_view(randn({n, I}), skip);
-      ops::gated_forward(ops::Activation::kSilu, y, x);
-      ops::gated_forward(ops::Activation::kSilu, gy, gx);
-      EXPECT_CLOSE(gy, y, tol());
-      ops::gated_backward(ops::Activation::kSilu, dx, dy, x);
-      ops::gated_backward(ops::Activation::kSilu, gdx, gdy, gx);
-      EXPECT_CLOSE(gdx, dx, tol());
+  for (ops::Activation f : {ops::Activation::kSilu, ops::Activation::kGeluTanh, ops::Activation::kGeluErf,
+                            ops::Activation::kRelu, ops::Activation::kTanh}) {
+    for (int64_t I : {int64_t(64), int64_t(37)}) {
+      for (int64_t skip : {int64_t(0), int64_t(3)}) {
+        SCOPED_TRACE(testing::Message() << "activation " << int(f) << " I " << I << " skip " << skip);
+        const int64_t n = 9;
+        Tensor x = in({n, 2 * I}), dy = in({n, I}), dx = in({n, 2 * I});
+        Tensor gx = gpu_view(x, skip), gdy = gpu_view(dy, skip), gdx = gpu_view(dx, skip);
+        Tensor y = Tensor::empty({n, I}, DType::kF32), gy = gpu_view(randn({n, I}), skip);
+        ops::gated_forward(f, y, x);
+        ops::gated_forward(f, gy, gx);
+        EXPECT_CLOSE(gy, y, tol());
+        ops::gated_backward(f, dx, dy, x);
+        ops::gated_backward(f, gdx, gdy, gx);
+        EXPECT_CLOSE(gdx, dx, tol());
+        ops::gated_backward(f, dx, dy, x, ops::GradMode::kWrite);
+        ops::gated_backward(f, gdx, gdy, gx, ops::GradMode::kWrite);
+        EXPECT_CLOSE(gdx, dx, tol());
+      }
     }
   }
 }

@@ -10,9 +10,9 @@
 // spans a whole key tile), with and without a prefix, causal and
 // bidirectional, padding whose tail covers whole key tiles and a batch row
 // padded entirely, GQA, and D = 64, 96 (Phi-3), 128 and 256 (Q and dO
-// re-read from shared memory, dK and dV in two column slices); the default
-// kernels and the candidates (32 rows a warp, the backward in one launch,
-// dQ added by the dkv kernel; D = 64 and 128).
+// re-read from shared memory, dK and dV in two column slices); every form
+// of the backward (16 or 32 rows a warp, dq and dkv in two launches or
+// one, dQ added by the dkv kernel).
 #include "emulation/cuda_emulation.h"
 // After the emulation: the kernels compile against it.
 #include "framework/ops/cuda/flash_attention.cuh"
@@ -120,16 +120,6 @@ TEST_P(FlashEmulated, MatchesCpu) {
   auto emulate = [](const flash::MmaLaunch& l, auto kernel) { emulation::launch(l.grid, l.threads, l.smem, kernel); };
   auto dispatch = [&](auto kd) {
     constexpr int kD = decltype(kd)::value;
-    // The forward with two m tiles a warp (D = 64) first; its output and
-    // lse must be those of the default one, which then feeds the backward.
-    if constexpr (kD == 64) {
-      emulate(flash::forward_launch<kD, 2>(g), [&] {
-        flash::flash_forward_mma_kernel<kD, 2>(g, bout.data(), lse.data(), bqkv.data(), ppk, ppv, mask.data());
-      });
-      EXPECT_CLOSE(to_f32(bout, out.shape()), out, kFlashTol) << "forward, 32 rows a warp";
-      std::fill(bout.begin(), bout.end(), nan);
-      std::fill(lse.begin(), lse.end(), NAN);
-    }
     emulate(flash::forward_launch<kD>(g), [&] {
       flash::flash_forward_mma_kernel<kD>(g, bout.data(), lse.data(), bqkv.data(), ppk, ppv, mask.data());
     });
@@ -147,9 +137,10 @@ TEST_P(FlashEmulated, MatchesCpu) {
           }
           delta[size_t((b * c.h + h) * c.t + t)] = sum;
         }
-    // Backward in both GradModes, as two launches (dq, dkv), as one, or
-    // as dkv adding dQ with atomics then the finish kernel (dq_atomic),
-    // with one or (D = 64) two m tiles a warp: each variant at least once,
+    // Backward in both GradModes, as two launches (dq, dkv: D = 96 and
+    // 256), as one (deterministic mode), or as dkv adding dQ with atomics
+    // then the finish kernel (the default at D = 64 and 128), with one or
+    // (D = 64) two m tiles a warp: each variant at least once,
     // each mode more than once (the launch only maps blocks, the mode only
     // changes stores).
     enum class Launches { kDqThenDkv, kOne, kDqAtomic };
@@ -161,15 +152,15 @@ TEST_P(FlashEmulated, MatchesCpu) {
       std::vector<bf16> bdqkv = add ? to_bf16(dqkv0) : std::vector<bf16>(bqkv.size(), nan);
       std::vector<float> part(size_t(std::max<int64_t>(c.b * c.p * 2 * kvw, 1)), NAN);
       float* ppart = c.p && add ? part.data() : nullptr;
-      constexpr bool kCandidates = kD == 64 || kD == 128;
+      constexpr bool kFused = kD == 64 || kD == 128;  // attention_cuda.cu: kFusedBackward
       if (launches == Launches::kOne) {
-        if constexpr (kCandidates)
+        if constexpr (kFused)
           emulate(flash::backward_launch<kD, kMT>(g), [&] {
             flash::flash_backward_mma_kernel<kD, kMT>(g, bdqkv.data(), add, ppart, bdout.data(), bqkv.data(), ppk,
                                                       ppv, lse.data(), delta.data(), mask.data());
           });
       } else if (launches == Launches::kDqAtomic) {
-        if constexpr (kCandidates) {
+        if constexpr (kFused) {
           std::vector<float> dq_acc(size_t(c.b * c.t * qw), 0.0f);  // zeroed, as the launcher's memset
           emulate(flash::dkv_launch<kD, kMT, true>(g), [&] {
             flash::flash_dkv_mma_kernel<kD, kMT, true>(g, bdqkv.data(), add, ppart, dq_acc.data(), bdout.data(),
@@ -204,7 +195,7 @@ TEST_P(FlashEmulated, MatchesCpu) {
     using One = std::integral_constant<int, 1>;
     using Two = std::integral_constant<int, 2>;
     backward(One(), /*add=*/true, Launches::kDqThenDkv);
-    if constexpr (kD == 96 || kD == 256) {  // no candidates: the default launches in the other mode
+    if constexpr (kD == 96 || kD == 256) {  // two launches only: the other mode
       backward(One(), false, Launches::kDqThenDkv);
       return;
     }

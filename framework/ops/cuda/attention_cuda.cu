@@ -7,9 +7,9 @@
 // Two implementations behind one launcher:
 //
 // Tensor cores (bf16, D ∈ {64, 96, 128, 256}; FlashAttention-2 layout;
-// kernels in flash_attention.cuh). Every CTA has 4 warps and 64 rows of one (b, head),
-// 16 rows per warp (candidates: 2 warps of 32, ops/candidates.h); tiles of the
-// other operand stream through shared memory with cp.async, double
+// kernels in flash_attention.cuh). Every CTA has 64 rows of one (b, head),
+// 16 rows per warp (4 warps), or in the backward at D = 64 without GQA 32
+// (2 warps; measured below); tiles of the other operand stream through shared memory with cp.async, double
 // buffered, and every product is an mma.sync m16n8k16 (attention_mma.cuh):
 //   forward (query block): S = Q·Kᵀ, online softmax in f32 (log2 domain),
 //     O += P·V; saves the row logsumexp. Under causal masking key tiles past
@@ -18,8 +18,10 @@
 //     dQ += dS·K, with δ from the δ kernel below.
 //   dkv (64 keys of one (b, kv head)): sweeps the group's query heads and
 //     query tiles: Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ, dV += Pᵀ·dO, dK += dSᵀ·Q, with
-//     dK, dV in registers for the whole sweep. (Candidate dq_atomic: it
-//     also adds dS·K to an f32 dQ with atomics, and no dq kernel runs.)
+//     dK, dV in registers for the whole sweep. At D = 64 and 128 it also
+//     adds dS·K to an f32 dQ with atomics and no dq kernel runs; under
+//     PTUNE_DETERMINISTIC (ops/deterministic.h) the dq and dkv blocks run
+//     in one launch instead.
 //   D = 256 (Gemma 3) keeps every thread within 255 registers: Q and dO
 //   fragments are re-read from shared memory, streamed tiles hold 32 rows,
 //   and two dkv blocks share a key block, each accumulating half of dK, dV.
@@ -42,14 +44,15 @@
 // O = 0 and p = 0, so its δ = 0 is never used.
 //
 // Both: prefix gradients are written per batch row and summed over b after,
-// so no two threads ever write the same element (no atomics, deterministic).
+// so no two threads ever write the same element (no atomics, deterministic;
+// only the atomic dQ above is not, and deterministic mode replaces it).
 #include "framework/ops/cuda/common.cuh"
 
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
 
-#include "framework/ops/candidates.h"
+#include "framework/ops/deterministic.h"
 #include "framework/ops/cuda/attention_mma.cuh"
 #include "framework/ops/cuda/flash_attention.cuh"
 #include "framework/ops/cuda/kernels.h"
@@ -378,10 +381,10 @@ void allow_smem(Kernel kernel, size_t bytes) {
   PTUNE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
 }
 
-// The candidates (ops/candidates.h) exist for the head dims they were
-// written for, and will be measured at: 64 and 128.
+// The backward in one launch and dQ by atomics exist for the head dims they
+// were written and measured for, 64 and 128; 96 and 256 launch dq and dkv.
 template <int kD>
-constexpr bool kHasCandidates = kD == 64 || kD == 128;
+constexpr bool kFusedBackward = kD == 64 || kD == 128;
 
 // Launches a tensor-core kernel as described by flash_attention.cuh.
 template <class Kernel, class... Args>
@@ -394,21 +397,16 @@ void launch_mma(Kernel kernel, const MmaLaunch& l, const Stream& stream, Args...
 template <int kD>
 void forward_mma(const Geometry& g, bf16* out, float* lse, const bf16* qkv, const bf16* pk, const bf16* pv,
                  const int32_t* mask, const Stream& stream) {
-  if constexpr (kD == 64) {
-    if (candidate_enabled(Candidate::kForward32)) {
-      launch_mma(flash_forward_mma_kernel<kD, 2>, forward_launch<kD, 2>(g), stream, g, out, lse, qkv, pk, pv, mask);
-      return;
-    }
-  }
   launch_mma(flash_forward_mma_kernel<kD>, forward_launch<kD>(g), stream, g, out, lse, qkv, pk, pv, mask);
 }
 
-// dq_acc: (B, T, H·D) f32 scratch for the dq_atomic candidate, else null.
+// dq_acc: (B, T, H·D) f32 scratch for dQ by atomics, else null (one launch,
+// or two past kFusedBackward).
 template <int kD, int kMT>
 void backward_mma_tiles(const Geometry& g, bf16* dqkv, bool add, const float* delta, float* part, float* dq_acc,
                         const bf16* dout, const bf16* qkv, const bf16* pk, const bf16* pv, const float* lse,
                         const int32_t* mask, const Stream& stream) {
-  if constexpr (kHasCandidates<kD>) {
+  if constexpr (kFusedBackward<kD>) {
     if (dq_acc != nullptr) {
       PTUNE_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, size_t(g.B * g.T * g.qw) * sizeof(float), raw(stream)));
       launch_mma(flash_dkv_mma_kernel<kD, kMT, true>, dkv_launch<kD, kMT, true>(g), stream, g, dqkv, add, part, dq_acc,
@@ -418,26 +416,29 @@ void backward_mma_tiles(const Geometry& g, bf16* dqkv, bool add, const float* de
       PTUNE_CUDA_LAUNCH_CHECK();
       return;
     }
-    if (candidate_enabled(Candidate::kOneLaunch)) {
-      const MmaLaunch l = backward_launch<kD, kMT>(g);
-      PTUNE_CHECK(l.grid.x < (1u << 31), "attention: {} blocks exceed the CUDA grid", l.grid.x);
-      launch_mma(flash_backward_mma_kernel<kD, kMT>, l, stream, g, dqkv, add, part, dout, qkv, pk, pv, lse, delta,
-                 mask);
-      return;
-    }
+    const MmaLaunch l = backward_launch<kD, kMT>(g);
+    PTUNE_CHECK(l.grid.x < (1u << 31), "attention: {} blocks exceed the CUDA grid", l.grid.x);
+    launch_mma(flash_backward_mma_kernel<kD, kMT>, l, stream, g, dqkv, add, part, dout, qkv, pk, pv, lse, delta,
+               mask);
+  } else {
+    launch_mma(flash_dq_mma_kernel<kD, kMT>, dq_launch<kD, kMT>(g), stream, g, dqkv, add, dout, qkv, pk, pv, lse,
+               delta, mask);
+    launch_mma(flash_dkv_mma_kernel<kD, kMT>, dkv_launch<kD, kMT>(g), stream, g, dqkv, add, part, nullptr, dout,
+               qkv, pk, pv, lse, delta, mask);
   }
-  launch_mma(flash_dq_mma_kernel<kD, kMT>, dq_launch<kD, kMT>(g), stream, g, dqkv, add, dout, qkv, pk, pv, lse,
-             delta, mask);
-  launch_mma(flash_dkv_mma_kernel<kD, kMT>, dkv_launch<kD, kMT>(g), stream, g, dqkv, add, part, nullptr, dout, qkv,
-             pk, pv, lse, delta, mask);
 }
 
 template <int kD>
 void backward_mma(const Geometry& g, bf16* dqkv, bool add, const float* delta, float* part, float* dq_acc,
                   const bf16* dout, const bf16* qkv, const bf16* pk, const bf16* pv, const float* lse,
                   const int32_t* mask, const Stream& stream) {
+  // 32 rows a warp share each streamed fragment between two m tiles: at
+  // D = 64 without GQA that is faster (a GPT-2-medium step's attention
+  // backward 3.32 → 2.98 ms with atomic dQ on an H100), with GQA slower
+  // (LLaMA-1B, 4 query heads a kv head: 4.04 → 4.24 ms), where the dkv
+  // blocks, a quarter as many, already loop over the group's heads.
   if constexpr (kD == 64) {
-    if (candidate_enabled(Candidate::kBackward32)) {
+    if (g.group == 1) {
       backward_mma_tiles<kD, 2>(g, dqkv, add, delta, part, dq_acc, dout, qkv, pk, pv, lse, mask, stream);
       return;
     }
@@ -540,7 +541,7 @@ void attention_backward(const Tensor& dqkv, const Tensor& dprefix_k, const Tenso
   float* ppart = want_prefix ? static_cast<float*>(part.tensor().raw()) : nullptr;
   PTUNE_FLOAT_DISPATCH(qkv.dtype(), T, op, launch_delta<T>(g, pdelta, cptr<T>(dout), cptr<T>(out), stream));
   if (use_tensor_cores(g, qkv.dtype(), {&dqkv, &dout, &qkv, &prefix_k, &prefix_v})) {
-    const bool dq_atomic = candidate_enabled(Candidate::kDqAtomic) && (g.D == 64 || g.D == 128);
+    const bool dq_atomic = !deterministic() && (g.D == 64 || g.D == 128);
     Scratch dq_acc(qkv.device(), {dq_atomic ? g.B * g.T * g.qw : 1}, DType::kF32);
     float* pdq_acc = dq_atomic ? static_cast<float*>(dq_acc.tensor().raw()) : nullptr;
     auto launch = g.D == 64 ? backward_mma<64> : g.D == 96 ? backward_mma<96> : g.D == 128 ? backward_mma<128>

@@ -331,26 +331,18 @@ constexpr size_t forward_smem() {
   return size_t(kBlock + 4 * kN) * (kD + kPad) * 2 + 2 * kN;
 }
 
-// The forward's warps own kMT m tiles (16·kMT query rows) of the CTA's 64:
-// 4 warps of 16 rows (the measured default), or 2 warps of 32 rows that
-// share each K and V fragment between their two m tiles (half the
-// ldmatrix traffic per MMA, the layout of FlashAttention-2's forward; a
-// candidate until measured, see docs/cuda.md). D = 128 keeps one m tile:
-// two would need ~300 registers.
-template <int kMT>
-constexpr int kFwdThreads = kBlock / (16 * kMT) * 32;
-// Resident CTAs the 2-tile forward is compiled for: 4 × 46 KiB of shared
-// memory is all an SM has room for, so the register cap is 255 anyway.
-template <int kD, int kMT>
-constexpr int kFwdBlocksFor = kMT == 1 ? kFwdBlocks<kD> : 4;
-
+// The forward's 4 warps own 16 query rows (one m tile) each of the CTA's 64.
+// (2 warps of 32 rows sharing each K and V fragment between their two m
+// tiles, FlashAttention-2's forward layout, measured 25% slower on an H100
+// at D = 64: 1.20 → 1.52 ms a GPT-2-medium step.)
+constexpr int kFwdThreads = kMmaThreads;
 // Grid (B·H, ⌈T/64⌉), query blocks launched last-first (see mma_grid);
 // smem: Q (64, D), K and V 2 × (kN, D) each, flags.
-template <int kD, int kMT = 1>
-__global__ void __launch_bounds__(kFwdThreads<kMT>, (kFwdBlocksFor<kD, kMT>))
+template <int kD>
+__global__ void __launch_bounds__(kFwdThreads, kFwdBlocks<kD>)
     flash_forward_mma_kernel(Geometry g, bf16* out, float* lse, const bf16* qkv, const bf16* pk, const bf16* pv,
                              const int32_t* mask) {
-  constexpr int kN = kFwdKeys<kD>, kS = kD + kPad, kThreads = kFwdThreads<kMT>;
+  constexpr int kN = kFwdKeys<kD>, kS = kD + kPad, kThreads = kFwdThreads, kMT = 1;
   PTUNE_DYNAMIC_SMEM(smem);
   bf16* sq = reinterpret_cast<bf16*>(smem);
   bf16* sk = sq + kBlock * kS;
@@ -441,9 +433,9 @@ __global__ void __launch_bounds__(kFwdThreads<kMT>, (kFwdBlocksFor<kD, kMT>))
   }
 }
 
-// The backward kernels' warps own kMT m tiles as the forward's (rows are
-// queries in dq, keys in dkv): 4 warps of 16 rows (the default), or 2
-// warps of 32 (a candidate, D = 64) that share every fragment of the
+// The backward kernels' warps own kMT m tiles (rows are queries in dq,
+// keys in dkv): 4 warps of 16 rows (as the forward), or 2 warps of 32
+// (D = 64 without GQA: attention_cuda.cu) that share every fragment of the
 // streamed operand between their two m tiles, with half as many rows per
 // streamed tile to stay within 255 registers.
 template <int kMT>
@@ -562,7 +554,7 @@ constexpr int kDkvQueries = kD >= 128 || kMT == 2 ? 32 : 64;
 // kernels, which were the only D = 256 path before.
 template <int kD>
 constexpr int kDkvSlices = kD == 256 ? 2 : 1;
-// kDq (the dq_atomic candidate) adds the (64 keys, kM queries) dSᵀ tile,
+// kDq (dQ by atomics) adds the (64 keys, kM queries) dSᵀ tile,
 // rows padded by kPad as the others.
 template <int kD, int kMT = 1, bool kDq = false>
 constexpr size_t dkv_smem() {
@@ -571,7 +563,7 @@ constexpr size_t dkv_smem() {
          (kDq ? size_t(kBlock) * (kM + kPad) * 2 : 0);
 }
 
-// The dq_atomic candidate's dQ step, by all kThreads threads of a dkv block
+// The atomic dQ step, by all kThreads threads of a dkv block
 // once the (64 keys, kM queries) dSᵀ tile sds is complete: dQ (kM, D) of
 // query head h, queries i0.., += dS · K (sk: the block's 64 keys, (64, D)),
 // added to dq_acc (B, T, H·D). Warp w takes query m tile w % (kM / 16) and
@@ -614,7 +606,7 @@ __device__ __forceinline__ void add_dq_share(const Geometry& g, float* dq_acc, c
 // accumulate into dqkv; prefix keys write their batch row's share into
 // part (B, P, 2, KVH·D).
 //
-// With kDq (the dq_atomic candidate) the block also adds its keys' share
+// With kDq (dQ by atomics) the block also adds its keys' share
 // of dQ, dS·K, to dq_acc (B, T, H·D) f32 (zeroed before; unscaled, see
 // flash_dq_finish_kernel), so no dq kernel recomputes S and dP: the
 // warps store dSᵀ to shared memory as bf16, then each multiplies one
@@ -807,7 +799,7 @@ __device__ __forceinline__ void dkv_block(int64_t bk, int kblock, int slice, con
   }
 }
 
-// The backward kernels. Two launches: dq on grid (B·H, ⌈T/64⌉), query
+// The backward kernels (attention_cuda.cu picks the form). Two launches: dq on grid (B·H, ⌈T/64⌉), query
 // blocks last-first as the forward's, then dkv on grid (B·KVH·slices,
 // ⌈S/64⌉), the column slices of a key block side by side.
 template <int kD, int kMT = 1>
@@ -816,7 +808,7 @@ __global__ void __launch_bounds__(kBwdThreads<kMT>, (kBwdBlocks<kD, kMT>))
                         const bf16* pv, const float* lse, const float* delta, const int32_t* mask) {
   dq_block<kD, kMT>(blockIdx.x, int(gridDim.y - 1 - blockIdx.y), g, dqkv, add, dout, qkv, pk, pv, lse, delta, mask);
 }
-// kDq: the dq_atomic candidate (dq_acc, no dq kernel; see dkv_block).
+// kDq: dQ by atomics (dq_acc, no dq kernel; see dkv_block).
 template <int kD, int kMT = 1, bool kDq = false>
 __global__ void __launch_bounds__(kBwdThreads<kMT>, (kBwdBlocks<kD, kMT>))
     flash_dkv_mma_kernel(Geometry g, bf16* dqkv, bool add, float* part, float* dq_acc, const bf16* dout,
@@ -827,7 +819,7 @@ __global__ void __launch_bounds__(kBwdThreads<kMT>, (kBwdBlocks<kD, kMT>))
                           dq_acc, dout, qkv, pk, pv, lse, delta, mask);
 }
 
-// The dq_atomic candidate's last step: the query part of dqkv = scale ·
+// The atomic dQ's last step: the query part of dqkv = scale ·
 // dq_acc (stored, or added under `add`), a pair of columns a thread.
 __global__ void flash_dq_finish_kernel(Geometry g, bf16* dqkv, bool add, const float* dq_acc) {
   const int64_t pairs = g.B * g.T * g.qw / 2;
@@ -838,7 +830,7 @@ __global__ void flash_dq_finish_kernel(Geometry g, bf16* dqkv, bool add, const f
   }
 }
 
-// Or one launch (a candidate until measured, docs/cuda.md): the two write
+// Or one launch (measured faster than two on an H100, docs/cuda.md): the two write
 // disjoint parts of dqkv, so a 1-D grid runs the dkv blocks (heaviest,
 // early keys, first) and then the dq blocks (late queries first), and the
 // tail of one kernel overlaps the other instead of idling SMs twice.
@@ -877,9 +869,9 @@ struct MmaLaunch {
   int threads;
   size_t smem;
 };
-template <int kD, int kMT = 1>
+template <int kD>
 MmaLaunch forward_launch(const Geometry& g) {
-  return {mma_grid(g.B * g.H, g.T), kFwdThreads<kMT>, forward_smem<kD>()};
+  return {mma_grid(g.B * g.H, g.T), kFwdThreads, forward_smem<kD>()};
 }
 template <int kD, int kMT = 1>
 MmaLaunch dq_launch(const Geometry& g) { return {mma_grid(g.B * g.H, g.T), kBwdThreads<kMT>, dq_smem<kD, kMT>()}; }

@@ -18,7 +18,6 @@
 #include <algorithm>
 #include <climits>
 
-#include "framework/ops/candidates.h"
 #include "framework/ops/cuda/head_norm.cuh"
 
 namespace ptune::ops::cuda {
@@ -210,18 +209,14 @@ __global__ void __launch_bounds__(kMaxThreads)
 // kMaxThreads) only when kMaxRegs chunks each would not cover it; regs is
 // the register cache that then holds a thread's share (1, 2 or 4).
 //
-// Candidate norm_warp (ops/candidates.h) gives a row only as many warps as
-// kMaxRegs chunks a thread need: one warp for a GPT-2-medium row (128
-// chunks of 8 bf16), two for LLaMA-1B's. Each thread then has 4 loads in
-// flight instead of 1, the block sums stay within a warp or two, and an SM
-// holds about twice as many rows at once: the norm backward ran at ~1.7
-// TB/s on an H100 (docs/cuda.md), about half of what a copy reaches.
+// (Fewer threads a row, each with 4 chunks in flight — one warp for a
+// GPT-2-medium row — measured slower on an H100: the fused residual + norm
+// by 16–23%, the norm backward +11% (GPT-2-medium) and −5% (LLaMA-1B).)
 struct RowLaunch {
   int threads, regs;
 };
 RowLaunch row_launch(int64_t chunks) {
-  const int64_t least = candidate_enabled(Candidate::kNormWarp) ? 32 : std::min<int64_t>(chunks, 128);
-  int64_t t = std::max((chunks + kMaxRegs - 1) / kMaxRegs, least);
+  int64_t t = std::max((chunks + kMaxRegs - 1) / kMaxRegs, std::min<int64_t>(chunks, 128));
   t = std::clamp<int64_t>((t + 31) / 32 * 32, 32, kMaxThreads);
   const int64_t per_thread = (chunks + t - 1) / t;
   return {int(t), per_thread <= 1 ? 1 : per_thread <= 2 ? 2 : kMaxRegs};

@@ -11,6 +11,8 @@ AttentionShape attention_shape(const Tensor& qkv, const Tensor& prefix_k, const 
               "attention: {} heads, {} kv heads, head dim {}", cfg.heads, cfg.kv_heads, cfg.head_dim);
   PTUNE_CHECK(qkv.dim() == 3 && qkv.size(2) == cfg.qkv_width(), "attention: qkv {} for width {}", qkv.shape().str(),
               cfg.qkv_width());
+  PTUNE_CHECK(cfg.window >= 0 && (cfg.window == 0 || cfg.mask == AttentionMask::kCausal),
+              "attention: sliding window {} needs causal masking (and must not be negative)", cfg.window);
   AttentionShape s{};
   s.batch = qkv.size(0);
   s.seq = qkv.size(1);

@@ -17,6 +17,12 @@ struct AttentionConfig {
   int64_t head_dim = 0;  // D
   AttentionMask mask = AttentionMask::kBidirectional;
   float scale = 1.0f;  // usually 1/√D
+  // Sliding window (Mistral, Phi-3, Gemma 3's local layers; causal only):
+  // 0 = none; else keys are numbered from 0 over the prefix then the T
+  // tokens, query token i is key P + i, and it sees only keys j with
+  // P + i − j < window (transformers' sliding_window_overlay on cache
+  // positions), the prefix rows included.
+  int64_t window = 0;
 
   int64_t q_width() const { return heads * head_dim; }
   int64_t kv_width() const { return kv_heads * head_dim; }
@@ -28,7 +34,8 @@ struct AttentionConfig {
 // prefix_k, prefix_v (P, KVH·D): virtual keys/values shared by the whole
 // batch, always visible, never masked; undefined when there is no prefix.
 // key_mask (B, T) i32: 1 for real tokens, 0 for padding; undefined = all real.
-// Causal masking lets query i see real keys j ≤ i (and the whole prefix).
+// Causal masking lets query i see real keys j ≤ i (and the whole prefix),
+// within cfg.window of it when that is set.
 // A query that sees no key at all gets a zero output.
 // Writes out (B, T, H·D) and probs (B, H, T, P + T), kept for backward.
 void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv, const Tensor& prefix_k,

@@ -10,7 +10,11 @@
 // under PTUNE_DETERMINISTIC (ops/deterministic.h), dq and dkv blocks in one
 // launch, whose whole dqkv must then repeat bit for bit; D = 64 without GQA
 // takes 32 rows a warp in both. D = 96 (Phi-3) and 256 (Gemma 3) launch dq
-// and dkv in either mode. The f32 path is covered by test_cuda_ops.cpp.
+// and dkv in either mode. Sliding windows (Mistral, Phi-3, Gemma 3's local
+// layers) at D = 64 with and without GQA, 96, 128 and 256: shorter than the
+// prefix (which it then hides from later queries), within a key tile,
+// wider than one, and 1 (each query sees only itself). The f32 path is
+// covered by test_cuda_ops.cpp.
 // Every test skips when no GPU is visible.
 #include <gtest/gtest.h>
 
@@ -38,6 +42,7 @@ struct FlashCase {
   int64_t b, t, p, h, kvh, d;
   ops::AttentionMask mask;
   Padding padding;
+  int64_t window = 0;  // AttentionConfig::window (causal only)
 };
 
 // The second parameter: deterministic mode.
@@ -62,6 +67,7 @@ TEST_P(CudaFlash, Bf16MatchesCpu) {
   const ops::ScopedDeterministic mode(deterministic);
   const DType dt = DType::kBF16;
   ops::AttentionConfig cfg{c.h, c.kvh, c.d, c.mask, 1.0f / std::sqrt(float(c.d))};
+  cfg.window = c.window;
   auto in = [](const Shape& s, float stddev = 1.0f) { return round_bf16(randn(s, stddev)); };
   Tensor qkv = in({c.b, c.t, cfg.qkv_width()});
   Tensor pk = c.p ? in({c.p, cfg.kv_width()}) : Tensor(), pv = c.p ? in({c.p, cfg.kv_width()}) : Tensor();
@@ -146,6 +152,19 @@ const FlashCase kFlashCases[] = {
     // D = 256 (Gemma 3): 32-row streamed tiles, dK and dV in two column slices.
     {3, 77, 20, 4, 2, 256, AttentionMask::kCausal, Padding::kTails},
     {1, 300, 0, 8, 4, 256, AttentionMask::kBidirectional, Padding::kNone},
+    // Sliding windows. At T = 130, P = 20: 5 (< P: later queries see no
+    // prefix row; a key block's queries end early), 37 (within one key
+    // tile, not aligned to it), 70 (wider than a tile: wholly visible tiles
+    // inside the window, masked ones at both of its ends).
+    {3, 130, 20, 4, 4, 64, AttentionMask::kCausal, Padding::kTails, 5},
+    {3, 130, 20, 4, 4, 64, AttentionMask::kCausal, Padding::kTails, 37},
+    {3, 130, 20, 4, 4, 64, AttentionMask::kCausal, Padding::kNone, 70},
+    {2, 77, 0, 4, 4, 64, AttentionMask::kCausal, Padding::kTails, 1},       // each query sees only itself
+    {3, 300, 20, 32, 8, 64, AttentionMask::kCausal, Padding::kTails, 100},  // GQA 32/8, long rows
+    {2, 200, 20, 8, 2, 128, AttentionMask::kCausal, Padding::kTails, 50},   // D = 128, GQA
+    {3, 130, 20, 4, 4, 128, AttentionMask::kCausal, Padding::kNone, 64},    // exactly one block
+    {3, 130, 20, 4, 2, 96, AttentionMask::kCausal, Padding::kTails, 37},    // D = 96 (Phi-3)
+    {3, 130, 20, 4, 2, 256, AttentionMask::kCausal, Padding::kTails, 45},   // D = 256 (Gemma 3 local layers)
 };
 
 INSTANTIATE_TEST_SUITE_P(Cases, CudaFlash,
@@ -155,7 +174,9 @@ INSTANTIATE_TEST_SUITE_P(Cases, CudaFlash,
   return "T" + std::to_string(c.t) + "_P" + std::to_string(c.p) + "_H" + std::to_string(c.h) + "_KV" +
          std::to_string(c.kvh) + "_D" + std::to_string(c.d) +
          (c.mask == AttentionMask::kCausal ? "_causal" : "_bidir") +
-         (c.padding == Padding::kTails ? "_pad" : "") + (std::get<1>(info.param) ? "_deterministic" : "") + "_" +
+         (c.padding == Padding::kTails ? "_pad" : "") +
+         (c.window ? "_window" + std::to_string(c.window) : std::string()) +
+         (std::get<1>(info.param) ? "_deterministic" : "") + "_" +
          std::to_string(info.index);
 });
 

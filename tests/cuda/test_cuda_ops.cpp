@@ -252,6 +252,7 @@ struct AttnCase {
   int64_t b, t, p, h, kvh, d;
   ops::AttentionMask mask;
   bool padding;
+  int64_t window = 0;  // AttentionConfig::window (causal only)
 };
 
 class CudaAttention : public ::testing::TestWithParam<std::tuple<DType, AttnCase>> {};
@@ -261,6 +262,7 @@ TEST_P(CudaAttention, FlashMatchesCpu) {
   const auto [dt, c] = GetParam();
   const float tol = dt == DType::kF32 ? 2e-5f : kBf16Tol;
   ops::AttentionConfig cfg{c.h, c.kvh, c.d, c.mask, 1.0f / std::sqrt(float(c.d))};
+  cfg.window = c.window;
   auto in = [&](const Shape& s) { return dt == DType::kF32 ? randn(s) : round_bf16(randn(s)); };
   Tensor qkv = in({c.b, c.t, cfg.qkv_width()});
   Tensor pk = c.p ? in({c.p, cfg.kv_width()}) : Tensor(), pv = c.p ? in({c.p, cfg.kv_width()}) : Tensor();
@@ -310,6 +312,20 @@ const AttnCase kCases[] = {
     // the SIMT kernels take, in both dtypes.
     {2, 37, 4, 4, 2, 256, ops::AttentionMask::kCausal, true},
     {2, 37, 4, 4, 2, 192, ops::AttentionMask::kCausal, true},
+    // Sliding windows (f32, and bf16 at D = 16, 32, 40 and 192: the SIMT
+    // kernels, whose key sweeps start at a query block's window and whose
+    // dkv sweep ends at a key block's; bf16 at 64 and 256 takes the tensor
+    // cores). T = 150 makes three query blocks, so the later ones start
+    // past key 0; a window of 5 < P hides the prefix from all but the first
+    // queries and stops dkv's sweep of the first key block early; a window
+    // of 2 leaves the last padded queries only padding keys (zero output
+    // and gradient); 64 is exactly one block; 16-key tiles at D = 256.
+    {2, 150, 20, 4, 4, 16, ops::AttentionMask::kCausal, false, 37},
+    {3, 150, 20, 8, 2, 64, ops::AttentionMask::kCausal, true, 5},   // GQA
+    {3, 40, 8, 4, 2, 32, ops::AttentionMask::kCausal, true, 2},
+    {1, 129, 0, 2, 2, 40, ops::AttentionMask::kCausal, false, 64},
+    {2, 100, 4, 4, 2, 256, ops::AttentionMask::kCausal, true, 30},
+    {2, 100, 20, 4, 2, 192, ops::AttentionMask::kCausal, true, 50},
 };
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, CudaOps, ::testing::Values(DType::kF32, DType::kBF16),
@@ -317,8 +333,10 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, CudaOps, ::testing::Values(DType::kF32, DType::
 INSTANTIATE_TEST_SUITE_P(Cases, CudaAttention,
                          ::testing::Combine(::testing::Values(DType::kF32, DType::kBF16), ::testing::ValuesIn(kCases)),
                          [](const auto& info) {
+                           const AttnCase& c = std::get<1>(info.param);
                            return std::string(dtype_name(std::get<0>(info.param))) + "_" +
-                                  std::to_string(info.index);
+                                  std::to_string(info.index) +
+                                  (c.window ? "_window" + std::to_string(c.window) : std::string());
                          });
 
 TEST(CudaRuntime, CachingAllocatorReachesSteadyState) {

@@ -12,7 +12,10 @@
 // padded entirely, GQA, and D = 64, 96 (Phi-3), 128 and 256 (Q and dO
 // re-read from shared memory, dK and dV in two column slices); every form
 // of the backward (16 or 32 rows a warp, dq and dkv in two launches or
-// one, dQ added by the dkv kernel).
+// one, dQ added by the dkv kernel). Sliding windows (Mistral, Phi-3, Gemma
+// 3) narrower than a tile, spanning tiles and tile-aligned, hiding prefix
+// rows from late queries (and whole prefix key blocks from every query),
+// and hiding every key of padded queries.
 #include "emulation/cuda_emulation.h"
 // After the emulation: the kernels compile against it.
 #include "framework/ops/cuda/flash_attention.cuh"
@@ -41,6 +44,7 @@ constexpr float kFlashTol = 1e-2f;
 struct Case {
   int64_t b, t, p, h, kvh, d;
   bool causal, padded;
+  int64_t window = 0;  // AttentionConfig::window (causal only)
 };
 
 Tensor randn_bf16(const Shape& s, uint64_t seed, float stddev = 1.0f) {
@@ -84,8 +88,9 @@ TEST_P(FlashEmulated, MatchesCpu) {
   const Case c = GetParam();
   ops::AttentionConfig cfg{c.h, c.kvh, c.d, c.causal ? ops::AttentionMask::kCausal : ops::AttentionMask::kBidirectional,
                            1.0f / std::sqrt(float(c.d))};
+  cfg.window = c.window;
   const int64_t S = c.p + c.t, qw = cfg.q_width(), kvw = cfg.kv_width(), W = cfg.qkv_width();
-  const flash::Geometry g{c.b, c.t, c.p, S, c.h, c.kvh, c.d, c.h / c.kvh, W, qw, kvw, cfg.scale, c.causal};
+  const flash::Geometry g{c.b, c.t, c.p, S, c.h, c.kvh, c.d, c.h / c.kvh, W, qw, kvw, cfg.scale, c.causal, c.window};
 
   Tensor qkv = randn_bf16({c.b, c.t, W}, 1), dout = randn_bf16({c.b, c.t, qw}, 2);
   Tensor pk = c.p ? randn_bf16({c.p, kvw}, 3) : Tensor(), pv = c.p ? randn_bf16({c.p, kvw}, 4) : Tensor();
@@ -103,6 +108,24 @@ TEST_P(FlashEmulated, MatchesCpu) {
   // Reference: the CPU op on the same bf16-valued inputs, in f32.
   Tensor out = Tensor::empty({c.b, c.t, qw}, DType::kF32), probs = Tensor::empty({c.b, c.h, c.t, S}, DType::kF32);
   ops::attention_forward(out, probs, qkv, pk, pv, cpu_mask, cfg);
+  if (c.window) {
+    // The reference sees exactly what the window allows: query i (key P + i)
+    // the real keys j ≤ P + i with P + i − j < window (scores are O(1), so
+    // no visible probability underflows to 0).
+    int64_t hidden = 0;
+    for (int64_t b = 0; b < c.b; ++b)
+      for (int64_t h = 0; h < c.h; ++h)
+        for (int64_t i = 0; i < c.t; ++i) {
+          const float* row = probs.data<float>() + ((b * c.h + h) * c.t + i) * S;
+          for (int64_t j = 0; j < S; ++j) {
+            const bool real = j < c.p || mask[size_t(b * c.t + j - c.p)] != 0;
+            const bool seen = real && j <= c.p + i && c.p + i - j < c.window;
+            hidden += real && j <= c.p + i && !seen;
+            ASSERT_EQ(row[j] > 0.0f, seen) << "reference: b " << b << " h " << h << " query " << i << " key " << j;
+          }
+        }
+    if (c.window < S) ASSERT_GT(hidden, 0) << "the window hides no key";
+  }
   Tensor dqkv = dqkv0.clone(), dqkv_zero = Tensor::zeros(qkv.shape(), DType::kF32);
   Tensor dpk = c.p ? Tensor::zeros({c.p, kvw}, DType::kF32) : Tensor(), dpv = dpk.defined() ? dpk.clone() : Tensor();
   Tensor dscores = Tensor::empty(probs.shape(), DType::kF32);
@@ -230,13 +253,31 @@ const Case kCases[] = {
     {2, 77, 20, 4, 2, 96, true, true},    // D = 96 (Phi-3): 6 k steps of 16, 12 copy chunks a row
     {2, 77, 20, 4, 2, 256, true, true},   // D = 256 (Gemma 3): GQA, prefix, ragged 32-row tiles, padding
     {1, 130, 0, 2, 2, 256, false, false},
+    // Sliding windows (key j visible to query i iff P + i − j < window).
+    {2, 130, 0, 2, 2, 64, true, true, 5},      // inside one tile; padded queries see no key at all
+    {2, 130, 20, 2, 2, 64, true, true, 5},     // the prefix hidden from all but the first queries
+    {1, 130, 0, 2, 2, 64, true, false, 37},    // cuts the diagonal tiles and the ones before them
+    {2, 130, 20, 2, 1, 64, true, true, 37},    // late queries lose the prefix
+    {1, 130, 20, 2, 2, 64, true, false, 70},   // spans tiles
+    {1, 300, 0, 2, 2, 64, true, false, 64},    // tile-aligned; late blocks skip key tiles
+    // Window ≡ P + 2 (mod 64): a query block's first visible key is the last
+    // of a key tile, and a key block's last viewer the first of a query tile
+    // (off-by-one in either sweep bound drops one of two visible keys).
+    {1, 130, 0, 2, 2, 64, true, false, 2},
+    {2, 77, 20, 8, 2, 64, true, true, 37},     // GQA 4:1
+    {2, 64, 70, 2, 1, 64, true, true, 5},      // the first prefix key block seen by no query (dK, dV = 0)
+    {1, 77, 20, 2, 2, 64, true, false, 1000},  // wider than the row: as no window
+    {1, 130, 20, 2, 1, 128, true, true, 37},   // D = 128
+    {2, 77, 20, 4, 2, 96, true, true, 40},     // D = 96
+    {2, 77, 20, 4, 2, 256, true, true, 21},    // D = 256: 32-key tiles
 };
 
 INSTANTIATE_TEST_SUITE_P(Cases, FlashEmulated, ::testing::ValuesIn(kCases), [](const auto& info) {
   const Case& c = info.param;
   return "B" + std::to_string(c.b) + "_T" + std::to_string(c.t) + "_P" + std::to_string(c.p) + "_H" +
          std::to_string(c.h) + "_KV" + std::to_string(c.kvh) + "_D" + std::to_string(c.d) +
-         (c.causal ? "_causal" : "_bidir") + (c.padded ? "_pad" : "");
+         (c.causal ? "_causal" : "_bidir") + (c.padded ? "_pad" : "") +
+         (c.window ? "_window" + std::to_string(c.window) : "");
 });
 
 }  // namespace

@@ -1,11 +1,13 @@
 // Attention forward against a naive double-precision loop, backward against
-// finite differences, over causal/bidirectional, padding, GQA and a prefix.
+// finite differences, over causal/bidirectional, padding, GQA, a prefix and
+// a sliding window (which hides prefix keys from later queries too).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <vector>
 
 #include "framework/ops/attention.h"
+#include "expect_error.h"
 #include "gradcheck.h"
 
 namespace ptune {
@@ -20,6 +22,7 @@ struct Case {
   ops::AttentionMask mask;
   bool padded;
   int64_t seq = 5;  // > 64 splits causal attention into query blocks on the CPU
+  int64_t window = 0;
 };
 
 class Attention : public ::testing::TestWithParam<Case> {
@@ -35,6 +38,7 @@ class Attention : public ::testing::TestWithParam<Case> {
     cfg.head_dim = D;
     cfg.mask = c.mask;
     cfg.scale = 1.0f / std::sqrt(float(D));
+    cfg.window = c.window;
     qkv = random_tensor({B, T, cfg.qkv_width()}, 1);
     if (c.prefix) {
       prefix_k = random_tensor({c.prefix, cfg.kv_width()}, 2);
@@ -61,7 +65,10 @@ class Attention : public ::testing::TestWithParam<Case> {
           std::vector<double> score, value_rows;
           std::vector<const float*> values;
           auto q = [&](int64_t d) { return double(x[(b * T + i) * W + h * D + d]); };
+          // Keys are numbered over the prefix then the tokens; query i is key P + i.
+          auto in_window = [&](int64_t key) { return c.window == 0 || P + i - key < c.window; };
           for (int64_t j = 0; j < P; ++j) {
+            if (!in_window(j)) continue;
             double s = 0;
             for (int64_t d = 0; d < D; ++d) s += q(d) * prefix_k.data<float>()[j * cfg.kv_width() + g * D + d];
             score.push_back(s * cfg.scale);
@@ -70,11 +77,13 @@ class Attention : public ::testing::TestWithParam<Case> {
           for (int64_t j = 0; j < T; ++j) {
             if (key_mask.defined() && key_mask.data<int32_t>()[b * T + j] == 0) continue;
             if (c.mask == ops::AttentionMask::kCausal && j > i) continue;
+            if (!in_window(P + j)) continue;
             double s = 0;
             for (int64_t d = 0; d < D; ++d) s += q(d) * x[(b * T + j) * W + cfg.q_width() + g * D + d];
             score.push_back(s * cfg.scale);
             values.push_back(x + (b * T + j) * W + cfg.q_width() + cfg.kv_width() + g * D);
           }
+          if (score.empty()) continue;  // sees no key: zero output
           double mx = -1e300, z = 0;
           for (double s : score) mx = std::max(mx, s);
           for (double& s : score) z += (s = std::exp(s - mx));
@@ -115,12 +124,24 @@ TEST_P(Attention, BackwardMatchesFiniteDifferences) {
   }
 }
 
+TEST(AttentionWindow, NeedsCausalMasking) {
+  ops::AttentionConfig cfg{2, 2, 3, ops::AttentionMask::kBidirectional, 1.0f};
+  cfg.window = 4;
+  const Tensor qkv = Tensor::zeros({1, 5, cfg.qkv_width()}, DType::kF32);
+  testing::expect_error([&] { ops::attention_shape(qkv, Tensor(), cfg); }, {"sliding window 4", "causal"});
+}
+
 using M = ops::AttentionMask;
 INSTANTIATE_TEST_SUITE_P(Configs, Attention,
                          ::testing::Values(Case{2, 2, 0, M::kBidirectional, false}, Case{2, 2, 0, M::kCausal, true},
                                            Case{2, 2, 3, M::kBidirectional, true}, Case{2, 2, 3, M::kCausal, false},
                                            Case{4, 2, 2, M::kCausal, true}, Case{4, 1, 2, M::kBidirectional, true},
-                                           Case{4, 2, 3, M::kCausal, true, 150}, Case{2, 2, 0, M::kCausal, false, 129}));
+                                           Case{4, 2, 3, M::kCausal, true, 150}, Case{2, 2, 0, M::kCausal, false, 129},
+                                           // Sliding windows: inside one query block, hiding the prefix
+                                           // from late queries, and across CPU query blocks.
+                                           Case{2, 2, 0, M::kCausal, true, 7, 3}, Case{4, 2, 3, M::kCausal, true, 9, 5},
+                                           Case{2, 1, 2, M::kCausal, true, 6, 1},  // padding sees no key
+                                           Case{4, 2, 3, M::kCausal, true, 150, 70}));
 
 }  // namespace
 }  // namespace ptune

@@ -35,32 +35,37 @@ Layout make_layout(const Tensor& qkv, const Tensor& prefix_k, const AttentionCon
 }
 
 // Softmax of one score row (P + T keys) in place; keys the query cannot see
-// get probability 0. A query sees the P prefix keys and the first `seen`
-// token keys (its own and earlier ones when causal, all T otherwise) whose
-// key_mask is set (kMasked: a mask is given). Branch-free loops, so they
-// vectorise (the reductions through `omp simd`; a row's order of summation
-// is fixed, so the result is reproducible).
+// get probability 0. A query sees the keys from `first` on (0, or the
+// start of its sliding window: AttentionConfig::window) among the P prefix
+// keys and the first `seen` token keys (its own and earlier ones when
+// causal, all T otherwise) whose key_mask is set (kMasked: a mask is
+// given). Branch-free loops, so they vectorise (the reductions through
+// `omp simd`; a row's order of summation is fixed, so the result is
+// reproducible).
 template <bool kMasked>
-void softmax_row(float* row, int64_t P, int64_t T, const int32_t* key_mask, int64_t seen) {
+void softmax_row(float* row, int64_t P, int64_t T, const int32_t* key_mask, int64_t first, int64_t seen) {
   float* tokens = row + P;
   auto hidden = [&](int64_t t) { return kMasked && key_mask[t] == 0; };
+  const int64_t first_prefix = std::min(first, P), first_token = std::min(std::max<int64_t>(first - P, 0), seen);
+  std::fill(row, row + first_prefix, 0.0f);
+  std::fill(tokens, tokens + first_token, 0.0f);
   float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
-  for (int64_t j = 0; j < P; ++j) mx = std::max(mx, row[j]);
+  for (int64_t j = first_prefix; j < P; ++j) mx = std::max(mx, row[j]);
 #pragma omp simd reduction(max : mx)
-  for (int64_t t = 0; t < seen; ++t) mx = std::max(mx, hidden(t) ? -INFINITY : tokens[t]);
+  for (int64_t t = first_token; t < seen; ++t) mx = std::max(mx, hidden(t) ? -INFINITY : tokens[t]);
   if (mx == -INFINITY) {
     std::fill(row, row + P + T, 0.0f);
     return;
   }
   float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-  for (int64_t j = 0; j < P; ++j) {
+  for (int64_t j = first_prefix; j < P; ++j) {
     row[j] = exp_simd(row[j] - mx);
     sum += row[j];
   }
 #pragma omp simd reduction(+ : sum)
-  for (int64_t t = 0; t < seen; ++t) {
+  for (int64_t t = first_token; t < seen; ++t) {
     const float e = exp_simd(tokens[t] - mx);
     tokens[t] = hidden(t) ? 0.0f : e;
     sum += tokens[t];
@@ -71,9 +76,9 @@ void softmax_row(float* row, int64_t P, int64_t T, const int32_t* key_mask, int6
   for (int64_t j = 0; j < P + seen; ++j) row[j] *= inv;
 }
 
-void masked_softmax_row(float* row, int64_t P, int64_t T, const int32_t* key_mask, int64_t seen) {
-  if (key_mask) softmax_row<true>(row, P, T, key_mask, seen);
-  else softmax_row<false>(row, P, T, nullptr, seen);
+void masked_softmax_row(float* row, int64_t P, int64_t T, const int32_t* key_mask, int64_t first, int64_t seen) {
+  if (key_mask) softmax_row<true>(row, P, T, key_mask, first, seen);
+  else softmax_row<false>(row, P, T, nullptr, first, seen);
 }
 
 // Causal attention runs in blocks of query rows: rows [i0, i0 + rows) see
@@ -121,8 +126,11 @@ void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv
         if (P) gemm(Trans::kNo, Trans::kYes, rows, P, D, cfg.scale, q, W, pk + l.prefix_offset(h), l.kv_width, 0.0f,
                     a, S);
         gemm(Trans::kNo, Trans::kYes, rows, keys, D, cfg.scale, q, W, tokens + l.k_offset(h), W, 0.0f, a + P, S);
-        for (int64_t r = 0; r < rows; ++r)
-          masked_softmax_row(a + r * S, P, T, pmask ? pmask + b * T : nullptr, causal ? i0 + r + 1 : T);
+        for (int64_t r = 0; r < rows; ++r) {
+          // Query i0 + r is key P + i0 + r; its window starts window − 1 keys back.
+          const int64_t first = cfg.window > 0 ? std::max<int64_t>(P + i0 + r - cfg.window + 1, 0) : 0;
+          masked_softmax_row(a + r * S, P, T, pmask ? pmask + b * T : nullptr, first, causal ? i0 + r + 1 : T);
+        }
         if (P) gemm(Trans::kNo, Trans::kNo, rows, D, P, 1.0f, a, S, pv + l.prefix_offset(h), l.kv_width, 0.0f, ob,
                     l.q_width);
         gemm(Trans::kNo, Trans::kNo, rows, D, keys, 1.0f, a + P, S, tokens + l.v_offset(h), W, P ? 1.0f : 0.0f, ob,

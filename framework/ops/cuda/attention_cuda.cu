@@ -30,7 +30,10 @@
 // query row, 64 rows of one (b, h) per block, f32 math. Past D = 128 the
 // staged tiles hold 16 keys instead of 32, to stay in static shared memory,
 // and the per-thread rows spill to local memory: it runs, slowly (bf16
-// takes it only for head dims the tensor cores do not). Backward, with
+// takes it only for head dims the tensor cores do not). Under a sliding
+// window the forward's and dq's key sweeps start at the window of the
+// block's first query, and dkv's query sweep ends past the window of the
+// block's last key, so the cost follows the window, not T. Backward, with
 // p = exp(s − lse) recomputed:
 //   dq kernel (one thread per query): dq = scale·Σ p(dp − δ)·k
 //   dkv kernel (one thread per key and kv head, looping over the group's
@@ -70,9 +73,33 @@ template <int kD>
 constexpr int kTile = kD > 128 ? 16 : 32;
 
 
-// Key j visible to query i (mask part checked by the caller via key_ok).
+// Key j visible to query token i under the causal mask and the sliding
+// window (the padding part is checked by the caller via ok / key_visible).
+// The window counts from the query's own key P + i over the prefix too, so
+// it hides prefix rows from late queries (attention.h).
 __device__ __forceinline__ bool causal_ok(const Geometry& g, int64_t j, int64_t i) {
-  return !g.causal || j < g.P || j - g.P <= i;
+  return (!g.causal || j < g.P || j - g.P <= i) && (g.window == 0 || g.P + i - j < g.window);
+}
+
+// The first key query i can see: keys j ≤ P + i − window are outside its
+// window; 0 without one. Increasing in i, so a block's first query gives
+// the block's first key.
+__device__ __forceinline__ int64_t window_first_key(const Geometry& g, int64_t i) {
+  return g.window > 0 && g.P + i - g.window + 1 > 0 ? g.P + i - g.window + 1 : 0;
+}
+// One past the last query that sees key j within the window: P + i − j <
+// window ⇔ i < j − P + window (T without one; ≤ 0 for a prefix key the
+// window hides from every query). Increasing in j.
+__device__ __forceinline__ int64_t window_query_end(const Geometry& g, int64_t j) {
+  return g.window > 0 && j - g.P + g.window < g.T ? j - g.P + g.window : g.T;
+}
+// Rows of a staged tile [start, start + kTile) before `first`: a thread
+// starts its sweep of the tile there, so rows outside its window cost
+// nothing (the block stages the tile once for all its threads).
+template <int kD>
+__device__ __forceinline__ int tile_skip(int64_t first, int64_t start) {
+  const int64_t n = first - start;
+  return n <= 0 ? 0 : n >= kTile<kD> ? kTile<kD> : int(n);
 }
 
 // Stages keys and values [start, start + kTile<kD>) of (b, kvh) in shared
@@ -100,7 +127,7 @@ __global__ void flash_forward_kernel(Geometry g, T* out, float* lse, const T* qk
   __shared__ float vs[kTile<kD>][kD];
   __shared__ bool ok[kTile<kD>];
   const int64_t bh = blockIdx.y, b = bh / g.H, h = bh % g.H, kvh = h / g.group;
-  const int64_t i = int64_t(blockIdx.x) * kRows + threadIdx.x;
+  const int64_t q0 = int64_t(blockIdx.x) * kRows, i = q0 + threadIdx.x;
   const bool active = i < g.T;
   float q[kD], acc[kD];
 #pragma unroll
@@ -109,13 +136,16 @@ __global__ void flash_forward_kernel(Geometry g, T* out, float* lse, const T* qk
     acc[d] = 0.0f;
   }
   float m = -INFINITY, l = 0.0f;
-  // Causal: keys past the block's last query are never visible.
-  const int64_t last = g.causal ? min(g.S, g.P + int64_t(blockIdx.x + 1) * kRows) : g.S;
-  for (int64_t start = 0; start < last; start += kTile<kD>) {
+  // Causal: keys past the block's last query are never visible. Sliding
+  // window: nor keys before the block's first query's window (the later
+  // queries' windows start later still), nor, per row, before its own.
+  const int64_t first = window_first_key(g, q0), row_first = window_first_key(g, i);
+  const int64_t last = g.causal ? min(g.S, g.P + q0 + kRows) : g.S;
+  for (int64_t start = first; start < last; start += kTile<kD>) {
     stage_keys<T, kD>(g, qkv, pk, pv, mask, b, kvh, start, ks, vs, ok);
     __syncthreads();
     if (active) {
-      for (int r = 0; r < kTile<kD>; ++r) {
+      for (int r = tile_skip<kD>(row_first, start); r < kTile<kD>; ++r) {
         const int64_t j = start + r;
         if (!ok[r] || !causal_ok(g, j, i)) continue;
         float s = 0.0f;
@@ -152,7 +182,7 @@ __global__ void flash_dq_kernel(Geometry g, T* dqkv, const T* dout, const T* qkv
   __shared__ float vs[kTile<kD>][kD];
   __shared__ bool ok[kTile<kD>];
   const int64_t bh = blockIdx.y, b = bh / g.H, h = bh % g.H, kvh = h / g.group;
-  const int64_t i = int64_t(blockIdx.x) * kRows + threadIdx.x;
+  const int64_t q0 = int64_t(blockIdx.x) * kRows, i = q0 + threadIdx.x;
   const float row_lse = i < g.T ? lse[bh * g.T + i] : -INFINITY;
   const bool active = i < g.T && row_lse != -INFINITY;
   const float dl = active ? delta[bh * g.T + i] : 0.0f;
@@ -164,12 +194,14 @@ __global__ void flash_dq_kernel(Geometry g, T* dqkv, const T* dout, const T* qkv
     go[d] = in ? to_f(dout[(b * g.T + i) * g.qw + h * g.D + d]) : 0.0f;
     a[d] = 0.0f;
   }
-  const int64_t last = g.causal ? min(g.S, g.P + int64_t(blockIdx.x + 1) * kRows) : g.S;
-  for (int64_t start = 0; start < last; start += kTile<kD>) {
+  // The forward's key range (causal end, sliding-window start).
+  const int64_t first = window_first_key(g, q0), row_first = window_first_key(g, i);
+  const int64_t last = g.causal ? min(g.S, g.P + q0 + kRows) : g.S;
+  for (int64_t start = first; start < last; start += kTile<kD>) {
     stage_keys<T, kD>(g, qkv, pk, pv, mask, b, kvh, start, ks, vs, ok);
     __syncthreads();
     if (active) {
-      for (int r = 0; r < kTile<kD>; ++r) {
+      for (int r = tile_skip<kD>(row_first, start); r < kTile<kD>; ++r) {
         const int64_t j = start + r;
         if (!ok[r] || !causal_ok(g, j, i)) continue;
         float s = 0.0f, dp = 0.0f;
@@ -203,7 +235,7 @@ __global__ void flash_dkv_kernel(Geometry g, T* dqkv, float* part, const T* dout
   __shared__ float gs[kTile<kD>][kD];
   __shared__ float ls[kTile<kD>], ds[kTile<kD>];
   const int64_t bk = blockIdx.y, b = bk / g.KVH, kvh = bk % g.KVH;
-  const int64_t j = int64_t(blockIdx.x) * kRows + threadIdx.x;
+  const int64_t j0 = int64_t(blockIdx.x) * kRows, j = j0 + threadIdx.x;
   const bool key_visible =
       j < g.S && (j < g.P || mask == nullptr || mask[b * g.T + (j - g.P)] != 0);
   float k[kD], v[kD], dk[kD], dv[kD];
@@ -216,11 +248,15 @@ __global__ void flash_dkv_kernel(Geometry g, T* dqkv, float* part, const T* dout
     dv[d] = 0.0f;
   }
   // Causal: queries before the block's first token key never see it.
-  const int64_t first_key_t = int64_t(blockIdx.x) * kRows - g.P;
+  // Sliding window: queries at or past the window's end of the block's last
+  // key see none of its keys, and a key's own sweep stops at its window's
+  // end (q_end ≤ q_begin, no sweep at all, for prefix keys the window hides).
+  const int64_t first_key_t = j0 - g.P;
   const int64_t q_begin = g.causal && first_key_t > 0 ? first_key_t : 0;
+  const int64_t q_end = window_query_end(g, min(g.S, j0 + kRows) - 1), row_end = window_query_end(g, j);
   for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; ++h) {
     const int64_t bh = b * g.H + h;
-    for (int64_t start = q_begin; start < g.T; start += kTile<kD>) {
+    for (int64_t start = q_begin; start < q_end; start += kTile<kD>) {
       for (int idx = threadIdx.x; idx < kTile<kD> * kD; idx += blockDim.x) {
         const int r = idx / kD, d = idx % kD;
         const int64_t i = start + r;
@@ -234,7 +270,8 @@ __global__ void flash_dkv_kernel(Geometry g, T* dqkv, float* part, const T* dout
       }
       __syncthreads();
       if (key_visible) {
-        for (int r = 0; r < kTile<kD>; ++r) {
+        const int64_t rows = min(int64_t(kTile<kD>), row_end - start);
+        for (int r = 0; r < rows; ++r) {
           const int64_t i = start + r;
           if (ls[r] == -INFINITY || !causal_ok(g, j, i)) continue;
           float s = 0.0f, dp = 0.0f;
@@ -350,7 +387,7 @@ Geometry make_geometry(const Tensor& qkv, const Tensor& prefix_k, const Attentio
               shape.batch * cfg.heads);
   return {shape.batch,    shape.seq,       shape.prefix,  shape.keys,     cfg.heads,
           cfg.kv_heads,   cfg.head_dim,    shape.group,   cfg.qkv_width(), cfg.q_width(),
-          cfg.kv_width(), cfg.scale,       cfg.mask == AttentionMask::kCausal};
+          cfg.kv_width(), cfg.scale,       cfg.mask == AttentionMask::kCausal, cfg.window};
 }
 
 template <class T>

@@ -44,6 +44,7 @@ struct Geometry {
   int64_t B, T, P, S, H, KVH, D, group, W, qw, kvw;
   float scale;
   bool causal;
+  int64_t window;  // AttentionConfig::window: 0 none, else query i sees keys j > P + i − window
 };
 
 template <class T>
@@ -88,8 +89,13 @@ constexpr float kLog2e = 1.4426950408889634f;
 __device__ __forceinline__ bool key_real(const Geometry& g, const int32_t* mask, int64_t b, int j) {
   return j < g.S && (j < g.P || mask == nullptr || mask[b * g.T + (j - g.P)] != 0);
 }
+// Whether query token i may see key j under causal masking: a prefix key or
+// a token key up to its own, and with a sliding window only keys less than
+// `window` positions back (query i is key P + i), prefix keys included. A
+// window of S or more hides nothing, so it is compared as min(window, S) in
+// 32 bits (ptxas: fewer spills in the D = 64 backward than the 64-bit form).
 __device__ __forceinline__ bool causal_visible(const Geometry& g, int j, int i) {
-  return !g.causal || j < g.P || j - int(g.P) <= i;
+  return !g.causal || ((j < g.P || j - int(g.P) <= i) && (g.window == 0 || int(g.P) + i - j < int(min(g.window, g.S))));
 }
 
 // All kThreads threads copy a (kRowsT, kD) tile into shared memory (row stride
@@ -230,9 +236,17 @@ __device__ __forceinline__ void store_pair(bf16* dst, float x0, float x1, bool a
 }
 
 // Keys a query block [q0, q0 + 64) can see: all, or under causal masking the
-// prefix and tokens up to the block's last query.
+// prefix and tokens up to the block's last query ...
 __device__ __forceinline__ int visible_key_end(const Geometry& g, int q0) {
   return g.causal ? int(min(g.S, g.P + q0 + kBlock)) : int(g.S);
+}
+// ... from 0, or with a sliding window from the first key in its first
+// query's window (later queries' windows start later): P + q0 − window + 1.
+// The sweeps start at the key tile holding it; the tiles before it are
+// wholly outside every window of the block (with T = 4096 and a window of
+// 1024, a block reads at most 18 key tiles of 64, not up to 64).
+__device__ __forceinline__ int visible_key_begin(const Geometry& g, int q0) {
+  return g.causal && g.window > 0 ? int(max(int64_t(0), g.P + q0 - g.window + 1)) : 0;
 }
 
 // Masking is per tile, not per score: most tiles are wholly visible, and
@@ -242,8 +256,9 @@ __device__ __forceinline__ int visible_key_end(const Geometry& g, int q0) {
 // Whether key tile [j0, j0 + kN) needs a mask for a warp's 16 queries
 // [row0, row0 + 16): some key is padding or past the end (not
 // keys_all_real: a vote over the tile's flags `ok`), or under causal
-// masking a token key comes after row0 (causal_cuts). Warp-uniform, so the
-// branch on it never diverges.
+// masking a token key comes after row0 or, with a sliding window, the
+// tile's first key lies outside the last query's window (causal_cuts).
+// Warp-uniform, so the branch on it never diverges.
 template <int kN>
 __device__ __forceinline__ bool keys_all_real(const bool* ok, int lane) {
   bool real = true;
@@ -251,9 +266,11 @@ __device__ __forceinline__ bool keys_all_real(const bool* ok, int lane) {
   for (int c = lane; c < kN; c += 32) real = real && ok[c];
   return __all_sync(0xffffffffu, real);
 }
-template <int kN>
-__device__ __forceinline__ bool causal_cuts(const Geometry& g, int j0, int row0) {
-  return g.causal && j0 + kN - 1 - int(g.P) > row0;  // token index of the last key vs the first query
+// Keys [k_lo, k_hi] against queries [i_lo, i_hi]: the last key vs the
+// first query (causal), the first key vs the last query (window); windows
+// only move forward with the query, so the corners decide for the tile.
+__device__ __forceinline__ bool causal_cuts(const Geometry& g, int k_lo, int k_hi, int i_lo, int i_hi) {
+  return g.causal && (k_hi - int(g.P) > i_lo || (g.window > 0 && int(g.P) + i_hi - k_lo >= g.window));
 }
 
 // Sets to −∞ the entries of a warp's 16 × kN accumulator tile c that
@@ -279,7 +296,7 @@ __device__ __forceinline__ void mask_queries(float (&s)[kMT][kN / 8][4], const G
   const bool all_real = keys_all_real<kN>(ok, lane);
 #pragma unroll
   for (int mt = 0; mt < kMT; ++mt)
-    if (!all_real || causal_cuts<kN>(g, j0, row0 + 16 * mt))
+    if (!all_real || causal_cuts(g, j0, j0 + kN - 1, row0 + 16 * mt, row0 + 16 * mt + 15))
       mask_tile<kN>(s[mt], lane % 4, [&](int r, int col) {
         return ok[col] && causal_visible(g, j0 + col, row + 16 * mt + r * 8);
       });
@@ -358,9 +375,10 @@ __global__ void __launch_bounds__(kFwdThreads, kFwdBlocks<kD>)
   load_tile<kD, kBlock, kThreads>(sq, qkv, [&](int r) -> const bf16* {
     return q0 + r < T ? qkv + (b * g.T + q0 + r) * g.W + h * g.D : nullptr;
   });
-  load_kv_tile<kD, kN, kThreads>(g, sk, sv, sok, 0, 0, qkv, pk, pv, mask, b, kvh);
+  // Key tiles [first_tile, tiles); tile it sits in buffer it & 1.
+  const int first_tile = visible_key_begin(g, q0) / kN, tiles = (visible_key_end(g, q0) + kN - 1) / kN;
+  load_kv_tile<kD, kN, kThreads>(g, sk, sv, sok, first_tile, first_tile & 1, qkv, pk, pv, mask, b, kvh);
   mma::cp_async_commit();
-  const int tiles = (visible_key_end(g, q0) + kN - 1) / kN;
   const float scale2 = g.scale * kLog2e;  // score → log2 units: exp2 is one SFU op
 
   RowFragments<kD, kMT> qa;
@@ -369,10 +387,10 @@ __global__ void __launch_bounds__(kFwdThreads, kFwdBlocks<kD>)
   float m[kMT][2], l[kMT][2];
 #pragma unroll
   for (int mt = 0; mt < kMT; ++mt) m[mt][0] = m[mt][1] = -INFINITY, l[mt][0] = l[mt][1] = 0.0f;
-  for (int it = 0; it < tiles; ++it) {
+  for (int it = first_tile; it < tiles; ++it) {
     const int buf = it & 1;
     next_kv_tile<kD, kN, kThreads>(g, sk, sv, sok, it, tiles, qkv, pk, pv, mask, b, kvh);
-    if (it == 0) qa.load(sq, row0 - q0, lane);
+    if (it == first_tile) qa.load(sq, row0 - q0, lane);
     const bool* ok = sok + buf * kN;
     const int j0 = it * kN;
     float s[kMT][kN / 8][4] = {};
@@ -480,9 +498,10 @@ __device__ __forceinline__ void dq_block(int64_t bh, int qblock, const Geometry&
   load_tile<kD, kBlock, kThreads>(sdo, dout, [&](int r) -> const bf16* {
     return q0 + r < T ? dout + (b * g.T + q0 + r) * g.qw + h * g.D : nullptr;
   });
-  load_kv_tile<kD, kN, kThreads>(g, sk, sv, sok, 0, 0, qkv, pk, pv, mask, b, kvh);
+  // Key tiles [first_tile, tiles), as the forward's.
+  const int first_tile = visible_key_begin(g, q0) / kN, tiles = (visible_key_end(g, q0) + kN - 1) / kN;
+  load_kv_tile<kD, kN, kThreads>(g, sk, sv, sok, first_tile, first_tile & 1, qkv, pk, pv, mask, b, kvh);
   mma::cp_async_commit();
-  const int tiles = (visible_key_end(g, q0) + kN - 1) / kN;
   const float scale2 = g.scale * kLog2e;
   // lse2 (log2 units) is +∞ where the query sees no key or does not exist,
   // so p = 2^(s·scale2 − lse2) = 0 there without a test per score.
@@ -500,10 +519,10 @@ __device__ __forceinline__ void dq_block(int64_t bh, int qblock, const Geometry&
 
   RowFragments<kD, kMT> qa, da;
   float dq[kMT][kD / 8][4] = {};
-  for (int it = 0; it < tiles; ++it) {
+  for (int it = first_tile; it < tiles; ++it) {
     const int buf = it & 1;
     next_kv_tile<kD, kN, kThreads>(g, sk, sv, sok, it, tiles, qkv, pk, pv, mask, b, kvh);
-    if (it == 0) {
+    if (it == first_tile) {
       qa.load(sq, row0 - q0, lane);
       da.load(sdo, row0 - q0, lane);
     }
@@ -644,9 +663,16 @@ __device__ __forceinline__ void dkv_block(int64_t bk, int kblock, int slice, con
   load_tile<kD, kBlock, kThreads>(sv, qkv, [&](int r) -> const bf16* {
     return j0 + r < g.S ? value_row(g, qkv, pv, b, kvh, j0 + r) : nullptr;
   });
-  // Causal: queries before the block's first token key never see it.
+  // Causal: queries before the block's first token key never see it, and
+  // with a sliding window nor do those whose window starts after its last
+  // key j0 + 63, i.e. from query j0 + 63 − P + window on. [q_begin, q_end)
+  // may be empty (prefix blocks more than a window before the first
+  // token): then the block only stores dK = dV = 0 (its K, V copied above
+  // go unused: a branch around the copies cost the D = 96 dkv spills).
   const int q_begin = g.causal ? max(0, j0 - P) : 0;
-  const int qtiles = (T - q_begin + kM - 1) / kM, steps = int(g.group) * qtiles;
+  const int q_end =
+      g.causal && g.window > 0 ? int(max(int64_t(0), min(g.T, j0 + kBlock - 1 - g.P + g.window))) : T;
+  const int qtiles = max(0, q_end - q_begin + kM - 1) / kM, steps = int(g.group) * qtiles;
   // Step n: query head kvh·group + n / qtiles, queries q_begin + (n % qtiles)·kM + [0, kM).
   auto load_queries = [&](int n, int buf) {
     const int64_t h = kvh * g.group + n / qtiles, bh = b * g.H + h;
@@ -665,8 +691,9 @@ __device__ __forceinline__ void dkv_block(int64_t bk, int kblock, int slice, con
       sd[buf * kM + threadIdx.x] = i < T ? delta[bh * g.T + i] : 0.0f;
     }
   };
-  load_queries(0, 0);
+  if (steps > 0) load_queries(0, 0);
   mma::cp_async_commit();
+  if (steps == 0) mma::cp_async_wait<0>();  // no copy outlives the block
   bool real[kMT][2];
 #pragma unroll
   for (int mt = 0; mt < kMT; ++mt)
@@ -721,9 +748,10 @@ __device__ __forceinline__ void dkv_block(int64_t bk, int kblock, int slice, con
     for (int mt = 0; mt < kMT; ++mt) {
       // Rows are keys: a padding key's row may hold anything, since products
       // are row-local and its dK, dV are never stored; only the causal mask
-      // (a token key after the tile's first query) needs the scores masked.
+      // (a token key after the tile's first query, or with a window the
+      // tile's last query past the first key's reach) needs the scores masked.
       const int mkey = key + 16 * mt;
-      if (g.causal && mkey - lane / 4 + 15 - P > i0)
+      if (causal_cuts(g, mkey - lane / 4, mkey - lane / 4 + 15, i0, i0 + kM - 1))
         mask_tile<kM>(st[mt], tq, [&](int r, int col) { return causal_visible(g, mkey + r * 8, i0 + col); });
 #pragma unroll
       for (int nt = 0; nt < kM / 8; ++nt) {

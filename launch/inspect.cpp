@@ -47,17 +47,17 @@ int inspect(const std::string& dir) {
   fmt::print("norm         {}-{}{}{}\n", spec.norm == ops::NormKind::kLayerNorm ? "layernorm" : "rmsnorm",
              spec.placement == model::NormPlacement::kPre ? "pre" : "post", spec.post_norms ? "+post" : "",
              spec.qk_norm ? ", per-head q/k rmsnorm" : "");
-  std::vector<int64_t> nope, local;  // SmolLM3's layers without RoPE, Gemma 3's sliding-window layers
-  for (int64_t l = 0; spec.positions == model::PositionKind::kRope && l < spec.layers; ++l) {
-    if (!spec.rotates(l)) nope.push_back(l);
-    if (spec.is_local(l)) local.push_back(l);
+  std::vector<int64_t> nope, windowed;  // SmolLM3's layers without RoPE; the sliding-window layers
+  for (int64_t l = 0; l < spec.layers; ++l) {
+    if (spec.positions == model::PositionKind::kRope && !spec.rotates(l)) nope.push_back(l);
+    if (spec.window(l) > 0) windowed.push_back(l);
   }
-  // A window over every layer (Mistral, Phi-3, Qwen's use_sliding_window)
-  // or Gemma 3's local layers; ptune refuses sequences that reach past it.
+  // A window over every layer (Mistral, Phi-3) or some (Gemma 3's local layers).
   std::string window;
-  if (spec.sliding_window > 0)
-    window = local.empty() ? fmt::format(", sliding window {} (longer inputs refused)", spec.sliding_window)
-                           : fmt::format(", sliding window {} in layers {}", spec.sliding_window, fmt::join(local, " "));
+  if (!windowed.empty())
+    window = int64_t(windowed.size()) == spec.layers
+                 ? fmt::format(", sliding window {}", spec.sliding_window)
+                 : fmt::format(", sliding window {} in layers {}", spec.sliding_window, fmt::join(windowed, " "));
   fmt::print("attention    {}{}{}\n", spec.is_decoder() ? "causal" : "bidirectional",
              nope.empty() ? "" : fmt::format(", no RoPE in layers {}", fmt::join(nope, " ")), window);
   if (spec.positions == model::PositionKind::kRope) {

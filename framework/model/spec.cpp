@@ -1,6 +1,7 @@
 #include "framework/model/spec.h"
 
 #include <cmath>
+#include <optional>
 
 #include "framework/core/error.h"
 #include "framework/io/json_file.h"
@@ -162,6 +163,23 @@ RopeSpec read_rope(const json& config, const ConfigReader& c, int64_t max_positi
                    c, max_positions);
 }
 
+// layer_types (transformers ≥ 4.5x writes it for models that mix layer
+// kinds): 1 for each "sliding_attention" layer, 0 for "full_attention";
+// nullopt when config.json has no such key.
+std::optional<std::vector<uint8_t>> read_sliding_layers(const json& config, const ConfigReader& c, int64_t layers) {
+  if (!c.has("layer_types")) return std::nullopt;
+  const json& v = config["layer_types"];
+  PTUNE_CHECK(v.is_array() && int64_t(v.size()) == layers, "{}: 'layer_types' must list {} layers, got {}", c.origin(),
+              layers, v.dump());
+  std::vector<uint8_t> sliding(size_t(layers), 0);
+  for (size_t l = 0; l < v.size(); ++l) {
+    PTUNE_CHECK(v[l] == "sliding_attention" || v[l] == "full_attention",
+                "{}: 'layer_types[{}]' is {}, not sliding_attention or full_attention", c.origin(), l, v[l].dump());
+    sliding[l] = v[l] == "sliding_attention";
+  }
+  return sliding;
+}
+
 // Gemma 3: a RoPE for its full-attention layers (base 1e6, and any
 // scaling) and one for its sliding-window layers (base 1e4) —
 // rope_parameters.{full_attention, sliding_attention} (transformers ≥ 5) or
@@ -183,23 +201,17 @@ void read_gemma3_attention(const json& config, const ConfigReader& c, ModelSpec&
     PTUNE_CHECK(s.rope_local.theta > 1e-20 && s.rope_local.theta < 1e30,
                 "{}: 'rope_local_base_freq' must be between 1e-20 and 1e30, got {}", origin, s.rope_local.theta);
   }
-  s.local_layers.assign(size_t(s.layers), 0);
-  if (c.has("layer_types")) {
-    const json& v = config["layer_types"];
-    PTUNE_CHECK(v.is_array() && int64_t(v.size()) == s.layers, "{}: 'layer_types' must list {} layers, got {}",
-                origin, s.layers, v.dump());
-    for (size_t l = 0; l < v.size(); ++l) {
-      PTUNE_CHECK(v[l] == "sliding_attention" || v[l] == "full_attention",
-                  "{}: 'layer_types[{}]' is {}, not sliding_attention or full_attention", origin, l, v[l].dump());
-      s.local_layers[l] = v[l] == "sliding_attention";
-    }
+  if (std::optional<std::vector<uint8_t>> types = read_sliding_layers(config, c, s.layers)) {
+    s.local_layers = std::move(*types);
   } else {
     const int64_t pattern = c.has("sliding_window_pattern") ? c.positive("sliding_window_pattern") : 6;
+    s.local_layers.assign(size_t(s.layers), 0);
     for (size_t l = 0; l < s.local_layers.size(); ++l) s.local_layers[l] = (int64_t(l) + 1) % pattern != 0;
   }
-  // Sliding-window layers are honoured by refusal (forward checks P + T).
+  // The local layers rotate with rope_local and attend over the window.
   if (std::find(s.local_layers.begin(), s.local_layers.end(), 1) != s.local_layers.end())
     s.sliding_window = c.has("sliding_window") ? c.positive("sliding_window") : 4096;
+  s.window_layers = s.local_layers;
   s.query_pre_attn_scalar = c.number("query_pre_attn_scalar", 256.0);
   PTUNE_CHECK(s.query_pre_attn_scalar > 0, "{}: 'query_pre_attn_scalar' must be positive", origin);
   for (const char* k : {"final_logit_softcapping", "attn_logit_softcapping"})
@@ -275,13 +287,24 @@ void read_llama_family(const json& config, const ConfigReader& c, ModelSpec& s) 
     s.proj_bias = false;
     s.mlp_bias = false;
   }
-  // Sliding-window attention is implemented as a refusal at run time when a
-  // sequence would reach past the window (forward checks P + T against it).
+  // Sliding windows (window_layers): Mistral and Phi-3 on every layer;
+  // Qwen2/Qwen3 (use_sliding_window) from max_window_layers on and SmolLM3
+  // on its NoPE layers, as their transformers configs derive layer_types
+  // when config.json does not list them.
+  if (s.arch == Arch::kSmolLM3) s.rope_layers = read_rope_layers(config, c, s.layers);
   if (s.arch == Arch::kMistral || s.arch == Arch::kPhi3) s.sliding_window = c.integer("sliding_window", 0);
   if ((s.arch == Arch::kQwen2 || s.arch == Arch::kQwen3 || s.arch == Arch::kSmolLM3) &&
-      c.boolean("use_sliding_window", false))
+      c.boolean("use_sliding_window", false)) {
     s.sliding_window = c.positive("sliding_window");
-  if (s.arch == Arch::kSmolLM3) s.rope_layers = read_rope_layers(config, c, s.layers);
+    if (std::optional<std::vector<uint8_t>> types = read_sliding_layers(config, c, s.layers)) {
+      s.window_layers = std::move(*types);
+    } else {
+      s.window_layers.assign(size_t(s.layers), 0);
+      const int64_t first = s.arch == Arch::kSmolLM3 ? 0 : c.integer("max_window_layers", 28);
+      for (int64_t l = first; l < s.layers; ++l)
+        s.window_layers[size_t(l)] = s.arch == Arch::kSmolLM3 ? !s.rotates(l) : 1;
+    }
+  }
   if (s.arch == Arch::kGemma3) {
     read_gemma3_attention(config, c, s);
     s.norm_plus_one = true;

@@ -102,10 +102,13 @@ struct ModelSpec {
   // Qwen3, Gemma 3: each query and key head (D values) is RMS-normalised,
   // with weights q_norm / k_norm (D) shared by the heads, before RoPE.
   bool qk_norm = false;
-  // Mistral, Qwen2/Qwen3/SmolLM3 (use_sliding_window), Gemma 3's local
-  // layers: keys further back than this are masked (ptune refuses sequences
-  // that reach that far); 0 = none.
+  // Sliding-window attention (Mistral, Phi-3, Qwen2/Qwen3/SmolLM3 with
+  // use_sliding_window, Gemma 3's local layers): a query sees the keys less
+  // than this many cache positions back, the prefix's included
+  // (ops::AttentionConfig::window); 0 = none. window_layers: 1 for the layers
+  // that have it; empty = every layer.
   int64_t sliding_window = 0;
+  std::vector<uint8_t> window_layers;
   float initializer_range = 0.02f;  // std of random init (transformers' _init_weights)
 
   // Parses config.json; errors name `origin` (the file) and the key.
@@ -116,7 +119,17 @@ struct ModelSpec {
   // A small model of this architecture, for tests and the quickstart.
   static ModelSpec tiny(Arch arch);
 
+  // The attention every layer shares (heads, widths, mask, scale), and
+  // layer l's: the same with its sliding window, if it has one.
   ops::AttentionConfig attention_config() const;
+  ops::AttentionConfig attention_config(int64_t l) const {
+    ops::AttentionConfig a = attention_config();
+    a.window = window(l);
+    return a;
+  }
+  int64_t window(int64_t l) const {
+    return window_layers.empty() || window_layers[size_t(l)] != 0 ? sliding_window : 0;
+  }
   // RoPE inverse frequencies (rotary_dim/2) into `inv` (resized; reused by the
   // caller, so a training step allocates nothing) as transformers computes
   // them for a batch whose largest position id is max_position (dynamic

@@ -113,10 +113,6 @@ Tensor Transformer::forward(const ModelInputs& in, Arena& arena) {
       PTUNE_CHECK(pos[i] >= 0, "position_ids: negative position {} at {}", pos[i], i);
       max_pos = std::max<int64_t>(max_pos, pos[i]);
     }
-    const int64_t P = in.prefix ? in.prefix->length() : 0;
-    PTUNE_CHECK(spec_.sliding_window == 0 || P + T <= spec_.sliding_window,
-                "{}: a prefix of {} + {} tokens reaches past 'sliding_window' {}, which ptune does not implement",
-                spec_.model_type, P, T, spec_.sliding_window);
     positions_ = position_ids;
     const auto upload = [&](bool local) {
       spec_.rope_inv_freq(max_pos, local, host_inv_freq_);
@@ -226,7 +222,7 @@ void Transformer::layer_forward(int64_t l, LayerActivations& a, const Tensor& ou
   }
   // Rotated in place: attention and backward see the rotated q and k.
   if (spec_.rotates(l)) ops::rope_forward(a.qkv, positions_, rope_freq(l), attention_, rope_scale(l));
-  ops::attention_forward(a.attn, a.probs, a.qkv, a.prefix_k, a.prefix_v, mask, attention_);
+  ops::attention_forward(a.attn, a.probs, a.qkv, a.prefix_k, a.prefix_v, mask, spec_.attention_config(l));
   // What the projection and the skip connection read: the selected rows of
   // the attention output and of the block's input, (N, ·), or all of them.
   Tensor attn = a.attn, skip = a.input;
@@ -439,7 +435,7 @@ Tensor Transformer::layer_backward(int64_t l, LayerActivations& a, const Tensor&
   Tensor dqkv = arena.alloc({B, T, attention_.qkv_width()}, act);
   const Tensor dscores = ops::attention_needs_scores(device()) ? arena.alloc(a.probs.shape()) : Tensor();
   ops::attention_backward(dqkv, dprefix_k, dprefix_v, dscores, dattn, a.attn, a.qkv, a.probs, a.prefix_k,
-                          a.prefix_v, attention_, GradMode::kWrite);
+                          a.prefix_v, spec_.attention_config(l), GradMode::kWrite);
   if (!need_input) return Tensor();  // the lowest prompt layer: nothing below needs dx
   // Un-rotate ∂q, ∂k (prefix gradients above are already unrotated).
   if (spec_.rotates(l)) ops::rope_backward(dqkv, positions_, rope_freq(l), attention_, rope_scale(l));

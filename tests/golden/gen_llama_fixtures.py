@@ -8,15 +8,16 @@ Usage (from the repository root):
 
 Writes tests/golden/fixtures/llama/<name>/ for
     llama        LlamaForCausalLM, GQA 4:1, head_dim 12 != hidden/heads (8), llama3 rope scaling, untied
-    mistral      MistralForCausalLM, GQA 2:1, linear rope scaling
+    mistral      MistralForCausalLM, GQA 2:1, linear rope scaling, sliding_window 4 (shorter than the 8 tokens:
+                 the prefix case hides prefix rows from later queries; generation runs past it with a cache)
     qwen2        Qwen2ForCausalLM, GQA 2:1, q/k/v biases, dynamic rope scaling (max_position_embeddings 10,
                  so the prefix case (positions up to 10) rescales and the plain case does not)
     qwen2_cls    Qwen2ForSequenceClassification (3 labels, pad 0): `score` on the last non-pad token
     qwen3        Qwen3ForCausalLM, GQA 2:1, head_dim 12, per-head q/k RMSNorm (perturbed weights),
                  attention_bias (q/k/v and o_proj biases), default rope
     smollm3      SmolLM3ForCausalLM, GQA 2:1, no_rope_layers [1, 0] (the second layer NoPE), mlp_bias, tied
-    gemma3       Gemma3ForCausalLM (gemma3_text), GQA 2:1, head_dim 12, a sliding layer (rope base 100) then a
-                 full one (linear scaling, base 1000), query_pre_attn_scalar 10, (1 + w) norms before and after
+    gemma3       Gemma3ForCausalLM (gemma3_text), GQA 2:1, head_dim 12, a sliding layer (window 5, rope base
+                 100) then a full one (linear scaling, base 1000), query_pre_attn_scalar 10, (1 + w) norms before and after
                  each sub-block, per-head q/k norms, √C-scaled embeddings, GeGLU, tied
     phi3         Phi3ForCausalLM, GQA 2:1, fused qkv_proj / gate_up_proj, default rope
     phi3_long    Phi3ForCausalLM, partial_rotary_factor 0.5 (4 of 8 columns rotate), longrope with
@@ -83,7 +84,7 @@ def make(name):
         return cfg, LlamaForCausalLM
     if name == "mistral":
         cfg = MistralConfig(**COMMON, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                            sliding_window=64, rope_parameters={"rope_type": "linear", "rope_theta": 1000.0,
+                            sliding_window=4, rope_parameters={"rope_type": "linear", "rope_theta": 1000.0,
                                                                 "factor": 2.0})
         return cfg, MistralForCausalLM
     if name == "qwen2":
@@ -108,7 +109,7 @@ def make(name):
     if name == "gemma3":
         common = dict(COMMON, tie_word_embeddings=True)
         cfg = Gemma3TextConfig(**common, num_attention_heads=4, num_key_value_heads=2, head_dim=12,
-                               max_position_embeddings=64, sliding_window=64, query_pre_attn_scalar=10,
+                               max_position_embeddings=64, sliding_window=5, query_pre_attn_scalar=10,
                                layer_types=["sliding_attention", "full_attention"],
                                rope_parameters={"full_attention": {"rope_type": "linear", "factor": 2.0,
                                                                    "rope_theta": 1000.0},

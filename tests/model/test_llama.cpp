@@ -435,21 +435,33 @@ TEST(LlamaSpec, ReadsPhi4MiniPartialRotaryLongRope) {
   testing::expect_error([&] { ModelSpec::from_config(c, "c.json"); }, {"c.json", "partial_rotary_factor: 0.75"});
 }
 
-// A Mistral sliding window shorter than the sequence is refused at forward,
-// naming the key, rather than silently attending past it.
-TEST(LlamaSpec, SlidingWindowShorterThanSequenceIsRefused) {
-  ModelSpec spec = ModelSpec::tiny(Arch::kMistral);
-  spec.sliding_window = 4;
-  Rng rng(1);
-  Transformer model(spec, ModelWeights::random(spec, {}, rng));
-  Arena arena;
-  const int64_t T = 5;
-  Tensor embeds = arena.zeros({1, T, spec.hidden}), positions = arena.alloc({1, T}, DType::kI32);
-  model.default_position_ids(positions, Tensor(), 0);
-  ModelInputs in;
-  in.input_embeds = embeds;
-  in.position_ids = positions;
-  testing::expect_error([&] { model.forward(in, arena); }, {"sliding_window"});
+// Which layers attend over the sliding window: every layer (Mistral,
+// Phi-3); Qwen2/Qwen3 with use_sliding_window from max_window_layers on and
+// SmolLM3 on its NoPE layers (their transformers configs' rule), or
+// layer_types where config.json lists them; none without use_sliding_window.
+TEST(LlamaSpec, SlidingWindowLayersFollowTheConfig) {
+  nlohmann::json c = nlohmann::json::parse(R"({"model_type": "mistral", "hidden_size": 32, "intermediate_size": 64,
+    "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 128,
+    "sliding_window": 6, "max_position_embeddings": 64})");
+  auto windows = [](const ModelSpec& s) {
+    std::vector<int64_t> w;
+    for (int64_t l = 0; l < s.layers; ++l) w.push_back(s.attention_config(l).window);
+    return w;
+  };
+  EXPECT_EQ(windows(ModelSpec::from_config(c, "c.json")), (std::vector<int64_t>{6, 6, 6, 6}));
+  c["model_type"] = "qwen2";
+  EXPECT_EQ(windows(ModelSpec::from_config(c, "c.json")), (std::vector<int64_t>{0, 0, 0, 0}));
+  c["use_sliding_window"] = true;
+  c["max_window_layers"] = 2;
+  EXPECT_EQ(windows(ModelSpec::from_config(c, "c.json")), (std::vector<int64_t>{0, 0, 6, 6}));
+  c["layer_types"] = {"sliding_attention", "full_attention", "sliding_attention", "full_attention"};
+  EXPECT_EQ(windows(ModelSpec::from_config(c, "c.json")), (std::vector<int64_t>{6, 0, 6, 0}));
+  c["layer_types"] = {"sliding_attention"};
+  testing::expect_error([&] { ModelSpec::from_config(c, "c.json"); }, {"c.json", "layer_types", "4 layers"});
+  c.erase("layer_types");
+  c["model_type"] = "smollm3";
+  c["no_rope_layers"] = {1, 0, 1, 0};
+  EXPECT_EQ(windows(ModelSpec::from_config(c, "c.json")), (std::vector<int64_t>{0, 6, 0, 6}));
 }
 
 // A bf16 checkpoint in several shards with an index, as LLaMA-family

@@ -301,6 +301,7 @@ void read_llama_family(const json& config, const ConfigReader& c, ModelSpec& s) 
     } else {
       s.window_layers.assign(size_t(s.layers), 0);
       const int64_t first = s.arch == Arch::kSmolLM3 ? 0 : c.integer("max_window_layers", 28);
+      PTUNE_CHECK(first >= 0, "{}: 'max_window_layers' must not be negative, got {}", origin, first);
       for (int64_t l = first; l < s.layers; ++l)
         s.window_layers[size_t(l)] = s.arch == Arch::kSmolLM3 ? !s.rotates(l) : 1;
     }

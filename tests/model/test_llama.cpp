@@ -454,6 +454,9 @@ TEST(LlamaSpec, SlidingWindowLayersFollowTheConfig) {
   c["use_sliding_window"] = true;
   c["max_window_layers"] = 2;
   EXPECT_EQ(windows(ModelSpec::from_config(c, "c.json")), (std::vector<int64_t>{0, 0, 6, 6}));
+  c["max_window_layers"] = -1;
+  testing::expect_error([&] { ModelSpec::from_config(c, "c.json"); }, {"c.json", "max_window_layers", "-1"});
+  c["max_window_layers"] = 2;
   c["layer_types"] = {"sliding_attention", "full_attention", "sliding_attention", "full_attention"};
   EXPECT_EQ(windows(ModelSpec::from_config(c, "c.json")), (std::vector<int64_t>{6, 0, 6, 0}));
   c["layer_types"] = {"sliding_attention"};

@@ -138,10 +138,13 @@ INSTANTIATE_TEST_SUITE_P(Configs, Attention,
                                            Case{4, 2, 2, M::kCausal, true}, Case{4, 1, 2, M::kBidirectional, true},
                                            Case{4, 2, 3, M::kCausal, true, 150}, Case{2, 2, 0, M::kCausal, false, 129},
                                            // Sliding windows: inside one query block, hiding the prefix
-                                           // from late queries, and across CPU query blocks.
+                                           // from late queries, and across CPU query blocks (whose GEMMs
+                                           // start at the first block row's window).
                                            Case{2, 2, 0, M::kCausal, true, 7, 3}, Case{4, 2, 3, M::kCausal, true, 9, 5},
                                            Case{2, 1, 2, M::kCausal, true, 6, 1},  // padding sees no key
-                                           Case{4, 2, 3, M::kCausal, true, 150, 70}));
+                                           Case{4, 2, 3, M::kCausal, true, 150, 70},
+                                           // The second query block's window starts inside the prefix.
+                                           Case{2, 1, 3, M::kCausal, false, 150, 66}));
 
 }  // namespace
 }  // namespace ptune

@@ -83,15 +83,21 @@ void masked_softmax_row(float* row, int64_t P, int64_t T, const int32_t* key_mas
 
 // Causal attention runs in blocks of query rows: rows [i0, i0 + rows) see
 // at most the first i0 + rows token keys, so no GEMM computes scores above
-// the diagonal block (at sequence 512, 44% of the token-key work).
-// Bidirectional attention is one block. Calls f(i0, rows, keys).
+// the diagonal block (at sequence 512, 44% of the token-key work), and with
+// a sliding window none of the keys before the window of the block's first
+// query, P + i0 − window + 1 (later rows' windows start later), prefix rows
+// included. Bidirectional attention is one block. Calls f(i0, rows, pf, tf,
+// keys): the block's scores are those of prefix keys [pf, P) and token keys
+// [tf, keys); every other entry of its probability rows is zero.
 constexpr int64_t kCausalBlock = 64;
 template <class F>
-void for_each_query_block(int64_t T, bool causal, F&& f) {
+void for_each_query_block(int64_t T, int64_t P, const AttentionConfig& cfg, F&& f) {
+  const bool causal = cfg.mask == AttentionMask::kCausal;
   const int64_t block = causal ? kCausalBlock : std::max<int64_t>(T, 1);
   for (int64_t i0 = 0; i0 < T; i0 += block) {
     const int64_t rows = std::min(block, T - i0);
-    f(i0, rows, causal ? i0 + rows : T);
+    const int64_t first = cfg.window > 0 ? std::max<int64_t>(P + i0 - cfg.window + 1, 0) : 0;
+    f(i0, rows, std::min(first, P), std::max<int64_t>(first - P, 0), causal ? i0 + rows : T);
   }
 }
 
@@ -119,22 +125,23 @@ void attention_forward(const Tensor& out, const Tensor& probs, const Tensor& qkv
       const float* tokens = pqkv + b * T * W;
       float* att = pprobs + (b * l.heads + h) * T * S;  // (T, P + T)
       float* o = pout + b * T * l.q_width + h * D;      // (T, D), row stride H·D
-      for_each_query_block(T, causal, [&](int64_t i0, int64_t rows, int64_t keys) {
+      for_each_query_block(T, P, cfg, [&](int64_t i0, int64_t rows, int64_t pf, int64_t tf, int64_t keys) {
         const float* q = tokens + i0 * W + l.q_offset(h);  // (rows, D)
         float* a = att + i0 * S;                           // (rows, P + T)
         float* ob = o + i0 * l.q_width;
-        if (P) gemm(Trans::kNo, Trans::kYes, rows, P, D, cfg.scale, q, W, pk + l.prefix_offset(h), l.kv_width, 0.0f,
-                    a, S);
-        gemm(Trans::kNo, Trans::kYes, rows, keys, D, cfg.scale, q, W, tokens + l.k_offset(h), W, 0.0f, a + P, S);
+        const float* pkb = pk ? pk + pf * l.kv_width + l.prefix_offset(h) : nullptr;
+        const float* pvb = pv ? pv + pf * l.kv_width + l.prefix_offset(h) : nullptr;
+        if (pf < P) gemm(Trans::kNo, Trans::kYes, rows, P - pf, D, cfg.scale, q, W, pkb, l.kv_width, 0.0f, a + pf, S);
+        gemm(Trans::kNo, Trans::kYes, rows, keys - tf, D, cfg.scale, q, W, tokens + tf * W + l.k_offset(h), W, 0.0f,
+             a + P + tf, S);
         for (int64_t r = 0; r < rows; ++r) {
           // Query i0 + r is key P + i0 + r; its window starts window − 1 keys back.
           const int64_t first = cfg.window > 0 ? std::max<int64_t>(P + i0 + r - cfg.window + 1, 0) : 0;
           masked_softmax_row(a + r * S, P, T, pmask ? pmask + b * T : nullptr, first, causal ? i0 + r + 1 : T);
         }
-        if (P) gemm(Trans::kNo, Trans::kNo, rows, D, P, 1.0f, a, S, pv + l.prefix_offset(h), l.kv_width, 0.0f, ob,
-                    l.q_width);
-        gemm(Trans::kNo, Trans::kNo, rows, D, keys, 1.0f, a + P, S, tokens + l.v_offset(h), W, P ? 1.0f : 0.0f, ob,
-             l.q_width);
+        if (pf < P) gemm(Trans::kNo, Trans::kNo, rows, D, P - pf, 1.0f, a + pf, S, pvb, l.kv_width, 0.0f, ob, l.q_width);
+        gemm(Trans::kNo, Trans::kNo, rows, D, keys - tf, 1.0f, a + P + tf, S, tokens + tf * W + l.v_offset(h), W,
+             pf < P ? 1.0f : 0.0f, ob, l.q_width);
       });
     }
   }
@@ -159,7 +166,6 @@ void attention_backward(const Tensor& dqkv, const Tensor& dprefix_k, const Tenso
   const float* pdout = dout.data<float>();
   float* pdqkv = dqkv.data<float>();
   float* pds = dscores.data<float>();
-  const bool causal = cfg.mask == AttentionMask::kCausal;
   const int64_t T = l.seq, P = l.prefix, S = l.keys, D = l.head_dim, W = l.qkv_width;
 
   // Pass 1: everything that belongs to one (batch, kv head) pair — the
@@ -174,35 +180,47 @@ void attention_backward(const Tensor& dqkv, const Tensor& dprefix_k, const Tenso
         const float* att = pprobs + (b * l.heads + h) * T * S;
         float* ds = pds + (b * l.heads + h) * T * S;
         const float* dout_h = pdout + b * T * l.q_width + h * D;
-        for_each_query_block(T, causal, [&](int64_t i0, int64_t rows, int64_t keys) {
-          const float* a = att + i0 * S;  // (rows, P + T); keys ≥ `keys` have p = 0
+        for_each_query_block(T, P, cfg, [&](int64_t i0, int64_t rows, int64_t pf, int64_t tf, int64_t keys) {
+          const float* a = att + i0 * S;  // (rows, P + T); keys outside [pf, P) ∪ [P + tf, P + keys) have p = 0
           float* d = ds + i0 * S;
           const float* dob = dout_h + i0 * l.q_width;
           const float* q = tokens + i0 * W + l.q_offset(h);
           float* dq = dtokens + i0 * W + l.q_offset(h);
+          const float* pkb = pk ? pk + pf * l.kv_width + l.prefix_offset(h) : nullptr;
+          const float* pvb = pv ? pv + pf * l.kv_width + l.prefix_offset(h) : nullptr;
+          const int64_t kt = keys - tf;  // token keys the block sees, from tf
           // dprobs = dout · Vᵀ
-          if (P) gemm(Trans::kNo, Trans::kYes, rows, P, D, 1.0f, dob, l.q_width, pv + l.prefix_offset(h), l.kv_width,
-                      0.0f, d, S);
-          gemm(Trans::kNo, Trans::kYes, rows, keys, D, 1.0f, dob, l.q_width, tokens + l.v_offset(h), W, 0.0f, d + P, S);
+          if (pf < P) gemm(Trans::kNo, Trans::kYes, rows, P - pf, D, 1.0f, dob, l.q_width, pvb, l.kv_width, 0.0f,
+                           d + pf, S);
+          gemm(Trans::kNo, Trans::kYes, rows, kt, D, 1.0f, dob, l.q_width, tokens + tf * W + l.v_offset(h), W, 0.0f,
+               d + P + tf, S);
           // dV += probsᵀ · dout
-          gemm(Trans::kYes, Trans::kNo, keys, D, rows, 1.0f, a + P, S, dob, l.q_width, 1.0f, dtokens + l.v_offset(h),
-               W);
-          // Softmax backward: dscore = p ⊙ (dp − Σ p·dp); masked keys have p = 0.
+          gemm(Trans::kYes, Trans::kNo, kt, D, rows, 1.0f, a + P + tf, S, dob, l.q_width, 1.0f,
+               dtokens + tf * W + l.v_offset(h), W);
+          // Softmax backward: dscore = p ⊙ (dp − Σ p·dp) over the keys the
+          // block computed; the rest of the row is 0 (pass 2 reads it whole).
           for (int64_t r = 0; r < rows; ++r) {
             const float* p = a + r * S;
             float* dr = d + r * S;
             float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-            for (int64_t j = 0; j < P + keys; ++j) dot += p[j] * dr[j];
+            for (int64_t j = pf; j < P; ++j) dot += p[j] * dr[j];
+#pragma omp simd reduction(+ : dot)
+            for (int64_t j = P + tf; j < P + keys; ++j) dot += p[j] * dr[j];
 #pragma omp simd
-            for (int64_t j = 0; j < P + keys; ++j) dr[j] = p[j] * (dr[j] - dot);
+            for (int64_t j = pf; j < P; ++j) dr[j] = p[j] * (dr[j] - dot);
+#pragma omp simd
+            for (int64_t j = P + tf; j < P + keys; ++j) dr[j] = p[j] * (dr[j] - dot);
+            std::fill(dr, dr + pf, 0.0f);
+            std::fill(dr + P, dr + P + tf, 0.0f);
             std::fill(dr + P + keys, dr + S, 0.0f);
           }
           // dQ += scale · dscores · K;  dK += scale · dscoresᵀ · Q
-          if (P) gemm(Trans::kNo, Trans::kNo, rows, D, P, cfg.scale, d, S, pk + l.prefix_offset(h), l.kv_width, 1.0f,
-                      dq, W);
-          gemm(Trans::kNo, Trans::kNo, rows, D, keys, cfg.scale, d + P, S, tokens + l.k_offset(h), W, 1.0f, dq, W);
-          gemm(Trans::kYes, Trans::kNo, keys, D, rows, cfg.scale, d + P, S, q, W, 1.0f, dtokens + l.k_offset(h), W);
+          if (pf < P) gemm(Trans::kNo, Trans::kNo, rows, D, P - pf, cfg.scale, d + pf, S, pkb, l.kv_width, 1.0f, dq, W);
+          gemm(Trans::kNo, Trans::kNo, rows, D, kt, cfg.scale, d + P + tf, S, tokens + tf * W + l.k_offset(h), W, 1.0f,
+               dq, W);
+          gemm(Trans::kYes, Trans::kNo, kt, D, rows, cfg.scale, d + P + tf, S, q, W, 1.0f,
+               dtokens + tf * W + l.k_offset(h), W);
         });
       }
     }

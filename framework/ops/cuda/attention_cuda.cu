@@ -73,26 +73,11 @@ template <int kD>
 constexpr int kTile = kD > 128 ? 16 : 32;
 
 
-// Key j visible to query token i under the causal mask and the sliding
-// window (the padding part is checked by the caller via ok / key_visible).
-// The window counts from the query's own key P + i over the prefix too, so
-// it hides prefix rows from late queries (attention.h).
-__device__ __forceinline__ bool causal_ok(const Geometry& g, int64_t j, int64_t i) {
-  return (!g.causal || j < g.P || j - g.P <= i) && (g.window == 0 || g.P + i - j < g.window);
-}
+// Which keys a query sees (causal mask, sliding window) is decided by the
+// helpers the tensor-core kernels use (flash_attention.cuh: causal_visible,
+// visible_key_begin, visible_query_end); the padding part by the caller
+// (ok / key_visible).
 
-// The first key query i can see: keys j ≤ P + i − window are outside its
-// window; 0 without one. Increasing in i, so a block's first query gives
-// the block's first key.
-__device__ __forceinline__ int64_t window_first_key(const Geometry& g, int64_t i) {
-  return g.window > 0 && g.P + i - g.window + 1 > 0 ? g.P + i - g.window + 1 : 0;
-}
-// One past the last query that sees key j within the window: P + i − j <
-// window ⇔ i < j − P + window (T without one; ≤ 0 for a prefix key the
-// window hides from every query). Increasing in j.
-__device__ __forceinline__ int64_t window_query_end(const Geometry& g, int64_t j) {
-  return g.window > 0 && j - g.P + g.window < g.T ? j - g.P + g.window : g.T;
-}
 // Rows of a staged tile [start, start + kTile) before `first`: a thread
 // starts its sweep of the tile there, so rows outside its window cost
 // nothing (the block stages the tile once for all its threads).
@@ -139,7 +124,7 @@ __global__ void flash_forward_kernel(Geometry g, T* out, float* lse, const T* qk
   // Causal: keys past the block's last query are never visible. Sliding
   // window: nor keys before the block's first query's window (the later
   // queries' windows start later still), nor, per row, before its own.
-  const int64_t first = window_first_key(g, q0), row_first = window_first_key(g, i);
+  const int64_t first = visible_key_begin(g, int(q0)), row_first = visible_key_begin(g, int(i));
   const int64_t last = g.causal ? min(g.S, g.P + q0 + kRows) : g.S;
   for (int64_t start = first; start < last; start += kTile<kD>) {
     stage_keys<T, kD>(g, qkv, pk, pv, mask, b, kvh, start, ks, vs, ok);
@@ -147,7 +132,7 @@ __global__ void flash_forward_kernel(Geometry g, T* out, float* lse, const T* qk
     if (active) {
       for (int r = tile_skip<kD>(row_first, start); r < kTile<kD>; ++r) {
         const int64_t j = start + r;
-        if (!ok[r] || !causal_ok(g, j, i)) continue;
+        if (!ok[r] || !causal_visible(g, int(j), int(i))) continue;
         float s = 0.0f;
 #pragma unroll
         for (int d = 0; d < kD; ++d) s += q[d] * ks[r][d];
@@ -195,7 +180,7 @@ __global__ void flash_dq_kernel(Geometry g, T* dqkv, const T* dout, const T* qkv
     a[d] = 0.0f;
   }
   // The forward's key range (causal end, sliding-window start).
-  const int64_t first = window_first_key(g, q0), row_first = window_first_key(g, i);
+  const int64_t first = visible_key_begin(g, int(q0)), row_first = visible_key_begin(g, int(i));
   const int64_t last = g.causal ? min(g.S, g.P + q0 + kRows) : g.S;
   for (int64_t start = first; start < last; start += kTile<kD>) {
     stage_keys<T, kD>(g, qkv, pk, pv, mask, b, kvh, start, ks, vs, ok);
@@ -203,7 +188,7 @@ __global__ void flash_dq_kernel(Geometry g, T* dqkv, const T* dout, const T* qkv
     if (active) {
       for (int r = tile_skip<kD>(row_first, start); r < kTile<kD>; ++r) {
         const int64_t j = start + r;
-        if (!ok[r] || !causal_ok(g, j, i)) continue;
+        if (!ok[r] || !causal_visible(g, int(j), int(i))) continue;
         float s = 0.0f, dp = 0.0f;
 #pragma unroll
         for (int d = 0; d < kD; ++d) {
@@ -253,7 +238,7 @@ __global__ void flash_dkv_kernel(Geometry g, T* dqkv, float* part, const T* dout
   // end (q_end ≤ q_begin, no sweep at all, for prefix keys the window hides).
   const int64_t first_key_t = j0 - g.P;
   const int64_t q_begin = g.causal && first_key_t > 0 ? first_key_t : 0;
-  const int64_t q_end = window_query_end(g, min(g.S, j0 + kRows) - 1), row_end = window_query_end(g, j);
+  const int64_t q_end = visible_query_end(g, min(g.S, j0 + kRows) - 1), row_end = visible_query_end(g, j);
   for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; ++h) {
     const int64_t bh = b * g.H + h;
     for (int64_t start = q_begin; start < q_end; start += kTile<kD>) {
@@ -273,7 +258,7 @@ __global__ void flash_dkv_kernel(Geometry g, T* dqkv, float* part, const T* dout
         const int64_t rows = min(int64_t(kTile<kD>), row_end - start);
         for (int r = 0; r < rows; ++r) {
           const int64_t i = start + r;
-          if (ls[r] == -INFINITY || !causal_ok(g, j, i)) continue;
+          if (ls[r] == -INFINITY || !causal_visible(g, int(j), int(i))) continue;
           float s = 0.0f, dp = 0.0f;
 #pragma unroll
           for (int d = 0; d < kD; ++d) {

@@ -248,6 +248,13 @@ __device__ __forceinline__ int visible_key_end(const Geometry& g, int q0) {
 __device__ __forceinline__ int visible_key_begin(const Geometry& g, int q0) {
   return g.causal && g.window > 0 ? int(max(int64_t(0), g.P + q0 - g.window + 1)) : 0;
 }
+// One past the last query whose window reaches key j (P + i − j < window ⇔
+// i < j − P + window): T without a window, 0 for a prefix key the window
+// hides from every query. Increasing in j, so a key block's last key bounds
+// the queries of the block.
+__device__ __forceinline__ int visible_query_end(const Geometry& g, int64_t j) {
+  return g.causal && g.window > 0 ? int(max(int64_t(0), min(g.T, j - g.P + g.window))) : int(g.T);
+}
 
 // Masking is per tile, not per score: most tiles are wholly visible, and
 // there the softmax is one FFMA and one exp2 per score (tested per score,
@@ -670,8 +677,7 @@ __device__ __forceinline__ void dkv_block(int64_t bk, int kblock, int slice, con
   // token): then the block only stores dK = dV = 0 (its K, V copied above
   // go unused: a branch around the copies cost the D = 96 dkv spills).
   const int q_begin = g.causal ? max(0, j0 - P) : 0;
-  const int q_end =
-      g.causal && g.window > 0 ? int(max(int64_t(0), min(g.T, j0 + kBlock - 1 - g.P + g.window))) : T;
+  const int q_end = visible_query_end(g, j0 + kBlock - 1);
   const int qtiles = max(0, q_end - q_begin + kM - 1) / kM, steps = int(g.group) * qtiles;
   // Step n: query head kvh·group + n / qtiles, queries q_begin + (n % qtiles)·kM + [0, kM).
   auto load_queries = [&](int n, int buf) {
